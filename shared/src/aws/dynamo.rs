@@ -1,0 +1,473 @@
+//! [`JobStore`] on DynamoDB: one item per job, partition key `pk` = job id.
+//! Every write is a single conditional request; a failed condition returns
+//! the old item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) so callers
+//! learn why without a second read. Non-terminal jobs carry `due_shard` and
+//! `due_at`, the keys of the sparse index the reconciler scans.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::describe;
+use crate::job::{Finish, JobId, JobRecord, JobStatus, Lease, ProgressUpdate, RETRY_DUE_GRACE_MS};
+use crate::ports::{ClaimOutcome, CreateOutcome, JobStore, ProgressAck, StoreError};
+
+/// The partition key of the sparse due index; every non-terminal job has it.
+pub const DUE_SHARD: &str = "due";
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoJobStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoJobStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: &str) -> Self {
+        DynamoJobStore {
+            client,
+            table: table.to_owned(),
+        }
+    }
+
+    fn update(&self, id: &JobId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(id.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// Sends a lease-fenced update: `status = RUNNING AND lease_owner = :owner`.
+    async fn fenced_update(&self, builder: UpdateItemFluentBuilder, lease_owner: &str) -> Result<Item, StoreError> {
+        let result = builder
+            .condition_expression("#status = :running AND #lease_owner = :owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#lease_owner", "lease_owner")
+            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
+            .expression_attribute_values(":owner", s(lease_owner))
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .attributes
+                .ok_or_else(|| StoreError::Corrupt("update returned no attributes".into())),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::LeaseLost)
+            }
+            Err(err) => Err(StoreError::Unavailable(describe(&err))),
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn create(&self, job: &JobRecord, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(job)))
+            .condition_expression("attribute_not_exists(pk) OR #expires_at < :now_s")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e)) => {
+                    let old = e
+                        .item()
+                        .ok_or_else(|| StoreError::Corrupt("condition failed without the old item".into()))?;
+                    Ok(CreateOutcome::Exists(Box::new(from_item(old)?)))
+                }
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        output.item.as_ref().map(from_item).transpose()
+    }
+
+    async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
+        let result = self
+            .update(id)
+            .update_expression(
+                "SET #status = :running, #lease_owner = :owner, #lease_expires_at = :lease_exp, \
+                 #attempts = #attempts + :one, #started_at = if_not_exists(#started_at, :now), \
+                 #due_at = :lease_exp, #updated_at = :now, #version = #version + :one",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND ((#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now) \
+                 AND #cancel_requested = :false) OR (#status = :running AND #lease_expires_at < :now))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#lease_owner", "lease_owner")
+            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_names("#started_at", "started_at")
+            .expression_attribute_names("#due_at", "due_at")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#run_at", "run_at")
+            .expression_attribute_names("#cancel_requested", "cancel_requested")
+            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
+            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .expression_attribute_values(":lease_exp", n(lease.expires_at))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item = output
+                    .attributes
+                    .ok_or_else(|| StoreError::Corrupt("claim returned no attributes".into()))?;
+                Ok(ClaimOutcome::Claimed(Box::new(from_item(&item)?)))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    match e.item() {
+                        Some(old) => Ok(ClaimOutcome::NotClaimable(Box::new(from_item(old)?))),
+                        None => Ok(ClaimOutcome::NotFound),
+                    }
+                }
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    async fn record_progress(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        update: &ProgressUpdate,
+        now_ms: i64,
+    ) -> Result<ProgressAck, StoreError> {
+        let mut set = vec!["#progress = :progress", "#updated_at = :now", "#version = #version + :one"];
+        let mut builder = self
+            .update(id)
+            .expression_attribute_names("#progress", "progress")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#progress_message", "progress_message")
+            .expression_attribute_values(":progress", n(i64::from(update.progress)))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1));
+        let mut remove = "";
+        match &update.message {
+            Some(message) => {
+                set.push("#progress_message = :message");
+                builder = builder.expression_attribute_values(":message", s(message));
+            }
+            None => remove = " REMOVE #progress_message",
+        }
+        if let Some(checkpoint) = &update.checkpoint {
+            set.push("#checkpoint = :checkpoint");
+            builder = builder
+                .expression_attribute_names("#checkpoint", "checkpoint")
+                .expression_attribute_values(":checkpoint", json_attr(checkpoint)?);
+        }
+        let expression = format!("SET {}{remove}", set.join(", "));
+        let item = self.fenced_update(builder.update_expression(expression), lease_owner).await?;
+        Ok(ProgressAck {
+            cancel_requested: bool_attr(&item, "cancel_requested")?.unwrap_or(false),
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        finish: &Finish,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<JobRecord, StoreError> {
+        let mut builder = self
+            .update(id)
+            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#due_at", "due_at")
+            .expression_attribute_values(":status", s(finish.status().as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1));
+        let common = "#status = :status, #updated_at = :now, #version = #version + :one";
+        let expression = match finish {
+            Finish::Retry { error, run_at } => {
+                builder = builder
+                    .expression_attribute_names("#error", "error")
+                    .expression_attribute_names("#run_at", "run_at")
+                    .expression_attribute_values(":error", json_attr(error)?)
+                    .expression_attribute_values(":run_at", n(*run_at))
+                    .expression_attribute_values(":due_at", n(run_at + RETRY_DUE_GRACE_MS));
+                format!(
+                    "SET {common}, #error = :error, #run_at = :run_at, #due_at = :due_at \
+                     REMOVE #lease_owner, #lease_expires_at"
+                )
+            }
+            terminal => {
+                builder = builder
+                    .expression_attribute_names("#finished_at", "finished_at")
+                    .expression_attribute_names("#expires_at", "expires_at")
+                    .expression_attribute_names("#due_shard", "due_shard")
+                    .expression_attribute_values(
+                        ":expires_at",
+                        n(JobRecord::expiry_after(now_ms, retention_seconds)),
+                    );
+                let ending = "#finished_at = :now, #expires_at = :expires_at";
+                let cleared = "#lease_owner, #lease_expires_at, #due_at, #due_shard";
+                match terminal {
+                    Finish::Succeeded { results } => {
+                        builder = builder
+                            .expression_attribute_names("#results", "results")
+                            .expression_attribute_names("#progress", "progress")
+                            .expression_attribute_names("#error", "error")
+                            .expression_attribute_values(":results", json_attr(results)?)
+                            .expression_attribute_values(":hundred", n(100));
+                        format!(
+                            "SET {common}, {ending}, #results = :results, #progress = :hundred \
+                             REMOVE {cleared}, #error"
+                        )
+                    }
+                    Finish::Failed { error } => {
+                        builder = builder
+                            .expression_attribute_names("#error", "error")
+                            .expression_attribute_values(":error", json_attr(error)?);
+                        format!("SET {common}, {ending}, #error = :error REMOVE {cleared}")
+                    }
+                    _ => format!("SET {common}, {ending} REMOVE {cleared}"),
+                }
+            }
+        };
+        let item = self.fenced_update(builder.update_expression(expression), lease_owner).await?;
+        from_item(&item)
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn json_attr<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(value)
+        .map(AttributeValue::S)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The item a record is stored as. Structured fields (input, checkpoint,
+/// results, error) are JSON strings; times are numbers.
+pub(crate) fn to_item(job: &JobRecord) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(job.id.as_str()));
+    item.insert("owner".into(), s(&job.owner));
+    item.insert("job_type".into(), s(&job.job_type));
+    item.insert("queue".into(), s(&job.queue));
+    item.insert("status".into(), s(job.status.as_str()));
+    item.insert("input".into(), AttributeValue::S(job.input.to_string()));
+    item.insert("request_hash".into(), s(&job.request_hash));
+    item.insert("attempts".into(), n(i64::from(job.attempts)));
+    item.insert("max_attempts".into(), n(i64::from(job.max_attempts)));
+    item.insert("progress".into(), n(i64::from(job.progress)));
+    item.insert("cancel_requested".into(), AttributeValue::Bool(job.cancel_requested));
+    item.insert("created_at".into(), n(job.created_at));
+    item.insert("updated_at".into(), n(job.updated_at));
+    item.insert("expires_at".into(), n(job.expires_at));
+    item.insert("version".into(), n(job.version as i64));
+    let optional_numbers = [
+        ("lease_expires_at", job.lease_expires_at),
+        ("started_at", job.started_at),
+        ("finished_at", job.finished_at),
+        ("run_at", job.run_at),
+        ("due_at", job.due_at),
+    ];
+    for (name, value) in optional_numbers {
+        if let Some(value) = value {
+            item.insert(name.into(), n(value));
+        }
+    }
+    if job.due_at.is_some() {
+        item.insert("due_shard".into(), s(DUE_SHARD));
+    }
+    if let Some(owner) = &job.lease_owner {
+        item.insert("lease_owner".into(), s(owner));
+    }
+    if let Some(message) = &job.progress_message {
+        item.insert("progress_message".into(), s(message));
+    }
+    if let Some(checkpoint) = &job.checkpoint {
+        item.insert("checkpoint".into(), AttributeValue::S(checkpoint.to_string()));
+    }
+    if !job.results.is_empty() {
+        item.insert(
+            "results".into(),
+            AttributeValue::S(serde_json::to_string(&job.results).unwrap_or_default()),
+        );
+    }
+    if let Some(error) = &job.error {
+        item.insert(
+            "error".into(),
+            AttributeValue::S(serde_json::to_string(error).unwrap_or_default()),
+        );
+    }
+    item
+}
+
+/// Decodes an item written by [`to_item`] (or updated since).
+pub(crate) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
+    let id_raw = str_attr(item, "pk")?.ok_or_else(|| corrupt("pk"))?;
+    let id = JobId::parse(&id_raw).ok_or_else(|| corrupt("pk"))?;
+    let status_raw = str_attr(item, "status")?.ok_or_else(|| corrupt("status"))?;
+    Ok(JobRecord {
+        id,
+        owner: required_str(item, "owner")?,
+        job_type: required_str(item, "job_type")?,
+        queue: required_str(item, "queue")?,
+        status: JobStatus::parse(&status_raw).ok_or_else(|| corrupt("status"))?,
+        input: json_field(item, "input")?.unwrap_or(serde_json::Value::Null),
+        request_hash: required_str(item, "request_hash")?,
+        attempts: num_attr(item, "attempts")?.unwrap_or(0),
+        max_attempts: num_attr(item, "max_attempts")?.unwrap_or(1),
+        lease_owner: str_attr(item, "lease_owner")?,
+        lease_expires_at: num_attr(item, "lease_expires_at")?,
+        progress: num_attr(item, "progress")?.unwrap_or(0),
+        progress_message: str_attr(item, "progress_message")?,
+        checkpoint: json_field(item, "checkpoint")?,
+        results: json_field(item, "results")?.unwrap_or_default(),
+        error: json_field(item, "error")?,
+        cancel_requested: bool_attr(item, "cancel_requested")?.unwrap_or(false),
+        created_at: num_attr(item, "created_at")?.ok_or_else(|| corrupt("created_at"))?,
+        updated_at: num_attr(item, "updated_at")?.unwrap_or(0),
+        started_at: num_attr(item, "started_at")?,
+        finished_at: num_attr(item, "finished_at")?,
+        run_at: num_attr(item, "run_at")?,
+        due_at: num_attr(item, "due_at")?,
+        expires_at: num_attr(item, "expires_at")?.unwrap_or(0),
+        version: num_attr(item, "version")?.unwrap_or(0),
+    })
+}
+
+fn corrupt(field: &str) -> StoreError {
+    StoreError::Corrupt(format!("attribute {field} missing or malformed"))
+}
+
+fn str_attr(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(corrupt(name)),
+    }
+}
+
+fn required_str(item: &Item, name: &str) -> Result<String, StoreError> {
+    str_attr(item, name)?.ok_or_else(|| corrupt(name))
+}
+
+fn num_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(value)) => value.parse().map(Some).map_err(|_| corrupt(name)),
+        Some(_) => Err(corrupt(name)),
+    }
+}
+
+fn bool_attr(item: &Item, name: &str) -> Result<Option<bool>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::Bool(value)) => Ok(Some(*value)),
+        Some(_) => Err(corrupt(name)),
+    }
+}
+
+fn json_field<T: DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
+    str_attr(item, name)?
+        .map(|raw| serde_json::from_str(&raw).map_err(|_| corrupt(name)))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobError, NewJob, ResultObject};
+    use serde_json::json;
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let mut job = JobRecord::new_queued(
+            NewJob {
+                id: JobId::random(),
+                owner: "alice".into(),
+                job_type: "report".into(),
+                queue: "fast".into(),
+                input: json!({"group_by": "region", "values": ["amount"]}),
+                request_hash: "abc".into(),
+                max_attempts: 3,
+                delay_seconds: 5,
+            },
+            1_000_000,
+            3600,
+            60_000,
+        );
+        job.lease_owner = Some("w".into());
+        job.checkpoint = Some(json!({"offset": 42}));
+        job.results = vec![ResultObject {
+            name: "summary.json".into(),
+            key: "results/x/summary.json".into(),
+            content_type: "application/json".into(),
+            bytes: 10,
+        }];
+        job.error = Some(JobError::retryable("boom", "it broke"));
+        let item = to_item(&job);
+        assert_eq!(item["due_shard"], s(DUE_SHARD));
+        assert_eq!(from_item(&item).unwrap(), job);
+
+        job.due_at = None;
+        assert!(!to_item(&job).contains_key("due_shard"));
+    }
+
+    #[test]
+    fn malformed_items_are_corrupt_not_panics() {
+        let mut item = to_item(&JobRecord::new_queued(
+            NewJob {
+                id: JobId::random(),
+                owner: "o".into(),
+                job_type: "t".into(),
+                queue: "fast".into(),
+                input: json!(null),
+                request_hash: "h".into(),
+                max_attempts: 1,
+                delay_seconds: 0,
+            },
+            0,
+            1,
+            1,
+        ));
+        item.insert("status".into(), s("WEIRD"));
+        assert!(matches!(from_item(&item), Err(StoreError::Corrupt(_))));
+        item.insert("status".into(), n(3));
+        assert!(matches!(from_item(&item), Err(StoreError::Corrupt(_))));
+    }
+}

@@ -1,0 +1,62 @@
+//! AWS adapters of the ports: DynamoDB for job records, SQS for the work
+//! queues, S3 for inputs and results. Clients are built once per process
+//! ([`AwsClients::load`]); `AWS_ENDPOINT_URL` (honoured by the SDK itself)
+//! points them at an emulator (moto, LocalStack) instead of AWS.
+
+mod dynamo;
+mod s3;
+mod sqs;
+
+pub use dynamo::DynamoJobStore;
+pub use s3::S3ObjectStore;
+pub use sqs::SqsJobQueue;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+
+/// The SDK clients a process needs, built once in `main`.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AwsClients {
+    /// Loads region, credentials and endpoint the standard way (env, profile,
+    /// Lambda role). With an endpoint override S3 uses path-style addressing,
+    /// which emulators on `localhost` need.
+    pub async fn load() -> Self {
+        let shared = aws_config::load_from_env().await;
+        Self::from_sdk_config(&shared)
+    }
+
+    pub fn from_sdk_config(shared: &aws_config::SdkConfig) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(shared.endpoint_url().is_some())
+            .build();
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(shared),
+            sqs: aws_sdk_sqs::Client::new(shared),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+
+    pub fn job_store(&self, config: &Config) -> Arc<DynamoJobStore> {
+        Arc::new(DynamoJobStore::new(self.dynamodb.clone(), &config.jobs_table))
+    }
+
+    pub fn job_queue(&self, config: &Config) -> Arc<SqsJobQueue> {
+        Arc::new(SqsJobQueue::new(self.sqs.clone(), config.queue_urls.clone()))
+    }
+
+    pub fn object_store(&self, config: &Config) -> Arc<S3ObjectStore> {
+        Arc::new(S3ObjectStore::new(self.s3.clone(), &config.jobs_bucket))
+    }
+}
+
+/// Full text of an SDK error, with its source chain.
+pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}

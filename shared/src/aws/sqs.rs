@@ -1,0 +1,62 @@
+//! [`JobQueue`] on SQS: one queue URL per logical queue name.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::describe;
+use crate::ports::{JobMessage, JobQueue, QueueError};
+
+pub struct SqsJobQueue {
+    client: aws_sdk_sqs::Client,
+    urls: BTreeMap<String, String>,
+}
+
+impl SqsJobQueue {
+    pub fn new(client: aws_sdk_sqs::Client, urls: BTreeMap<String, String>) -> Self {
+        SqsJobQueue { client, urls }
+    }
+
+    fn url(&self, queue: &str) -> Result<&str, QueueError> {
+        self.urls
+            .get(queue)
+            .map(String::as_str)
+            .ok_or_else(|| QueueError::UnknownQueue(queue.to_owned()))
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqsJobQueue {
+    async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        let body = serde_json::to_string(message).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(self.url(queue)?)
+            .message_body(body)
+            .delay_seconds(delay_seconds.min(900) as i32)
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+        Ok(())
+    }
+
+    async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {
+        let result = self
+            .client
+            .change_message_visibility()
+            .queue_url(self.url(queue)?)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds.min(43_200) as i32)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(service) if service.is_receipt_handle_is_invalid() || service.is_message_not_inflight() => {
+                    Err(QueueError::StaleReceipt)
+                }
+                _ => Err(QueueError::Unavailable(describe(&err))),
+            },
+        }
+    }
+}

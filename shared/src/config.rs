@@ -1,0 +1,246 @@
+//! Configuration from environment variables, read once in each function's
+//! `main`. Every variable is listed in the README's configuration table; the
+//! SAM template sets them on AWS and the local runtime sets the same ones.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::time::Duration;
+
+/// A configuration value that is missing or does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything the functions read from the environment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `JOBS_TABLE`: the DynamoDB table of job records.
+    pub jobs_table: String,
+    /// `JOBS_BUCKET`: the S3 bucket holding job inputs (`inputs/`) and results (`results/`).
+    pub jobs_bucket: String,
+    /// `QUEUE_URLS`: `name=url,…` of the work queues (e.g. `fast=…,slow=…`).
+    pub queue_urls: BTreeMap<String, String>,
+    /// `DEFAULT_QUEUE`: the queue a job type goes to unless routed elsewhere.
+    pub default_queue: String,
+    /// `JOB_QUEUES`: `job_type=queue,…` routes job types to queues.
+    pub job_queues: BTreeMap<String, String>,
+    /// `DEFAULT_MAX_ATTEMPTS`: attempts a job gets unless it asks for fewer/more.
+    pub default_max_attempts: u32,
+    /// `MAX_ATTEMPTS_LIMIT`: the most attempts a job may ask for; kept below the
+    /// queues' `maxReceiveCount` so the DLQ only ever catches crashes and poison.
+    pub max_attempts_limit: u32,
+    /// `MAX_REQUEST_BYTES`: the largest `POST /jobs` body accepted (413 above).
+    pub max_request_bytes: usize,
+    /// `MAX_DELAY_SECONDS`: the longest `delay_seconds` accepted.
+    pub max_delay_seconds: u32,
+    /// `JOB_RETENTION_SECONDS`: how long a job record (and so its idempotency key) lives.
+    pub job_retention_seconds: i64,
+    /// `RESULT_URL_TTL_SECONDS`: lifetime of presigned result URLs.
+    pub result_url_ttl: Duration,
+    /// `PROGRESS_INTERVAL_MS`: the least time between two progress writes of one job.
+    pub progress_interval: Duration,
+    /// `ENQUEUE_GRACE_SECONDS`: how long after submit (or `run_at`) a queued job counts as overdue.
+    pub enqueue_grace_seconds: i64,
+    /// `LEASE_GRACE_SECONDS`: a worker's lease lasts until its invocation's deadline plus this.
+    pub lease_grace_seconds: i64,
+    /// `DEADLINE_SAFETY_MS`: a worker starts no job with less invocation time left than this,
+    /// and stops a running job this long before the deadline.
+    pub deadline_safety: Duration,
+    /// `RETRY_BASE_SECONDS` / `RETRY_MAX_SECONDS`: exponential backoff (with full jitter) between attempts.
+    pub retry_base_seconds: u32,
+    pub retry_max_seconds: u32,
+    /// `ENABLE_SLEEP_JOB`: registers the `sleep` job type (tests and demos).
+    pub enable_sleep_job: bool,
+    /// `MAX_THUMBNAIL_SOURCE_BYTES`: the largest image the `thumbnail` job decodes.
+    pub max_thumbnail_source_bytes: u64,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        let queue_urls = parse_pairs("QUEUE_URLS", &required("QUEUE_URLS")?)?;
+        let default_queue = lookup("DEFAULT_QUEUE").unwrap_or_else(|| "fast".to_owned());
+        if !queue_urls.contains_key(&default_queue) {
+            return Err(ConfigError::Invalid {
+                name: "DEFAULT_QUEUE",
+                reason: format!("{default_queue:?} is not a queue in QUEUE_URLS"),
+            });
+        }
+        let job_queues = parse_pairs("JOB_QUEUES", &lookup("JOB_QUEUES").unwrap_or_default())?;
+        if let Some((job_type, queue)) = job_queues.iter().find(|(_, q)| !queue_urls.contains_key(*q)) {
+            return Err(ConfigError::Invalid {
+                name: "JOB_QUEUES",
+                reason: format!("{job_type} routes to unknown queue {queue:?}"),
+            });
+        }
+        let config = Config {
+            jobs_table: required("JOBS_TABLE")?,
+            jobs_bucket: required("JOBS_BUCKET")?,
+            queue_urls,
+            default_queue,
+            job_queues,
+            default_max_attempts: number(&lookup, "DEFAULT_MAX_ATTEMPTS", 3)?,
+            max_attempts_limit: number(&lookup, "MAX_ATTEMPTS_LIMIT", 5)?,
+            max_request_bytes: number(&lookup, "MAX_REQUEST_BYTES", 262_144)?,
+            max_delay_seconds: number(&lookup, "MAX_DELAY_SECONDS", 900)?,
+            job_retention_seconds: number(&lookup, "JOB_RETENTION_SECONDS", 7 * 86_400)?,
+            result_url_ttl: Duration::from_secs(number(&lookup, "RESULT_URL_TTL_SECONDS", 900)?),
+            progress_interval: Duration::from_millis(number(&lookup, "PROGRESS_INTERVAL_MS", 1000)?),
+            enqueue_grace_seconds: number(&lookup, "ENQUEUE_GRACE_SECONDS", 120)?,
+            lease_grace_seconds: number(&lookup, "LEASE_GRACE_SECONDS", 30)?,
+            deadline_safety: Duration::from_millis(number(&lookup, "DEADLINE_SAFETY_MS", 3000)?),
+            retry_base_seconds: number(&lookup, "RETRY_BASE_SECONDS", 2)?,
+            retry_max_seconds: number(&lookup, "RETRY_MAX_SECONDS", 300)?,
+            enable_sleep_job: flag(&lookup, "ENABLE_SLEEP_JOB")?,
+            max_thumbnail_source_bytes: number(&lookup, "MAX_THUMBNAIL_SOURCE_BYTES", 40 * 1024 * 1024)?,
+        };
+        if config.default_max_attempts == 0 || config.default_max_attempts > config.max_attempts_limit {
+            return Err(ConfigError::Invalid {
+                name: "DEFAULT_MAX_ATTEMPTS",
+                reason: format!("must be between 1 and MAX_ATTEMPTS_LIMIT ({})", config.max_attempts_limit),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The queue a job of `job_type` goes to when the request names none.
+    pub fn queue_for(&self, job_type: &str) -> &str {
+        self.job_queues.get(job_type).unwrap_or(&self.default_queue)
+    }
+
+    /// The logical name of the queue behind an SQS ARN or URL (its last segment
+    /// matches the last segment of one of `QUEUE_URLS`).
+    pub fn queue_name_for_source(&self, arn_or_url: &str) -> Option<&str> {
+        let tail = arn_or_url.rsplit([':', '/']).next()?;
+        self.queue_urls
+            .iter()
+            .find(|(_, url)| url.rsplit('/').next() == Some(tail))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+fn parse_pairs(name: &'static str, raw: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (key, value) = part.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                name,
+                reason: format!("{part:?} is not key=value"),
+            })?;
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn number<T: std::str::FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match lookup(name).as_deref().map(str::trim) {
+        None | Some("") | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            reason: format!("{other:?} is not true/false"),
+        }),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A complete configuration for tests, built the way the functions build theirs.
+    pub fn test_config(extra: &[(&str, &str)]) -> Config {
+        let mut vars: BTreeMap<String, String> = [
+            ("JOBS_TABLE", "jobs"),
+            ("JOBS_BUCKET", "bucket"),
+            ("QUEUE_URLS", "fast=http://sqs.local/1/longrun-fast,slow=http://sqs.local/1/longrun-slow"),
+            ("JOB_QUEUES", "thumbnail=slow"),
+            ("ENABLE_SLEEP_JOB", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in extra {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid")
+    }
+
+    #[test]
+    fn reads_queues_routes_and_defaults() {
+        let config = test_config(&[]);
+        assert_eq!(config.queue_for("thumbnail"), "slow");
+        assert_eq!(config.queue_for("report"), "fast");
+        assert_eq!(config.default_max_attempts, 3);
+        assert_eq!(config.max_request_bytes, 262_144);
+        assert!(config.enable_sleep_job);
+        assert_eq!(
+            config.queue_name_for_source("arn:aws:sqs:us-east-1:123456789012:longrun-slow"),
+            Some("slow")
+        );
+        assert_eq!(config.queue_name_for_source("http://sqs.local/1/longrun-fast"), Some("fast"));
+        assert_eq!(config.queue_name_for_source("arn:aws:sqs:us-east-1:1:other"), None);
+    }
+
+    #[test]
+    fn rejects_missing_and_malformed_values() {
+        let base = |extra: &[(&str, &str)]| {
+            let mut vars: BTreeMap<&str, String> = [
+                ("JOBS_TABLE", "t"),
+                ("JOBS_BUCKET", "b"),
+                ("QUEUE_URLS", "fast=http://q/fast"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect();
+            for (k, v) in extra {
+                vars.insert(k, (*v).to_owned());
+            }
+            Config::from_lookup(move |name| vars.get(name).cloned())
+        };
+        assert!(base(&[]).is_ok());
+        assert!(matches!(base(&[("JOBS_TABLE", "")]), Err(ConfigError::Missing("JOBS_TABLE"))));
+        assert!(matches!(
+            base(&[("DEFAULT_MAX_ATTEMPTS", "x")]),
+            Err(ConfigError::Invalid { name: "DEFAULT_MAX_ATTEMPTS", .. })
+        ));
+        assert!(matches!(
+            base(&[("DEFAULT_MAX_ATTEMPTS", "9")]),
+            Err(ConfigError::Invalid { name: "DEFAULT_MAX_ATTEMPTS", .. })
+        ));
+        assert!(matches!(base(&[("QUEUE_URLS", "fast")]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(base(&[("JOB_QUEUES", "report=slow")]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(base(&[("ENABLE_SLEEP_JOB", "yes")]), Err(ConfigError::Invalid { .. })));
+    }
+}

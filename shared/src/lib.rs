@@ -1,0 +1,23 @@
+//! `longrun`: the domain of the long-running job system.
+//!
+//! Everything the Lambda functions share lives here: the job record and its
+//! state machine ([`job`]), the HTTP API types ([`api`], [`apigw`]), the ports
+//! the functions talk through ([`ports`]) with their AWS ([`aws`]) and
+//! in-memory ([`memory`]) adapters, the job types that do the actual work
+//! ([`jobs`]), configuration from the environment ([`config`]) and tracing
+//! setup ([`telemetry`]). No function crate depends on another; they all
+//! depend on this one.
+
+pub mod api;
+pub mod apigw;
+pub mod aws;
+pub mod config;
+pub mod job;
+pub mod jobs;
+pub mod memory;
+pub mod ports;
+pub mod telemetry;
+pub mod time;
+
+pub use config::Config;
+pub use job::{JobError, JobId, JobRecord, JobStatus, ResultObject};

@@ -1,0 +1,264 @@
+//! In-memory adapters of the ports, for unit tests of the domain. They
+//! implement the same conditional semantics as the AWS adapters; the
+//! contract tests hold both to the same cases.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::job::{Finish, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
+use crate::ports::{
+    ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectReader, ObjectStore, ProgressAck,
+    QueueError, StoreError,
+};
+
+/// Job records in a map.
+#[derive(Default)]
+pub struct MemoryJobStore {
+    jobs: Mutex<HashMap<JobId, JobRecord>>,
+}
+
+impl MemoryJobStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Overwrites a record unconditionally (test set-up only).
+    pub fn insert(&self, job: JobRecord) {
+        self.jobs.lock().unwrap().insert(job.id.clone(), job);
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryJobStore {
+    async fn create(&self, job: &JobRecord, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        if let Some(existing) = jobs.get(&job.id) {
+            if existing.expires_at >= now_ms / 1000 {
+                return Ok(CreateOutcome::Exists(Box::new(existing.clone())));
+            }
+        }
+        jobs.insert(job.id.clone(), job.clone());
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.jobs.lock().unwrap().get(id).cloned())
+    }
+
+    async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        let Some(job) = jobs.get_mut(id) else {
+            return Ok(ClaimOutcome::NotFound);
+        };
+        if !job.claimable_at(now_ms) {
+            return Ok(ClaimOutcome::NotClaimable(Box::new(job.clone())));
+        }
+        job.status = JobStatus::Running;
+        job.lease_owner = Some(lease.owner.clone());
+        job.lease_expires_at = Some(lease.expires_at);
+        job.attempts += 1;
+        job.started_at.get_or_insert(now_ms);
+        job.due_at = Some(lease.expires_at);
+        job.updated_at = now_ms;
+        job.version += 1;
+        Ok(ClaimOutcome::Claimed(Box::new(job.clone())))
+    }
+
+    async fn record_progress(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        update: &ProgressUpdate,
+        now_ms: i64,
+    ) -> Result<ProgressAck, StoreError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
+        if !job.is_leased_to(lease_owner) {
+            return Err(StoreError::LeaseLost);
+        }
+        job.progress = update.progress;
+        job.progress_message = update.message.clone();
+        if let Some(checkpoint) = &update.checkpoint {
+            job.checkpoint = Some(checkpoint.clone());
+        }
+        job.updated_at = now_ms;
+        job.version += 1;
+        Ok(ProgressAck {
+            cancel_requested: job.cancel_requested,
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        finish: &Finish,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<JobRecord, StoreError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
+        if !job.is_leased_to(lease_owner) {
+            return Err(StoreError::LeaseLost);
+        }
+        job.status = finish.status();
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+        job.updated_at = now_ms;
+        job.version += 1;
+        match finish {
+            Finish::Retry { error, run_at } => {
+                job.error = Some(error.clone());
+                job.run_at = Some(*run_at);
+                job.due_at = Some(*run_at + crate::job::RETRY_DUE_GRACE_MS);
+                return Ok(job.clone());
+            }
+            Finish::Succeeded { results } => {
+                job.results = results.clone();
+                job.progress = 100;
+                job.error = None;
+            }
+            Finish::Failed { error } => job.error = Some(error.clone()),
+            Finish::Cancelled => {}
+        }
+        job.finished_at = Some(now_ms);
+        job.due_at = None;
+        job.expires_at = JobRecord::expiry_after(now_ms, retention_seconds);
+        Ok(job.clone())
+    }
+}
+
+/// A message the memory queue holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub queue: String,
+    pub message: JobMessage,
+    pub delay_seconds: u32,
+}
+
+/// Queues as a list of sent messages, with a switch to make sends fail.
+#[derive(Default)]
+pub struct MemoryJobQueue {
+    sent: Mutex<Vec<QueuedMessage>>,
+    visibility_changes: Mutex<Vec<(String, String, u32)>>,
+    failing_sends: AtomicUsize,
+    queues: Vec<String>,
+}
+
+impl MemoryJobQueue {
+    /// A queue set with the given logical queue names.
+    pub fn new(queues: &[&str]) -> Self {
+        MemoryJobQueue {
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Makes the next `count` sends fail as if SQS were unreachable.
+    pub fn fail_next_sends(&self, count: usize) {
+        self.failing_sends.store(count, Ordering::SeqCst);
+    }
+
+    pub fn sent(&self) -> Vec<QueuedMessage> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// `(queue, receipt_handle, seconds)` of every visibility change.
+    pub fn visibility_changes(&self) -> Vec<(String, String, u32)> {
+        self.visibility_changes.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryJobQueue {
+    async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        if !self.queues.iter().any(|q| q == queue) {
+            return Err(QueueError::UnknownQueue(queue.to_owned()));
+        }
+        let failing = self
+            .failing_sends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(QueueError::Unavailable("injected send failure".into()));
+        }
+        self.sent.lock().unwrap().push(QueuedMessage {
+            queue: queue.to_owned(),
+            message: message.clone(),
+            delay_seconds,
+        });
+        Ok(())
+    }
+
+    async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {
+        if !self.queues.iter().any(|q| q == queue) {
+            return Err(QueueError::UnknownQueue(queue.to_owned()));
+        }
+        self.visibility_changes
+            .lock()
+            .unwrap()
+            .push((queue.to_owned(), receipt_handle.to_owned(), seconds));
+        Ok(())
+    }
+}
+
+/// Objects in a map.
+#[derive(Default)]
+pub struct MemoryObjectStore {
+    objects: Mutex<HashMap<String, (Bytes, String)>>,
+}
+
+impl MemoryObjectStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bytes and content type stored under `key`.
+    pub fn object(&self, key: &str) -> Option<(Bytes, String)> {
+        self.objects.lock().unwrap().get(key).cloned()
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.objects.lock().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+#[async_trait]
+impl ObjectStore for MemoryObjectStore {
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (body, content_type.to_owned()));
+        Ok(())
+    }
+
+    async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError> {
+        let (body, _) = self.object(key).ok_or_else(|| ObjectError::NotFound(key.to_owned()))?;
+        Ok(ObjectReader {
+            size: Some(body.len() as u64),
+            body: Box::pin(std::io::Cursor::new(body)),
+        })
+    }
+
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError> {
+        if self.object(key).is_none() {
+            return Err(ObjectError::NotFound(key.to_owned()));
+        }
+        Ok(format!("memory://{key}?expires_in={}", ttl.as_secs()))
+    }
+}

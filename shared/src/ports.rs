@@ -1,0 +1,148 @@
+//! The ports: the three small traits the functions talk to storage through.
+//! [`JobStore`] keeps job records (DynamoDB), [`JobQueue`] carries job ids to
+//! workers (SQS), [`ObjectStore`] holds job inputs and results (S3). Each has
+//! an AWS adapter in [`crate::aws`] and an in-memory one in [`crate::memory`];
+//! `shared/tests/contract.rs` runs the same cases against both.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncRead;
+
+use crate::job::{Finish, JobId, JobRecord, Lease, ProgressUpdate};
+
+/// A storage failure. `LeaseLost` and `NotFound` are answers, the rest are faults.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The write was fenced off: the caller no longer holds the job's lease.
+    #[error("lease lost: the job is no longer held by this worker")]
+    LeaseLost,
+    #[error("job not found")]
+    NotFound,
+    /// The store could not be reached or refused for load; try again later.
+    #[error("job store unavailable: {0}")]
+    Unavailable(String),
+    /// The stored item does not decode as a job record.
+    #[error("corrupt job record: {0}")]
+    Corrupt(String),
+}
+
+/// What a conditional create found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CreateOutcome {
+    Created,
+    /// A live record with the same id exists (idempotent replay or key reuse).
+    Exists(Box<JobRecord>),
+}
+
+/// What a claim found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClaimOutcome {
+    /// The caller now holds the lease; the record as written.
+    Claimed(Box<JobRecord>),
+    /// Someone else holds it, it is finished, or it is not due yet.
+    NotClaimable(Box<JobRecord>),
+    NotFound,
+}
+
+/// What a progress write learned from the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgressAck {
+    pub cancel_requested: bool,
+}
+
+/// Job records. Every write is conditional: creates on absence, claims on
+/// claimability, everything a worker writes afterwards on its lease.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Writes `job` unless a live record with its id exists
+    /// (`attribute_not_exists(pk) OR expires_at < now`), in one request.
+    async fn create(&self, job: &JobRecord, now_ms: i64) -> Result<CreateOutcome, StoreError>;
+
+    /// Reads a record (strongly consistent).
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Takes the job for a run: QUEUED and due, or RUNNING with an expired
+    /// lease, becomes RUNNING under `lease` with `attempts + 1`.
+    async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError>;
+
+    /// Records progress (and optionally a checkpoint) under the lease.
+    async fn record_progress(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        update: &ProgressUpdate,
+        now_ms: i64,
+    ) -> Result<ProgressAck, StoreError>;
+
+    /// Ends the run under the lease; returns the record as written.
+    async fn finish(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        finish: &Finish,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<JobRecord, StoreError>;
+}
+
+/// The body of a queue message: only the job id (the record is the truth)
+/// and when it was enqueued.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    pub job_id: JobId,
+    pub enqueued_at: i64,
+}
+
+/// A queue failure.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    /// The receipt handle is no longer valid (message deleted or re-received).
+    #[error("receipt handle no longer valid")]
+    StaleReceipt,
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The work queues, by logical name (`fast`, `slow`).
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError>;
+
+    /// Hides a received message for `seconds` more (backoff, heartbeat).
+    async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError>;
+}
+
+/// An object failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("object {0} not found")]
+    NotFound(String),
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A stream over one object's bytes.
+pub struct ObjectReader {
+    /// Size in bytes when the store knows it.
+    pub size: Option<u64>,
+    pub body: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// Job inputs (`inputs/…`) and results (`results/<job_id>/…`).
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError>;
+
+    /// Opens an object for streaming reads.
+    async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError>;
+
+    /// A URL anyone holding it may GET the object with, for `ttl`.
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError>;
+}
