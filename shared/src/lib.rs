@@ -19,5 +19,6 @@ pub mod ports;
 pub mod telemetry;
 pub mod time;
 
+pub use async_trait::async_trait;
 pub use config::Config;
 pub use job::{JobError, JobId, JobRecord, JobStatus, ResultObject};

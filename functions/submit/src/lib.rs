@@ -1,1 +1,260 @@
+//! The submit function: `POST /jobs`.
+//!
+//! Validates the request (media type, size, JSON, known job type, input
+//! that parses for that type, limits), writes the job record with ONE
+//! conditional PutItem, then sends the job id to the job's queue and answers
+//! `202` + `Location` + `Retry-After`. With an `Idempotency-Key` the job id is
+//! derived from (caller, key): a replay with the same body answers `200` with
+//! the existing job (no second record, no second message); the same key with
+//! another body answers `422`. Every refusal is `application/problem+json`.
 
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use longrun::api::{FieldError, JobView, Problem, SubmitRequest};
+use longrun::apigw::{body_bytes, caller, header, json_response, problem_response};
+use longrun::aws::AwsClients;
+use longrun::job::{hash_json, NewJob};
+use longrun::jobs::Registry;
+use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore};
+use longrun::time::now_ms;
+use longrun::{Config, JobId, JobRecord};
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// Seconds a caller is told to wait before polling (`Retry-After`).
+const POLL_AFTER_SECONDS: u32 = 1;
+/// Seconds a caller is told to wait when storage is unavailable.
+const UNAVAILABLE_RETRY_SECONDS: u32 = 2;
+
+/// What submit needs; built once per process.
+#[derive(Clone)]
+pub struct SubmitDeps {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub store: Arc<dyn JobStore>,
+    pub queue: Arc<dyn JobQueue>,
+}
+
+impl SubmitDeps {
+    /// The production wiring: DynamoDB and SQS.
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        SubmitDeps {
+            registry: Arc::new(Registry::standard(&config)),
+            store: clients.job_store(&config),
+            queue: clients.job_queue(&config),
+            config,
+        }
+    }
+}
+
+/// How a valid submit ended.
+#[derive(Debug)]
+pub enum Submitted {
+    /// A new job, written and enqueued.
+    Accepted(Box<JobRecord>),
+    /// An idempotent replay: the job the key already names.
+    Replayed(Box<JobRecord>),
+}
+
+/// Handles one API Gateway request; never fails, every error is a problem response.
+pub async fn handle(deps: &SubmitDeps, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    match submit(deps, &request).await {
+        Ok(Submitted::Accepted(job)) => respond(202, &job),
+        Ok(Submitted::Replayed(job)) => respond(200, &job),
+        Err(problem) => {
+            tracing::info!(status = problem.status, detail = %problem.detail, "submit refused");
+            problem_response(&problem)
+        }
+    }
+}
+
+fn respond(status: u16, job: &JobRecord) -> ApiGatewayV2httpResponse {
+    json_response(
+        status,
+        &JobView::new(job, Vec::new()),
+        &[
+            ("location", format!("/jobs/{}", job.id)),
+            ("retry-after", POLL_AFTER_SECONDS.to_string()),
+        ],
+    )
+}
+
+/// Validates, writes and enqueues a job.
+pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<Submitted, Problem> {
+    let content_type = header(request, "content-type").unwrap_or("");
+    if !is_json_media_type(content_type) {
+        return Err(Problem::unsupported_media_type(format!(
+            "send the job as JSON with Content-Type: application/json (got {content_type:?})"
+        )));
+    }
+    let idempotency_key = idempotency_key(request)?;
+    let body = body_bytes(request)?;
+    if body.len() > deps.config.max_request_bytes {
+        return Err(Problem::too_large(deps.config.max_request_bytes));
+    }
+    let submit_request = parse_request(&body)?;
+    let owner = caller(request);
+    let id = match &idempotency_key {
+        Some(key) => JobId::for_idempotency_key(&owner, key),
+        None => JobId::random(),
+    };
+    let new_job = validate(deps, submit_request, id, &owner)?;
+    let span = tracing::info_span!("submit", job_id = %new_job.id, job_type = %new_job.job_type, owner = %owner);
+    create_and_enqueue(deps, new_job).instrument(span).await
+}
+
+async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submitted, Problem> {
+    let now = now_ms();
+    let delay_seconds = new_job.delay_seconds;
+    let job = JobRecord::new_queued(
+        new_job,
+        now,
+        deps.config.job_retention_seconds,
+        deps.config.enqueue_grace_seconds * 1000,
+    );
+    match deps.store.create(&job, now).await {
+        Ok(CreateOutcome::Created) => {}
+        Ok(CreateOutcome::Exists(existing)) if existing.request_hash == job.request_hash => {
+            tracing::info!(status = %existing.status, "idempotent replay");
+            return Ok(Submitted::Replayed(existing));
+        }
+        Ok(CreateOutcome::Exists(existing)) => {
+            return Err(Problem::idempotency_conflict(existing.id.as_str()));
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "job store unavailable");
+            return Err(Problem::unavailable(
+                "the job store is unavailable; retry (with the same Idempotency-Key) later",
+                UNAVAILABLE_RETRY_SECONDS,
+            ));
+        }
+    }
+    let message = JobMessage {
+        job_id: job.id.clone(),
+        enqueued_at: now,
+    };
+    if let Err(err) = deps.queue.enqueue(&job.queue, &message, delay_seconds).await {
+        // The record is written and due at `due_at`; the reconciler sends it
+        // again. The job is accepted either way, so the answer stays 202.
+        tracing::error!(error = %err, queue = %job.queue, due_at = ?job.due_at, "enqueue failed after the put");
+    } else {
+        tracing::info!(queue = %job.queue, "job accepted");
+    }
+    Ok(Submitted::Accepted(Box::new(job)))
+}
+
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<String>, Problem> {
+    let Some(raw) = request.headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Problem::malformed(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+fn parse_request(body: &[u8]) -> Result<SubmitRequest, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Problem::malformed("the request body is empty; send a JSON job"));
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| Problem::malformed(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Problem::invalid("the body must be a JSON object", Vec::new()));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        Problem::invalid(
+            "the body is not a valid job",
+            vec![FieldError {
+                field: "body".into(),
+                message: e.to_string(),
+            }],
+        )
+    })
+}
+
+/// Checks the request against the registry and limits; returns the job to create.
+fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -> Result<NewJob, Problem> {
+    let Some(handler) = deps.registry.get(&request.job_type) else {
+        return Err(Problem::invalid(
+            format!(
+                "unknown job type {:?}; known types: {}",
+                request.job_type,
+                deps.registry.job_types().join(", ")
+            ),
+            vec![FieldError {
+                field: "type".into(),
+                message: "unknown job type".into(),
+            }],
+        ));
+    };
+    let mut errors = handler.validate(&request.input).err().unwrap_or_default();
+    let config = &deps.config;
+    let queue = request
+        .queue
+        .clone()
+        .unwrap_or_else(|| config.queue_for(&request.job_type).to_owned());
+    if !config.queue_urls.contains_key(&queue) {
+        errors.push(FieldError {
+            field: "queue".into(),
+            message: format!(
+                "unknown queue; known queues: {}",
+                config.queue_urls.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    let delay_seconds = request.delay_seconds.unwrap_or(0);
+    if delay_seconds > config.max_delay_seconds {
+        errors.push(FieldError {
+            field: "delay_seconds".into(),
+            message: format!("must be at most {}", config.max_delay_seconds),
+        });
+    }
+    let max_attempts = request.max_attempts.unwrap_or(config.default_max_attempts);
+    if !(1..=config.max_attempts_limit).contains(&max_attempts) {
+        errors.push(FieldError {
+            field: "max_attempts".into(),
+            message: format!("must be between 1 and {}", config.max_attempts_limit),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(
+            format!("the input is not valid for a {} job", request.job_type),
+            errors,
+        ));
+    }
+    let request_hash = hash_json(&json!({
+        "type": request.job_type,
+        "input": request.input,
+        "queue": queue,
+        "delay_seconds": delay_seconds,
+        "max_attempts": max_attempts,
+    }));
+    Ok(NewJob {
+        id,
+        owner: owner.to_owned(),
+        job_type: request.job_type,
+        queue,
+        input: request.input,
+        request_hash,
+        max_attempts,
+        delay_seconds,
+    })
+}
+
+#[cfg(test)]
+mod tests;

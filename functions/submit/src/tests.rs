@@ -1,0 +1,236 @@
+//! Submit's unit tests, over the in-memory adapters.
+
+use super::*;
+use longrun::async_trait;
+use aws_lambda_events::encodings::Body;
+use longrun::apigw::HttpEvent;
+use longrun::job::{Finish, Lease, ProgressUpdate};
+use longrun::memory::{MemoryJobQueue, MemoryJobStore};
+use longrun::ports::{ClaimOutcome, ProgressAck, StoreError};
+use longrun::JobStatus;
+use std::collections::BTreeMap;
+
+struct Fixture {
+    deps: SubmitDeps,
+    store: Arc<MemoryJobStore>,
+    queue: Arc<MemoryJobQueue>,
+}
+
+fn config() -> Config {
+    let vars: BTreeMap<&str, &str> = [
+        ("JOBS_TABLE", "jobs"),
+        ("JOBS_BUCKET", "bucket"),
+        ("QUEUE_URLS", "fast=http://q/longrun-fast,slow=http://q/longrun-slow"),
+        ("JOB_QUEUES", "thumbnail=slow"),
+        ("ENABLE_SLEEP_JOB", "true"),
+        ("MAX_REQUEST_BYTES", "2048"),
+    ]
+    .into_iter()
+    .collect();
+    Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap()
+}
+
+fn fixture() -> Fixture {
+    let config = Arc::new(config());
+    let store = Arc::new(MemoryJobStore::new());
+    let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
+    let deps = SubmitDeps {
+        registry: Arc::new(Registry::standard(&config)),
+        store: store.clone(),
+        queue: queue.clone(),
+        config,
+    };
+    Fixture { deps, store, queue }
+}
+
+fn post(body: &str, headers: &[(&str, &str)], owner: Option<&str>) -> ApiGatewayV2httpRequest {
+    let mut all: Vec<(String, String)> = vec![("content-type".into(), "application/json".into())];
+    for (name, value) in headers {
+        all.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        all.push(((*name).into(), (*value).into()));
+    }
+    HttpEvent {
+        route_key: "POST /jobs",
+        method: "POST",
+        path: "/jobs",
+        query: "",
+        headers: all,
+        body: Some(body.as_bytes()),
+        path_parameters: Vec::new(),
+        owner,
+    }
+    .to_request()
+}
+
+fn body_json(response: &ApiGatewayV2httpResponse) -> Value {
+    match &response.body {
+        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+const SLEEP: &str = r#"{"type": "sleep", "input": {"seconds": 1}}"#;
+
+#[tokio::test]
+async fn accepts_a_job_writes_one_record_and_sends_one_message() {
+    let f = fixture();
+    let response = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(response.status_code, 202);
+    let view = body_json(&response);
+    let id = view["id"].as_str().unwrap();
+    assert_eq!(response.headers["location"], format!("/jobs/{id}").as_str());
+    assert_eq!(response.headers["retry-after"], "1");
+    assert_eq!(view["status"], "QUEUED");
+    assert_eq!(view["type"], "sleep");
+    assert_eq!(view["max_attempts"], 3);
+
+    let job = f.store.get(&JobId::parse(id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(job.owner, "alice");
+    assert_eq!(job.queue, "fast");
+    assert!(job.due_at.is_some());
+    let sent = f.queue.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].message.job_id.as_str(), id);
+    assert_eq!(sent[0].queue, "fast");
+}
+
+#[tokio::test]
+async fn routes_job_types_to_their_queue_and_honours_delay() {
+    let f = fixture();
+    let body = r#"{"type": "thumbnail", "input": {"source": {"key": "inputs/a.png"}, "widths": [8]}, "delay_seconds": 30}"#;
+    let response = handle(&f.deps, post(body, &[], None)).await;
+    assert_eq!(response.status_code, 202, "{:?}", response.body);
+    let sent = f.queue.sent();
+    assert_eq!((sent[0].queue.as_str(), sent[0].delay_seconds), ("slow", 30));
+    assert!(body_json(&response)["run_at"].is_string());
+}
+
+#[tokio::test]
+async fn replays_with_the_same_key_and_body_return_the_same_job() {
+    let f = fixture();
+    let key = [("Idempotency-Key", "order-42")];
+    let first = handle(&f.deps, post(SLEEP, &key, Some("alice"))).await;
+    assert_eq!(first.status_code, 202);
+    let reordered = r#"{"input": {"seconds": 1}, "type": "sleep"}"#;
+    let second = handle(&f.deps, post(reordered, &key, Some("alice"))).await;
+    assert_eq!(second.status_code, 200);
+    assert_eq!(body_json(&first)["id"], body_json(&second)["id"]);
+    assert_eq!(f.store.len(), 1, "no second record");
+    assert_eq!(f.queue.sent().len(), 1, "no second message");
+
+    // Keys are per caller: bob's order-42 is another job.
+    let bob = handle(&f.deps, post(SLEEP, &key, Some("bob"))).await;
+    assert_eq!(bob.status_code, 202);
+    assert_ne!(body_json(&bob)["id"], body_json(&first)["id"]);
+}
+
+#[tokio::test]
+async fn reusing_a_key_with_another_body_is_422() {
+    let f = fixture();
+    let key = [("Idempotency-Key", "k")];
+    assert_eq!(handle(&f.deps, post(SLEEP, &key, None)).await.status_code, 202);
+    let other = r#"{"type": "sleep", "input": {"seconds": 2}}"#;
+    let response = handle(&f.deps, post(other, &key, None)).await;
+    assert_eq!(response.status_code, 422);
+    assert_eq!(response.headers["content-type"], "application/problem+json");
+    assert_eq!(body_json(&response)["type"], "urn:longrun:problem:idempotency-key-reused");
+    assert_eq!(f.queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn every_bad_input_class_gets_a_problem_and_writes_nothing() {
+    let f = fixture();
+    let big = format!(r#"{{"type": "sleep", "input": {{"seconds": 1, "pad": "{}"}}}}"#, "x".repeat(4096));
+    let long_key = "k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1);
+    let cases: Vec<(&str, String, Vec<(&str, &str)>, i64)> = vec![
+        ("form content type", SLEEP.into(), vec![("content-type", "application/x-www-form-urlencoded")], 415),
+        ("malformed JSON", r#"{"type": "sleep", "input": "#.into(), vec![], 400),
+        ("empty body", "  ".into(), vec![], 400),
+        ("not an object", "[1, 2]".into(), vec![], 422),
+        ("missing type", r#"{"input": {}}"#.into(), vec![], 422),
+        ("missing input", r#"{"type": "sleep"}"#.into(), vec![], 422),
+        ("unknown field", r#"{"type": "sleep", "input": {"seconds": 1}, "priority": 9}"#.into(), vec![], 422),
+        ("unknown type", r#"{"type": "mine-bitcoin", "input": {}}"#.into(), vec![], 422),
+        ("invalid input", r#"{"type": "sleep", "input": {"seconds": -5}}"#.into(), vec![], 422),
+        ("wrong input shape", r#"{"type": "report", "input": "sales.csv"}"#.into(), vec![], 422),
+        ("unknown queue", r#"{"type": "sleep", "input": {"seconds": 1}, "queue": "vip"}"#.into(), vec![], 422),
+        ("delay too long", r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": 901}"#.into(), vec![], 422),
+        ("negative delay", r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": -1}"#.into(), vec![], 422),
+        ("zero attempts", r#"{"type": "sleep", "input": {"seconds": 1}, "max_attempts": 0}"#.into(), vec![], 422),
+        ("too many attempts", r#"{"type": "sleep", "input": {"seconds": 1}, "max_attempts": 6}"#.into(), vec![], 422),
+        ("oversize body", big, vec![], 413),
+        ("empty idempotency key", SLEEP.into(), vec![("Idempotency-Key", "")], 400),
+        ("overlong idempotency key", SLEEP.into(), vec![("Idempotency-Key", long_key.as_str())], 400),
+        ("idempotency key with spaces", SLEEP.into(), vec![("Idempotency-Key", "a b")], 400),
+    ];
+    for (name, body, headers, status) in cases {
+        let response = handle(&f.deps, post(&body, &headers, None)).await;
+        assert_eq!(response.status_code, status, "{name}: {:?}", response.body);
+        assert_eq!(response.headers["content-type"], "application/problem+json", "{name}");
+        let problem = body_json(&response);
+        assert_eq!(problem["status"], status, "{name}");
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{name}");
+    }
+    assert!(f.store.is_empty(), "no bad request may write a record");
+    assert!(f.queue.sent().is_empty(), "no bad request may send a message");
+}
+
+#[tokio::test]
+async fn invalid_input_names_each_bad_field() {
+    let f = fixture();
+    let body = r#"{"type": "report", "input": {"source": {"key": "/etc/passwd"}, "group_by": [], "values": ["v"]}}"#;
+    let problem = body_json(&handle(&f.deps, post(body, &[], None)).await);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["input.source.key", "input.group_by"]);
+}
+
+#[tokio::test]
+async fn a_failed_send_after_the_put_still_accepts_and_leaves_the_job_due() {
+    let f = fixture();
+    f.queue.fail_next_sends(1);
+    let response = handle(&f.deps, post(SLEEP, &[], None)).await;
+    assert_eq!(response.status_code, 202);
+    let id = JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
+    let job = f.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Queued);
+    let grace = f.deps.config.enqueue_grace_seconds * 1000;
+    assert_eq!(job.due_at, Some(job.created_at + grace), "the reconciler finds it by due_at");
+    assert!(f.queue.sent().is_empty());
+}
+
+/// A store that is down.
+struct DownStore;
+
+#[async_trait]
+impl JobStore for DownStore {
+    async fn create(&self, _: &JobRecord, _: i64) -> Result<CreateOutcome, StoreError> {
+        Err(StoreError::Unavailable("throttled".into()))
+    }
+    async fn get(&self, _: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        Err(StoreError::Unavailable("throttled".into()))
+    }
+    async fn claim(&self, _: &JobId, _: &Lease, _: i64) -> Result<ClaimOutcome, StoreError> {
+        Err(StoreError::Unavailable("throttled".into()))
+    }
+    async fn record_progress(&self, _: &JobId, _: &str, _: &ProgressUpdate, _: i64) -> Result<ProgressAck, StoreError> {
+        Err(StoreError::Unavailable("throttled".into()))
+    }
+    async fn finish(&self, _: &JobId, _: &str, _: &Finish, _: i64, _: i64) -> Result<JobRecord, StoreError> {
+        Err(StoreError::Unavailable("throttled".into()))
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_store_is_503_with_retry_after_and_nothing_sent() {
+    let mut f = fixture();
+    f.deps.store = Arc::new(DownStore);
+    let response = handle(&f.deps, post(SLEEP, &[], None)).await;
+    assert_eq!(response.status_code, 503);
+    assert_eq!(response.headers["retry-after"], "2");
+    assert!(f.queue.sent().is_empty());
+}
