@@ -176,26 +176,9 @@ fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A complete configuration for tests, built the way the functions build theirs.
-    pub fn test_config(extra: &[(&str, &str)]) -> Config {
-        let mut vars: BTreeMap<String, String> = [
-            ("JOBS_TABLE", "jobs"),
-            ("JOBS_BUCKET", "bucket"),
-            ("QUEUE_URLS", "fast=http://sqs.local/1/longrun-fast,slow=http://sqs.local/1/longrun-slow"),
-            ("JOB_QUEUES", "thumbnail=slow"),
-            ("ENABLE_SLEEP_JOB", "true"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        for (k, v) in extra {
-            vars.insert((*k).to_owned(), (*v).to_owned());
-        }
-        Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid")
-    }
+    use crate::testing::config as test_config;
 
     #[test]
     fn reads_queues_routes_and_defaults() {

@@ -17,8 +17,10 @@ pub mod jobs;
 pub mod memory;
 pub mod ports;
 pub mod telemetry;
+pub mod testing;
 pub mod time;
 
 pub use async_trait::async_trait;
+pub use bytes;
 pub use config::Config;
 pub use job::{JobError, JobId, JobRecord, JobStatus, ResultObject};

@@ -1,1 +1,116 @@
+//! The status function: `GET /jobs/{id}`.
+//!
+//! Answers the job view (status, progress, attempts, timestamps, error) and,
+//! once SUCCEEDED, presigned short-lived URLs for each result object. Another
+//! caller's job, an unknown id and a malformed id are all `404`, so ids
+//! cannot be probed. `?wait=N` (N ≤ 20) long-polls: it answers as soon as
+//! the job is terminal, or after N seconds with whatever it is then.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use longrun::api::{JobView, Problem, ResultView};
+use longrun::apigw::{caller, json_response, problem_response};
+use longrun::aws::AwsClients;
+use longrun::ports::{JobStore, ObjectStore};
+use longrun::{Config, JobId, JobRecord, JobStatus};
+use tracing::Instrument;
+
+/// The longest `?wait=` accepted, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 20;
+/// How often a long poll re-reads the record.
+const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What status needs; built once per process.
+#[derive(Clone)]
+pub struct StatusDeps {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn JobStore>,
+    pub objects: Arc<dyn ObjectStore>,
+}
+
+impl StatusDeps {
+    /// The production wiring: DynamoDB and S3 (read-only use).
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        StatusDeps {
+            store: clients.job_store(&config),
+            objects: clients.object_store(&config),
+            config,
+        }
+    }
+}
+
+/// Handles one API Gateway request; never fails, every error is a problem response.
+pub async fn handle(deps: &StatusDeps, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let raw_id = request.path_parameters.get("id").cloned().unwrap_or_default();
+    let span = tracing::info_span!("status", job_id = %raw_id);
+    async {
+        match job_view(deps, &request, &raw_id).await {
+            Ok(view) => json_response(200, &view, &[("cache-control", "no-store".to_owned())]),
+            Err(problem) => problem_response(&problem),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
+    let not_found = || Problem::not_found(format!("no job {raw_id:?}"));
+    let id = JobId::parse(raw_id).ok_or_else(not_found)?;
+    let wait = wait_seconds(request)?;
+    let owner = caller(request);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut job = read(deps, &id).await?.filter(|j| j.owner == owner).ok_or_else(not_found)?;
+    while !job.status.is_terminal() && tokio::time::Instant::now() + WAIT_POLL_INTERVAL <= deadline {
+        tokio::time::sleep(WAIT_POLL_INTERVAL).await;
+        job = read(deps, &id).await?.ok_or_else(not_found)?;
+    }
+    let results = presigned_results(deps, &job).await?;
+    Ok(JobView::new(&job, results))
+}
+
+async fn read(deps: &StatusDeps, id: &JobId) -> Result<Option<JobRecord>, Problem> {
+    deps.store.get(id).await.map_err(|err| {
+        tracing::error!(error = %err, "job store unavailable");
+        Problem::unavailable("the job store is unavailable; retry shortly", 1)
+    })
+}
+
+fn wait_seconds(request: &ApiGatewayV2httpRequest) -> Result<u64, Problem> {
+    match request.query_string_parameters.first("wait") {
+        None => Ok(0),
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|w| *w <= MAX_WAIT_SECONDS)
+            .ok_or_else(|| Problem::malformed(format!("wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"))),
+    }
+}
+
+async fn presigned_results(deps: &StatusDeps, job: &JobRecord) -> Result<Vec<ResultView>, Problem> {
+    if job.status != JobStatus::Succeeded {
+        return Ok(Vec::new());
+    }
+    let mut views = Vec::with_capacity(job.results.len());
+    for result in &job.results {
+        let url = deps
+            .objects
+            .presign_get(&result.key, deps.config.result_url_ttl)
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, key = %result.key, "presigning failed");
+                Problem::unavailable("result links are unavailable; retry shortly", 1)
+            })?;
+        views.push(ResultView {
+            name: result.name.clone(),
+            content_type: result.content_type.clone(),
+            bytes: result.bytes,
+            url,
+        });
+    }
+    Ok(views)
+}
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,6 @@ use longrun::job::{Finish, Lease, ProgressUpdate};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore};
 use longrun::ports::{ClaimOutcome, ProgressAck, StoreError};
 use longrun::JobStatus;
-use std::collections::BTreeMap;
 
 struct Fixture {
     deps: SubmitDeps,
@@ -16,22 +15,8 @@ struct Fixture {
     queue: Arc<MemoryJobQueue>,
 }
 
-fn config() -> Config {
-    let vars: BTreeMap<&str, &str> = [
-        ("JOBS_TABLE", "jobs"),
-        ("JOBS_BUCKET", "bucket"),
-        ("QUEUE_URLS", "fast=http://q/longrun-fast,slow=http://q/longrun-slow"),
-        ("JOB_QUEUES", "thumbnail=slow"),
-        ("ENABLE_SLEEP_JOB", "true"),
-        ("MAX_REQUEST_BYTES", "2048"),
-    ]
-    .into_iter()
-    .collect();
-    Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap()
-}
-
 fn fixture() -> Fixture {
-    let config = Arc::new(config());
+    let config = Arc::new(longrun::testing::config(&[("MAX_REQUEST_BYTES", "2048")]));
     let store = Arc::new(MemoryJobStore::new());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
     let deps = SubmitDeps {

@@ -1,0 +1,185 @@
+//! Status's unit tests, over the in-memory adapters.
+
+use super::*;
+use aws_lambda_events::encodings::Body;
+use longrun::apigw::HttpEvent;
+use longrun::job::{Finish, JobError, Lease, NewJob};
+use longrun::memory::{MemoryJobStore, MemoryObjectStore};
+use longrun::ports::ClaimOutcome;
+use longrun::time::now_ms;
+use longrun::bytes::Bytes;
+use longrun::ports::ObjectStore;
+use longrun::ResultObject;
+use serde_json::{json, Value};
+
+struct Fixture {
+    deps: StatusDeps,
+    store: Arc<MemoryJobStore>,
+}
+
+fn fixture() -> Fixture {
+    let store = Arc::new(MemoryJobStore::new());
+    let deps = StatusDeps {
+        config: Arc::new(longrun::testing::config(&[])),
+        store: store.clone(),
+        objects: Arc::new(MemoryObjectStore::new()),
+    };
+    Fixture { deps, store }
+}
+
+fn queued_job(owner: &str) -> JobRecord {
+    JobRecord::new_queued(
+        NewJob {
+            id: JobId::random(),
+            owner: owner.into(),
+            job_type: "sleep".into(),
+            queue: "fast".into(),
+            input: json!({"seconds": 1}),
+            request_hash: "h".into(),
+            max_attempts: 3,
+            delay_seconds: 0,
+        },
+        now_ms(),
+        3600,
+        60_000,
+    )
+}
+
+fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
+    HttpEvent {
+        route_key: "GET /jobs/{id}",
+        method: "GET",
+        path: &format!("/jobs/{id}"),
+        query,
+        headers: Vec::new(),
+        body: None,
+        path_parameters: vec![("id".into(), id.into())],
+        owner,
+    }
+    .to_request()
+}
+
+fn body_json(response: &ApiGatewayV2httpResponse) -> Value {
+    match &response.body {
+        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn shows_a_queued_job_to_its_owner() {
+    let f = fixture();
+    let job = queued_job("alice");
+    f.store.insert(job.clone());
+    let response = handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await;
+    assert_eq!(response.status_code, 200);
+    let view = body_json(&response);
+    assert_eq!(view["id"], job.id.as_str());
+    assert_eq!(view["status"], "QUEUED");
+    assert_eq!(view["progress"], 0);
+    assert!(view.get("result_url").is_none());
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_foreign_ids_are_404_problems() {
+    let f = fixture();
+    let job = queued_job("alice");
+    f.store.insert(job.clone());
+    let random = JobId::random();
+    for (id, owner) in [
+        (random.as_str(), Some("alice")),
+        ("not-a-job-id", Some("alice")),
+        (job.id.as_str(), Some("mallory")),
+        (job.id.as_str(), None),
+    ] {
+        let response = handle(&f.deps, get(id, "", owner)).await;
+        assert_eq!(response.status_code, 404, "{id} as {owner:?}");
+        assert_eq!(response.headers["content-type"], "application/problem+json");
+        assert_eq!(body_json(&response)["status"], 404);
+    }
+}
+
+#[tokio::test]
+async fn a_succeeded_job_links_each_result() {
+    let f = fixture();
+    let job = queued_job("alice");
+    f.store.insert(job.clone());
+    let lease = Lease::new(now_ms() + 60_000);
+    let ClaimOutcome::Claimed(_) = f.store.claim(&job.id, &lease, now_ms()).await.unwrap() else {
+        panic!("claimable")
+    };
+    let result = ResultObject {
+        name: "sleep.json".into(),
+        key: format!("results/{}/sleep.json", job.id),
+        content_type: "application/json".into(),
+        bytes: 2,
+    };
+    f.deps
+        .objects
+        .put(&result.key, Bytes::from_static(b"{}"), "application/json")
+        .await
+        .unwrap();
+    let finish = Finish::Succeeded { results: vec![result] };
+    f.store.finish(&job.id, &lease.owner, &finish, now_ms(), 3600).await.unwrap();
+
+    let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
+    assert_eq!(view["status"], "SUCCEEDED");
+    assert_eq!(view["progress"], 100);
+    let expected_url = format!("memory://results/{}/sleep.json?expires_in=900", job.id);
+    assert_eq!(view["result_url"], expected_url.as_str());
+    assert_eq!(view["results"][0]["name"], "sleep.json");
+    assert!(view["finished_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_failed_job_shows_its_coded_error() {
+    let f = fixture();
+    let job = queued_job("alice");
+    f.store.insert(job.clone());
+    let lease = Lease::new(now_ms() + 60_000);
+    f.store.claim(&job.id, &lease, now_ms()).await.unwrap();
+    let error = JobError::permanent("invalid_number", "line 3");
+    f.store
+        .finish(&job.id, &lease.owner, &Finish::Failed { error }, now_ms(), 3600)
+        .await
+        .unwrap();
+    let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
+    assert_eq!(view["status"], "FAILED");
+    assert_eq!(view["error"], json!({"code": "invalid_number", "message": "line 3", "retryable": false}));
+}
+
+#[tokio::test(start_paused = true)]
+async fn long_polls_until_the_job_ends_or_the_wait_runs_out() {
+    let f = fixture();
+    let job = queued_job("alice");
+    f.store.insert(job.clone());
+
+    let started = tokio::time::Instant::now();
+    let view = body_json(&handle(&f.deps, get(job.id.as_str(), "wait=3", Some("alice"))).await);
+    assert_eq!(view["status"], "QUEUED");
+    assert!(started.elapsed() >= Duration::from_secs(2), "waited {:?}", started.elapsed());
+
+    let store = f.store.clone();
+    let id = job.id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let lease = Lease::new(now_ms() + 60_000);
+        store.claim(&id, &lease, now_ms()).await.unwrap();
+        store.finish(&id, &lease.owner, &Finish::Cancelled, now_ms(), 60).await.unwrap();
+    });
+    let started = tokio::time::Instant::now();
+    let view = body_json(&handle(&f.deps, get(job.id.as_str(), "wait=20", Some("alice"))).await);
+    assert_eq!(view["status"], "CANCELLED");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn bad_wait_values_are_400() {
+    let f = fixture();
+    let job = queued_job("alice");
+    f.store.insert(job.clone());
+    for query in ["wait=21", "wait=-1", "wait=soon"] {
+        let response = handle(&f.deps, get(job.id.as_str(), query, Some("alice"))).await;
+        assert_eq!(response.status_code, 400, "{query}");
+    }
+}
