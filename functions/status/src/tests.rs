@@ -8,7 +8,6 @@ use longrun::memory::{MemoryJobStore, MemoryObjectStore};
 use longrun::ports::ClaimOutcome;
 use longrun::time::now_ms;
 use longrun::bytes::Bytes;
-use longrun::ports::ObjectStore;
 use longrun::ResultObject;
 use serde_json::{json, Value};
 
