@@ -1,0 +1,310 @@
+//! Worker's unit tests, over the in-memory adapters.
+
+use super::*;
+use longrun::job::NewJob;
+use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
+use serde_json::{json, Value};
+
+const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:longrun-fast";
+
+struct Fixture {
+    deps: WorkerDeps,
+    store: Arc<MemoryJobStore>,
+    queue: Arc<MemoryJobQueue>,
+    objects: Arc<MemoryObjectStore>,
+}
+
+fn fixture() -> Fixture {
+    let config = Arc::new(longrun::testing::config(&[
+        ("PROGRESS_INTERVAL_MS", "0"),
+        ("RETRY_BASE_SECONDS", "4"),
+        ("RETRY_MAX_SECONDS", "60"),
+    ]));
+    let store = Arc::new(MemoryJobStore::new());
+    let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
+    let objects = Arc::new(MemoryObjectStore::new());
+    let deps = WorkerDeps {
+        registry: Arc::new(Registry::standard(&config)),
+        store: store.clone(),
+        queue: queue.clone(),
+        objects: objects.clone(),
+        config,
+    };
+    Fixture {
+        deps,
+        store,
+        queue,
+        objects,
+    }
+}
+
+fn add_job(f: &Fixture, job_type: &str, input: Value, max_attempts: u32) -> JobRecord {
+    let job = JobRecord::new_queued(
+        NewJob {
+            id: JobId::random(),
+            owner: "alice".into(),
+            job_type: job_type.into(),
+            queue: "fast".into(),
+            input,
+            request_hash: "h".into(),
+            max_attempts,
+            delay_seconds: 0,
+        },
+        now_ms(),
+        3600,
+        60_000,
+    );
+    f.store.insert(job.clone());
+    job
+}
+
+fn message(id: &str, body: &str) -> SqsMessage {
+    serde_json::from_value(json!({
+        "messageId": id,
+        "receiptHandle": format!("receipt-{id}"),
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1"
+    }))
+    .unwrap()
+}
+
+fn job_message(job: &JobRecord, message_id: &str) -> SqsMessage {
+    let body = serde_json::to_string(&JobMessage {
+        job_id: job.id.clone(),
+        enqueued_at: now_ms(),
+    })
+    .unwrap();
+    message(message_id, &body)
+}
+
+fn event(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+fn context(seconds_left: i64) -> lambda_runtime::Context {
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (now_ms() + seconds_left * 1000) as u64;
+    context
+}
+
+fn failures(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+async fn reload(f: &Fixture, job: &JobRecord) -> JobRecord {
+    f.store.get(&job.id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn runs_a_job_to_success_and_writes_its_result() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0.2}), 3);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let done = reload(&f, &job).await;
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.attempts, 1);
+    assert_eq!(done.progress, 100);
+    assert_eq!(done.lease_owner, None);
+    assert_eq!(done.due_at, None, "terminal jobs leave the due index");
+    assert_eq!(done.results.len(), 1);
+    assert!(f.objects.object(&done.results[0].key).is_some());
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_a_finished_job_does_not_run_it_again() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    let first = reload(&f, &job).await;
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1-dup")]), &context(60)).await;
+    assert!(failures(&response).is_empty(), "the duplicate is acknowledged");
+    assert_eq!(reload(&f, &job).await, first, "record untouched");
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_a_running_job_is_dropped() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    let lease = Lease::new(now_ms() + 60_000);
+    f.store.claim(&job.id, &lease, now_ms()).await.unwrap();
+    let response = handle(&f.deps, event(vec![job_message(&job, "dup")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let still = reload(&f, &job).await;
+    assert_eq!((still.status, still.attempts), (JobStatus::Running, 1));
+    assert_eq!(still.lease_owner.as_deref(), Some(lease.owner.as_str()));
+}
+
+#[tokio::test]
+async fn a_retryable_failure_requeues_with_backoff_and_returns_the_message() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "retryable"}), 3);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert_eq!(failures(&response), ["m1"]);
+    let queued = reload(&f, &job).await;
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert_eq!(queued.attempts, 1);
+    assert_eq!(queued.error.as_ref().map(|e| e.code.as_str()), Some("sleep_failed"));
+    let changes = f.queue.visibility_changes();
+    assert_eq!(changes.len(), 1);
+    let (queue, receipt, seconds) = &changes[0];
+    assert_eq!((queue.as_str(), receipt.as_str()), ("fast", "receipt-m1"));
+    assert!((2..=4).contains(seconds), "first backoff is 2..=4 s, got {seconds}");
+    let wait = queued.run_at.unwrap() - now_ms();
+    assert!(wait > 1000 && wait <= 4000, "run_at {wait} ms ahead");
+
+    // Redelivered before run_at: hidden again, not run.
+    let early = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert_eq!(failures(&early), ["m1"]);
+    assert_eq!(reload(&f, &job).await.attempts, 1);
+}
+
+#[tokio::test]
+async fn retryable_failures_end_in_failed_when_attempts_run_out() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "retryable"}), 1);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty(), "a terminal failure deletes the message");
+    let failed = reload(&f, &job).await;
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.unwrap().code, "sleep_failed");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_ends_the_job_at_once() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "permanent"}), 3);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let failed = reload(&f, &job).await;
+    assert_eq!((failed.status, failed.attempts), (JobStatus::Failed, 1));
+    assert!(failed.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn poison_messages_are_returned_and_do_not_disturb_the_batch() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    let unknown = JobRecord {
+        id: JobId::random(),
+        ..job.clone()
+    };
+    let batch = vec![
+        message("garbage", "{not json"),
+        message("wrong-shape", r#"{"job": 1}"#),
+        job_message(&unknown, "unknown-job"),
+        job_message(&job, "good"),
+    ];
+    let response = handle(&f.deps, event(batch), &context(60)).await;
+    assert_eq!(failures(&response), ["garbage", "wrong-shape", "unknown-job"]);
+    assert_eq!(reload(&f, &job).await.status, JobStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_leaves_the_job_to_its_lease() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "panic"}), 3);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert_eq!(failures(&response), ["m1"]);
+    let running = reload(&f, &job).await;
+    assert_eq!(running.status, JobStatus::Running);
+    assert!(running.lease_expires_at.unwrap() > now_ms());
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_resumes_from_the_checkpoint() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0.5}), 3);
+    let dead = Lease::new(now_ms() - 1);
+    let mut crashed = job.clone();
+    crashed.status = JobStatus::Running;
+    crashed.attempts = 1;
+    crashed.lease_owner = Some(dead.owner);
+    crashed.lease_expires_at = Some(dead.expires_at);
+    crashed.checkpoint = Some(json!({"slept_ms": 400}));
+    f.store.insert(crashed);
+
+    let response = handle(&f.deps, event(vec![job_message(&job, "m2")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let done = reload(&f, &job).await;
+    assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 2));
+    let body: Value = serde_json::from_slice(&f.objects.object(&done.results[0].key).unwrap().0).unwrap();
+    assert_eq!(body["resumed_from_ms"], 400);
+}
+
+#[tokio::test]
+async fn a_job_started_more_often_than_allowed_fails_as_exhausted() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0}), 2);
+    let mut crashed = job.clone();
+    crashed.status = JobStatus::Running;
+    crashed.attempts = 2;
+    crashed.lease_owner = Some("dead".into());
+    crashed.lease_expires_at = Some(now_ms() - 1);
+    f.store.insert(crashed);
+    handle(&f.deps, event(vec![job_message(&job, "m3")]), &context(60)).await;
+    let failed = reload(&f, &job).await;
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.unwrap().code, codes::ATTEMPTS_EXHAUSTED);
+}
+
+#[tokio::test]
+async fn no_job_starts_when_the_invocation_is_about_to_end() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    let response = handle(&f.deps, event(vec![job_message(&job, "late")]), &context(1)).await;
+    assert_eq!(failures(&response), ["late"]);
+    assert_eq!(reload(&f, &job).await.attempts, 0, "not even claimed");
+}
+
+#[tokio::test]
+async fn a_job_still_running_at_the_deadline_is_stopped_and_retried() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 30}), 3);
+    // 4 s left, 3 s safety margin: the job gets about 1 s.
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(4)).await;
+    assert_eq!(failures(&response), ["m1"]);
+    let queued = reload(&f, &job).await;
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert_eq!(queued.error.unwrap().code, codes::DEADLINE);
+    assert!(queued.checkpoint.is_some(), "progress made is kept for the next attempt");
+}
+
+#[tokio::test]
+async fn a_cancel_request_seen_mid_run_ends_the_job_cancelled() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 5}), 3);
+    let store = f.store.clone();
+    let id = job.id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut running = store.get(&id).await.unwrap().unwrap();
+        running.cancel_requested = true;
+        store.insert(running);
+    });
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
+}
+
+#[test]
+fn backoff_grows_exponentially_with_jitter_and_a_cap() {
+    let config = longrun::testing::config(&[("RETRY_BASE_SECONDS", "2"), ("RETRY_MAX_SECONDS", "20")]);
+    for _ in 0..200 {
+        assert!((1..=2).contains(&backoff_seconds(&config, 1)));
+        assert!((2..=4).contains(&backoff_seconds(&config, 2)));
+        assert!((4..=8).contains(&backoff_seconds(&config, 3)));
+        assert!((10..=20).contains(&backoff_seconds(&config, 9)));
+        assert!((10..=20).contains(&backoff_seconds(&config, 60)));
+    }
+}
