@@ -37,7 +37,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// `MAX_DELAY_SECONDS`: the longest `delay_seconds` accepted.
     pub max_delay_seconds: u32,
-    /// `JOB_RETENTION_SECONDS`: how long a job record (and so its idempotency key) lives.
+    /// `JOB_RETENTION_DAYS`: how long a finished job's record (and so its idempotency key) lives, in seconds.
     pub job_retention_seconds: i64,
     /// `RESULT_URL_TTL_SECONDS`: lifetime of presigned result URLs.
     pub result_url_ttl: Duration,
@@ -97,7 +97,7 @@ impl Config {
             max_attempts_limit: number(&lookup, "MAX_ATTEMPTS_LIMIT", 5)?,
             max_request_bytes: number(&lookup, "MAX_REQUEST_BYTES", 262_144)?,
             max_delay_seconds: number(&lookup, "MAX_DELAY_SECONDS", 900)?,
-            job_retention_seconds: number(&lookup, "JOB_RETENTION_SECONDS", 7 * 86_400)?,
+            job_retention_seconds: number::<i64>(&lookup, "JOB_RETENTION_DAYS", 7)? * 86_400,
             result_url_ttl: Duration::from_secs(number(&lookup, "RESULT_URL_TTL_SECONDS", 900)?),
             progress_interval: Duration::from_millis(number(&lookup, "PROGRESS_INTERVAL_MS", 1000)?),
             enqueue_grace_seconds: number(&lookup, "ENQUEUE_GRACE_SECONDS", 120)?,

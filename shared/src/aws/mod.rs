@@ -57,6 +57,6 @@ impl AwsClients {
 }
 
 /// Full text of an SDK error, with its source chain.
-pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
 }

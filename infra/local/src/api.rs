@@ -1,0 +1,163 @@
+//! Plays API Gateway (HTTP API, payload v2): turns each HTTP request into
+//! the same event API Gateway would send, routes it by the template's
+//! `HttpApi` events, invokes the function's handler and turns its answer
+//! back into HTTP. A bearer token stands in for a JWT authorizer: its text
+//! becomes the `sub` claim (local only; without one the caller is anonymous).
+//! Also serves `/_local/health` and `/_local/resources` for scripts and tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::encodings::Body as EventBody;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use longrun::apigw::HttpEvent;
+
+use crate::functions::{Handler, LocalFunction};
+use crate::resources::Deployed;
+
+/// API Gateway's own payload limit.
+const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
+/// API Gateway's integration timeout.
+const API_GATEWAY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One route: method + path template (`/jobs/{id}`) → function.
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub function: Arc<LocalFunction>,
+}
+
+/// The path parameters when `path` matches the route template (`/jobs/{id}`).
+fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let template: Vec<&str> = template.trim_matches('/').split('/').collect();
+    let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if template.len() != actual.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (t, a) in template.iter().zip(&actual) {
+        match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(name) if !a.is_empty() => params.push((name.to_owned(), (*a).to_owned())),
+            Some(_) => return None,
+            None if t == a => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+/// What the HTTP side serves.
+pub struct LocalApi {
+    pub routes: Vec<Route>,
+    pub deployed: Deployed,
+}
+
+/// The local API Gateway as an axum router.
+pub fn app(api: Arc<LocalApi>) -> Router {
+    Router::new()
+        .route("/_local/health", get(|| async { "ok" }))
+        .route(
+            "/_local/resources",
+            get(|State(api): State<Arc<LocalApi>>| async move { Json(api.deployed.clone()) }),
+        )
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(API_GATEWAY_MAX_BODY))
+        .with_state(api)
+}
+
+async fn dispatch(State(api): State<Arc<LocalApi>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path();
+    let matched = api.routes.iter().find_map(|route| {
+        let method_ok = route.method == "ANY" || route.method == method.as_str();
+        match_path(&route.path, path).filter(|_| method_ok).map(|params| (route, params))
+    });
+    let Some((route, path_parameters)) = matched else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "Not Found"}))).into_response();
+    };
+    let owner = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+        .collect();
+    let route_key = format!("{} {}", route.method, route.path);
+    let request = HttpEvent {
+        route_key: &route_key,
+        method: method.as_str(),
+        path,
+        query: uri.query().unwrap_or(""),
+        headers: header_pairs,
+        body: (!body.is_empty()).then_some(&body[..]),
+        path_parameters,
+        owner,
+    }
+    .to_request();
+    let function = route.function.clone();
+    let invocation = tokio::spawn(async move {
+        match &function.handler {
+            Handler::Submit(deps) => Some(longrun_submit::handle(deps, request).await),
+            Handler::Status(deps) => Some(longrun_status::handle(deps, request).await),
+            Handler::Worker(_) => None,
+        }
+    });
+    match tokio::time::timeout(API_GATEWAY_TIMEOUT, invocation).await {
+        Ok(Ok(Some(response))) => into_http(response),
+        Ok(Ok(None)) => internal_error(StatusCode::INTERNAL_SERVER_ERROR),
+        Ok(Err(_panic)) => internal_error(StatusCode::INTERNAL_SERVER_ERROR),
+        Err(_elapsed) => internal_error(StatusCode::SERVICE_UNAVAILABLE),
+    }
+}
+
+/// What API Gateway answers when the integration fails.
+fn internal_error(status: StatusCode) -> Response {
+    (status, Json(serde_json::json!({"message": "Internal Server Error"}))).into_response()
+}
+
+fn into_http(response: ApiGatewayV2httpResponse) -> Response {
+    let status = StatusCode::from_u16(response.status_code as u16).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = match response.body {
+        None | Some(EventBody::Empty) => Body::empty(),
+        Some(EventBody::Text(text)) if response.is_base64_encoded => Body::from(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap_or_default(),
+        ),
+        Some(EventBody::Text(text)) => Body::from(text),
+        Some(EventBody::Binary(bytes)) => Body::from(bytes),
+        Some(_) => Body::empty(),
+    };
+    let mut http = Response::new(body);
+    *http.status_mut() = status;
+    for (name, value) in response.headers.iter().chain(response.multi_value_headers.iter()) {
+        http.headers_mut().append(name.clone(), value.clone());
+    }
+    http
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_templates_bind_parameters() {
+        let id = vec![("id".to_owned(), "abc".to_owned())];
+        assert_eq!(match_path("/jobs/{id}", "/jobs/abc"), Some(id.clone()));
+        assert_eq!(match_path("/jobs/{id}", "/jobs/abc/"), Some(id));
+        assert_eq!(match_path("/jobs/{id}", "/jobs"), None);
+        assert_eq!(match_path("/jobs/{id}", "/jobs/abc/cancel"), None);
+        assert_eq!(match_path("/jobs/{id}", "/other/abc"), None);
+        assert_eq!(match_path("/jobs", "/jobs"), Some(Vec::new()));
+        assert_eq!(match_path("/jobs/{id}/cancel", "/jobs/x/cancel").map(|p| p.len()), Some(1));
+    }
+}

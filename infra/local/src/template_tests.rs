@@ -1,0 +1,131 @@
+//! Tests of the template loader, on the repository's own `template.yaml`.
+
+use super::*;
+
+const REPO_TEMPLATE: &str = include_str!("../../../template.yaml");
+
+fn load(overrides: &[(&str, &str)]) -> Result<Template, TemplateError> {
+    let overrides = overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    Template::parse(REPO_TEMPLATE, &overrides)
+}
+
+struct FakeResources;
+
+impl ResourceLookup for FakeResources {
+    fn reference(&self, id: &str) -> Option<String> {
+        Some(format!("ref-of-{id}"))
+    }
+    fn attribute(&self, id: &str, attribute: &str) -> Option<String> {
+        Some(format!("{attribute}-of-{id}"))
+    }
+    fn region(&self) -> String {
+        "eu-west-1".into()
+    }
+}
+
+#[test]
+fn the_jobs_table_has_the_owner_and_sparse_due_indexes_and_ttl() {
+    let template = load(&[]).unwrap();
+    let tables = template.tables().unwrap();
+    assert_eq!(tables.len(), 1);
+    let table = &tables[0];
+    assert_eq!(table.key_schema, [("pk".to_owned(), "HASH".to_owned())]);
+    let indexes: Vec<&str> = table.indexes.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(indexes, ["by-owner", "due"]);
+    assert_eq!(table.indexes[1].key_schema[0].0, "due_shard");
+    assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
+}
+
+#[test]
+fn work_queues_redrive_to_their_dead_letter_queues() {
+    let queues = load(&[]).unwrap().queues().unwrap();
+    let fast = queues.iter().find(|q| q.logical_id == "FastQueue").unwrap();
+    assert_eq!(fast.redrive, Some(("FastDeadLetterQueue".to_owned(), 6)));
+    assert_eq!(fast.visibility_timeout, 360);
+    let slow = queues.iter().find(|q| q.logical_id == "SlowQueue").unwrap();
+    assert_eq!(slow.redrive, Some(("SlowDeadLetterQueue".to_owned(), 6)));
+    assert_eq!(queues.iter().filter(|q| q.redrive.is_none()).count(), 2);
+}
+
+#[test]
+fn functions_carry_routes_event_sources_and_timeouts() {
+    let functions = load(&[]).unwrap().functions().unwrap();
+    let by_id = |id: &str| functions.iter().find(|f| f.logical_id == id).unwrap();
+    let submit = by_id("SubmitFunction");
+    assert_eq!(submit.binary, "submit");
+    assert_eq!(
+        submit.http_routes,
+        [HttpRoute {
+            method: "POST".into(),
+            path: "/jobs".into()
+        }]
+    );
+    assert_eq!(submit.timeout_seconds, 10, "from Globals");
+    assert_eq!(by_id("StatusFunction").http_routes[0].path, "/jobs/{id}");
+    let fast = by_id("FastWorkerFunction");
+    assert_eq!(fast.timeout_seconds, 60);
+    assert_eq!(
+        fast.sqs_sources,
+        [SqsSource {
+            queue_logical_id: "FastQueue".into(),
+            batch_size: 5,
+            max_concurrency: 10,
+            report_batch_item_failures: true,
+        }]
+    );
+    assert!(fast.environment.contains_key("QUEUE_URLS"), "globals environment merged");
+}
+
+#[test]
+fn parameter_overrides_change_the_local_stack() {
+    let template = load(&[
+        ("FastWorkerTimeout", "5"),
+        ("FastQueueVisibilityTimeout", "30"),
+        ("FastWorkerBatchSize", "2"),
+        ("MaxReceiveCount", "4"),
+        ("MaxAttemptsLimit", "3"),
+    ])
+    .unwrap();
+    let fast_queue = template
+        .queues()
+        .unwrap()
+        .into_iter()
+        .find(|q| q.logical_id == "FastQueue")
+        .unwrap();
+    assert_eq!(fast_queue.visibility_timeout, 30);
+    assert_eq!(fast_queue.redrive.unwrap().1, 4);
+    let fast = template
+        .functions()
+        .unwrap()
+        .into_iter()
+        .find(|f| f.logical_id == "FastWorkerFunction")
+        .unwrap();
+    assert_eq!((fast.timeout_seconds, fast.sqs_sources[0].batch_size), (5, 2));
+}
+
+#[test]
+fn templates_that_break_the_design_rules_are_refused() {
+    let short_visibility = load(&[("FastQueueVisibilityTimeout", "359")]).unwrap_err();
+    assert!(short_visibility.to_string().contains("below 6 x"), "{short_visibility}");
+    let attempts = load(&[("MaxAttemptsLimit", "6")]).unwrap_err();
+    assert!(attempts.to_string().contains("maxReceiveCount"), "{attempts}");
+    assert!(load(&[("NoSuchParameter", "1")]).is_err());
+    assert!(load(&[("EnableSleepJob", "maybe")]).is_err());
+}
+
+#[test]
+fn intrinsics_resolve_against_parameters_and_resources() {
+    let template = load(&[("EnableSleepJob", "true")]).unwrap();
+    let functions = template.functions().unwrap();
+    let env = &functions[0].environment;
+    let resolve = |name: &str| template.resolve(&env[name], &FakeResources).unwrap();
+    assert_eq!(resolve("QUEUE_URLS"), "fast=ref-of-FastQueue,slow=ref-of-SlowQueue");
+    assert_eq!(resolve("JOBS_TABLE"), "ref-of-JobsTable");
+    assert_eq!(resolve("ENABLE_SLEEP_JOB"), "true");
+    let sub: Yaml = serde_yaml::from_str("!Sub 'arn:${AWS::Region}:${JobsBucket.Arn}/x'").unwrap();
+    assert_eq!(template.resolve(&sub, &FakeResources).unwrap(), "arn:eu-west-1:Arn-of-JobsBucket/x");
+    let long: Yaml = serde_yaml::from_str("{'Fn::GetAtt': [FastQueue, Arn]}").unwrap();
+    assert_eq!(template.resolve(&long, &FakeResources).unwrap(), "Arn-of-FastQueue");
+    let unsupported: Yaml = serde_yaml::from_str("!ImportValue other").unwrap();
+    assert!(template.resolve(&unsupported, &FakeResources).is_err());
+}
