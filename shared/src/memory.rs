@@ -129,6 +129,7 @@ impl JobStore for MemoryJobStore {
             Finish::Succeeded { results } => {
                 job.results = results.clone();
                 job.progress = 100;
+                job.progress_message = None;
                 job.error = None;
             }
             Finish::Failed { error } => job.error = Some(error.clone()),

@@ -1,1 +1,7 @@
+//! End-to-end tests over HTTP against a running stack (see `longrun_e2e`).
+//! They are `#[ignore]`d for a plain `cargo test`; `make test` starts the
+//! emulator and the local runtime and runs them with `--include-ignored`.
 
+mod delivery;
+mod jobs;
+mod submit;

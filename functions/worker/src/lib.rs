@@ -85,7 +85,8 @@ pub async fn process(deps: &WorkerDeps, message: &SqsMessage, deadline_ms: i64) 
         tracing::error!(message_id = ?message.message_id, %body, "poison message: not a job message");
         return Disposition::Return;
     };
-    let span = tracing::info_span!("job", job_id = %job_message.job_id, message_id = ?message.message_id);
+    let message_id = message.message_id.as_deref().unwrap_or("");
+    let span = tracing::info_span!("job", job_id = %job_message.job_id, %message_id);
     run_message(deps, message, &job_message.job_id, deadline_ms)
         .instrument(span)
         .await

@@ -242,11 +242,12 @@ impl JobStore for DynamoJobStore {
                             .expression_attribute_names("#results", "results")
                             .expression_attribute_names("#progress", "progress")
                             .expression_attribute_names("#error", "error")
+                            .expression_attribute_names("#progress_message", "progress_message")
                             .expression_attribute_values(":results", json_attr(results)?)
                             .expression_attribute_values(":hundred", n(100));
                         format!(
                             "SET {common}, {ending}, #results = :results, #progress = :hundred \
-                             REMOVE {cleared}, #error"
+                             REMOVE {cleared}, #error, #progress_message"
                         )
                     }
                     Finish::Failed { error } => {
