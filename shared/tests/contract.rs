@@ -1,0 +1,357 @@
+//! Contract tests: the same cases against the in-memory adapters and the
+//! AWS adapters on the emulator (DynamoDB, S3, SQS), so the fakes the unit
+//! tests trust behave like the real thing.
+//!
+//! The AWS half is `#[ignore]`d for a plain `cargo test`; `make test` runs it
+//! against the emulator with `LONGRUN_JOBS_TABLE` and `LONGRUN_JOBS_BUCKET`
+//! naming resources created from `template.yaml`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use longrun::aws::{AwsClients, DynamoJobStore, S3ObjectStore, SqsJobQueue};
+use longrun::bytes::Bytes;
+use longrun::job::{Finish, JobError, Lease, NewJob, ProgressUpdate, RETRY_DUE_GRACE_MS};
+use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
+use longrun::ports::{ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError, StoreError};
+use longrun::time::now_ms;
+use longrun::{JobId, JobRecord, JobStatus, ResultObject};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+fn new_job(now: i64) -> JobRecord {
+    JobRecord::new_queued(
+        NewJob {
+            id: JobId::random(),
+            owner: "contract".into(),
+            job_type: "sleep".into(),
+            queue: "fast".into(),
+            input: json!({"seconds": 1, "nested": {"list": [1, 2.5, "x"]}}),
+            request_hash: "hash-1".into(),
+            max_attempts: 3,
+            delay_seconds: 0,
+        },
+        now,
+        3600,
+        60_000,
+    )
+}
+
+fn claimed(outcome: ClaimOutcome) -> JobRecord {
+    match outcome {
+        ClaimOutcome::Claimed(job) => *job,
+        other => panic!("expected a claim, got {other:?}"),
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn create_is_conditional_and_returns_the_existing_record(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        assert_eq!(store.create(&job, now).await.unwrap(), CreateOutcome::Created);
+        let mut again = job.clone();
+        again.request_hash = "hash-2".into();
+        match store.create(&again, now).await.unwrap() {
+            CreateOutcome::Exists(existing) => assert_eq!(*existing, job),
+            other => panic!("expected Exists, got {other:?}"),
+        }
+        assert_eq!(store.get(&job.id).await.unwrap(), Some(job));
+        assert_eq!(store.get(&JobId::random()).await.unwrap(), None);
+    }
+
+    pub async fn an_expired_record_is_replaced(store: &dyn JobStore) {
+        let now = now_ms();
+        let mut old = new_job(now - 10_000_000);
+        old.expires_at = (now - 5_000_000) / 1000;
+        store.create(&old, now - 10_000_000).await.unwrap();
+        let mut fresh = new_job(now);
+        fresh.id = old.id.clone();
+        fresh.request_hash = "fresh".into();
+        assert_eq!(store.create(&fresh, now).await.unwrap(), CreateOutcome::Created);
+        assert_eq!(store.get(&old.id).await.unwrap().unwrap().request_hash, "fresh");
+    }
+
+    pub async fn a_claim_takes_the_lease_once(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        let running = claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        assert_eq!(running.status, JobStatus::Running);
+        assert_eq!(running.attempts, 1);
+        assert_eq!(running.lease_owner.as_deref(), Some(lease.owner.as_str()));
+        assert_eq!(running.lease_expires_at, Some(lease.expires_at));
+        assert_eq!(running.due_at, Some(lease.expires_at));
+        assert_eq!(running.started_at, Some(now));
+        assert_eq!(running.version, job.version + 1);
+        assert_eq!(store.get(&job.id).await.unwrap(), Some(running.clone()));
+
+        match store.claim(&job.id, &Lease::new(now + 60_000), now + 1).await.unwrap() {
+            ClaimOutcome::NotClaimable(current) => assert_eq!(*current, running),
+            other => panic!("a live lease must not be claimed again: {other:?}"),
+        }
+        assert_eq!(store.claim(&JobId::random(), &lease, now).await.unwrap(), ClaimOutcome::NotFound);
+    }
+
+    pub async fn a_delayed_job_is_claimable_only_when_due(store: &dyn JobStore) {
+        let now = now_ms();
+        let mut job = new_job(now);
+        job.run_at = Some(now + 5_000);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        assert!(matches!(store.claim(&job.id, &lease, now).await.unwrap(), ClaimOutcome::NotClaimable(_)));
+        claimed(store.claim(&job.id, &lease, now + 5_000).await.unwrap());
+    }
+
+    pub async fn an_expired_lease_is_taken_over_and_fences_the_old_holder(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let first = Lease::new(now + 10_000);
+        claimed(store.claim(&job.id, &first, now).await.unwrap());
+        let second = Lease::new(now + 80_000);
+        let taken = claimed(store.claim(&job.id, &second, now + 20_000).await.unwrap());
+        assert_eq!(taken.attempts, 2);
+        assert_eq!(taken.started_at, Some(now), "started_at keeps the first start");
+
+        let update = ProgressUpdate {
+            progress: 50,
+            message: Some("zombie".into()),
+            checkpoint: None,
+        };
+        assert!(matches!(
+            store.record_progress(&job.id, &first.owner, &update, now + 21_000).await,
+            Err(StoreError::LeaseLost)
+        ));
+        let finish = Finish::Succeeded { results: Vec::new() };
+        assert!(matches!(
+            store.finish(&job.id, &first.owner, &finish, now + 21_000, 3600).await,
+            Err(StoreError::LeaseLost)
+        ));
+        assert_eq!(store.get(&job.id).await.unwrap(), Some(taken));
+    }
+
+    pub async fn progress_and_checkpoints_are_written_under_the_lease(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        let update = ProgressUpdate {
+            progress: 40,
+            message: Some("forty".into()),
+            checkpoint: Some(json!({"offset": 1234})),
+        };
+        let ack = store.record_progress(&job.id, &lease.owner, &update, now + 1).await.unwrap();
+        assert!(!ack.cancel_requested);
+        let without_checkpoint = ProgressUpdate {
+            progress: 45,
+            message: None,
+            checkpoint: None,
+        };
+        store
+            .record_progress(&job.id, &lease.owner, &without_checkpoint, now + 2)
+            .await
+            .unwrap();
+        let current = store.get(&job.id).await.unwrap().unwrap();
+        assert_eq!(current.progress, 45);
+        assert_eq!(current.progress_message, None);
+        assert_eq!(current.checkpoint, Some(json!({"offset": 1234})), "a checkpoint stays until replaced");
+        assert_eq!(current.updated_at, now + 2);
+    }
+
+    pub async fn success_ends_the_run_and_leaves_the_due_index(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        let results = vec![ResultObject {
+            name: "out.json".into(),
+            key: format!("results/{}/out.json", job.id),
+            content_type: "application/json".into(),
+            bytes: 12,
+        }];
+        let finish = Finish::Succeeded { results: results.clone() };
+        let done = store.finish(&job.id, &lease.owner, &finish, now + 500, 7200).await.unwrap();
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert_eq!(done.results, results);
+        assert_eq!(done.progress, 100);
+        assert_eq!((done.lease_owner.as_deref(), done.lease_expires_at, done.due_at), (None, None, None));
+        assert_eq!(done.finished_at, Some(now + 500));
+        assert_eq!(done.expires_at, (now + 500) / 1000 + 7200);
+        assert_eq!(store.get(&job.id).await.unwrap(), Some(done));
+        assert!(matches!(
+            store.finish(&job.id, &lease.owner, &finish, now + 600, 7200).await,
+            Err(StoreError::LeaseLost)
+        ));
+        assert!(matches!(
+            store.claim(&job.id, &Lease::new(now + 90_000), now + 700).await.unwrap(),
+            ClaimOutcome::NotClaimable(_)
+        ));
+    }
+
+    pub async fn a_retry_requeues_until_run_at(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        let error = JobError::retryable("flaky", "try again");
+        let finish = Finish::Retry {
+            error: error.clone(),
+            run_at: now + 4_000,
+        };
+        let queued = store.finish(&job.id, &lease.owner, &finish, now + 100, 3600).await.unwrap();
+        assert_eq!(queued.status, JobStatus::Queued);
+        assert_eq!(queued.error, Some(error));
+        assert_eq!(queued.run_at, Some(now + 4_000));
+        assert_eq!(queued.due_at, Some(now + 4_000 + RETRY_DUE_GRACE_MS));
+        assert_eq!(queued.lease_owner, None);
+        assert_eq!(queued.finished_at, None);
+        assert!(matches!(
+            store.claim(&job.id, &Lease::new(now + 60_000), now + 3_999).await.unwrap(),
+            ClaimOutcome::NotClaimable(_)
+        ));
+        let second = claimed(store.claim(&job.id, &Lease::new(now + 60_000), now + 4_000).await.unwrap());
+        assert_eq!(second.attempts, 2);
+    }
+
+    pub async fn a_failure_keeps_its_coded_error(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        let error = JobError::permanent("bad_input", "nope");
+        let failed = store
+            .finish(&job.id, &lease.owner, &Finish::Failed { error: error.clone() }, now + 1, 3600)
+            .await
+            .unwrap();
+        assert_eq!((failed.status, failed.error), (JobStatus::Failed, Some(error)));
+    }
+
+    pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
+        let key = format!("results/contract-{}/blob.bin", uuid::Uuid::new_v4());
+        let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        objects
+            .put(&key, Bytes::from(body.clone()), "application/octet-stream")
+            .await
+            .unwrap();
+        let mut reader = objects.open(&key).await.unwrap();
+        assert_eq!(reader.size, Some(body.len() as u64));
+        let mut read = Vec::new();
+        reader.body.read_to_end(&mut read).await.unwrap();
+        assert_eq!(read, body);
+        let url = objects.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+        assert!(url.contains(&key), "{url}");
+        assert!(matches!(
+            objects.open("inputs/no-such-object").await,
+            Err(ObjectError::NotFound(_))
+        ));
+    }
+
+    pub async fn unknown_queues_are_refused(queue: &dyn JobQueue) {
+        let message = JobMessage {
+            job_id: JobId::random(),
+            enqueued_at: now_ms(),
+        };
+        assert!(matches!(
+            queue.enqueue("no-such-queue", &message, 0).await,
+            Err(QueueError::UnknownQueue(_))
+        ));
+        assert!(matches!(
+            queue.change_visibility("no-such-queue", "r", 1).await,
+            Err(QueueError::UnknownQueue(_))
+        ));
+        queue.enqueue("fast", &message, 0).await.unwrap();
+    }
+}
+
+macro_rules! contract {
+    (stores: $($store_case:ident),*; objects: $($object_case:ident),*; queues: $($queue_case:ident),*) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $store_case() {
+                super::cases::$store_case(&super::MemoryJobStore::new()).await;
+            })*
+            $(#[tokio::test]
+            async fn $object_case() {
+                super::cases::$object_case(&super::MemoryObjectStore::new()).await;
+            })*
+            $(#[tokio::test]
+            async fn $queue_case() {
+                super::cases::$queue_case(&super::MemoryJobQueue::new(&["fast"])).await;
+            })*
+        }
+        mod on_emulator {
+            $(#[tokio::test]
+            #[ignore = "needs the emulator: make test"]
+            async fn $store_case() {
+                super::cases::$store_case(&*super::aws_adapters::job_store().await).await;
+            })*
+            $(#[tokio::test]
+            #[ignore = "needs the emulator: make test"]
+            async fn $object_case() {
+                super::cases::$object_case(&*super::aws_adapters::object_store().await).await;
+            })*
+            $(#[tokio::test]
+            #[ignore = "needs the emulator: make test"]
+            async fn $queue_case() {
+                super::cases::$queue_case(&*super::aws_adapters::job_queue().await).await;
+            })*
+        }
+    };
+}
+
+/// The AWS adapters, on the resources `make test` names.
+mod aws_adapters {
+    use super::*;
+
+    fn env(name: &str) -> String {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the contract tests through `make test`"))
+    }
+
+    pub async fn job_store() -> Arc<DynamoJobStore> {
+        let clients = AwsClients::load().await;
+        Arc::new(DynamoJobStore::new(clients.dynamodb, &env("LONGRUN_JOBS_TABLE")))
+    }
+
+    pub async fn object_store() -> Arc<S3ObjectStore> {
+        let clients = AwsClients::load().await;
+        Arc::new(S3ObjectStore::new(clients.s3, &env("LONGRUN_JOBS_BUCKET")))
+    }
+
+    /// A queue of the test's own, so the running workers never see its messages.
+    pub async fn job_queue() -> Arc<SqsJobQueue> {
+        let clients = AwsClients::load().await;
+        let name = format!("longrun-contract-{}", uuid::Uuid::new_v4());
+        let url = clients
+            .sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .expect("create a contract queue")
+            .queue_url
+            .expect("queue url");
+        Arc::new(SqsJobQueue::new(clients.sqs, [("fast".to_owned(), url)].into_iter().collect()))
+    }
+}
+
+contract! {
+    stores:
+        create_is_conditional_and_returns_the_existing_record,
+        an_expired_record_is_replaced,
+        a_claim_takes_the_lease_once,
+        a_delayed_job_is_claimable_only_when_due,
+        an_expired_lease_is_taken_over_and_fences_the_old_holder,
+        progress_and_checkpoints_are_written_under_the_lease,
+        success_ends_the_run_and_leaves_the_due_index,
+        a_retry_requeues_until_run_at,
+        a_failure_keeps_its_coded_error;
+    objects: objects_stream_back_byte_for_byte;
+    queues: unknown_queues_are_refused
+}
