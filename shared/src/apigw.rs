@@ -254,7 +254,9 @@ mod tests {
         assert_eq!(resp.status_code, 503);
         assert_eq!(resp.headers["content-type"], "application/problem+json");
         assert_eq!(resp.headers["retry-after"], "7");
-        let Some(Body::Text(text)) = resp.body else { panic!("text body") };
+        let Some(Body::Text(text)) = resp.body else {
+            panic!("text body")
+        };
         let body: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(body["status"], 503);
         assert_eq!(body["type"], "urn:longrun:problem:unavailable");

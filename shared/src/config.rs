@@ -111,7 +111,10 @@ impl Config {
         if config.default_max_attempts == 0 || config.default_max_attempts > config.max_attempts_limit {
             return Err(ConfigError::Invalid {
                 name: "DEFAULT_MAX_ATTEMPTS",
-                reason: format!("must be between 1 and MAX_ATTEMPTS_LIMIT ({})", config.max_attempts_limit),
+                reason: format!(
+                    "must be between 1 and MAX_ATTEMPTS_LIMIT ({})",
+                    config.max_attempts_limit
+                ),
             });
         }
         Ok(config)
@@ -192,7 +195,10 @@ mod tests {
             config.queue_name_for_source("arn:aws:sqs:us-east-1:123456789012:longrun-slow"),
             Some("slow")
         );
-        assert_eq!(config.queue_name_for_source("http://sqs.local/1/longrun-fast"), Some("fast"));
+        assert_eq!(
+            config.queue_name_for_source("http://sqs.local/1/longrun-fast"),
+            Some("fast")
+        );
         assert_eq!(config.queue_name_for_source("arn:aws:sqs:us-east-1:1:other"), None);
     }
 
@@ -213,17 +219,35 @@ mod tests {
             Config::from_lookup(move |name| vars.get(name).cloned())
         };
         assert!(base(&[]).is_ok());
-        assert!(matches!(base(&[("JOBS_TABLE", "")]), Err(ConfigError::Missing("JOBS_TABLE"))));
+        assert!(matches!(
+            base(&[("JOBS_TABLE", "")]),
+            Err(ConfigError::Missing("JOBS_TABLE"))
+        ));
         assert!(matches!(
             base(&[("DEFAULT_MAX_ATTEMPTS", "x")]),
-            Err(ConfigError::Invalid { name: "DEFAULT_MAX_ATTEMPTS", .. })
+            Err(ConfigError::Invalid {
+                name: "DEFAULT_MAX_ATTEMPTS",
+                ..
+            })
         ));
         assert!(matches!(
             base(&[("DEFAULT_MAX_ATTEMPTS", "9")]),
-            Err(ConfigError::Invalid { name: "DEFAULT_MAX_ATTEMPTS", .. })
+            Err(ConfigError::Invalid {
+                name: "DEFAULT_MAX_ATTEMPTS",
+                ..
+            })
         ));
-        assert!(matches!(base(&[("QUEUE_URLS", "fast")]), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(base(&[("JOB_QUEUES", "report=slow")]), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(base(&[("ENABLE_SLEEP_JOB", "yes")]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(
+            base(&[("QUEUE_URLS", "fast")]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            base(&[("JOB_QUEUES", "report=slow")]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            base(&[("ENABLE_SLEEP_JOB", "yes")]),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 }

@@ -210,12 +210,7 @@ pub struct NewJob {
 impl JobRecord {
     /// A freshly submitted job. `enqueue_grace_ms` is how long the queue has
     /// to hand it to a worker before the job counts as overdue.
-    pub fn new_queued(
-        new: NewJob,
-        now_ms: i64,
-        retention_seconds: i64,
-        enqueue_grace_ms: i64,
-    ) -> Self {
+    pub fn new_queued(new: NewJob, now_ms: i64, retention_seconds: i64, enqueue_grace_ms: i64) -> Self {
         let run_at = (new.delay_seconds > 0).then(|| now_ms + i64::from(new.delay_seconds) * 1000);
         JobRecord {
             id: new.id,
@@ -290,11 +285,18 @@ impl Lease {
 /// How a run ends, as written by the worker under its lease.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Finish {
-    Succeeded { results: Vec<ResultObject> },
-    Failed { error: JobError },
+    Succeeded {
+        results: Vec<ResultObject>,
+    },
+    Failed {
+        error: JobError,
+    },
     Cancelled,
     /// Back to QUEUED to run again at `run_at` (retry after backoff).
-    Retry { error: JobError, run_at: i64 },
+    Retry {
+        error: JobError,
+        run_at: i64,
+    },
 }
 
 impl Finish {

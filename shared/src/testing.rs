@@ -11,7 +11,10 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     let mut vars: BTreeMap<String, String> = [
         ("JOBS_TABLE", "jobs"),
         ("JOBS_BUCKET", "bucket"),
-        ("QUEUE_URLS", "fast=http://sqs.local/1/longrun-fast,slow=http://sqs.local/1/longrun-slow"),
+        (
+            "QUEUE_URLS",
+            "fast=http://sqs.local/1/longrun-fast,slow=http://sqs.local/1/longrun-slow",
+        ),
         ("JOB_QUEUES", "thumbnail=slow"),
         ("ENABLE_SLEEP_JOB", "true"),
     ]

@@ -13,7 +13,9 @@ use longrun::aws::{AwsClients, DynamoJobStore, S3ObjectStore, SqsJobQueue};
 use longrun::bytes::Bytes;
 use longrun::job::{Finish, JobError, Lease, NewJob, ProgressUpdate, RETRY_DUE_GRACE_MS};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
-use longrun::ports::{ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError, StoreError};
+use longrun::ports::{
+    ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError, StoreError,
+};
 use longrun::time::now_ms;
 use longrun::{JobId, JobRecord, JobStatus, ResultObject};
 use serde_json::json;
@@ -92,7 +94,10 @@ mod cases {
             ClaimOutcome::NotClaimable(current) => assert_eq!(*current, running),
             other => panic!("a live lease must not be claimed again: {other:?}"),
         }
-        assert_eq!(store.claim(&JobId::random(), &lease, now).await.unwrap(), ClaimOutcome::NotFound);
+        assert_eq!(
+            store.claim(&JobId::random(), &lease, now).await.unwrap(),
+            ClaimOutcome::NotFound
+        );
     }
 
     pub async fn a_delayed_job_is_claimable_only_when_due(store: &dyn JobStore) {
@@ -101,7 +106,10 @@ mod cases {
         job.run_at = Some(now + 5_000);
         store.create(&job, now).await.unwrap();
         let lease = Lease::new(now + 60_000);
-        assert!(matches!(store.claim(&job.id, &lease, now).await.unwrap(), ClaimOutcome::NotClaimable(_)));
+        assert!(matches!(
+            store.claim(&job.id, &lease, now).await.unwrap(),
+            ClaimOutcome::NotClaimable(_)
+        ));
         claimed(store.claim(&job.id, &lease, now + 5_000).await.unwrap());
     }
 
@@ -122,7 +130,9 @@ mod cases {
             checkpoint: None,
         };
         assert!(matches!(
-            store.record_progress(&job.id, &first.owner, &update, now + 21_000).await,
+            store
+                .record_progress(&job.id, &first.owner, &update, now + 21_000)
+                .await,
             Err(StoreError::LeaseLost)
         ));
         let finish = Finish::Succeeded { results: Vec::new() };
@@ -144,7 +154,10 @@ mod cases {
             message: Some("forty".into()),
             checkpoint: Some(json!({"offset": 1234})),
         };
-        let ack = store.record_progress(&job.id, &lease.owner, &update, now + 1).await.unwrap();
+        let ack = store
+            .record_progress(&job.id, &lease.owner, &update, now + 1)
+            .await
+            .unwrap();
         assert!(!ack.cancel_requested);
         let without_checkpoint = ProgressUpdate {
             progress: 45,
@@ -158,7 +171,11 @@ mod cases {
         let current = store.get(&job.id).await.unwrap().unwrap();
         assert_eq!(current.progress, 45);
         assert_eq!(current.progress_message, None);
-        assert_eq!(current.checkpoint, Some(json!({"offset": 1234})), "a checkpoint stays until replaced");
+        assert_eq!(
+            current.checkpoint,
+            Some(json!({"offset": 1234})),
+            "a checkpoint stays until replaced"
+        );
         assert_eq!(current.updated_at, now + 2);
     }
 
@@ -174,12 +191,20 @@ mod cases {
             content_type: "application/json".into(),
             bytes: 12,
         }];
-        let finish = Finish::Succeeded { results: results.clone() };
-        let done = store.finish(&job.id, &lease.owner, &finish, now + 500, 7200).await.unwrap();
+        let finish = Finish::Succeeded {
+            results: results.clone(),
+        };
+        let done = store
+            .finish(&job.id, &lease.owner, &finish, now + 500, 7200)
+            .await
+            .unwrap();
         assert_eq!(done.status, JobStatus::Succeeded);
         assert_eq!(done.results, results);
         assert_eq!(done.progress, 100);
-        assert_eq!((done.lease_owner.as_deref(), done.lease_expires_at, done.due_at), (None, None, None));
+        assert_eq!(
+            (done.lease_owner.as_deref(), done.lease_expires_at, done.due_at),
+            (None, None, None)
+        );
         assert_eq!(done.finished_at, Some(now + 500));
         assert_eq!(done.expires_at, (now + 500) / 1000 + 7200);
         assert_eq!(store.get(&job.id).await.unwrap(), Some(done));
@@ -188,7 +213,10 @@ mod cases {
             Err(StoreError::LeaseLost)
         ));
         assert!(matches!(
-            store.claim(&job.id, &Lease::new(now + 90_000), now + 700).await.unwrap(),
+            store
+                .claim(&job.id, &Lease::new(now + 90_000), now + 700)
+                .await
+                .unwrap(),
             ClaimOutcome::NotClaimable(_)
         ));
     }
@@ -204,7 +232,10 @@ mod cases {
             error: error.clone(),
             run_at: now + 4_000,
         };
-        let queued = store.finish(&job.id, &lease.owner, &finish, now + 100, 3600).await.unwrap();
+        let queued = store
+            .finish(&job.id, &lease.owner, &finish, now + 100, 3600)
+            .await
+            .unwrap();
         assert_eq!(queued.status, JobStatus::Queued);
         assert_eq!(queued.error, Some(error));
         assert_eq!(queued.run_at, Some(now + 4_000));
@@ -212,10 +243,18 @@ mod cases {
         assert_eq!(queued.lease_owner, None);
         assert_eq!(queued.finished_at, None);
         assert!(matches!(
-            store.claim(&job.id, &Lease::new(now + 60_000), now + 3_999).await.unwrap(),
+            store
+                .claim(&job.id, &Lease::new(now + 60_000), now + 3_999)
+                .await
+                .unwrap(),
             ClaimOutcome::NotClaimable(_)
         ));
-        let second = claimed(store.claim(&job.id, &Lease::new(now + 60_000), now + 4_000).await.unwrap());
+        let second = claimed(
+            store
+                .claim(&job.id, &Lease::new(now + 60_000), now + 4_000)
+                .await
+                .unwrap(),
+        );
         assert_eq!(second.attempts, 2);
     }
 
@@ -227,7 +266,13 @@ mod cases {
         claimed(store.claim(&job.id, &lease, now).await.unwrap());
         let error = JobError::permanent("bad_input", "nope");
         let failed = store
-            .finish(&job.id, &lease.owner, &Finish::Failed { error: error.clone() }, now + 1, 3600)
+            .finish(
+                &job.id,
+                &lease.owner,
+                &Finish::Failed { error: error.clone() },
+                now + 1,
+                3600,
+            )
             .await
             .unwrap();
         assert_eq!((failed.status, failed.error), (JobStatus::Failed, Some(error)));
@@ -337,7 +382,10 @@ mod aws_adapters {
             .expect("create a contract queue")
             .queue_url
             .expect("queue url");
-        Arc::new(SqsJobQueue::new(clients.sqs, [("fast".to_owned(), url)].into_iter().collect()))
+        Arc::new(SqsJobQueue::new(
+            clients.sqs,
+            [("fast".to_owned(), url)].into_iter().collect(),
+        ))
     }
 }
 

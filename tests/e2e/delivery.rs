@@ -21,7 +21,10 @@ fn message_for(id: &str) -> String {
 #[ignore = "needs a running stack: make test"]
 async fn duplicate_deliveries_of_a_finished_job_do_not_run_it_again() {
     let stack = Stack::from_env().await;
-    let id = stack.submit(&json!({"type": "sleep", "input": {"seconds": 0.2}}), None).await.body["id"]
+    let id = stack
+        .submit(&json!({"type": "sleep", "input": {"seconds": 0.2}}), None)
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -32,7 +35,9 @@ async fn duplicate_deliveries_of_a_finished_job_do_not_run_it_again() {
     for _ in 0..3 {
         stack.send_message(&stack.fast_queue_url, &message_for(&id)).await;
     }
-    stack.wait_queue_drained(&stack.fast_queue_url, Duration::from_secs(60)).await;
+    stack
+        .wait_queue_drained(&stack.fast_queue_url, Duration::from_secs(60))
+        .await;
 
     let after = stack.item(&id).await;
     assert_eq!(number(&after, "attempts"), 1);
@@ -44,7 +49,10 @@ async fn duplicate_deliveries_of_a_finished_job_do_not_run_it_again() {
 #[ignore = "needs a running stack: make test"]
 async fn a_duplicate_delivery_while_the_job_runs_is_dropped() {
     let stack = Stack::from_env().await;
-    let id = stack.submit(&json!({"type": "sleep", "input": {"seconds": 3}}), None).await.body["id"]
+    let id = stack
+        .submit(&json!({"type": "sleep", "input": {"seconds": 3}}), None)
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -55,7 +63,9 @@ async fn a_duplicate_delivery_while_the_job_runs_is_dropped() {
     stack.send_message(&stack.fast_queue_url, &message_for(&id)).await;
     let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "SUCCEEDED");
-    stack.wait_queue_drained(&stack.fast_queue_url, Duration::from_secs(60)).await;
+    stack
+        .wait_queue_drained(&stack.fast_queue_url, Duration::from_secs(60))
+        .await;
     let item = stack.item(&id).await;
     assert_eq!(number(&item, "attempts"), 1, "ran once");
     assert_eq!(stack.job(&id).await["status"], "SUCCEEDED");

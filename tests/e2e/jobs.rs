@@ -22,7 +22,11 @@ fn sales_csv(rows: usize) -> String {
         let region = regions[(next() % regions.len() as u64) as usize];
         let product = products[(next() % products.len() as u64) as usize];
         let amount = (next() % 1_000_000) as f64 / 100.0 - 1000.0;
-        let quantity = if next() % 10 == 0 { String::new() } else { (next() % 50).to_string() };
+        let quantity = if next() % 10 == 0 {
+            String::new()
+        } else {
+            (next() % 50).to_string()
+        };
         csv.push_str(&format!("{i},{region},{product},{amount},{quantity}\n"));
     }
     csv
@@ -88,7 +92,12 @@ async fn a_report_from_s3_succeeds_with_the_right_numbers() {
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
     assert_eq!(done["attempts"], 1);
     assert_eq!(done["progress"], 100);
-    let names: Vec<&str> = done["results"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = done["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["summary.json", "summary.csv"]);
 
     let summary: Value = serde_json::from_slice(&stack.download(done["result_url"].as_str().unwrap()).await).unwrap();
@@ -105,7 +114,10 @@ async fn a_report_from_s3_succeeds_with_the_right_numbers() {
             assert!(close(got["sum"].as_f64().unwrap(), sum), "{region}/{column} sum {got}");
             assert!(close(got["min"].as_f64().unwrap(), min), "{region}/{column} min {got}");
             assert!(close(got["max"].as_f64().unwrap(), max), "{region}/{column} max {got}");
-            assert!(close(got["mean"].as_f64().unwrap(), sum / count as f64), "{region}/{column} mean {got}");
+            assert!(
+                close(got["mean"].as_f64().unwrap(), sum / count as f64),
+                "{region}/{column} mean {got}"
+            );
         }
     }
 
@@ -149,10 +161,16 @@ async fn a_thumbnail_job_writes_resized_pngs() {
     stack.upload(&key, png.into_inner(), "image/png").await;
 
     let submitted = stack
-        .submit(&json!({"type": "thumbnail", "input": {"source": {"key": key}, "widths": [64, 320]}}), None)
+        .submit(
+            &json!({"type": "thumbnail", "input": {"source": {"key": key}, "widths": [64, 320]}}),
+            None,
+        )
         .await;
     assert_eq!(submitted.status, 202, "{:?}", submitted.body);
-    assert_eq!(submitted.body["queue"], "slow", "thumbnails are routed to the slow queue");
+    assert_eq!(
+        submitted.body["queue"], "slow",
+        "thumbnails are routed to the slow queue"
+    );
     let id = submitted.body["id"].as_str().unwrap().to_owned();
     let done = stack.wait_terminal(&id, Duration::from_secs(120)).await;
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
@@ -160,11 +178,18 @@ async fn a_thumbnail_job_writes_resized_pngs() {
     for result in done["results"].as_array().unwrap() {
         let bytes = stack.download(result["url"].as_str().unwrap()).await;
         let thumb = image::load_from_memory(&bytes).unwrap();
-        sizes.push((result["name"].as_str().unwrap().to_owned(), thumb.width(), thumb.height()));
+        sizes.push((
+            result["name"].as_str().unwrap().to_owned(),
+            thumb.width(),
+            thumb.height(),
+        ));
     }
     assert_eq!(
         sizes,
-        [("thumb_64.png".to_owned(), 64, 48), ("thumb_320.png".to_owned(), 320, 240)]
+        [
+            ("thumb_64.png".to_owned(), 64, 48),
+            ("thumb_320.png".to_owned(), 320, 240)
+        ]
     );
 }
 
@@ -172,7 +197,10 @@ async fn a_thumbnail_job_writes_resized_pngs() {
 #[ignore = "needs a running stack: make test"]
 async fn progress_is_visible_while_a_job_runs() {
     let stack = Stack::from_env().await;
-    let id = stack.submit(&json!({"type": "sleep", "input": {"seconds": 4}}), None).await.body["id"]
+    let id = stack
+        .submit(&json!({"type": "sleep", "input": {"seconds": 4}}), None)
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -198,7 +226,10 @@ async fn unknown_and_foreign_jobs_are_404_problems() {
         assert_eq!(answer.header("content-type"), Some("application/problem+json"));
         assert_eq!(answer.body["status"], 404);
     }
-    let id = stack.submit(&json!({"type": "sleep", "input": {"seconds": 0}}), None).await.body["id"]
+    let id = stack
+        .submit(&json!({"type": "sleep", "input": {"seconds": 0}}), None)
+        .await
+        .body["id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -60,9 +60,15 @@ impl Stack {
             .force_path_style(shared.endpoint_url().is_some())
             .build();
         let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let local: Option<Value> = match from_env("LONGRUN_JOBS_BUCKET") {
-            Some(_) => None,
-            None => Some(
+        let names = [
+            "LONGRUN_JOBS_BUCKET",
+            "LONGRUN_JOBS_TABLE",
+            "LONGRUN_FAST_QUEUE_URL",
+            "LONGRUN_SLOW_QUEUE_URL",
+        ];
+        let local: Option<Value> = match names.iter().all(|n| from_env(n).is_some()) {
+            true => None,
+            false => Some(
                 http.get(format!("{api}/_local/resources"))
                     .send()
                     .await
@@ -150,7 +156,11 @@ impl Stack {
             if !["QUEUED", "RUNNING"].contains(&status.as_str()) {
                 return answer.body;
             }
-            assert!(started.elapsed() < limit, "job {id} still {status} after {limit:?}: {}", answer.body);
+            assert!(
+                started.elapsed() < limit,
+                "job {id} still {status} after {limit:?}: {}",
+                answer.body
+            );
         }
     }
 
@@ -200,7 +210,9 @@ impl Stack {
 
     /// Waits until a queue has no visible and no in-flight messages (seen twice in a row).
     pub async fn wait_queue_drained(&self, queue_url: &str, limit: Duration) {
-        use aws_sdk_sqs::types::QueueAttributeName::{ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible};
+        use aws_sdk_sqs::types::QueueAttributeName::{
+            ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+        };
         let started = Instant::now();
         let mut empty_in_a_row = 0;
         while empty_in_a_row < 2 {
@@ -218,7 +230,10 @@ impl Stack {
             let count = |name| attributes.get(&name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
             let total = count(ApproximateNumberOfMessages) + count(ApproximateNumberOfMessagesNotVisible);
             empty_in_a_row = if total == 0 { empty_in_a_row + 1 } else { 0 };
-            assert!(started.elapsed() < limit, "queue {queue_url} still holds {total} messages after {limit:?}");
+            assert!(
+                started.elapsed() < limit,
+                "queue {queue_url} still holds {total} messages after {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }

@@ -61,7 +61,10 @@ async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: 
     let wait = wait_seconds(request)?;
     let owner = caller(request);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let mut job = read(deps, &id).await?.filter(|j| j.owner == owner).ok_or_else(not_found)?;
+    let mut job = read(deps, &id)
+        .await?
+        .filter(|j| j.owner == owner)
+        .ok_or_else(not_found)?;
     while !job.status.is_terminal() && tokio::time::Instant::now() + WAIT_POLL_INTERVAL <= deadline {
         tokio::time::sleep(WAIT_POLL_INTERVAL).await;
         job = read(deps, &id).await?.ok_or_else(not_found)?;
@@ -84,7 +87,11 @@ fn wait_seconds(request: &ApiGatewayV2httpRequest) -> Result<u64, Problem> {
             .parse::<u64>()
             .ok()
             .filter(|w| *w <= MAX_WAIT_SECONDS)
-            .ok_or_else(|| Problem::malformed(format!("wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"))),
+            .ok_or_else(|| {
+                Problem::malformed(format!(
+                    "wait must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}"
+                ))
+            }),
     }
 }
 

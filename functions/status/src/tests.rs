@@ -3,11 +3,11 @@
 use super::*;
 use aws_lambda_events::encodings::Body;
 use longrun::apigw::HttpEvent;
+use longrun::bytes::Bytes;
 use longrun::job::{Finish, JobError, Lease, NewJob};
 use longrun::memory::{MemoryJobStore, MemoryObjectStore};
 use longrun::ports::ClaimOutcome;
 use longrun::time::now_ms;
-use longrun::bytes::Bytes;
 use longrun::ResultObject;
 use serde_json::{json, Value};
 
@@ -119,7 +119,10 @@ async fn a_succeeded_job_links_each_result() {
         .await
         .unwrap();
     let finish = Finish::Succeeded { results: vec![result] };
-    f.store.finish(&job.id, &lease.owner, &finish, now_ms(), 3600).await.unwrap();
+    f.store
+        .finish(&job.id, &lease.owner, &finish, now_ms(), 3600)
+        .await
+        .unwrap();
 
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
     assert_eq!(view["status"], "SUCCEEDED");
@@ -144,7 +147,10 @@ async fn a_failed_job_shows_its_coded_error() {
         .unwrap();
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
     assert_eq!(view["status"], "FAILED");
-    assert_eq!(view["error"], json!({"code": "invalid_number", "message": "line 3", "retryable": false}));
+    assert_eq!(
+        view["error"],
+        json!({"code": "invalid_number", "message": "line 3", "retryable": false})
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -156,7 +162,11 @@ async fn long_polls_until_the_job_ends_or_the_wait_runs_out() {
     let started = tokio::time::Instant::now();
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "wait=3", Some("alice"))).await);
     assert_eq!(view["status"], "QUEUED");
-    assert!(started.elapsed() >= Duration::from_secs(2), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
 
     let store = f.store.clone();
     let id = job.id.clone();
@@ -164,7 +174,10 @@ async fn long_polls_until_the_job_ends_or_the_wait_runs_out() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let lease = Lease::new(now_ms() + 60_000);
         store.claim(&id, &lease, now_ms()).await.unwrap();
-        store.finish(&id, &lease.owner, &Finish::Cancelled, now_ms(), 60).await.unwrap();
+        store
+            .finish(&id, &lease.owner, &Finish::Cancelled, now_ms(), 60)
+            .await
+            .unwrap();
     });
     let started = tokio::time::Instant::now();
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "wait=20", Some("alice"))).await);

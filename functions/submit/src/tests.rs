@@ -1,9 +1,9 @@
 //! Submit's unit tests, over the in-memory adapters.
 
 use super::*;
-use longrun::async_trait;
 use aws_lambda_events::encodings::Body;
 use longrun::apigw::HttpEvent;
+use longrun::async_trait;
 use longrun::job::{Finish, Lease, ProgressUpdate};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore};
 use longrun::ports::{ClaimOutcome, ProgressAck, StoreError};
@@ -54,6 +54,9 @@ fn body_json(response: &ApiGatewayV2httpResponse) -> Value {
     }
 }
 
+/// name, body, headers, expected status.
+type BadRequest<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, i64);
+
 const SLEEP: &str = r#"{"type": "sleep", "input": {"seconds": 1}}"#;
 
 #[tokio::test]
@@ -82,7 +85,8 @@ async fn accepts_a_job_writes_one_record_and_sends_one_message() {
 #[tokio::test]
 async fn routes_job_types_to_their_queue_and_honours_delay() {
     let f = fixture();
-    let body = r#"{"type": "thumbnail", "input": {"source": {"key": "inputs/a.png"}, "widths": [8]}, "delay_seconds": 30}"#;
+    let body =
+        r#"{"type": "thumbnail", "input": {"source": {"key": "inputs/a.png"}, "widths": [8]}, "delay_seconds": 30}"#;
     let response = handle(&f.deps, post(body, &[], None)).await;
     assert_eq!(response.status_code, 202, "{:?}", response.body);
     let sent = f.queue.sent();
@@ -118,35 +122,106 @@ async fn reusing_a_key_with_another_body_is_422() {
     let response = handle(&f.deps, post(other, &key, None)).await;
     assert_eq!(response.status_code, 422);
     assert_eq!(response.headers["content-type"], "application/problem+json");
-    assert_eq!(body_json(&response)["type"], "urn:longrun:problem:idempotency-key-reused");
+    assert_eq!(
+        body_json(&response)["type"],
+        "urn:longrun:problem:idempotency-key-reused"
+    );
     assert_eq!(f.queue.sent().len(), 1);
 }
 
 #[tokio::test]
 async fn every_bad_input_class_gets_a_problem_and_writes_nothing() {
     let f = fixture();
-    let big = format!(r#"{{"type": "sleep", "input": {{"seconds": 1, "pad": "{}"}}}}"#, "x".repeat(4096));
+    let big = format!(
+        r#"{{"type": "sleep", "input": {{"seconds": 1, "pad": "{}"}}}}"#,
+        "x".repeat(4096)
+    );
     let long_key = "k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1);
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, i64)> = vec![
-        ("form content type", SLEEP.into(), vec![("content-type", "application/x-www-form-urlencoded")], 415),
+    let cases: Vec<BadRequest> = vec![
+        (
+            "form content type",
+            SLEEP.into(),
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            415,
+        ),
         ("malformed JSON", r#"{"type": "sleep", "input": "#.into(), vec![], 400),
         ("empty body", "  ".into(), vec![], 400),
         ("not an object", "[1, 2]".into(), vec![], 422),
         ("missing type", r#"{"input": {}}"#.into(), vec![], 422),
         ("missing input", r#"{"type": "sleep"}"#.into(), vec![], 422),
-        ("unknown field", r#"{"type": "sleep", "input": {"seconds": 1}, "priority": 9}"#.into(), vec![], 422),
-        ("unknown type", r#"{"type": "mine-bitcoin", "input": {}}"#.into(), vec![], 422),
-        ("invalid input", r#"{"type": "sleep", "input": {"seconds": -5}}"#.into(), vec![], 422),
-        ("wrong input shape", r#"{"type": "report", "input": "sales.csv"}"#.into(), vec![], 422),
-        ("unknown queue", r#"{"type": "sleep", "input": {"seconds": 1}, "queue": "vip"}"#.into(), vec![], 422),
-        ("delay too long", r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": 901}"#.into(), vec![], 422),
-        ("negative delay", r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": -1}"#.into(), vec![], 422),
-        ("zero attempts", r#"{"type": "sleep", "input": {"seconds": 1}, "max_attempts": 0}"#.into(), vec![], 422),
-        ("too many attempts", r#"{"type": "sleep", "input": {"seconds": 1}, "max_attempts": 6}"#.into(), vec![], 422),
+        (
+            "unknown field",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "priority": 9}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "unknown type",
+            r#"{"type": "mine-bitcoin", "input": {}}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "invalid input",
+            r#"{"type": "sleep", "input": {"seconds": -5}}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "wrong input shape",
+            r#"{"type": "report", "input": "sales.csv"}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "unknown queue",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "queue": "vip"}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "delay too long",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": 901}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "negative delay",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": -1}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "zero attempts",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "max_attempts": 0}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "too many attempts",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "max_attempts": 6}"#.into(),
+            vec![],
+            422,
+        ),
         ("oversize body", big, vec![], 413),
-        ("empty idempotency key", SLEEP.into(), vec![("Idempotency-Key", "")], 400),
-        ("overlong idempotency key", SLEEP.into(), vec![("Idempotency-Key", long_key.as_str())], 400),
-        ("idempotency key with spaces", SLEEP.into(), vec![("Idempotency-Key", "a b")], 400),
+        (
+            "empty idempotency key",
+            SLEEP.into(),
+            vec![("Idempotency-Key", "")],
+            400,
+        ),
+        (
+            "overlong idempotency key",
+            SLEEP.into(),
+            vec![("Idempotency-Key", long_key.as_str())],
+            400,
+        ),
+        (
+            "idempotency key with spaces",
+            SLEEP.into(),
+            vec![("Idempotency-Key", "a b")],
+            400,
+        ),
     ];
     for (name, body, headers, status) in cases {
         let response = handle(&f.deps, post(&body, &headers, None)).await;
@@ -184,7 +259,11 @@ async fn a_failed_send_after_the_put_still_accepts_and_leaves_the_job_due() {
     let job = f.store.get(&id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Queued);
     let grace = f.deps.config.enqueue_grace_seconds * 1000;
-    assert_eq!(job.due_at, Some(job.created_at + grace), "the reconciler finds it by due_at");
+    assert_eq!(
+        job.due_at,
+        Some(job.created_at + grace),
+        "the reconciler finds it by due_at"
+    );
     assert!(f.queue.sent().is_empty());
 }
 

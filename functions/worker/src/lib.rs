@@ -136,9 +136,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         config.progress_interval,
     );
     let input = job.input.clone();
-    let mut task = tokio::spawn(
-        async move { handler.run(&ctx, &input).await }.instrument(tracing::Span::current()),
-    );
+    let mut task = tokio::spawn(async move { handler.run(&ctx, &input).await }.instrument(tracing::Span::current()));
     let outcome = match tokio::time::timeout_at(stop_at, &mut task).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(join_error)) => {
@@ -194,7 +192,10 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
             }
             None => {
                 // Queued but not claimable: a cancel was requested before it started.
-                tracing::info!(cancel_requested = job.cancel_requested, "queued job not claimable; dropping the message");
+                tracing::info!(
+                    cancel_requested = job.cancel_requested,
+                    "queued job not claimable; dropping the message"
+                );
                 Disposition::Delete
             }
         },
@@ -228,7 +229,9 @@ async fn retry(
 }
 
 async fn hide(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord, seconds: u32) {
-    let Some(receipt) = message.receipt_handle.as_deref() else { return };
+    let Some(receipt) = message.receipt_handle.as_deref() else {
+        return;
+    };
     let queue = message
         .event_source_arn
         .as_deref()
@@ -246,7 +249,13 @@ async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finis
     let status = finish.status();
     match deps
         .store
-        .finish(&job.id, &lease.owner, &finish, now_ms(), deps.config.job_retention_seconds)
+        .finish(
+            &job.id,
+            &lease.owner,
+            &finish,
+            now_ms(),
+            deps.config.job_retention_seconds,
+        )
         .await
     {
         Ok(_) => {

@@ -277,7 +277,10 @@ async fn a_job_still_running_at_the_deadline_is_stopped_and_retried() {
     let queued = reload(&f, &job).await;
     assert_eq!(queued.status, JobStatus::Queued);
     assert_eq!(queued.error.unwrap().code, codes::DEADLINE);
-    assert!(queued.checkpoint.is_some(), "progress made is kept for the next attempt");
+    assert!(
+        queued.checkpoint.is_some(),
+        "progress made is kept for the next attempt"
+    );
 }
 
 #[tokio::test]

@@ -72,11 +72,19 @@ pub fn app(api: Arc<LocalApi>) -> Router {
         .with_state(api)
 }
 
-async fn dispatch(State(api): State<Arc<LocalApi>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn dispatch(
+    State(api): State<Arc<LocalApi>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path();
     let matched = api.routes.iter().find_map(|route| {
         let method_ok = route.method == "ANY" || route.method == method.as_str();
-        match_path(&route.path, path).filter(|_| method_ok).map(|params| (route, params))
+        match_path(&route.path, path)
+            .filter(|_| method_ok)
+            .map(|params| (route, params))
     });
     let Some((route, path_parameters)) = matched else {
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "Not Found"}))).into_response();
@@ -158,6 +166,9 @@ mod tests {
         assert_eq!(match_path("/jobs/{id}", "/jobs/abc/cancel"), None);
         assert_eq!(match_path("/jobs/{id}", "/other/abc"), None);
         assert_eq!(match_path("/jobs", "/jobs"), Some(Vec::new()));
-        assert_eq!(match_path("/jobs/{id}/cancel", "/jobs/x/cancel").map(|p| p.len()), Some(1));
+        assert_eq!(
+            match_path("/jobs/{id}/cancel", "/jobs/x/cancel").map(|p| p.len()),
+            Some(1)
+        );
     }
 }

@@ -92,7 +92,8 @@ pub fn sqs_event(source: &EventSource, messages: &[Message]) -> SqsEvent {
             })
         })
         .collect();
-    serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SQS event built from messages deserialises")
+    serde_json::from_value(serde_json::json!({ "Records": records }))
+        .expect("an SQS event built from messages deserialises")
 }
 
 /// Invokes the worker; returns the message ids to delete.
@@ -123,13 +124,23 @@ async fn invoke(source: &EventSource, messages: &[Message]) -> Vec<String> {
         }
         Err(_) => {
             invocation.abort();
-            tracing::error!(timeout_seconds = timeout.as_secs(), "worker invocation timed out; the whole batch comes back");
+            tracing::error!(
+                timeout_seconds = timeout.as_secs(),
+                "worker invocation timed out; the whole batch comes back"
+            );
             return Vec::new();
         }
     };
-    let failed: Vec<&String> = response.batch_item_failures.iter().map(|f| &f.item_identifier).collect();
+    let failed: Vec<&String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| &f.item_identifier)
+        .collect();
     if failed.iter().any(|id| !ids.contains(id)) {
-        tracing::error!(?failed, "batch item failures name unknown messages; the whole batch comes back");
+        tracing::error!(
+            ?failed,
+            "batch item failures name unknown messages; the whole batch comes back"
+        );
         return Vec::new();
     }
     ids.into_iter().filter(|id| !failed.contains(&id)).collect()

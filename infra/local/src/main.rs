@@ -71,7 +71,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         std::process::exit(2);
     };
     let shared = aws_config::load_from_env().await;
-    let region = shared.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    let region = shared
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
     let clients = AwsClients::from_sdk_config(&shared);
     let stack = longrun_local::start(&cli.options, &clients, &region).await?;
     let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port)).await?;

@@ -33,7 +33,10 @@ impl ResourceLookup for Deployed {
         match attribute {
             "Arn" => self.arns.get(logical_id).cloned(),
             "QueueUrl" => self.refs.get(logical_id).cloned(),
-            "QueueName" | "BucketName" => self.refs.get(logical_id).map(|r| r.rsplit('/').next().unwrap_or(r).to_owned()),
+            "QueueName" | "BucketName" => self
+                .refs
+                .get(logical_id)
+                .map(|r| r.rsplit('/').next().unwrap_or(r).to_owned()),
             _ => None,
         }
     }
@@ -62,8 +65,14 @@ pub async fn deploy(template: &Template, clients: &AwsClients, stack: &str, regi
     for queue in queues {
         let name = format!("{stack}-{}", queue.logical_id);
         let mut attributes = BTreeMap::from([
-            (QueueAttributeName::VisibilityTimeout, queue.visibility_timeout.to_string()),
-            (QueueAttributeName::MessageRetentionPeriod, queue.message_retention.to_string()),
+            (
+                QueueAttributeName::VisibilityTimeout,
+                queue.visibility_timeout.to_string(),
+            ),
+            (
+                QueueAttributeName::MessageRetentionPeriod,
+                queue.message_retention.to_string(),
+            ),
         ]);
         if let Some((dlq, max_receive)) = &queue.redrive {
             let dlq_arn = deployed

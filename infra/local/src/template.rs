@@ -133,7 +133,9 @@ impl Template {
         let mut parameters = BTreeMap::new();
         if let Some(declared) = root.get("Parameters").and_then(Yaml::as_mapping) {
             for (name, spec) in declared {
-                let name = name.as_str().ok_or_else(|| invalid("parameter names must be strings"))?;
+                let name = name
+                    .as_str()
+                    .ok_or_else(|| invalid("parameter names must be strings"))?;
                 let value = match overrides.get(name) {
                     Some(value) => value.clone(),
                     None => spec
@@ -231,7 +233,11 @@ impl Template {
     }
 
     fn intrinsic(&self, name: &str, arg: &Yaml, lookup: &dyn ResourceLookup) -> Result<Json, TemplateError> {
-        let text = |v: &Yaml| v.as_str().map(str::to_owned).ok_or_else(|| invalid(format!("{name} takes a string")));
+        let text = |v: &Yaml| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| invalid(format!("{name} takes a string")))
+        };
         match name {
             "Ref" => self.reference(&text(arg)?, lookup).map(Json::String),
             "GetAtt" => {
@@ -257,20 +263,23 @@ impl Template {
                         .find('}')
                         .ok_or_else(|| invalid(format!("unclosed ${{ in Sub {pattern}")))?;
                     let name = &rest[start + 2..start + end];
-                    let value = if let Some((id, attribute)) = name.split_once('.').filter(|_| !name.starts_with("AWS::")) {
-                        lookup
-                            .attribute(id, attribute)
-                            .ok_or_else(|| invalid(format!("Sub ${{{name}}} does not resolve")))?
-                    } else {
-                        self.reference(name, lookup)?
-                    };
+                    let value =
+                        if let Some((id, attribute)) = name.split_once('.').filter(|_| !name.starts_with("AWS::")) {
+                            lookup
+                                .attribute(id, attribute)
+                                .ok_or_else(|| invalid(format!("Sub ${{{name}}} does not resolve")))?
+                        } else {
+                            self.reference(name, lookup)?
+                        };
                     out.push_str(&value);
                     rest = &rest[start + end + 1..];
                 }
                 out.push_str(rest);
                 Ok(Json::String(out))
             }
-            other => Err(invalid(format!("intrinsic {other} is not supported by the local runtime"))),
+            other => Err(invalid(format!(
+                "intrinsic {other} is not supported by the local runtime"
+            ))),
         }
     }
 
@@ -374,12 +383,16 @@ impl Template {
                             .and_then(|t| match t {
                                 Yaml::Tagged(tagged) => tagged.value.as_str().map(str::to_owned),
                                 other => other.get("Fn::GetAtt").and_then(|g| match g {
-                                    Yaml::Sequence(parts) => parts.first().and_then(Yaml::as_str).map(|s| format!("{s}.Arn")),
+                                    Yaml::Sequence(parts) => {
+                                        parts.first().and_then(Yaml::as_str).map(|s| format!("{s}.Arn"))
+                                    }
                                     other => other.as_str().map(str::to_owned),
                                 }),
                             })
                             .and_then(|s| s.strip_suffix(".Arn").map(str::to_owned))
-                            .ok_or_else(|| invalid(format!("queue {id}: deadLetterTargetArn must be !GetAtt Queue.Arn")))?;
+                            .ok_or_else(|| {
+                                invalid(format!("queue {id}: deadLetterTargetArn must be !GetAtt Queue.Arn"))
+                            })?;
                         let max_receive = self
                             .number(policy.get("maxReceiveCount"), "maxReceiveCount")?
                             .ok_or_else(|| invalid(format!("queue {id}: maxReceiveCount missing")))?;
@@ -388,7 +401,9 @@ impl Template {
                 };
                 Ok(QueueSpec {
                     logical_id: id.clone(),
-                    visibility_timeout: self.number(p.get("VisibilityTimeout"), "VisibilityTimeout")?.unwrap_or(30),
+                    visibility_timeout: self
+                        .number(p.get("VisibilityTimeout"), "VisibilityTimeout")?
+                        .unwrap_or(30),
                     message_retention: self
                         .number(p.get("MessageRetentionPeriod"), "MessageRetentionPeriod")?
                         .unwrap_or(345_600),
@@ -434,7 +449,11 @@ impl Template {
                     let props = event.get("Properties").cloned().unwrap_or(Yaml::Null);
                     match event.get("Type").and_then(Yaml::as_str) {
                         Some("HttpApi") => http_routes.push(HttpRoute {
-                            method: props.get("Method").and_then(Yaml::as_str).unwrap_or("ANY").to_uppercase(),
+                            method: props
+                                .get("Method")
+                                .and_then(Yaml::as_str)
+                                .unwrap_or("ANY")
+                                .to_uppercase(),
                             path: props
                                 .get("Path")
                                 .and_then(Yaml::as_str)
@@ -449,11 +468,15 @@ impl Template {
                                     _ => None,
                                 })
                                 .and_then(|s| s.strip_suffix(".Arn"))
-                                .ok_or_else(|| invalid(format!("function {id}: SQS Queue must be !GetAtt Queue.Arn")))?;
+                                .ok_or_else(|| {
+                                    invalid(format!("function {id}: SQS Queue must be !GetAtt Queue.Arn"))
+                                })?;
                             let report = props
                                 .get("FunctionResponseTypes")
                                 .and_then(Yaml::as_sequence)
-                                .is_some_and(|types| types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
+                                .is_some_and(|types| {
+                                    types.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures"))
+                                });
                             sqs_sources.push(SqsSource {
                                 queue_logical_id: queue.to_owned(),
                                 batch_size: self.number(props.get("BatchSize"), "BatchSize")?.unwrap_or(10),
@@ -490,7 +513,12 @@ impl Template {
                 let queue = queues
                     .iter()
                     .find(|q| q.logical_id == source.queue_logical_id)
-                    .ok_or_else(|| invalid(format!("{} reads unknown queue {}", function.logical_id, source.queue_logical_id)))?;
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "{} reads unknown queue {}",
+                            function.logical_id, source.queue_logical_id
+                        ))
+                    })?;
                 if queue.visibility_timeout < 6 * function.timeout_seconds {
                     return Err(invalid(format!(
                         "queue {} has VisibilityTimeout {} s, below 6 x {}'s Timeout of {} s",
@@ -511,7 +539,11 @@ impl Template {
                     .get("MAX_ATTEMPTS_LIMIT")
                     .map(|v| self.resolve(v, &NoResources))
                     .transpose()?
-                    .and_then(|v| v.as_str().and_then(|s| s.parse::<u32>().ok()).or(v.as_u64().map(|n| n as u32)))
+                    .and_then(|v| {
+                        v.as_str()
+                            .and_then(|s| s.parse::<u32>().ok())
+                            .or(v.as_u64().map(|n| n as u32))
+                    })
                     .unwrap_or(5);
                 if limit >= max_receive {
                     return Err(invalid(format!(

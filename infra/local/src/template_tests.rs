@@ -5,7 +5,10 @@ use super::*;
 const REPO_TEMPLATE: &str = include_str!("../../../template.yaml");
 
 fn load(overrides: &[(&str, &str)]) -> Result<Template, TemplateError> {
-    let overrides = overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let overrides = overrides
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     Template::parse(REPO_TEMPLATE, &overrides)
 }
 
@@ -73,7 +76,10 @@ fn functions_carry_routes_event_sources_and_timeouts() {
             report_batch_item_failures: true,
         }]
     );
-    assert!(fast.environment.contains_key("QUEUE_URLS"), "globals environment merged");
+    assert!(
+        fast.environment.contains_key("QUEUE_URLS"),
+        "globals environment merged"
+    );
 }
 
 #[test]
@@ -123,7 +129,10 @@ fn intrinsics_resolve_against_parameters_and_resources() {
     assert_eq!(resolve("JOBS_TABLE"), "ref-of-JobsTable");
     assert_eq!(resolve("ENABLE_SLEEP_JOB"), "true");
     let sub: Yaml = serde_yaml::from_str("!Sub 'arn:${AWS::Region}:${JobsBucket.Arn}/x'").unwrap();
-    assert_eq!(template.resolve(&sub, &FakeResources).unwrap(), "arn:eu-west-1:Arn-of-JobsBucket/x");
+    assert_eq!(
+        template.resolve(&sub, &FakeResources).unwrap(),
+        "arn:eu-west-1:Arn-of-JobsBucket/x"
+    );
     let long: Yaml = serde_yaml::from_str("{'Fn::GetAtt': [FastQueue, Arn]}").unwrap();
     assert_eq!(template.resolve(&long, &FakeResources).unwrap(), "Arn-of-FastQueue");
     let unsupported: Yaml = serde_yaml::from_str("!ImportValue other").unwrap();

@@ -57,7 +57,11 @@ impl DynamoJobStore {
             Ok(output) => output
                 .attributes
                 .ok_or_else(|| StoreError::Corrupt("update returned no attributes".into())),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::LeaseLost)
             }
             Err(err) => Err(StoreError::Unavailable(describe(&err))),
@@ -163,7 +167,11 @@ impl JobStore for DynamoJobStore {
         update: &ProgressUpdate,
         now_ms: i64,
     ) -> Result<ProgressAck, StoreError> {
-        let mut set = vec!["#progress = :progress", "#updated_at = :now", "#version = #version + :one"];
+        let mut set = vec![
+            "#progress = :progress",
+            "#updated_at = :now",
+            "#version = #version + :one",
+        ];
         let mut builder = self
             .update(id)
             .expression_attribute_names("#progress", "progress")
@@ -188,7 +196,9 @@ impl JobStore for DynamoJobStore {
                 .expression_attribute_values(":checkpoint", json_attr(checkpoint)?);
         }
         let expression = format!("SET {}{remove}", set.join(", "));
-        let item = self.fenced_update(builder.update_expression(expression), lease_owner).await?;
+        let item = self
+            .fenced_update(builder.update_expression(expression), lease_owner)
+            .await?;
         Ok(ProgressAck {
             cancel_requested: bool_attr(&item, "cancel_requested")?.unwrap_or(false),
         })
@@ -230,10 +240,7 @@ impl JobStore for DynamoJobStore {
                     .expression_attribute_names("#finished_at", "finished_at")
                     .expression_attribute_names("#expires_at", "expires_at")
                     .expression_attribute_names("#due_shard", "due_shard")
-                    .expression_attribute_values(
-                        ":expires_at",
-                        n(JobRecord::expiry_after(now_ms, retention_seconds)),
-                    );
+                    .expression_attribute_values(":expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)));
                 let ending = "#finished_at = :now, #expires_at = :expires_at";
                 let cleared = "#lease_owner, #lease_expires_at, #due_at, #due_shard";
                 match terminal {
@@ -260,7 +267,9 @@ impl JobStore for DynamoJobStore {
                 }
             }
         };
-        let item = self.fenced_update(builder.update_expression(expression), lease_owner).await?;
+        let item = self
+            .fenced_update(builder.update_expression(expression), lease_owner)
+            .await?;
         from_item(&item)
     }
 }

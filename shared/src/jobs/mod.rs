@@ -307,7 +307,13 @@ mod tests {
     fn input_keys_must_stay_under_inputs() {
         assert!(check_input_key("k", "inputs/a.csv").is_ok());
         assert!(check_input_key("k", "inputs/dir/a.csv").is_ok());
-        for bad in ["inputs/", "results/x/summary.json", "inputs/../results/x", "a.csv", "inputs/./a"] {
+        for bad in [
+            "inputs/",
+            "results/x/summary.json",
+            "inputs/../results/x",
+            "a.csv",
+            "inputs/./a",
+        ] {
             assert!(check_input_key("k", bad).is_err(), "{bad} accepted");
         }
     }

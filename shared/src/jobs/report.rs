@@ -132,7 +132,8 @@ impl JobHandler for ReportJob {
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {
         let input: ReportInput = serde_json::from_value(input.clone())
             .map_err(|e| JobError::permanent(codes::INVALID_INPUT, e.to_string()))?;
-        let (size, reader): (Option<u64>, Pin<Box<dyn AsyncRead + Send>>) = match (&input.source.key, &input.source.csv) {
+        let (size, reader): (Option<u64>, Pin<Box<dyn AsyncRead + Send>>) = match (&input.source.key, &input.source.csv)
+        {
             (Some(key), _) => {
                 let object = ctx.open_input(key).await?;
                 (object.size, object.body)
@@ -147,7 +148,9 @@ impl JobHandler for ReportJob {
         ctx.progress(99, "writing results").await?;
         let json = serde_json::to_vec_pretty(&summary).map_err(|e| JobError::permanent("internal", e.to_string()))?;
         let csv = summary_csv(&summary)?;
-        let json_result = ctx.put_result("summary.json", Bytes::from(json), "application/json").await?;
+        let json_result = ctx
+            .put_result("summary.json", Bytes::from(json), "application/json")
+            .await?;
         let csv_result = ctx.put_result("summary.csv", Bytes::from(csv), "text/csv").await?;
         Ok(vec![json_result, csv_result])
     }
@@ -173,7 +176,10 @@ fn column_index(headers: &csv_async::StringRecord, name: &str) -> Result<usize, 
     headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
         JobError::permanent(
             "missing_column",
-            format!("the CSV has no column {name:?} (columns: {})", headers.iter().collect::<Vec<_>>().join(", ")),
+            format!(
+                "the CSV has no column {name:?} (columns: {})",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
         )
     })
 }
@@ -196,8 +202,14 @@ async fn summarise(
         .create_reader(counting);
     let bad_csv = |e: csv_async::Error| JobError::permanent("invalid_csv", e.to_string());
     let headers = csv.headers().await.map_err(bad_csv)?.clone();
-    let group_idx: Vec<usize> = group_by.iter().map(|c| column_index(&headers, c)).collect::<Result<_, _>>()?;
-    let value_idx: Vec<usize> = values.iter().map(|c| column_index(&headers, c)).collect::<Result<_, _>>()?;
+    let group_idx: Vec<usize> = group_by
+        .iter()
+        .map(|c| column_index(&headers, c))
+        .collect::<Result<_, _>>()?;
+    let value_idx: Vec<usize> = values
+        .iter()
+        .map(|c| column_index(&headers, c))
+        .collect::<Result<_, _>>()?;
 
     let mut groups: BTreeMap<Vec<String>, (u64, Vec<ColumnStats>)> = BTreeMap::new();
     let mut record = csv_async::StringRecord::new();
@@ -205,7 +217,10 @@ async fn summarise(
     while csv.read_record(&mut record).await.map_err(bad_csv)? {
         rows += 1;
         let line = record.position().map(|p| p.line()).unwrap_or(rows + 1);
-        let key: Vec<String> = group_idx.iter().map(|&i| record.get(i).unwrap_or("").to_owned()).collect();
+        let key: Vec<String> = group_idx
+            .iter()
+            .map(|&i| record.get(i).unwrap_or("").to_owned())
+            .collect();
         let entry = groups
             .entry(key)
             .or_insert_with(|| (0, vec![ColumnStats::default(); value_idx.len()]));
@@ -229,7 +244,7 @@ async fn summarise(
             }
             stats.add(value);
         }
-        if rows % ROWS_PER_PROGRESS == 0 {
+        if rows.is_multiple_of(ROWS_PER_PROGRESS) {
             let done = read.load(Ordering::Relaxed);
             let percent = size.filter(|&s| s > 0).map_or(50, |s| (done * 98 / s).min(98) as u8);
             ctx.progress(percent, format!("read {rows} rows")).await?;
@@ -271,11 +286,19 @@ fn summary_csv(summary: &Summary) -> Result<Vec<u8>, JobError> {
         row.push(group.rows.to_string());
         for value in &summary.values {
             let s = &group.stats[value];
-            row.extend([s.count.to_string(), s.sum.to_string(), s.min.to_string(), s.max.to_string(), s.mean.to_string()]);
+            row.extend([
+                s.count.to_string(),
+                s.sum.to_string(),
+                s.min.to_string(),
+                s.max.to_string(),
+                s.mean.to_string(),
+            ]);
         }
         writer.write_record(&row).map_err(internal)?;
     }
-    writer.into_inner().map_err(|e| JobError::permanent("internal", e.to_string()))
+    writer
+        .into_inner()
+        .map_err(|e| JobError::permanent("internal", e.to_string()))
 }
 
 #[cfg(test)]
@@ -301,7 +324,9 @@ mod tests {
             .unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["input.source", "input.group_by"]);
-        assert!(job.validate(&json!({"source": {"key": "../x"}, "group_by": ["a"], "values": ["b"]})).is_err());
+        assert!(job
+            .validate(&json!({"source": {"key": "../x"}, "group_by": ["a"], "values": ["b"]}))
+            .is_err());
         assert!(job.validate(&json!({"group_by": ["a"], "values": ["b"]})).is_err());
         assert!(job.validate(&json!("report please")).is_err());
     }
@@ -320,7 +345,10 @@ mod tests {
             .await
             .unwrap();
         let results = ReportJob.run(&h.ctx, &input).await.unwrap();
-        assert_eq!(results.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["summary.json", "summary.csv"]);
+        assert_eq!(
+            results.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["summary.json", "summary.csv"]
+        );
 
         let summary = summary_of(&h);
         assert_eq!(summary["rows"], 4);
@@ -378,7 +406,10 @@ mod tests {
         let summary = summary_of(&h);
         assert_eq!(summary["rows"], ROWS_PER_PROGRESS * 3);
         assert_eq!(summary["groups"].as_array().unwrap().len(), 7);
-        let job = crate::ports::JobStore::get(h.store.as_ref(), h.ctx.job_id()).await.unwrap().unwrap();
+        let job = crate::ports::JobStore::get(h.store.as_ref(), h.ctx.job_id())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(job.progress, 99, "last progress before results");
     }
 }

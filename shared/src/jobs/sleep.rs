@@ -50,7 +50,10 @@ impl JobHandler for SleepJob {
     fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>> {
         let input: SleepInput = parse_input(input)?;
         if !(0.0..=MAX_SECONDS).contains(&input.seconds) {
-            return Err(vec![field_error("input.seconds", format!("must be between 0 and {MAX_SECONDS}"))]);
+            return Err(vec![field_error(
+                "input.seconds",
+                format!("must be between 0 and {MAX_SECONDS}"),
+            )]);
         }
         Ok(())
     }
@@ -77,7 +80,10 @@ impl JobHandler for SleepJob {
         let failing_attempt = input.fail_attempts.is_none_or(|n| ctx.attempt() <= n);
         match input.fail {
             Some(FailureMode::Retryable) if failing_attempt => {
-                return Err(JobError::retryable("sleep_failed", format!("asked to fail attempt {}", ctx.attempt())))
+                return Err(JobError::retryable(
+                    "sleep_failed",
+                    format!("asked to fail attempt {}", ctx.attempt()),
+                ))
             }
             Some(FailureMode::Permanent) if failing_attempt => {
                 return Err(JobError::permanent("sleep_failed", "asked to fail permanently"))
@@ -131,6 +137,9 @@ mod tests {
         assert!(err.retryable);
 
         let later = json!({"seconds": 0, "fail": "permanent", "fail_attempts": 0});
-        assert!(SleepJob.run(&h.ctx, &later).await.is_ok(), "attempt 1 > fail_attempts 0");
+        assert!(
+            SleepJob.run(&h.ctx, &later).await.is_ok(),
+            "attempt 1 > fail_attempts 0"
+        );
     }
 }

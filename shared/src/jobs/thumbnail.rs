@@ -52,12 +52,21 @@ impl JobHandler for ThumbnailJob {
 
     fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>> {
         let input: ThumbnailInput = parse_input(input)?;
-        let mut errors: Vec<FieldError> = check_input_key("input.source.key", &input.source.key).err().into_iter().collect();
+        let mut errors: Vec<FieldError> = check_input_key("input.source.key", &input.source.key)
+            .err()
+            .into_iter()
+            .collect();
         if input.widths.is_empty() || input.widths.len() > MAX_VARIANTS {
-            errors.push(field_error("input.widths", format!("give between 1 and {MAX_VARIANTS} widths")));
+            errors.push(field_error(
+                "input.widths",
+                format!("give between 1 and {MAX_VARIANTS} widths"),
+            ));
         }
         if input.widths.iter().any(|&w| w == 0 || w > MAX_WIDTH) {
-            errors.push(field_error("input.widths", format!("widths must be between 1 and {MAX_WIDTH}")));
+            errors.push(field_error(
+                "input.widths",
+                format!("widths must be between 1 and {MAX_WIDTH}"),
+            ));
         }
         let mut unique = input.widths.clone();
         unique.sort_unstable();
@@ -114,7 +123,8 @@ impl JobHandler for ThumbnailJob {
                     .await?,
             );
             let percent = 5 + (done + 1) * 94 / total;
-            ctx.progress(percent as u8, format!("{} of {total} variants", done + 1)).await?;
+            ctx.progress(percent as u8, format!("{} of {total} variants", done + 1))
+                .await?;
         }
         Ok(results)
     }
@@ -140,22 +150,40 @@ mod tests {
     use serde_json::json;
 
     fn png(width: u32, height: u32) -> Vec<u8> {
-        let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+        let image = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+        });
         let mut out = std::io::Cursor::new(Vec::new());
-        DynamicImage::ImageRgb8(image).write_to(&mut out, ImageFormat::Png).unwrap();
+        DynamicImage::ImageRgb8(image)
+            .write_to(&mut out, ImageFormat::Png)
+            .unwrap();
         out.into_inner()
     }
 
     #[test]
     fn validation_rejects_bad_widths_and_keys() {
         let job = ThumbnailJob::new(1000);
-        assert!(job.validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [32, 64]})).is_ok());
-        assert!(job.validate(&json!({"source": {"key": "inputs/a.png"}, "widths": []})).is_err());
-        assert!(job.validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [0]})).is_err());
-        assert!(job.validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [5000]})).is_err());
-        assert!(job.validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [8, 8]})).is_err());
-        assert!(job.validate(&json!({"source": {"key": "other/a.png"}, "widths": [8]})).is_err());
-        assert!(job.validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [-1]})).is_err());
+        assert!(job
+            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [32, 64]}))
+            .is_ok());
+        assert!(job
+            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": []}))
+            .is_err());
+        assert!(job
+            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [0]}))
+            .is_err());
+        assert!(job
+            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [5000]}))
+            .is_err());
+        assert!(job
+            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [8, 8]}))
+            .is_err());
+        assert!(job
+            .validate(&json!({"source": {"key": "other/a.png"}, "widths": [8]}))
+            .is_err());
+        assert!(job
+            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [-1]}))
+            .is_err());
     }
 
     #[tokio::test]

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make test: unit tests, contract tests on the emulator, and end-to-end tests
+# over HTTP through the local runtime. Starts and stops its own emulator
+# (moto; or uses AWS_ENDPOINT_URL when given) and its own local runtime.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+use_emulator_credentials
+mkdir -p .local
+started=$(date +%s)
+
+cargo build --workspace --all-targets
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+  moto_port=$(free_port)
+  start_moto "$moto_port" .local/test-moto.log
+  pids+=("$MOTO_PID")
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+fi
+
+api_port=$(free_port)
+stack="longrun-test-$(date +%s)"
+./target/debug/longrun-local --port "$api_port" --stack "$stack" \
+  --parameter-overrides EnableSleepJob=true >.local/test-runtime.log 2>&1 &
+pids+=("$!")
+if ! wait_for_url "http://127.0.0.1:$api_port/_local/health" 60; then
+  tail -n 50 .local/test-runtime.log
+  exit 1
+fi
+export LONGRUN_API_URL="http://127.0.0.1:$api_port"
+eval "$("$PY" - "$LONGRUN_API_URL" <<'PY'
+import json, sys, urllib.request
+refs = json.load(urllib.request.urlopen(sys.argv[1] + "/_local/resources"))["refs"]
+print(f"export LONGRUN_JOBS_TABLE={refs['JobsTable']} LONGRUN_JOBS_BUCKET={refs['JobsBucket']}")
+PY
+)"
+
+status=0
+cargo test --workspace --no-fail-fast -- --include-ignored 2>&1 | tee .local/test-output.log || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- last lines of the local runtime's log (.local/test-runtime.log) ---"
+  tail -n 80 .local/test-runtime.log
+fi
+echo "make test: $(( $(date +%s) - started ))s wall time"
+# One closing line over every test binary: "tests: N passed, N failed".
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' .local/test-output.log
+exit "$status"
