@@ -32,6 +32,7 @@ pub struct Options {
 /// A running local stack: the HTTP app and the poller tasks.
 pub struct LocalStack {
     pub api: Arc<api::LocalApi>,
+    pub functions: Vec<Arc<functions::LocalFunction>>,
     pub pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -79,6 +80,7 @@ pub async fn start(options: &Options, clients: &AwsClients, region: &str) -> Res
     }
     Ok(LocalStack {
         api: Arc::new(api::LocalApi { routes, deployed }),
+        functions,
         pollers,
     })
 }

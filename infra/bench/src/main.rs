@@ -1,0 +1,491 @@
+//! `make bench`: measures longrun against the emulator and prints Markdown
+//! for BENCHMARKS.md. Everything runs in this one process over the real
+//! handler functions and AWS SDK clients (built from `template.yaml` by the
+//! local runtime's library), so the ratios compare like with like:
+//!
+//! 1. submit latency: our submit handler vs the bare DynamoDB PutItem + SQS
+//!    SendMessage it is built on, interleaved, same emulator, same run;
+//! 2. AWS requests per job, counted by an SDK interceptor on every call;
+//! 3. peak memory (VmHWM) of the worker streaming `report` inputs of
+//!    growing size, and its throughput.
+//!
+//! Needs `AWS_ENDPOINT_URL` (the emulator); `infra/scripts/bench.sh` sets it up.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use longrun::apigw::HttpEvent;
+use longrun::aws::AwsClients;
+use longrun::ports::JobMessage;
+use longrun::time::now_ms;
+use longrun::JobId;
+use longrun_local::functions::Handler;
+use longrun_local::{LocalStack, Options};
+
+/// Counts every AWS request by `Service.Operation`.
+#[derive(Debug, Default, Clone)]
+struct RequestCounter {
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl RequestCounter {
+    fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.counts.lock().unwrap())
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            let key = format!("{}.{}", metadata.service(), metadata.name());
+            *self.counts.lock().unwrap().entry(key).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+fn counting_clients(shared: &aws_config::SdkConfig, counter: &RequestCounter) -> AwsClients {
+    AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(shared)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(shared)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(shared)
+                .force_path_style(true)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The VmHWM (peak resident set) of this process, in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets VmHWM to the current RSS (Linux `clear_refs` 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Bench {
+    stack: LocalStack,
+    counter: RequestCounter,
+    plain: AwsClients,
+    fast_queue_url: String,
+    table: String,
+    bucket: String,
+}
+
+impl Bench {
+    /// The handler of the template function `logical_id`.
+    fn function(&self, logical_id: &str) -> &Handler {
+        &self
+            .stack
+            .functions
+            .iter()
+            .find(|f| f.spec.logical_id == logical_id)
+            .expect("function in template")
+            .handler
+    }
+
+    fn submit_event(body: &str) -> aws_lambda_events::apigw::ApiGatewayV2httpRequest {
+        HttpEvent {
+            route_key: "POST /jobs",
+            method: "POST",
+            path: "/jobs",
+            query: "",
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Some(body.as_bytes()),
+            path_parameters: Vec::new(),
+            owner: Some("bench"),
+        }
+        .to_request()
+    }
+
+    async fn submit(&self, body: &str) -> String {
+        let Handler::Submit(deps) = self.function("SubmitFunction") else {
+            unreachable!()
+        };
+        let response = longrun_submit::handle(deps, Self::submit_event(body)).await;
+        assert_eq!(response.status_code, 202, "{:?}", response.body);
+        match response.body {
+            Some(aws_lambda_events::encodings::Body::Text(text)) => {
+                let view: serde_json::Value = serde_json::from_str(&text).unwrap();
+                view["id"].as_str().unwrap().to_owned()
+            }
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    /// The bare calls submit is built on: one PutItem of a same-sized item and one SendMessage.
+    async fn bare_put_and_send(&self, body: &str) {
+        let id = JobId::random();
+        let now = now_ms();
+        let item: std::collections::HashMap<String, AttributeValue> = [
+            ("pk", AttributeValue::S(id.to_string())),
+            ("owner", AttributeValue::S("bench".into())),
+            ("job_type", AttributeValue::S("sleep".into())),
+            ("queue", AttributeValue::S("fast".into())),
+            ("status", AttributeValue::S("QUEUED".into())),
+            ("input", AttributeValue::S(body.into())),
+            ("request_hash", AttributeValue::S("0".repeat(64))),
+            ("attempts", AttributeValue::N("0".into())),
+            ("max_attempts", AttributeValue::N("3".into())),
+            ("progress", AttributeValue::N("0".into())),
+            ("cancel_requested", AttributeValue::Bool(false)),
+            ("created_at", AttributeValue::N(now.to_string())),
+            ("updated_at", AttributeValue::N(now.to_string())),
+            ("due_at", AttributeValue::N(now.to_string())),
+            ("due_shard", AttributeValue::S("due".into())),
+            ("expires_at", AttributeValue::N((now / 1000 + 86_400).to_string())),
+            ("version", AttributeValue::N("1".into())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.plain
+            .dynamodb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+        self.plain
+            .sqs
+            .send_message()
+            .queue_url(&self.fast_queue_url)
+            .message_body(serde_json::json!({"job_id": id, "enqueued_at": now}).to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn purge(&self) {
+        let _ = self
+            .plain
+            .sqs
+            .purge_queue()
+            .queue_url(&self.fast_queue_url)
+            .send()
+            .await;
+    }
+}
+
+async fn submit_latency(bench: &Bench, rounds: usize) {
+    let body = r#"{"type":"sleep","input":{"seconds":0}}"#;
+    // Warm both paths (connections, emulator caches).
+    for _ in 0..20 {
+        bench.submit(body).await;
+        bench.bare_put_and_send(body).await;
+    }
+    let mut ours = Vec::with_capacity(rounds);
+    let mut bare = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        if i % 50 == 0 {
+            bench.purge().await;
+        }
+        let t = Instant::now();
+        bench.submit(body).await;
+        ours.push(t.elapsed());
+        let t = Instant::now();
+        bench.bare_put_and_send(body).await;
+        bare.push(t.elapsed());
+    }
+    bench.purge().await;
+    ours.sort();
+    bare.sort();
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    println!("### Submit latency ({rounds} interleaved rounds, in process, same emulator)\n");
+    println!("| path | p50 ms | p95 ms | mean ms |");
+    println!("| --- | --- | --- | --- |");
+    for (name, v) in [
+        ("submit handler (validate + conditional PutItem + SendMessage)", &ours),
+        ("bare PutItem + SendMessage", &bare),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.2} |",
+            ms(percentile(v, 0.5)),
+            ms(percentile(v, 0.95)),
+            ms(mean(v))
+        );
+    }
+    println!(
+        "\nRatio ours / bare: p50 {:.2}x, p95 {:.2}x, mean {:.2}x.\n",
+        ms(percentile(&ours, 0.5)) / ms(percentile(&bare, 0.5)),
+        ms(percentile(&ours, 0.95)) / ms(percentile(&bare, 0.95)),
+        ms(mean(&ours)) / ms(mean(&bare)),
+    );
+}
+
+async fn wait_all_terminal(bench: &Bench, ids: &[String], limit: Duration) {
+    let started = Instant::now();
+    for id in ids {
+        loop {
+            let item = bench
+                .plain
+                .dynamodb
+                .get_item()
+                .table_name(&bench.table)
+                .key("pk", AttributeValue::S(id.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            let status = item["status"].as_s().unwrap().clone();
+            if status != "QUEUED" && status != "RUNNING" {
+                assert_eq!(status, "SUCCEEDED", "job {id}");
+                break;
+            }
+            assert!(started.elapsed() < limit, "jobs did not finish in {limit:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn requests_per_job(bench: &Bench, jobs: usize) {
+    let kinds = [
+        (
+            "report (inline CSV, 2 results)",
+            r#"{"type":"report","input":{"source":{"csv":"g,v\na,1\nb,2\na,3\n"},"group_by":["g"],"values":["v"]}}"#,
+        ),
+        (
+            "sleep 2 s (progress every 1 s)",
+            r#"{"type":"sleep","input":{"seconds":2}}"#,
+        ),
+    ];
+    println!("### AWS requests per job ({jobs} jobs of each kind, counted by an SDK interceptor)\n");
+    println!("Event source = the local runtime playing the Lambda SQS event source mapping (on AWS these calls are made by Lambda, and idle long polls are included here).\n");
+    for (name, body) in kinds {
+        bench.counter.take();
+        let mut ids = Vec::new();
+        for _ in 0..jobs {
+            ids.push(bench.submit(body).await);
+        }
+        let submit_counts = bench.counter.take();
+        wait_all_terminal(bench, &ids, Duration::from_secs(300)).await;
+        // One status read per job, as a client fetching its result would.
+        let Handler::Status(status_deps) = bench.function("StatusFunction") else {
+            unreachable!()
+        };
+        for id in &ids {
+            let event = HttpEvent {
+                route_key: "GET /jobs/{id}",
+                method: "GET",
+                path: &format!("/jobs/{id}"),
+                query: "",
+                headers: Vec::new(),
+                body: None,
+                path_parameters: vec![("id".into(), id.clone())],
+                owner: Some("bench"),
+            }
+            .to_request();
+            let response = longrun_status::handle(status_deps, event).await;
+            assert_eq!(response.status_code, 200);
+        }
+        let rest = bench.counter.take();
+        println!("**{name}**\n");
+        println!("| request | per job |");
+        println!("| --- | --- |");
+        let mut total = 0.0;
+        let mut all: BTreeMap<String, u64> = submit_counts;
+        for (k, v) in rest {
+            *all.entry(k).or_default() += v;
+        }
+        for (op, count) in &all {
+            let per_job = *count as f64 / jobs as f64;
+            let esm = op.ends_with("ReceiveMessage") || op.ends_with("DeleteMessageBatch");
+            if !esm {
+                total += per_job;
+            }
+            println!("| {op}{} | {per_job:.2} |", if esm { " (event source)" } else { "" });
+        }
+        println!("| **total made by longrun's functions** | **{total:.2}** |\n");
+    }
+}
+
+async fn streaming_memory(bench: &Bench) {
+    println!("### Peak memory of the worker streaming `report` inputs\n");
+    println!("VmHWM of this process, reset before each job (`/proc/self/clear_refs`); the CSV is in S3 (the emulator), read as a stream.\n");
+    println!("| input | rows | job wall time | throughput | peak RSS during job | RSS before |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let Handler::Worker(worker_deps) = bench.function("FastWorkerFunction") else {
+        unreachable!()
+    };
+    for megabytes in [8usize, 64, 256] {
+        let key = format!("inputs/bench/{megabytes}mb.csv");
+        let (csv, rows) = generate_csv(megabytes * 1024 * 1024);
+        bench
+            .plain
+            .s3
+            .put_object()
+            .bucket(&bench.bucket)
+            .key(&key)
+            .body(csv.into())
+            .send()
+            .await
+            .unwrap();
+        let body = serde_json::json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["region"], "values": ["amount", "quantity"]}})
+            .to_string();
+        let id = bench.submit(&body).await;
+        bench.purge().await;
+        let mut event = SqsEvent::default();
+        event.records = vec![serde_json::from_value(serde_json::json!({
+            "messageId": "bench",
+            "receiptHandle": "bench",
+            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(&id).unwrap(), enqueued_at: now_ms() }).unwrap(),
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+        }))
+        .unwrap()];
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = (now_ms() + 900_000) as u64;
+        let before = rss_kib();
+        reset_peak_rss();
+        let started = Instant::now();
+        let response = longrun_worker::handle(worker_deps, event, &context).await;
+        let elapsed = started.elapsed();
+        let peak = peak_rss_kib();
+        assert!(response.batch_item_failures.is_empty());
+        wait_all_terminal(bench, std::slice::from_ref(&id), Duration::from_secs(5)).await;
+        println!(
+            "| {megabytes} MiB CSV | {rows} | {:.2} s | {:.1} MiB/s | {:.1} MiB | {:.1} MiB |",
+            elapsed.as_secs_f64(),
+            megabytes as f64 / elapsed.as_secs_f64(),
+            peak as f64 / 1024.0,
+            before as f64 / 1024.0
+        );
+    }
+    println!();
+}
+
+fn generate_csv(target_bytes: usize) -> (Vec<u8>, usize) {
+    let regions = ["eu-west", "us-east", "ap-south", "sa-east", "af-north"];
+    let mut out = Vec::with_capacity(target_bytes + 64);
+    out.extend_from_slice(b"order_id,region,product,amount,quantity\n");
+    let mut rows = 0usize;
+    let mut state: u64 = 88172645463325252;
+    while out.len() < target_bytes {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let line = format!(
+            "{rows},{},p{},{}.{:02},{}\n",
+            regions[(state % 5) as usize],
+            state % 97,
+            state % 10_000,
+            state % 100,
+            state % 50
+        );
+        out.extend_from_slice(line.as_bytes());
+        rows += 1;
+    }
+    (out, rows)
+}
+
+#[tokio::main]
+async fn main() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL must point at the emulator (run make bench)"
+    );
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let shared = aws_config::load_from_env().await;
+    let region = shared
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    let counter = RequestCounter::default();
+    let clients = counting_clients(&shared, &counter);
+    let plain = AwsClients::from_sdk_config(&shared);
+    let options = Options {
+        template: std::env::var("LONGRUN_TEMPLATE")
+            .unwrap_or_else(|_| "template.yaml".into())
+            .into(),
+        stack: format!("longrun-bench-{}", now_ms()),
+        parameter_overrides: [
+            ("EnableSleepJob".to_owned(), "true".to_owned()),
+            ("FastWorkerMaxConcurrency".to_owned(), "2".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        workers: true,
+    };
+    let stack = longrun_local::start(&options, &clients, &region)
+        .await
+        .expect("local stack");
+    let refs = &stack.api.deployed.refs;
+    let bench = Bench {
+        fast_queue_url: refs["FastQueue"].clone(),
+        table: refs["JobsTable"].clone(),
+        bucket: refs["JobsBucket"].clone(),
+        stack,
+        counter,
+        plain,
+    };
+    requests_per_job(&bench, 20).await;
+    // Pollers off from here: latency and memory are measured without them competing.
+    for poller in &bench.stack.pollers {
+        poller.abort();
+    }
+    submit_latency(&bench, rounds).await;
+    streaming_memory(&bench).await;
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# make bench: release builds, the emulator, then longrun-bench; writes the
+# results between the markers in BENCHMARKS.md (and to .local/bench.md).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+use_emulator_credentials
+mkdir -p .local
+
+cargo build --release -p longrun-bench -p longrun-submit -p longrun-status -p longrun-worker --bins
+
+if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+  moto_port=$(free_port)
+  start_moto "$moto_port" .local/bench-moto.log
+  trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+fi
+
+out=.local/bench.md
+{
+  echo "## \`make bench\` run of $(date -u +%Y-%m-%d)"
+  echo
+  echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB;" \
+       "emulator: moto $("$PY" -c 'import moto; print(moto.__version__)'); $(rustc --version)."
+  echo
+  ./target/release/longrun-bench
+  echo "### Function binaries (release profile, $(rustc -vV | awk '/host/ {print $2}'))"
+  echo
+  echo "| binary | size | gzip -9 (≈ zip) |"
+  echo "| --- | --- | --- |"
+  for bin in submit status worker; do
+    size=$(stat -c %s "target/release/$bin")
+    zipped=$(gzip -9 -c "target/release/$bin" | wc -c)
+    echo "| $bin | $(( size / 1024 )) KiB | $(( zipped / 1024 )) KiB |"
+  done
+  echo
+} | tee "$out"
+
+"$PY" - "$out" <<'PY'
+import sys, pathlib
+results = pathlib.Path(sys.argv[1]).read_text()
+bench = pathlib.Path("BENCHMARKS.md")
+text = bench.read_text()
+start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+head, rest = text.split(start, 1)
+_, tail = rest.split(end, 1)
+bench.write_text(f"{head}{start}\n{results}{end}{tail}")
+PY
+echo "BENCHMARKS.md updated"
