@@ -20,6 +20,9 @@ pub struct SubmitRequest {
     pub delay_seconds: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// The job's deadline in seconds from its first start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
 }
 
 /// One result object in a job view, with a presigned download URL.
@@ -44,6 +47,7 @@ pub struct JobView {
     pub message: Option<String>,
     pub attempts: u32,
     pub max_attempts: u32,
+    pub timeout_seconds: u32,
     pub cancel_requested: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -74,6 +78,7 @@ impl JobView {
             message: job.progress_message.clone(),
             attempts: job.attempts,
             max_attempts: job.max_attempts,
+            timeout_seconds: job.timeout_seconds,
             cancel_requested: job.cancel_requested,
             created_at: rfc3339(job.created_at),
             updated_at: rfc3339(job.updated_at),
@@ -135,6 +140,11 @@ impl Problem {
     /// 405: the route exists, the method does not.
     pub fn method_not_allowed(detail: impl Into<String>) -> Self {
         Self::new(405, "method-not-allowed", "Method not allowed", detail)
+    }
+
+    /// 409: the job is in a state the request cannot change.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(409, "conflict", "Conflict", detail)
     }
 
     /// 413: the body is larger than the configured limit.

@@ -45,8 +45,15 @@ pub struct Config {
     pub progress_interval: Duration,
     /// `ENQUEUE_GRACE_SECONDS`: how long after submit (or `run_at`) a queued job counts as overdue.
     pub enqueue_grace_seconds: i64,
-    /// `LEASE_GRACE_SECONDS`: a worker's lease lasts until its invocation's deadline plus this.
-    pub lease_grace_seconds: i64,
+    /// `LEASE_SECONDS`: how long a claim or a heartbeat holds a job (and hides its message).
+    pub lease_seconds: u32,
+    /// `HEARTBEAT_SECONDS`: how often a running job's lease and message visibility are
+    /// extended; at most half of `LEASE_SECONDS`.
+    pub heartbeat_seconds: u32,
+    /// `DEFAULT_JOB_TIMEOUT_SECONDS`: a job's deadline, from its first start, unless it asks otherwise.
+    pub default_job_timeout_seconds: u32,
+    /// `MAX_JOB_TIMEOUT_SECONDS`: the longest `timeout_seconds` a job may ask for.
+    pub max_job_timeout_seconds: u32,
     /// `DEADLINE_SAFETY_MS`: a worker starts no job with less invocation time left than this,
     /// and stops a running job this long before the deadline.
     pub deadline_safety: Duration,
@@ -101,7 +108,10 @@ impl Config {
             result_url_ttl: Duration::from_secs(number(&lookup, "RESULT_URL_TTL_SECONDS", 900)?),
             progress_interval: Duration::from_millis(number(&lookup, "PROGRESS_INTERVAL_MS", 1000)?),
             enqueue_grace_seconds: number(&lookup, "ENQUEUE_GRACE_SECONDS", 120)?,
-            lease_grace_seconds: number(&lookup, "LEASE_GRACE_SECONDS", 30)?,
+            lease_seconds: number(&lookup, "LEASE_SECONDS", 60)?,
+            heartbeat_seconds: number(&lookup, "HEARTBEAT_SECONDS", 15)?,
+            default_job_timeout_seconds: number(&lookup, "DEFAULT_JOB_TIMEOUT_SECONDS", 3600)?,
+            max_job_timeout_seconds: number(&lookup, "MAX_JOB_TIMEOUT_SECONDS", 86_400)?,
             deadline_safety: Duration::from_millis(number(&lookup, "DEADLINE_SAFETY_MS", 3000)?),
             retry_base_seconds: number(&lookup, "RETRY_BASE_SECONDS", 2)?,
             retry_max_seconds: number(&lookup, "RETRY_MAX_SECONDS", 300)?,
@@ -117,7 +127,29 @@ impl Config {
                 ),
             });
         }
+        if config.heartbeat_seconds == 0 || config.heartbeat_seconds * 2 > config.lease_seconds {
+            return Err(ConfigError::Invalid {
+                name: "HEARTBEAT_SECONDS",
+                reason: format!("must be between 1 and half of LEASE_SECONDS ({})", config.lease_seconds),
+            });
+        }
+        if !(1..=config.max_job_timeout_seconds).contains(&config.default_job_timeout_seconds) {
+            return Err(ConfigError::Invalid {
+                name: "DEFAULT_JOB_TIMEOUT_SECONDS",
+                reason: format!(
+                    "must be between 1 and MAX_JOB_TIMEOUT_SECONDS ({})",
+                    config.max_job_timeout_seconds
+                ),
+            });
+        }
         Ok(config)
+    }
+
+    /// Seconds a running job's message is hidden for at each heartbeat: a
+    /// little longer than the lease, so that when a dead worker's message
+    /// comes back its lease has certainly expired.
+    pub fn heartbeat_visibility_seconds(&self) -> u32 {
+        self.lease_seconds + 5
     }
 
     /// The queue a job of `job_type` goes to when the request names none.

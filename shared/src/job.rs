@@ -146,7 +146,9 @@ pub mod codes {
     pub const DEADLINE: &str = "invocation_deadline";
     pub const STORAGE: &str = "storage_unavailable";
     pub const UNKNOWN_JOB_TYPE: &str = "unknown_job_type";
-    pub const ATTEMPTS_EXHAUSTED: &str = "attempts_exhausted";
+    pub const JOB_TIMEOUT: &str = "job_timeout";
+    pub const HANDLER_PANICKED: &str = "handler_panicked";
+    pub const DEAD_LETTERED: &str = "dead_lettered";
 }
 
 /// One object a job wrote, under `results/<job_id>/<name>`.
@@ -174,6 +176,8 @@ pub struct JobRecord {
     pub request_hash: String,
     pub attempts: u32,
     pub max_attempts: u32,
+    /// The job's deadline in seconds, counted from its first start.
+    pub timeout_seconds: u32,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
     pub progress: u8,
@@ -204,6 +208,7 @@ pub struct NewJob {
     pub input: Value,
     pub request_hash: String,
     pub max_attempts: u32,
+    pub timeout_seconds: u32,
     pub delay_seconds: u32,
 }
 
@@ -222,6 +227,7 @@ impl JobRecord {
             request_hash: new.request_hash,
             attempts: 0,
             max_attempts: new.max_attempts,
+            timeout_seconds: new.timeout_seconds,
             lease_owner: None,
             lease_expires_at: None,
             progress: 0,
@@ -250,6 +256,11 @@ impl JobRecord {
             JobStatus::Running => self.lease_expires_at.is_some_and(|t| t < now_ms),
             _ => false,
         }
+    }
+
+    /// When the job's own deadline passes (its first start plus its timeout).
+    pub fn deadline_ms(&self) -> Option<i64> {
+        self.started_at.map(|t| t + i64::from(self.timeout_seconds) * 1000)
     }
 
     /// Whether `lease_owner` holds a live claim on this job.
@@ -357,6 +368,7 @@ mod tests {
                 input: json!({"seconds": 1}),
                 request_hash: "h".into(),
                 max_attempts: 3,
+                timeout_seconds: 3600,
                 delay_seconds: 0,
             },
             now,

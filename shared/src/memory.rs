@@ -10,16 +10,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::job::{Finish, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
+use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::ports::{
-    ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectReader, ObjectStore, ProgressAck,
-    QueueError, StoreError,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectReader, ObjectStore,
+    ProgressAck, QueueError, StoreError, Transition,
 };
 
-/// Job records in a map.
+/// Job records in a map, with a switch to make every call fail.
 #[derive(Default)]
 pub struct MemoryJobStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
+    unavailable: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryJobStore {
@@ -39,12 +40,25 @@ impl MemoryJobStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Makes every call fail as if DynamoDB were unreachable (or recover).
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// The records, after checking the store is "reachable".
+    fn jobs(&self) -> Result<std::sync::MutexGuard<'_, HashMap<JobId, JobRecord>>, StoreError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected: the store is down".into()));
+        }
+        Ok(self.jobs.lock().unwrap())
+    }
 }
 
 #[async_trait]
 impl JobStore for MemoryJobStore {
     async fn create(&self, job: &JobRecord, now_ms: i64) -> Result<CreateOutcome, StoreError> {
-        let mut jobs = self.jobs.lock().unwrap();
+        let mut jobs = self.jobs()?;
         if let Some(existing) = jobs.get(&job.id) {
             if existing.expires_at >= now_ms / 1000 {
                 return Ok(CreateOutcome::Exists(Box::new(existing.clone())));
@@ -55,11 +69,11 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        Ok(self.jobs.lock().unwrap().get(id).cloned())
+        Ok(self.jobs()?.get(id).cloned())
     }
 
     async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
-        let mut jobs = self.jobs.lock().unwrap();
+        let mut jobs = self.jobs()?;
         let Some(job) = jobs.get_mut(id) else {
             return Ok(ClaimOutcome::NotFound);
         };
@@ -84,7 +98,7 @@ impl JobStore for MemoryJobStore {
         update: &ProgressUpdate,
         now_ms: i64,
     ) -> Result<ProgressAck, StoreError> {
-        let mut jobs = self.jobs.lock().unwrap();
+        let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
         if !job.is_leased_to(lease_owner) {
             return Err(StoreError::LeaseLost);
@@ -109,7 +123,7 @@ impl JobStore for MemoryJobStore {
         now_ms: i64,
         retention_seconds: i64,
     ) -> Result<JobRecord, StoreError> {
-        let mut jobs = self.jobs.lock().unwrap();
+        let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
         if !job.is_leased_to(lease_owner) {
             return Err(StoreError::LeaseLost);
@@ -135,11 +149,125 @@ impl JobStore for MemoryJobStore {
             Finish::Failed { error } => job.error = Some(error.clone()),
             Finish::Cancelled => {}
         }
-        job.finished_at = Some(now_ms);
-        job.due_at = None;
-        job.expires_at = JobRecord::expiry_after(now_ms, retention_seconds);
+        end(job, now_ms, retention_seconds);
         Ok(job.clone())
     }
+
+    async fn extend_lease(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ProgressAck, StoreError> {
+        let _ = now_ms;
+        let mut jobs = self.jobs()?;
+        let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
+        if !job.is_leased_to(&lease.owner) {
+            return Err(StoreError::LeaseLost);
+        }
+        job.lease_expires_at = Some(lease.expires_at);
+        job.due_at = Some(lease.expires_at);
+        job.version += 1;
+        Ok(ProgressAck {
+            cancel_requested: job.cancel_requested,
+        })
+    }
+
+    async fn request_cancel(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<CancelOutcome, StoreError> {
+        let mut jobs = self.jobs()?;
+        let Some(job) = jobs.get_mut(id) else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        match job.status {
+            JobStatus::Queued => {
+                job.status = JobStatus::Cancelled;
+                job.cancel_requested = true;
+                job.updated_at = now_ms;
+                job.version += 1;
+                end(job, now_ms, retention_seconds);
+                Ok(CancelOutcome::Cancelled(Box::new(job.clone())))
+            }
+            JobStatus::Running => {
+                job.cancel_requested = true;
+                job.updated_at = now_ms;
+                job.version += 1;
+                Ok(CancelOutcome::Requested(Box::new(job.clone())))
+            }
+            _ => Ok(CancelOutcome::AlreadyFinished(Box::new(job.clone()))),
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError> {
+        let mut jobs = self.jobs()?;
+        let Some(job) = jobs.get_mut(id) else {
+            return Ok(Transition::NotFound);
+        };
+        let applies = job.status == JobStatus::Queued
+            || (job.status == JobStatus::Running && job.lease_expires_at.is_some_and(|t| t < now_ms));
+        if !applies {
+            return Ok(Transition::Refused(Box::new(job.clone())));
+        }
+        job.status = JobStatus::DeadLettered;
+        job.error = Some(error.clone());
+        job.lease_owner = None;
+        job.lease_expires_at = None;
+        job.updated_at = now_ms;
+        job.version += 1;
+        end(job, now_ms, retention_seconds);
+        Ok(Transition::Done(Box::new(job.clone())))
+    }
+
+    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
+        let mut jobs = self.jobs()?;
+        let Some(job) = jobs.get_mut(id) else {
+            return Ok(Transition::NotFound);
+        };
+        if job.status != JobStatus::DeadLettered {
+            return Ok(Transition::Refused(Box::new(job.clone())));
+        }
+        job.status = JobStatus::Queued;
+        job.finished_at = None;
+        job.run_at = None;
+        job.due_at = Some(due_at);
+        job.updated_at = now_ms;
+        job.version += 1;
+        Ok(Transition::Done(Box::new(job.clone())))
+    }
+
+    async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let jobs = self.jobs()?;
+        let mut due: Vec<(i64, JobId)> = jobs
+            .values()
+            .filter_map(|j| j.due_at.filter(|&d| d < now_ms).map(|d| (d, j.id.clone())))
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs()?;
+        match jobs.get_mut(id) {
+            Some(job) if job.due_at == Some(expected) => {
+                job.due_at = Some(new_due_at);
+                job.version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// What every terminal transition writes.
+fn end(job: &mut JobRecord, now_ms: i64, retention_seconds: i64) {
+    job.finished_at = Some(now_ms);
+    job.due_at = None;
+    job.expires_at = JobRecord::expiry_after(now_ms, retention_seconds);
 }
 
 /// A message the memory queue holds.

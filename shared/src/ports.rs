@@ -48,6 +48,29 @@ pub enum ClaimOutcome {
     NotFound,
 }
 
+/// What a conditional state change found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Transition {
+    /// The change was made; the record as written.
+    Done(Box<JobRecord>),
+    /// The record is not in a state the change applies to; the record as found.
+    Refused(Box<JobRecord>),
+    NotFound,
+}
+
+/// What a cancel request did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CancelOutcome {
+    /// The job was queued and is now CANCELLED.
+    Cancelled(Box<JobRecord>),
+    /// The job is running; `cancel_requested` is set and it stops at its next
+    /// progress write or heartbeat.
+    Requested(Box<JobRecord>),
+    /// The job had already ended; nothing changed.
+    AlreadyFinished(Box<JobRecord>),
+    NotFound,
+}
+
 /// What a progress write learned from the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProgressAck {
@@ -78,6 +101,9 @@ pub trait JobStore: Send + Sync {
         now_ms: i64,
     ) -> Result<ProgressAck, StoreError>;
 
+    /// Heartbeat: moves the lease's expiry (and `due_at`) to `lease.expires_at`.
+    async fn extend_lease(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ProgressAck, StoreError>;
+
     /// Ends the run under the lease; returns the record as written.
     async fn finish(
         &self,
@@ -87,6 +113,35 @@ pub trait JobStore: Send + Sync {
         now_ms: i64,
         retention_seconds: i64,
     ) -> Result<JobRecord, StoreError>;
+
+    /// Cancels a queued job at once, or asks a running one to stop.
+    async fn request_cancel(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<CancelOutcome, StoreError>;
+
+    /// Marks a job DEAD_LETTERED with `error`: only a QUEUED job, or a RUNNING
+    /// one whose lease has expired (a live worker keeps its job).
+    async fn dead_letter(
+        &self,
+        id: &JobId,
+        error: &crate::job::JobError,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError>;
+
+    /// Puts a DEAD_LETTERED job back to QUEUED (operator redrive), due at `due_at`.
+    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError>;
+
+    /// Ids of up to `limit` non-terminal jobs whose `due_at` is before `now_ms`
+    /// (the sparse due index; eventually consistent).
+    async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError>;
+
+    /// Moves `due_at` from `expected` to `new_due_at`; `false` when it was no
+    /// longer `expected` (someone else acted on the job).
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError>;
 }
 
 /// The body of a queue message: only the job id (the record is the truth)

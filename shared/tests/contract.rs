@@ -14,7 +14,8 @@ use longrun::bytes::Bytes;
 use longrun::job::{Finish, JobError, Lease, NewJob, ProgressUpdate, RETRY_DUE_GRACE_MS};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::ports::{
-    ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError, StoreError,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError,
+    StoreError, Transition,
 };
 use longrun::time::now_ms;
 use longrun::{JobId, JobRecord, JobStatus, ResultObject};
@@ -31,6 +32,7 @@ fn new_job(now: i64) -> JobRecord {
             input: json!({"seconds": 1, "nested": {"list": [1, 2.5, "x"]}}),
             request_hash: "hash-1".into(),
             max_attempts: 3,
+            timeout_seconds: 3600,
             delay_seconds: 0,
         },
         now,
@@ -278,6 +280,192 @@ mod cases {
         assert_eq!((failed.status, failed.error), (JobStatus::Failed, Some(error)));
     }
 
+    pub async fn heartbeats_extend_the_lease_under_fencing(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 10_000);
+        claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        let extended = Lease {
+            owner: lease.owner.clone(),
+            expires_at: now + 70_000,
+        };
+        let ack = store.extend_lease(&job.id, &extended, now + 5_000).await.unwrap();
+        assert!(!ack.cancel_requested);
+        let current = store.get(&job.id).await.unwrap().unwrap();
+        assert_eq!(
+            (current.lease_expires_at, current.due_at),
+            (Some(now + 70_000), Some(now + 70_000))
+        );
+        assert!(
+            matches!(
+                store
+                    .claim(&job.id, &Lease::new(now + 90_000), now + 20_000)
+                    .await
+                    .unwrap(),
+                ClaimOutcome::NotClaimable(_)
+            ),
+            "the extended lease is still live"
+        );
+        let stranger = Lease::new(now + 99_000);
+        assert!(matches!(
+            store.extend_lease(&job.id, &stranger, now + 6_000).await,
+            Err(StoreError::LeaseLost)
+        ));
+        assert!(matches!(
+            store.request_cancel(&job.id, now + 7_000, 3600).await.unwrap(),
+            CancelOutcome::Requested(_)
+        ));
+        assert!(
+            store
+                .extend_lease(&job.id, &extended, now + 8_000)
+                .await
+                .unwrap()
+                .cancel_requested
+        );
+    }
+
+    pub async fn cancel_ends_queued_jobs_and_flags_running_ones(store: &dyn JobStore) {
+        let now = now_ms();
+        let queued = new_job(now);
+        store.create(&queued, now).await.unwrap();
+        match store.request_cancel(&queued.id, now + 1, 3600).await.unwrap() {
+            CancelOutcome::Cancelled(job) => {
+                assert_eq!(job.status, JobStatus::Cancelled);
+                assert_eq!((job.finished_at, job.due_at), (Some(now + 1), None));
+            }
+            other => panic!("expected Cancelled, got {other:?}"),
+        }
+        assert!(matches!(
+            store.request_cancel(&queued.id, now + 2, 3600).await.unwrap(),
+            CancelOutcome::AlreadyFinished(_)
+        ));
+        assert!(
+            matches!(
+                store
+                    .claim(&queued.id, &Lease::new(now + 60_000), now + 3)
+                    .await
+                    .unwrap(),
+                ClaimOutcome::NotClaimable(_)
+            ),
+            "a cancelled job never starts"
+        );
+
+        let running = new_job(now);
+        store.create(&running, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&running.id, &lease, now).await.unwrap());
+        match store.request_cancel(&running.id, now + 1, 3600).await.unwrap() {
+            CancelOutcome::Requested(job) => assert_eq!((job.status, job.cancel_requested), (JobStatus::Running, true)),
+            other => panic!("expected Requested, got {other:?}"),
+        }
+        let update = ProgressUpdate {
+            progress: 1,
+            message: None,
+            checkpoint: None,
+        };
+        assert!(
+            store
+                .record_progress(&running.id, &lease.owner, &update, now + 2)
+                .await
+                .unwrap()
+                .cancel_requested
+        );
+        assert_eq!(
+            store.request_cancel(&JobId::random(), now, 3600).await.unwrap(),
+            CancelOutcome::NotFound
+        );
+    }
+
+    pub async fn dead_lettering_spares_live_and_ended_jobs(store: &dyn JobStore) {
+        let now = now_ms();
+        let error = JobError::permanent("dead_lettered", "too many receives");
+        let queued = new_job(now);
+        store.create(&queued, now).await.unwrap();
+        match store.dead_letter(&queued.id, &error, now + 1, 3600).await.unwrap() {
+            Transition::Done(job) => {
+                assert_eq!(
+                    (job.status, job.error.as_ref()),
+                    (JobStatus::DeadLettered, Some(&error))
+                );
+                assert_eq!(job.due_at, None);
+            }
+            other => panic!("expected Done, got {other:?}"),
+        }
+        assert!(matches!(
+            store.dead_letter(&queued.id, &error, now + 2, 3600).await.unwrap(),
+            Transition::Refused(_)
+        ));
+
+        let live = new_job(now);
+        store.create(&live, now).await.unwrap();
+        claimed(store.claim(&live.id, &Lease::new(now + 60_000), now).await.unwrap());
+        assert!(matches!(
+            store.dead_letter(&live.id, &error, now + 1, 3600).await.unwrap(),
+            Transition::Refused(_)
+        ));
+        match store.dead_letter(&live.id, &error, now + 60_001, 3600).await.unwrap() {
+            Transition::Done(job) => assert_eq!((job.status, job.lease_owner), (JobStatus::DeadLettered, None)),
+            other => panic!("an expired lease is a crash: {other:?}"),
+        }
+        assert_eq!(
+            store.dead_letter(&JobId::random(), &error, now, 3600).await.unwrap(),
+            Transition::NotFound
+        );
+
+        // Redrive: back to QUEUED, claimable again.
+        match store
+            .requeue_dead_lettered(&queued.id, now + 5, now + 60_000)
+            .await
+            .unwrap()
+        {
+            Transition::Done(job) => {
+                assert_eq!(
+                    (job.status, job.due_at, job.finished_at),
+                    (JobStatus::Queued, Some(now + 60_000), None)
+                );
+            }
+            other => panic!("expected Done, got {other:?}"),
+        }
+        claimed(
+            store
+                .claim(&queued.id, &Lease::new(now + 60_000), now + 6)
+                .await
+                .unwrap(),
+        );
+        assert!(matches!(
+            store
+                .requeue_dead_lettered(&queued.id, now + 7, now + 60_000)
+                .await
+                .unwrap(),
+            Transition::Refused(_)
+        ));
+    }
+
+    pub async fn overdue_jobs_are_found_and_deferred_once(store: &dyn JobStore) {
+        let now = now_ms();
+        let mut overdue = new_job(now - 200_000);
+        overdue.due_at = Some(now - 100_000);
+        store.create(&overdue, now).await.unwrap();
+        let not_yet = new_job(now);
+        store.create(&not_yet, now).await.unwrap();
+        let found = store.overdue(now, 10_000).await.unwrap();
+        assert!(found.contains(&overdue.id));
+        assert!(!found.contains(&not_yet.id));
+
+        assert!(store.defer_due(&overdue.id, now - 100_000, now + 60_000).await.unwrap());
+        assert!(
+            !store.defer_due(&overdue.id, now - 100_000, now + 90_000).await.unwrap(),
+            "only once"
+        );
+        assert_eq!(
+            store.get(&overdue.id).await.unwrap().unwrap().due_at,
+            Some(now + 60_000)
+        );
+        assert!(!store.overdue(now, 10_000).await.unwrap().contains(&overdue.id));
+        assert!(!store.defer_due(&JobId::random(), 1, 2).await.unwrap());
+    }
+
     pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
         let key = format!("results/contract-{}/blob.bin", uuid::Uuid::new_v4());
         let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
@@ -399,7 +587,11 @@ contract! {
         progress_and_checkpoints_are_written_under_the_lease,
         success_ends_the_run_and_leaves_the_due_index,
         a_retry_requeues_until_run_at,
-        a_failure_keeps_its_coded_error;
+        a_failure_keeps_its_coded_error,
+        heartbeats_extend_the_lease_under_fencing,
+        cancel_ends_queued_jobs_and_flags_running_ones,
+        dead_lettering_spares_live_and_ended_jobs,
+        overdue_jobs_are_found_and_deferred_once;
     objects: objects_stream_back_byte_for_byte;
     queues: unknown_queues_are_refused
 }

@@ -36,6 +36,7 @@ fn queued_job(owner: &str) -> JobRecord {
             input: json!({"seconds": 1}),
             request_hash: "h".into(),
             max_attempts: 3,
+            timeout_seconds: 3600,
             delay_seconds: 0,
         },
         now_ms(),

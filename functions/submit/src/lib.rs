@@ -231,6 +231,13 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
             message: format!("must be between 1 and {}", config.max_attempts_limit),
         });
     }
+    let timeout_seconds = request.timeout_seconds.unwrap_or(config.default_job_timeout_seconds);
+    if !(1..=config.max_job_timeout_seconds).contains(&timeout_seconds) {
+        errors.push(FieldError {
+            field: "timeout_seconds".into(),
+            message: format!("must be between 1 and {}", config.max_job_timeout_seconds),
+        });
+    }
     if !errors.is_empty() {
         return Err(Problem::invalid(
             format!("the input is not valid for a {} job", request.job_type),
@@ -243,6 +250,7 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
         "queue": queue,
         "delay_seconds": delay_seconds,
         "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
     }));
     Ok(NewJob {
         id,
@@ -252,6 +260,7 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
         input: request.input,
         request_hash,
         max_attempts,
+        timeout_seconds,
         delay_seconds,
     })
 }

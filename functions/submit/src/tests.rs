@@ -3,10 +3,7 @@
 use super::*;
 use aws_lambda_events::encodings::Body;
 use longrun::apigw::HttpEvent;
-use longrun::async_trait;
-use longrun::job::{Finish, Lease, ProgressUpdate};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore};
-use longrun::ports::{ClaimOutcome, ProgressAck, StoreError};
 use longrun::JobStatus;
 
 struct Fixture {
@@ -267,32 +264,10 @@ async fn a_failed_send_after_the_put_still_accepts_and_leaves_the_job_due() {
     assert!(f.queue.sent().is_empty());
 }
 
-/// A store that is down.
-struct DownStore;
-
-#[async_trait]
-impl JobStore for DownStore {
-    async fn create(&self, _: &JobRecord, _: i64) -> Result<CreateOutcome, StoreError> {
-        Err(StoreError::Unavailable("throttled".into()))
-    }
-    async fn get(&self, _: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        Err(StoreError::Unavailable("throttled".into()))
-    }
-    async fn claim(&self, _: &JobId, _: &Lease, _: i64) -> Result<ClaimOutcome, StoreError> {
-        Err(StoreError::Unavailable("throttled".into()))
-    }
-    async fn record_progress(&self, _: &JobId, _: &str, _: &ProgressUpdate, _: i64) -> Result<ProgressAck, StoreError> {
-        Err(StoreError::Unavailable("throttled".into()))
-    }
-    async fn finish(&self, _: &JobId, _: &str, _: &Finish, _: i64, _: i64) -> Result<JobRecord, StoreError> {
-        Err(StoreError::Unavailable("throttled".into()))
-    }
-}
-
 #[tokio::test]
 async fn an_unavailable_store_is_503_with_retry_after_and_nothing_sent() {
-    let mut f = fixture();
-    f.deps.store = Arc::new(DownStore);
+    let f = fixture();
+    f.store.set_unavailable(true);
     let response = handle(&f.deps, post(SLEEP, &[], None)).await;
     assert_eq!(response.status_code, 503);
     assert_eq!(response.headers["retry-after"], "2");

@@ -1,15 +1,19 @@
 //! The worker function: SQS batches of job ids → runs → results.
 //!
-//! For each message it claims the job (conditional update setting a lease
-//! that outlives the invocation by `LEASE_GRACE_SECONDS`), runs the job
-//! type's handler with a [`JobContext`], and ends the run under the lease:
-//! SUCCEEDED with its result objects, FAILED with a coded error, or back to
-//! QUEUED for a retry after an exponential backoff (the message is hidden
-//! that long and reported as a batch item failure). A duplicate delivery of
-//! a finished or running job does nothing and is acknowledged. A message
-//! that names no job is poison: reported as a failure until the queue's
-//! redrive policy moves it to the dead-letter queue. A panicking handler
-//! leaves the job to its lease and the message to the queue. No job is
+//! For each message it claims the job (a conditional update setting a
+//! lease of `LEASE_SECONDS`), runs the job type's handler with a
+//! [`JobContext`] while a heartbeat extends the lease and the message's
+//! visibility every `HEARTBEAT_SECONDS` (and passes on cancel requests), and
+//! ends the run under the lease: SUCCEEDED with its result objects, FAILED
+//! with a coded error, or back to QUEUED for a retry after an exponential
+//! backoff (the message is hidden that long and reported as a batch item
+//! failure). A duplicate delivery of a finished or running job does nothing
+//! and is acknowledged. A message that names no job is poison: reported as
+//! a failure until the queue's redrive policy moves it to the dead-letter
+//! queue; so is a handler that panics every time (panics are crashes, bounded
+//! by `maxReceiveCount`, not by `max_attempts`). A job past its own
+//! `timeout_seconds` ends FAILED (`job_timeout`); one that reaches the end of
+//! the invocation continues from its checkpoint in the next. No job is
 //! started with less than `DEADLINE_SAFETY_MS` of invocation time left.
 
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun::aws::AwsClients;
 use longrun::job::{codes, Finish, JobError, Lease};
-use longrun::jobs::{JobContext, Registry};
+use longrun::jobs::{JobContext, Registry, StopSignal};
 use longrun::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore, StoreError};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord, JobStatus};
@@ -94,8 +98,9 @@ pub async fn process(deps: &WorkerDeps, message: &SqsMessage, deadline_ms: i64) 
 
 async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadline_ms: i64) -> Disposition {
     let config = &deps.config;
-    let lease = Lease::new(deadline_ms + config.lease_grace_seconds * 1000);
-    let job = match deps.store.claim(id, &lease, now_ms()).await {
+    let now = now_ms();
+    let lease = Lease::new(now + i64::from(config.lease_seconds) * 1000);
+    let job = match deps.store.claim(id, &lease, now).await {
         Ok(ClaimOutcome::Claimed(job)) => job,
         Ok(ClaimOutcome::NotFound) => {
             tracing::error!("poison message: no such job");
@@ -108,11 +113,11 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         }
     };
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
-    if job.attempts > job.max_attempts {
-        let error = JobError::permanent(
-            codes::ATTEMPTS_EXHAUSTED,
-            format!("the job was started {} times without finishing", job.attempts - 1),
-        );
+    // The message now stays hidden as long as the lease lives, and no longer.
+    hide(deps, message, &job, config.heartbeat_visibility_seconds()).await;
+    let job_deadline_ms = job.deadline_ms().unwrap_or(i64::MAX);
+    if now >= job_deadline_ms {
+        let error = JobError::permanent(codes::JOB_TIMEOUT, "the job ran past its timeout_seconds");
         return finish(deps, &job, &lease, Finish::Failed { error }).await;
     }
     let Some(handler) = deps.registry.get(&job.job_type) else {
@@ -123,8 +128,10 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         return finish(deps, &job, &lease, Finish::Failed { error }).await;
     };
 
-    let stop_at_ms = deadline_ms - config.deadline_safety.as_millis() as i64;
+    let invocation_stop_ms = deadline_ms - config.deadline_safety.as_millis() as i64;
+    let stop_at_ms = invocation_stop_ms.min(job_deadline_ms);
     let stop_at = tokio::time::Instant::now() + Duration::from_millis((stop_at_ms - now_ms()).max(0) as u64);
+    let signal = Arc::new(StopSignal::default());
     let ctx = JobContext::new(
         job.id.clone(),
         job.attempts,
@@ -134,23 +141,45 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         deps.objects.clone(),
         job.checkpoint.clone(),
         config.progress_interval,
+        signal.clone(),
+    );
+    let heartbeat = tokio::spawn(
+        heartbeat(
+            deps.clone(),
+            message.clone(),
+            (*job).clone(),
+            lease.owner.clone(),
+            signal,
+        )
+        .instrument(tracing::Span::current()),
     );
     let input = job.input.clone();
     let mut task = tokio::spawn(async move { handler.run(&ctx, &input).await }.instrument(tracing::Span::current()));
-    let outcome = match tokio::time::timeout_at(stop_at, &mut task).await {
+    let outcome = tokio::time::timeout_at(stop_at, &mut task).await;
+    heartbeat.abort();
+    let outcome = match outcome {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(join_error)) => {
-            // A panic: leave the record to its lease and the message to the
-            // queue, as a crash would; the redrive policy catches a repeat offender.
+            // A crash: bounded by the queue's maxReceiveCount, not by max_attempts,
+            // so a job that always crashes ends in the dead-letter queue.
             tracing::error!(error = %join_error, "job handler panicked");
-            return Disposition::Return;
+            let error = JobError::retryable(codes::HANDLER_PANICKED, "the job handler panicked");
+            let backoff = backoff_seconds(config, job.attempts);
+            return retry(deps, message, &job, &lease, error, backoff).await;
         }
         Err(_) => {
             task.abort();
-            Err(JobError::retryable(
-                codes::DEADLINE,
-                "the invocation ran out of time before the job finished",
-            ))
+            if stop_at_ms >= job_deadline_ms {
+                Err(JobError::permanent(
+                    codes::JOB_TIMEOUT,
+                    "the job ran past its timeout_seconds",
+                ))
+            } else {
+                Err(JobError::retryable(
+                    codes::DEADLINE,
+                    "the invocation ran out of time; the job continues from its last checkpoint",
+                ))
+            }
         }
     };
     let finish_as = match outcome {
@@ -160,6 +189,8 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             tracing::warn!("lease lost mid-run; the new holder finishes the job");
             return Disposition::Delete;
         }
+        // A continuation, not a failure: it does not use up an attempt's backoff.
+        Err(error) if error.is(codes::DEADLINE) => return retry(deps, message, &job, &lease, error, 1).await,
         Err(error) if error.retryable && job.attempts < job.max_attempts => {
             let backoff = backoff_seconds(config, job.attempts);
             return retry(deps, message, &job, &lease, error, backoff).await;
@@ -167,6 +198,39 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         Err(error) => Finish::Failed { error },
     };
     finish(deps, &job, &lease, finish_as).await
+}
+
+/// Keeps a running job's lease and message alive; raises the stop signal
+/// when a cancel is requested or the lease is lost.
+async fn heartbeat(
+    deps: WorkerDeps,
+    message: SqsMessage,
+    job: JobRecord,
+    lease_owner: String,
+    signal: Arc<StopSignal>,
+) {
+    let config = &deps.config;
+    let mut ticks = tokio::time::interval(Duration::from_secs(u64::from(config.heartbeat_seconds)));
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let now = now_ms();
+        let lease = Lease {
+            owner: lease_owner.clone(),
+            expires_at: now + i64::from(config.lease_seconds) * 1000,
+        };
+        match deps.store.extend_lease(&job.id, &lease, now).await {
+            Ok(ack) if ack.cancel_requested => signal.cancel(),
+            Ok(_) => {}
+            Err(StoreError::LeaseLost) => {
+                tracing::warn!("heartbeat found the lease lost");
+                signal.lease_lost();
+                return;
+            }
+            Err(err) => tracing::warn!(error = %err, "heartbeat could not extend the lease"),
+        }
+        hide(&deps, &message, &job, config.heartbeat_visibility_seconds()).await;
+    }
 }
 
 /// A message for a job this worker may not run now.

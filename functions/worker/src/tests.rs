@@ -48,6 +48,7 @@ fn add_job(f: &Fixture, job_type: &str, input: Value, max_attempts: u32) -> JobR
             input,
             request_hash: "h".into(),
             max_attempts,
+            timeout_seconds: 3600,
             delay_seconds: 0,
         },
         now_ms(),
@@ -156,8 +157,13 @@ async fn a_retryable_failure_requeues_with_backoff_and_returns_the_message() {
     assert_eq!(queued.attempts, 1);
     assert_eq!(queued.error.as_ref().map(|e| e.code.as_str()), Some("sleep_failed"));
     let changes = f.queue.visibility_changes();
-    assert_eq!(changes.len(), 1);
-    let (queue, receipt, seconds) = &changes[0];
+    assert_eq!(
+        changes.len(),
+        2,
+        "hidden for the lease at the claim, then for the backoff"
+    );
+    assert_eq!(changes[0].2, f.deps.config.heartbeat_visibility_seconds());
+    let (queue, receipt, seconds) = &changes[1];
     assert_eq!((queue.as_str(), receipt.as_str()), ("fast", "receipt-m1"));
     assert!((2..=4).contains(seconds), "first backoff is 2..=4 s, got {seconds}");
     let wait = queued.run_at.unwrap() - now_ms();
@@ -211,14 +217,17 @@ async fn poison_messages_are_returned_and_do_not_disturb_the_batch() {
 }
 
 #[tokio::test]
-async fn a_panicking_handler_leaves_the_job_to_its_lease() {
+async fn a_panicking_handler_is_a_crash_retried_until_the_dead_letter_queue() {
     let f = fixture();
-    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "panic"}), 3);
+    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "panic"}), 1);
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert_eq!(failures(&response), ["m1"]);
-    let running = reload(&f, &job).await;
-    assert_eq!(running.status, JobStatus::Running);
-    assert!(running.lease_expires_at.unwrap() > now_ms());
+    let queued = reload(&f, &job).await;
+    assert_eq!(queued.status, JobStatus::Queued, "max_attempts does not bound crashes");
+    assert_eq!(queued.error.unwrap().code, codes::HANDLER_PANICKED);
+    assert_eq!(queued.lease_owner, None);
+    let (_, _, backoff) = f.queue.visibility_changes().pop().unwrap();
+    assert!((2..=4).contains(&backoff), "hidden for a backoff, got {backoff}");
 }
 
 #[tokio::test]
@@ -243,19 +252,25 @@ async fn an_expired_lease_is_taken_over_and_resumes_from_the_checkpoint() {
 }
 
 #[tokio::test]
-async fn a_job_started_more_often_than_allowed_fails_as_exhausted() {
+async fn a_job_past_its_own_timeout_fails() {
     let f = fixture();
-    let job = add_job(&f, "sleep", json!({"seconds": 0}), 2);
-    let mut crashed = job.clone();
-    crashed.status = JobStatus::Running;
-    crashed.attempts = 2;
-    crashed.lease_owner = Some("dead".into());
-    crashed.lease_expires_at = Some(now_ms() - 1);
-    f.store.insert(crashed);
-    handle(&f.deps, event(vec![job_message(&job, "m3")]), &context(60)).await;
+    let mut job = add_job(&f, "sleep", json!({"seconds": 30}), 3);
+    job.timeout_seconds = 1;
+    f.store.insert(job.clone());
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
     let failed = reload(&f, &job).await;
     assert_eq!(failed.status, JobStatus::Failed);
-    assert_eq!(failed.error.unwrap().code, codes::ATTEMPTS_EXHAUSTED);
+    assert_eq!(failed.error.unwrap().code, codes::JOB_TIMEOUT);
+
+    // A retry that starts after the deadline fails without running.
+    let mut late = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    late.started_at = Some(now_ms() - 10_000);
+    late.timeout_seconds = 5;
+    f.store.insert(late.clone());
+    handle(&f.deps, event(vec![job_message(&late, "m2")]), &context(60)).await;
+    let failed = reload(&f, &late).await;
+    assert_eq!((failed.status, failed.results.len()), (JobStatus::Failed, 0));
 }
 
 #[tokio::test]
@@ -298,6 +313,91 @@ async fn a_cancel_request_seen_mid_run_ends_the_job_cancelled() {
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty());
     assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
+}
+
+/// A job that never reports progress: it only polls its stop signal.
+struct SilentJob;
+
+#[longrun::async_trait]
+impl longrun::jobs::JobHandler for SilentJob {
+    fn job_type(&self) -> &'static str {
+        "silent"
+    }
+    fn validate(&self, _: &Value) -> Result<(), Vec<longrun::api::FieldError>> {
+        Ok(())
+    }
+    async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<longrun::ResultObject>, JobError> {
+        let until = tokio::time::Instant::now() + Duration::from_secs_f64(input["seconds"].as_f64().unwrap());
+        while tokio::time::Instant::now() < until {
+            ctx.check()?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Vec::new())
+    }
+}
+
+fn heartbeat_fixture() -> Fixture {
+    let mut f = fixture();
+    f.deps.config = Arc::new(longrun::testing::config(&[
+        ("LEASE_SECONDS", "2"),
+        ("HEARTBEAT_SECONDS", "1"),
+    ]));
+    let mut registry = Registry::standard(&f.deps.config);
+    registry.register(Arc::new(SilentJob));
+    f.deps.registry = Arc::new(registry);
+    f
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_job_longer_than_its_lease_to_one_worker() {
+    let f = heartbeat_fixture();
+    let job = add_job(&f, "silent", json!({"seconds": 3.5}), 3);
+    let started = now_ms();
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let done = reload(&f, &job).await;
+    assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 1));
+    let hides: Vec<u32> = f.queue.visibility_changes().iter().map(|c| c.2).collect();
+    assert!(hides.len() >= 4, "claim + a heartbeat a second: {hides:?}");
+    assert!(hides.iter().all(|&s| s == 7), "lease + 5 s each time: {hides:?}");
+    assert!(now_ms() - started >= 3500);
+}
+
+#[tokio::test]
+async fn a_heartbeat_passes_a_cancel_request_to_a_silent_job() {
+    let f = heartbeat_fixture();
+    let job = add_job(&f, "silent", json!({"seconds": 30}), 3);
+    let store = f.store.clone();
+    let id = job.id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut running = store.get(&id).await.unwrap().unwrap();
+        running.cancel_requested = true;
+        store.insert(running);
+    });
+    let started = now_ms();
+    handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
+    assert!(now_ms() - started < 5_000, "stopped at the next heartbeat");
+}
+
+#[tokio::test]
+async fn a_job_whose_lease_is_taken_stops_and_leaves_the_record_to_the_new_holder() {
+    let f = heartbeat_fixture();
+    let job = add_job(&f, "silent", json!({"seconds": 30}), 3);
+    let store = f.store.clone();
+    let id = job.id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut stolen = store.get(&id).await.unwrap().unwrap();
+        stolen.lease_owner = Some("new-holder".into());
+        store.insert(stolen);
+    });
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty(), "the old holder's message is done with");
+    let current = reload(&f, &job).await;
+    assert_eq!(current.status, JobStatus::Running);
+    assert_eq!(current.lease_owner.as_deref(), Some("new-holder"));
 }
 
 #[test]

@@ -13,11 +13,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::describe;
-use crate::job::{Finish, JobId, JobRecord, JobStatus, Lease, ProgressUpdate, RETRY_DUE_GRACE_MS};
-use crate::ports::{ClaimOutcome, CreateOutcome, JobStore, ProgressAck, StoreError};
+use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate, RETRY_DUE_GRACE_MS};
+use crate::ports::{CancelOutcome, ClaimOutcome, CreateOutcome, JobStore, ProgressAck, StoreError, Transition};
 
 /// The partition key of the sparse due index; every non-terminal job has it.
 pub const DUE_SHARD: &str = "due";
+/// The name of the sparse due index (`due_shard`, `due_at`) in `template.yaml`.
+pub const DUE_INDEX: &str = "due";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -67,7 +69,54 @@ impl DynamoJobStore {
             Err(err) => Err(StoreError::Unavailable(describe(&err))),
         }
     }
+
+    /// Sends a conditional state change: the new record, or the record that
+    /// refused it (`ALL_OLD`), or nothing.
+    async fn transition(&self, builder: UpdateItemFluentBuilder) -> Result<Transition, StoreError> {
+        match builder.send().await {
+            Ok(output) => {
+                let item = output
+                    .attributes
+                    .ok_or_else(|| StoreError::Corrupt("update returned no attributes".into()))?;
+                Ok(Transition::Done(Box::new(from_item(&item)?)))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    match e.item() {
+                        Some(old) => Ok(Transition::Refused(Box::new(from_item(old)?))),
+                        None => Ok(Transition::NotFound),
+                    }
+                }
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    /// The end of a job outside a run: terminal status, timestamps, TTL, out of the due index.
+    fn terminal_update(
+        &self,
+        id: &JobId,
+        status: JobStatus,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> UpdateItemFluentBuilder {
+        self.update(id)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#finished_at", "finished_at")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#due_at", "due_at")
+            .expression_attribute_names("#due_shard", "due_shard")
+            .expression_attribute_values(":new_status", s(status.as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
+    }
 }
+
+const TERMINAL_SET: &str = "#status = :new_status, #finished_at = :now, #updated_at = :now, \
+                            #expires_at = :expires_at, #version = #version + :one";
 
 #[async_trait]
 impl JobStore for DynamoJobStore {
@@ -272,6 +321,159 @@ impl JobStore for DynamoJobStore {
             .await?;
         from_item(&item)
     }
+    async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
+        let builder = self
+            .update(id)
+            .update_expression("SET #lease_expires_at = :exp, #due_at = :exp, #version = #version + :one")
+            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
+            .expression_attribute_names("#due_at", "due_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":exp", n(lease.expires_at))
+            .expression_attribute_values(":one", n(1));
+        let item = self.fenced_update(builder, &lease.owner).await?;
+        Ok(ProgressAck {
+            cancel_requested: bool_attr(&item, "cancel_requested")?.unwrap_or(false),
+        })
+    }
+
+    async fn request_cancel(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<CancelOutcome, StoreError> {
+        // A job can move between QUEUED and RUNNING while we ask; a few rounds settle it.
+        for _ in 0..4 {
+            let queued = self
+                .terminal_update(id, JobStatus::Cancelled, now_ms, retention_seconds)
+                .update_expression(format!(
+                    "SET {TERMINAL_SET}, #cancel_requested = :true REMOVE #due_at, #due_shard"
+                ))
+                .condition_expression("#status = :queued")
+                .expression_attribute_names("#cancel_requested", "cancel_requested")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()));
+            let found = match self.transition(queued).await? {
+                Transition::Done(job) => return Ok(CancelOutcome::Cancelled(job)),
+                Transition::NotFound => return Ok(CancelOutcome::NotFound),
+                Transition::Refused(job) => job,
+            };
+            if found.status.is_terminal() {
+                return Ok(CancelOutcome::AlreadyFinished(found));
+            }
+            let running = self
+                .update(id)
+                .update_expression("SET #cancel_requested = :true, #updated_at = :now, #version = #version + :one")
+                .condition_expression("#status = :running")
+                .expression_attribute_names("#cancel_requested", "cancel_requested")
+                .expression_attribute_names("#updated_at", "updated_at")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":running", s(JobStatus::Running.as_str()));
+            match self.transition(running).await? {
+                Transition::Done(job) => return Ok(CancelOutcome::Requested(job)),
+                Transition::NotFound => return Ok(CancelOutcome::NotFound),
+                Transition::Refused(job) if job.status.is_terminal() => return Ok(CancelOutcome::AlreadyFinished(job)),
+                Transition::Refused(_) => continue,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the job kept changing state while being cancelled".into(),
+        ))
+    }
+
+    async fn dead_letter(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError> {
+        let builder = self
+            .terminal_update(id, JobStatus::DeadLettered, now_ms, retention_seconds)
+            .update_expression(format!(
+                "SET {TERMINAL_SET}, #error = :error REMOVE #due_at, #due_shard, #lease_owner, #lease_expires_at"
+            ))
+            .condition_expression("#status = :queued OR (#status = :running AND #lease_expires_at < :now)")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_names("#lease_owner", "lease_owner")
+            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
+            .expression_attribute_values(":error", json_attr(error)?)
+            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
+            .expression_attribute_values(":running", s(JobStatus::Running.as_str()));
+        self.transition(builder).await
+    }
+
+    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
+        let builder = self
+            .update(id)
+            .update_expression(
+                "SET #status = :queued, #due_at = :due_at, #due_shard = :shard, #updated_at = :now, \
+                 #version = #version + :one REMOVE #finished_at, #run_at",
+            )
+            .condition_expression("#status = :dead")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#due_at", "due_at")
+            .expression_attribute_names("#due_shard", "due_shard")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#finished_at", "finished_at")
+            .expression_attribute_names("#run_at", "run_at")
+            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
+            .expression_attribute_values(":dead", s(JobStatus::DeadLettered.as_str()))
+            .expression_attribute_values(":due_at", n(due_at))
+            .expression_attribute_values(":shard", s(DUE_SHARD))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":one", n(1));
+        self.transition(builder).await
+    }
+
+    async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#due_shard = :shard AND #due_at < :now")
+                .expression_attribute_names("#due_shard", "due_shard")
+                .expression_attribute_names("#due_at", "due_at")
+                .expression_attribute_values(":shard", s(DUE_SHARD))
+                .expression_attribute_values(":now", n(now_ms))
+                .limit((limit - ids.len()).min(1000) as i32)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            for item in output.items() {
+                if let Some(id) = str_attr(item, "pk")?.as_deref().and_then(JobId::parse) {
+                    ids.push(id);
+                }
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() || ids.len() >= limit {
+                return Ok(ids);
+            }
+        }
+    }
+
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError> {
+        let builder = self
+            .update(id)
+            .update_expression("SET #due_at = :new, #version = #version + :one")
+            .condition_expression("#due_at = :expected")
+            .expression_attribute_names("#due_at", "due_at")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":new", n(new_due_at))
+            .expression_attribute_values(":expected", n(expected))
+            .expression_attribute_values(":one", n(1));
+        Ok(matches!(self.transition(builder).await?, Transition::Done(_)))
+    }
 }
 
 fn s(value: &str) -> AttributeValue {
@@ -301,6 +503,7 @@ pub(crate) fn to_item(job: &JobRecord) -> Item {
     item.insert("request_hash".into(), s(&job.request_hash));
     item.insert("attempts".into(), n(i64::from(job.attempts)));
     item.insert("max_attempts".into(), n(i64::from(job.max_attempts)));
+    item.insert("timeout_seconds".into(), n(i64::from(job.timeout_seconds)));
     item.insert("progress".into(), n(i64::from(job.progress)));
     item.insert("cancel_requested".into(), AttributeValue::Bool(job.cancel_requested));
     item.insert("created_at".into(), n(job.created_at));
@@ -361,6 +564,7 @@ pub(crate) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
         request_hash: required_str(item, "request_hash")?,
         attempts: num_attr(item, "attempts")?.unwrap_or(0),
         max_attempts: num_attr(item, "max_attempts")?.unwrap_or(1),
+        timeout_seconds: num_attr(item, "timeout_seconds")?.unwrap_or(3600),
         lease_owner: str_attr(item, "lease_owner")?,
         lease_expires_at: num_attr(item, "lease_expires_at")?,
         progress: num_attr(item, "progress")?.unwrap_or(0),
@@ -435,6 +639,7 @@ mod tests {
                 input: json!({"group_by": "region", "values": ["amount"]}),
                 request_hash: "abc".into(),
                 max_attempts: 3,
+                timeout_seconds: 3600,
                 delay_seconds: 5,
             },
             1_000_000,
@@ -469,6 +674,7 @@ mod tests {
                 input: json!(null),
                 request_hash: "h".into(),
                 max_attempts: 1,
+                timeout_seconds: 3600,
                 delay_seconds: 0,
             },
             0,

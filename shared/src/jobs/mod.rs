@@ -15,6 +15,7 @@ pub use sleep::SleepJob;
 pub use thumbnail::ThumbnailJob;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,6 +110,39 @@ pub(crate) fn check_input_key(field: &str, key: &str) -> Result<(), FieldError> 
     }
 }
 
+/// Why a running job must stop, raised by its heartbeat or its own progress
+/// writes and read by [`JobContext::progress`].
+#[derive(Debug, Default)]
+pub struct StopSignal(AtomicU8);
+
+const RUN: u8 = 0;
+const CANCEL: u8 = 1;
+const LEASE_LOST: u8 = 2;
+
+impl StopSignal {
+    /// A cancel was requested.
+    pub fn cancel(&self) {
+        let _ = self.0.compare_exchange(RUN, CANCEL, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Another worker holds the job now.
+    pub fn lease_lost(&self) {
+        self.0.store(LEASE_LOST, Ordering::SeqCst);
+    }
+
+    /// The error the job should stop with, if any.
+    pub fn reason(&self) -> Option<JobError> {
+        match self.0.load(Ordering::SeqCst) {
+            CANCEL => Some(JobError::permanent(codes::CANCELLED, "cancelled on request")),
+            LEASE_LOST => Some(JobError::permanent(
+                codes::LEASE_LOST,
+                "another worker took over this job",
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// What a running job may use and must report through.
 pub struct JobContext {
     job_id: JobId,
@@ -120,6 +154,7 @@ pub struct JobContext {
     checkpoint: Option<Value>,
     progress_interval: Duration,
     last_write: Mutex<Option<Instant>>,
+    signal: Arc<StopSignal>,
 }
 
 impl JobContext {
@@ -133,6 +168,7 @@ impl JobContext {
         objects: Arc<dyn ObjectStore>,
         checkpoint: Option<Value>,
         progress_interval: Duration,
+        signal: Arc<StopSignal>,
     ) -> Self {
         JobContext {
             job_id,
@@ -144,6 +180,7 @@ impl JobContext {
             checkpoint,
             progress_interval,
             last_write: Mutex::new(None),
+            signal,
         }
     }
 
@@ -179,7 +216,16 @@ impl JobContext {
         self.report(percent, message.into(), Some(state)).await
     }
 
+    /// `Err` when the job must stop (cancel requested, lease lost), without writing.
+    pub fn check(&self) -> Result<(), JobError> {
+        match self.signal.reason() {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
     async fn report(&self, percent: u8, message: String, checkpoint: Option<Value>) -> Result<(), JobError> {
+        self.check()?;
         let now = Instant::now();
         if now >= self.deadline {
             return Err(JobError::retryable(
@@ -204,12 +250,15 @@ impl JobContext {
             .record_progress(&self.job_id, &self.lease_owner, &update, now_ms())
             .await
         {
-            Ok(ack) if ack.cancel_requested => Err(JobError::permanent(codes::CANCELLED, "cancelled on request")),
+            Ok(ack) if ack.cancel_requested => {
+                self.signal.cancel();
+                self.check()
+            }
             Ok(_) => Ok(()),
-            Err(StoreError::LeaseLost) => Err(JobError::permanent(
-                codes::LEASE_LOST,
-                "another worker took over this job",
-            )),
+            Err(StoreError::LeaseLost) => {
+                self.signal.lease_lost();
+                self.check()
+            }
             Err(err) => {
                 // Progress is advisory: a failed write must not fail the job.
                 tracing::warn!(error = %err, "progress write failed");
@@ -270,6 +319,7 @@ pub(crate) mod testing {
                 input,
                 request_hash: "h".into(),
                 max_attempts: 3,
+                timeout_seconds: 3600,
                 delay_seconds: 0,
             },
             now_ms(),
@@ -291,6 +341,7 @@ pub(crate) mod testing {
             objects.clone(),
             checkpoint,
             Duration::ZERO,
+            Arc::new(StopSignal::default()),
         );
         Harness { store, objects, ctx }
     }

@@ -1,0 +1,190 @@
+//! The cancel function: `POST /jobs/{id}/cancel`.
+//!
+//! A queued job becomes CANCELLED at once and is never started (its message
+//! is dropped when it arrives). A running job gets `cancel_requested`; its
+//! worker sees it at the job's next progress write or heartbeat and ends it
+//! CANCELLED. Both answer `202` with the job view. A job that has already
+//! ended answers `409`; another caller's or an unknown job `404`.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use longrun::api::{JobView, Problem};
+use longrun::apigw::{caller, json_response, problem_response};
+use longrun::aws::AwsClients;
+use longrun::ports::{CancelOutcome, JobStore};
+use longrun::time::now_ms;
+use longrun::{Config, JobId};
+use tracing::Instrument;
+
+/// What cancel needs; built once per process.
+#[derive(Clone)]
+pub struct CancelDeps {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn JobStore>,
+}
+
+impl CancelDeps {
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        CancelDeps {
+            store: clients.job_store(&config),
+            config,
+        }
+    }
+}
+
+/// Handles one API Gateway request; never fails, every error is a problem response.
+pub async fn handle(deps: &CancelDeps, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let raw_id = request.path_parameters.get("id").cloned().unwrap_or_default();
+    let span = tracing::info_span!("cancel", job_id = %raw_id);
+    async {
+        match cancel(deps, &request, &raw_id).await {
+            Ok(view) => json_response(202, &view, &[("location", format!("/jobs/{raw_id}"))]),
+            Err(problem) => problem_response(&problem),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
+    let not_found = || Problem::not_found(format!("no job {raw_id:?}"));
+    let unavailable = |err: longrun::ports::StoreError| {
+        tracing::error!(error = %err, "job store unavailable");
+        Problem::unavailable("the job store is unavailable; retry shortly", 1)
+    };
+    let id = JobId::parse(raw_id).ok_or_else(not_found)?;
+    let job = deps.store.get(&id).await.map_err(unavailable)?.ok_or_else(not_found)?;
+    if job.owner != caller(request) {
+        return Err(not_found());
+    }
+    match deps
+        .store
+        .request_cancel(&id, now_ms(), deps.config.job_retention_seconds)
+        .await
+        .map_err(unavailable)?
+    {
+        CancelOutcome::Cancelled(job) => {
+            tracing::info!("queued job cancelled");
+            Ok(JobView::new(&job, Vec::new()))
+        }
+        CancelOutcome::Requested(job) => {
+            tracing::info!("cancel requested of a running job");
+            Ok(JobView::new(&job, Vec::new()))
+        }
+        CancelOutcome::AlreadyFinished(job) => Err(Problem::conflict(format!(
+            "job {id} has already ended ({}); nothing to cancel",
+            job.status
+        ))),
+        CancelOutcome::NotFound => Err(not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::encodings::Body;
+    use longrun::apigw::HttpEvent;
+    use longrun::job::{Lease, NewJob};
+    use longrun::memory::MemoryJobStore;
+    use longrun::{JobRecord, JobStatus};
+    use serde_json::{json, Value};
+
+    fn fixture() -> (CancelDeps, Arc<MemoryJobStore>) {
+        let store = Arc::new(MemoryJobStore::new());
+        let deps = CancelDeps {
+            config: Arc::new(longrun::testing::config(&[])),
+            store: store.clone(),
+        };
+        (deps, store)
+    }
+
+    fn job(store: &MemoryJobStore) -> JobRecord {
+        let job = JobRecord::new_queued(
+            NewJob {
+                id: JobId::random(),
+                owner: "alice".into(),
+                job_type: "sleep".into(),
+                queue: "fast".into(),
+                input: json!({"seconds": 1}),
+                request_hash: "h".into(),
+                max_attempts: 3,
+                timeout_seconds: 3600,
+                delay_seconds: 0,
+            },
+            now_ms(),
+            3600,
+            60_000,
+        );
+        store.insert(job.clone());
+        job
+    }
+
+    fn post(id: &str, owner: &str) -> ApiGatewayV2httpRequest {
+        HttpEvent {
+            route_key: "POST /jobs/{id}/cancel",
+            method: "POST",
+            path: &format!("/jobs/{id}/cancel"),
+            query: "",
+            headers: Vec::new(),
+            body: None,
+            path_parameters: vec![("id".into(), id.into())],
+            owner: Some(owner),
+        }
+        .to_request()
+    }
+
+    fn body(response: &ApiGatewayV2httpResponse) -> Value {
+        match &response.body {
+            Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_is_cancelled_at_once() {
+        let (deps, store) = fixture();
+        let job = job(&store);
+        let response = handle(&deps, post(job.id.as_str(), "alice")).await;
+        assert_eq!(response.status_code, 202);
+        assert_eq!(body(&response)["status"], "CANCELLED");
+        let stored = store.get(&job.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, JobStatus::Cancelled);
+        assert!(stored.finished_at.is_some());
+        assert_eq!(stored.due_at, None);
+    }
+
+    #[tokio::test]
+    async fn a_running_job_is_asked_to_stop() {
+        let (deps, store) = fixture();
+        let job = job(&store);
+        store
+            .claim(&job.id, &Lease::new(now_ms() + 60_000), now_ms())
+            .await
+            .unwrap();
+        let response = handle(&deps, post(job.id.as_str(), "alice")).await;
+        assert_eq!(response.status_code, 202);
+        let view = body(&response);
+        assert_eq!(
+            (view["status"].as_str(), view["cancel_requested"].as_bool()),
+            (Some("RUNNING"), Some(true))
+        );
+    }
+
+    #[tokio::test]
+    async fn ended_foreign_and_unknown_jobs_are_refused() {
+        let (deps, store) = fixture();
+        let job = job(&store);
+        assert_eq!(handle(&deps, post(job.id.as_str(), "mallory")).await.status_code, 404);
+        assert_eq!(store.get(&job.id).await.unwrap().unwrap().status, JobStatus::Queued);
+        assert_eq!(handle(&deps, post("nope", "alice")).await.status_code, 404);
+        assert_eq!(
+            handle(&deps, post(JobId::random().as_str(), "alice")).await.status_code,
+            404
+        );
+        assert_eq!(handle(&deps, post(job.id.as_str(), "alice")).await.status_code, 202);
+        let again = handle(&deps, post(job.id.as_str(), "alice")).await;
+        assert_eq!(again.status_code, 409);
+        assert_eq!(again.headers["content-type"], "application/problem+json");
+    }
+}

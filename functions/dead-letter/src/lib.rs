@@ -1,0 +1,260 @@
+//! The dead-letter function: SQS-triggered on the dead-letter queues.
+//!
+//! A message lands in a DLQ after `maxReceiveCount` receives: its job
+//! crashed every time, or it was poison. For a message that names a job, the
+//! job becomes DEAD_LETTERED with the reason (receives, queue, last error)
+//! unless a live worker still holds it or it has already ended. A message
+//! that names no job is kept: written with its body and attributes to
+//! `dead-letters/<queue>/<message_id>.json` in the jobs bucket and logged,
+//! then acknowledged, so nothing is lost and nothing loops. Redrive with
+//! `longrun-admin` (see the README).
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use longrun::aws::AwsClients;
+use longrun::bytes::Bytes;
+use longrun::job::{codes, JobError};
+use longrun::ports::{JobMessage, JobStore, ObjectStore, Transition};
+use longrun::time::now_ms;
+use longrun::Config;
+use tracing::Instrument;
+
+/// What the dead-letter function needs; built once per process.
+#[derive(Clone)]
+pub struct DeadLetterDeps {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn JobStore>,
+    pub objects: Arc<dyn ObjectStore>,
+}
+
+impl DeadLetterDeps {
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        DeadLetterDeps {
+            store: clients.job_store(&config),
+            objects: clients.object_store(&config),
+            config,
+        }
+    }
+}
+
+/// Handles one batch from a dead-letter queue.
+pub async fn handle(deps: &DeadLetterDeps, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in &event.records {
+        let message_id = message.message_id.clone().unwrap_or_default();
+        if let Err(err) = process(deps, message).await {
+            tracing::error!(%message_id, error = %err, "dead letter not handled; it will come back");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+fn queue_name(message: &SqsMessage) -> String {
+    message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| arn.rsplit(':').next())
+        .unwrap_or("unknown-queue")
+        .to_owned()
+}
+
+async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), String> {
+    let body = message.body.as_deref().unwrap_or("");
+    let Ok(job_message) = serde_json::from_str::<JobMessage>(body) else {
+        return keep(deps, message, "the message is not a job message").await;
+    };
+    let span = tracing::info_span!("dead_letter", job_id = %job_message.job_id);
+    async {
+        let receives = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .cloned()
+            .unwrap_or_else(|| "?".into());
+        let job = deps.store.get(&job_message.job_id).await.map_err(|e| e.to_string())?;
+        let Some(job) = job else {
+            return keep(deps, message, "the message names no job").await;
+        };
+        let last_error = job
+            .error
+            .as_ref()
+            .map(|e| format!("; last error: {}: {}", e.code, e.message))
+            .unwrap_or_default();
+        let error = JobError::permanent(
+            codes::DEAD_LETTERED,
+            format!(
+                "moved to {} after {receives} receives (crashed or timed out every time){last_error}",
+                queue_name(message)
+            ),
+        );
+        match deps
+            .store
+            .dead_letter(&job.id, &error, now_ms(), deps.config.job_retention_seconds)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Transition::Done(_) => tracing::warn!(%receives, "job dead-lettered"),
+            Transition::Refused(current) => {
+                tracing::info!(status = %current.status, "dead letter for a job that is live or ended; left as it is")
+            }
+            Transition::NotFound => return keep(deps, message, "the message names no job").await,
+        }
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// Keeps a message that names no job: logged with its body and stored.
+async fn keep(deps: &DeadLetterDeps, message: &SqsMessage, why: &str) -> Result<(), String> {
+    let message_id = message.message_id.clone().unwrap_or_else(|| uuid_like(message));
+    let key = format!("dead-letters/{}/{message_id}.json", queue_name(message));
+    let record = serde_json::json!({
+        "reason": why,
+        "message_id": message.message_id,
+        "body": message.body,
+        "attributes": message.attributes,
+        "event_source_arn": message.event_source_arn,
+        "kept_at_ms": now_ms(),
+    });
+    tracing::error!(%key, body = ?message.body, reason = why, "poison message kept");
+    deps.objects
+        .put(&key, Bytes::from(record.to_string()), "application/json")
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn uuid_like(message: &SqsMessage) -> String {
+    format!("no-id-{}", message.md5_of_body.clone().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use longrun::job::{Lease, NewJob};
+    use longrun::memory::{MemoryJobStore, MemoryObjectStore};
+    use longrun::{JobId, JobRecord, JobStatus};
+    use serde_json::json;
+
+    struct Fixture {
+        deps: DeadLetterDeps,
+        store: Arc<MemoryJobStore>,
+        objects: Arc<MemoryObjectStore>,
+    }
+
+    fn fixture() -> Fixture {
+        let store = Arc::new(MemoryJobStore::new());
+        let objects = Arc::new(MemoryObjectStore::new());
+        Fixture {
+            deps: DeadLetterDeps {
+                config: Arc::new(longrun::testing::config(&[])),
+                store: store.clone(),
+                objects: objects.clone(),
+            },
+            store,
+            objects,
+        }
+    }
+
+    fn job(f: &Fixture) -> JobRecord {
+        let job = JobRecord::new_queued(
+            NewJob {
+                id: JobId::random(),
+                owner: "alice".into(),
+                job_type: "sleep".into(),
+                queue: "fast".into(),
+                input: json!({"seconds": 1}),
+                request_hash: "h".into(),
+                max_attempts: 3,
+                timeout_seconds: 3600,
+                delay_seconds: 0,
+            },
+            now_ms(),
+            3600,
+            60_000,
+        );
+        f.store.insert(job.clone());
+        job
+    }
+
+    fn message(id: &str, body: &str) -> SqsMessage {
+        serde_json::from_value(json!({
+            "messageId": id,
+            "receiptHandle": "r",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "6"},
+            "eventSourceARN": "arn:aws:sqs:us-east-1:1:longrun-FastDeadLetterQueue",
+        }))
+        .unwrap()
+    }
+
+    fn for_job(job: &JobRecord) -> SqsMessage {
+        message("m1", &json!({"job_id": job.id, "enqueued_at": 0}).to_string())
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    #[tokio::test]
+    async fn a_crashed_job_is_marked_dead_lettered_with_the_reason() {
+        let f = fixture();
+        let mut crashed = job(&f);
+        crashed.error = Some(JobError::retryable(codes::HANDLER_PANICKED, "the job handler panicked"));
+        f.store.insert(crashed.clone());
+        let response = handle(&f.deps, batch(vec![for_job(&crashed)])).await;
+        assert!(response.batch_item_failures.is_empty());
+        let dead = f.store.get(&crashed.id).await.unwrap().unwrap();
+        assert_eq!(dead.status, JobStatus::DeadLettered);
+        let error = dead.error.unwrap();
+        assert_eq!(error.code, codes::DEAD_LETTERED);
+        assert!(error.message.contains("after 6 receives"), "{}", error.message);
+        assert!(error.message.contains("handler_panicked"), "{}", error.message);
+        assert!(dead.finished_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_job_with_a_live_lease_or_an_end_is_left_alone() {
+        let f = fixture();
+        let running = job(&f);
+        f.store
+            .claim(&running.id, &Lease::new(now_ms() + 60_000), now_ms())
+            .await
+            .unwrap();
+        handle(&f.deps, batch(vec![for_job(&running)])).await;
+        assert_eq!(
+            f.store.get(&running.id).await.unwrap().unwrap().status,
+            JobStatus::Running
+        );
+        assert!(f.objects.keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn poison_is_kept_with_its_body_not_lost() {
+        let f = fixture();
+        let unknown = json!({"job_id": JobId::random(), "enqueued_at": 0}).to_string();
+        let response = handle(&f.deps, batch(vec![message("p1", "{garbage"), message("p2", &unknown)])).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            f.objects.keys(),
+            [
+                "dead-letters/longrun-FastDeadLetterQueue/p1.json",
+                "dead-letters/longrun-FastDeadLetterQueue/p2.json"
+            ]
+        );
+        let kept: serde_json::Value = serde_json::from_slice(
+            &f.objects
+                .object("dead-letters/longrun-FastDeadLetterQueue/p1.json")
+                .unwrap()
+                .0,
+        )
+        .unwrap();
+        assert_eq!(kept["body"], "{garbage");
+        assert_eq!(kept["attributes"]["ApproximateReceiveCount"], "6");
+    }
+}

@@ -1,0 +1,196 @@
+//! The reconciler function: runs on a schedule and re-enqueues overdue jobs.
+//!
+//! Every non-terminal job carries `due_at`, the time by which something must
+//! have happened to it (queued: enqueue grace after submit or `run_at`;
+//! running: its lease expiry, moved by every heartbeat). The reconciler
+//! reads the sparse `due` index for jobs past it, re-reads each record, and
+//! for a queued job that is due, or a running job whose lease has expired,
+//! moves `due_at` one grace period on (conditionally, so two reconcilers do
+//! not both act) and sends its id to its queue again. This recovers a job
+//! whose SendMessage failed after the put, a job whose worker died after its
+//! message was dropped as a duplicate, and a message lost past retention.
+//! Re-sending is always safe: the worker's claim is idempotent.
+
+use std::sync::Arc;
+
+use longrun::aws::AwsClients;
+use longrun::ports::{JobMessage, JobQueue, JobStore, StoreError};
+use longrun::{Config, JobStatus};
+use serde::Serialize;
+
+/// Jobs looked at in one run, at most.
+pub const MAX_JOBS_PER_RUN: usize = 1000;
+
+/// What the reconciler needs; built once per process.
+#[derive(Clone)]
+pub struct ReconcilerDeps {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn JobStore>,
+    pub queue: Arc<dyn JobQueue>,
+}
+
+impl ReconcilerDeps {
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        ReconcilerDeps {
+            store: clients.job_store(&config),
+            queue: clients.job_queue(&config),
+            config,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub overdue: usize,
+    pub enqueued: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+/// One reconciliation pass at `now_ms`.
+pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileReport, StoreError> {
+    let ids = deps.store.overdue(now_ms, MAX_JOBS_PER_RUN).await?;
+    let mut report = ReconcileReport {
+        overdue: ids.len(),
+        ..Default::default()
+    };
+    let grace_ms = deps.config.enqueue_grace_seconds * 1000;
+    for id in ids {
+        let span = tracing::info_span!("reconcile", job_id = %id);
+        let _guard = span.enter();
+        let Some(job) = deps.store.get(&id).await? else {
+            report.skipped += 1;
+            continue;
+        };
+        let stuck = match job.status {
+            JobStatus::Queued => job.claimable_at(now_ms),
+            JobStatus::Running => job.lease_expires_at.is_some_and(|t| t < now_ms),
+            _ => false,
+        };
+        let Some(due_at) = job.due_at.filter(|&d| d < now_ms && stuck) else {
+            report.skipped += 1;
+            continue;
+        };
+        if !deps.store.defer_due(&id, due_at, now_ms + grace_ms).await? {
+            report.skipped += 1;
+            continue;
+        }
+        let message = JobMessage {
+            job_id: id.clone(),
+            enqueued_at: now_ms,
+        };
+        match deps.queue.enqueue(&job.queue, &message, 0).await {
+            Ok(()) => {
+                tracing::warn!(status = %job.status, overdue_ms = now_ms - due_at, "re-enqueued an overdue job");
+                report.enqueued += 1;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "re-enqueue failed; the job is due again after the grace period");
+                report.failed += 1;
+            }
+        }
+    }
+    if report.overdue > 0 {
+        tracing::info!(?report, "reconciled");
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use longrun::job::{Lease, NewJob};
+    use longrun::memory::{MemoryJobQueue, MemoryJobStore};
+    use longrun::time::now_ms;
+    use longrun::{JobId, JobRecord};
+    use serde_json::json;
+
+    fn fixture() -> (ReconcilerDeps, Arc<MemoryJobStore>, Arc<MemoryJobQueue>) {
+        let store = Arc::new(MemoryJobStore::new());
+        let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
+        let deps = ReconcilerDeps {
+            config: Arc::new(longrun::testing::config(&[("ENQUEUE_GRACE_SECONDS", "60")])),
+            store: store.clone(),
+            queue: queue.clone(),
+        };
+        (deps, store, queue)
+    }
+
+    fn job(store: &MemoryJobStore, created: i64) -> JobRecord {
+        let job = JobRecord::new_queued(
+            NewJob {
+                id: JobId::random(),
+                owner: "alice".into(),
+                job_type: "sleep".into(),
+                queue: "slow".into(),
+                input: json!({"seconds": 1}),
+                request_hash: "h".into(),
+                max_attempts: 3,
+                timeout_seconds: 3600,
+                delay_seconds: 0,
+            },
+            created,
+            3600,
+            60_000,
+        );
+        store.insert(job.clone());
+        job
+    }
+
+    #[tokio::test]
+    async fn re_enqueues_a_queued_job_past_its_grace_once() {
+        let (deps, store, queue) = fixture();
+        let now = now_ms();
+        let lost = job(&store, now - 120_000);
+        let fresh = job(&store, now);
+        let report = handle(&deps, now).await.unwrap();
+        assert_eq!((report.overdue, report.enqueued), (1, 1));
+        let sent = queue.sent();
+        assert_eq!(
+            (sent[0].message.job_id.clone(), sent[0].queue.as_str()),
+            (lost.id.clone(), "slow")
+        );
+        assert_eq!(store.get(&lost.id).await.unwrap().unwrap().due_at, Some(now + 60_000));
+        assert_eq!(store.get(&fresh.id).await.unwrap().unwrap().due_at, fresh.due_at);
+
+        let again = handle(&deps, now + 1).await.unwrap();
+        assert_eq!(again.enqueued, 0, "not again within the grace period");
+        assert_eq!(
+            handle(&deps, now + 60_001).await.unwrap().enqueued,
+            2,
+            "after it: the lost job again, and the fresh one, now overdue too"
+        );
+        let resent: Vec<_> = queue
+            .sent()
+            .into_iter()
+            .filter(|m| m.message.job_id == lost.id)
+            .collect();
+        assert_eq!(resent.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn re_enqueues_a_running_job_only_once_its_lease_expired() {
+        let (deps, store, queue) = fixture();
+        let now = now_ms();
+        let crashed = job(&store, now - 1_000);
+        store
+            .claim(&crashed.id, &Lease::new(now + 10_000), now - 500)
+            .await
+            .unwrap();
+        assert_eq!(handle(&deps, now).await.unwrap().enqueued, 0, "lease still live");
+        assert_eq!(handle(&deps, now + 10_001).await.unwrap().enqueued, 1);
+        assert_eq!(queue.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_leaves_the_job_due_for_the_next_run() {
+        let (deps, store, queue) = fixture();
+        let now = now_ms();
+        job(&store, now - 120_000);
+        queue.fail_next_sends(1);
+        let report = handle(&deps, now).await.unwrap();
+        assert_eq!((report.enqueued, report.failed), (0, 1));
+        assert_eq!(handle(&deps, now + 60_001).await.unwrap().enqueued, 1);
+    }
+}
