@@ -24,10 +24,21 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 fi
 
+# Short leases, heartbeats, backoffs and reconciler period, so failure
+# recovery happens in seconds; the end-to-end tests start extra runtimes
+# (to kill them, or with faults) with the same settings.
+export LONGRUN_TEST_OVERRIDES="EnableSleepJob=true LeaseSeconds=4 HeartbeatSeconds=1 RetryBaseSeconds=1 \
+RetryMaxSeconds=2 EnqueueGraceSeconds=3 ReconcilerSchedule=rate(2 seconds)"
+export LONGRUN_LOCAL_BIN="$ROOT/target/debug/longrun-local"
+export LONGRUN_ADMIN_BIN="$ROOT/target/debug/longrun-admin"
+export LONGRUN_TEMPLATE="$ROOT/template.yaml"
+export LONGRUN_SOAK_REPORT="$ROOT/.local/soak-report.txt"
+rm -f "$LONGRUN_SOAK_REPORT"
 api_port=$(free_port)
 stack="longrun-test-$(date +%s)"
+# shellcheck disable=SC2086 # the overrides are separate words on purpose
 ./target/debug/longrun-local --port "$api_port" --stack "$stack" \
-  --parameter-overrides EnableSleepJob=true >.local/test-runtime.log 2>&1 &
+  --parameter-overrides $LONGRUN_TEST_OVERRIDES >.local/test-runtime.log 2>&1 &
 pids+=("$!")
 if ! wait_for_url "http://127.0.0.1:$api_port/_local/health" 60; then
   tail -n 50 .local/test-runtime.log
@@ -47,6 +58,7 @@ if [ "$status" -ne 0 ]; then
   echo "--- last lines of the local runtime's log (.local/test-runtime.log) ---"
   tail -n 80 .local/test-runtime.log
 fi
+[ -f "$LONGRUN_SOAK_REPORT" ] && cat "$LONGRUN_SOAK_REPORT"
 echo "make test: $(( $(date +%s) - started ))s wall time"
 # One closing line over every test binary: "tests: N passed, N failed".
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

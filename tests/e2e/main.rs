@@ -3,5 +3,7 @@
 //! emulator and the local runtime and runs them with `--include-ignored`.
 
 mod delivery;
+mod failures;
 mod jobs;
+mod soak;
 mod submit;

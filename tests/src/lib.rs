@@ -1,6 +1,10 @@
 //! Harness for the end-to-end tests: talks to a running longrun stack over
 //! HTTP, and to its bucket, queues and table through the AWS SDK.
 //!
+//! [`LocalRuntime`] starts extra local runtimes of its own (to kill them,
+//! or with injected faults); those tests need `LONGRUN_LOCAL_BIN` and run
+//! only against the emulator.
+//!
 //! Endpoint-agnostic: `LONGRUN_API_URL` is the API's base URL (the local
 //! runtime, a LocalStack deployment or a real one); the SDK finds the
 //! resources' endpoint the standard way (`AWS_ENDPOINT_URL` for an emulator).
@@ -48,9 +52,23 @@ impl Stack {
     /// Connects to the stack named by the environment (see the module docs).
     pub async fn from_env() -> Stack {
         let api = std::env::var("LONGRUN_API_URL")
-            .expect("LONGRUN_API_URL is not set: run the end-to-end tests through `make test`, or point it at a stack")
-            .trim_end_matches('/')
-            .to_owned();
+            .expect("LONGRUN_API_URL is not set: run the end-to-end tests through `make test`, or point it at a stack");
+        Self::connect(&api).await
+    }
+
+    /// Connects to a local runtime this test started (its resource names
+    /// come from its own `/_local/resources`, never from the environment).
+    pub async fn local(runtime: &LocalRuntime) -> Stack {
+        Self::build(&runtime.api, false).await
+    }
+
+    /// Connects to the API at `api`, resources from the environment or the local runtime.
+    pub async fn connect(api: &str) -> Stack {
+        Self::build(api, true).await
+    }
+
+    async fn build(api: &str, names_from_env: bool) -> Stack {
+        let api = api.trim_end_matches('/').to_owned();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -59,7 +77,7 @@ impl Stack {
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(shared.endpoint_url().is_some())
             .build();
-        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty() && names_from_env);
         let names = [
             "LONGRUN_JOBS_BUCKET",
             "LONGRUN_JOBS_TABLE",
@@ -177,6 +195,39 @@ impl Stack {
         }
     }
 
+    /// `POST /jobs/{id}/cancel` as this test's caller.
+    pub async fn cancel(&self, id: &str) -> Answer {
+        let request = self
+            .http
+            .post(format!("{}/jobs/{id}/cancel", self.api))
+            .bearer_auth(&self.owner);
+        Self::answer(request.send().await.expect("POST /jobs/{id}/cancel")).await
+    }
+
+    /// Submits a job that must be accepted; its id.
+    pub async fn submit_ok(&self, body: &Value) -> String {
+        let answer = self.submit(body, None).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        answer.body["id"].as_str().expect("job id").to_owned()
+    }
+
+    /// The keys of the result objects stored for a job.
+    pub async fn result_keys(&self, id: &str) -> Vec<String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("results/{id}/"))
+            .send()
+            .await
+            .expect("list results");
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+
     /// Uploads an input object.
     pub async fn upload(&self, key: &str, bytes: Vec<u8>, content_type: &str) {
         self.s3
@@ -250,5 +301,130 @@ impl Stack {
             .expect("get item")
             .item
             .expect("job item exists")
+    }
+}
+
+/// A local runtime process this test owns: its own stack (resources) on
+/// the emulator, its own port, and the test settings of `make test`
+/// (`LONGRUN_TEST_OVERRIDES`).
+pub struct LocalRuntime {
+    child: Option<std::process::Child>,
+    pub api: String,
+    pub stack: String,
+    extra_args: Vec<String>,
+    logs: Vec<std::path::PathBuf>,
+}
+
+/// `Key=Value` overrides separated by spaces; a piece without `=` belongs to the value before it.
+fn overrides_as_args(text: &str) -> Vec<String> {
+    let mut pairs: Vec<String> = Vec::new();
+    for piece in text.split_whitespace() {
+        match pairs.last_mut() {
+            Some(last) if !piece.contains('=') => {
+                last.push(' ');
+                last.push_str(piece);
+            }
+            _ => pairs.push(piece.to_owned()),
+        }
+    }
+    pairs
+}
+
+impl LocalRuntime {
+    /// Starts `longrun-local` on a fresh stack named `stack_prefix-<uuid>`.
+    pub async fn start(stack_prefix: &str, extra_args: &[&str]) -> LocalRuntime {
+        let mut runtime = LocalRuntime {
+            child: None,
+            api: String::new(),
+            stack: format!("{stack_prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            logs: Vec::new(),
+        };
+        runtime.spawn().await;
+        runtime
+    }
+
+    async fn spawn(&mut self) {
+        let bin = std::env::var("LONGRUN_LOCAL_BIN")
+            .expect("LONGRUN_LOCAL_BIN is not set: run the end-to-end tests through `make test`");
+        let template = std::env::var("LONGRUN_TEMPLATE").expect("LONGRUN_TEMPLATE is not set");
+        let overrides = std::env::var("LONGRUN_TEST_OVERRIDES").unwrap_or_default();
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().unwrap().port()
+        };
+        let log = std::env::temp_dir().join(format!("{}-{}.log", self.stack, self.logs.len()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = std::process::Command::new(bin)
+            .args([
+                "--template",
+                &template,
+                "--stack",
+                &self.stack,
+                "--port",
+                &port.to_string(),
+            ])
+            .arg("--parameter-overrides")
+            .args(overrides_as_args(&overrides))
+            .args(&self.extra_args)
+            .env("LOG_FORMAT", "json")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start longrun-local");
+        self.child = Some(child);
+        self.logs.push(log);
+        self.api = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/_local/health", self.api)).await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the local runtime did not start: {}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9`: the process dies mid-whatever, as a Lambda sandbox can.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the same stack again (new process, new port).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Everything every run of this runtime logged.
+    pub fn log_text(&self) -> String {
+        self.logs
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The JSON log lines every run wrote.
+    pub fn log_events(&self) -> Vec<Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

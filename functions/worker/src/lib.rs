@@ -87,7 +87,7 @@ pub async fn process(deps: &WorkerDeps, message: &SqsMessage, deadline_ms: i64) 
     let body = message.body.as_deref().unwrap_or("");
     let Ok(job_message) = serde_json::from_str::<JobMessage>(body) else {
         tracing::error!(message_id = ?message.message_id, %body, "poison message: not a job message");
-        return Disposition::Return;
+        return poison(deps, message).await;
     };
     let message_id = message.message_id.as_deref().unwrap_or("");
     let span = tracing::info_span!("job", job_id = %job_message.job_id, %message_id);
@@ -104,7 +104,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         Ok(ClaimOutcome::Claimed(job)) => job,
         Ok(ClaimOutcome::NotFound) => {
             tracing::error!("poison message: no such job");
-            return Disposition::Return;
+            return poison(deps, message).await;
         }
         Ok(ClaimOutcome::NotClaimable(job)) => return not_claimable(deps, message, &job).await,
         Err(err) => {
@@ -231,6 +231,27 @@ async fn heartbeat(
         }
         hide(&deps, &message, &job, config.heartbeat_visibility_seconds()).await;
     }
+}
+
+/// Returns a poison message after a backoff (not the queue's long visibility
+/// timeout), so it reaches the dead-letter queue in minutes, not hours.
+async fn poison(deps: &WorkerDeps, message: &SqsMessage) -> Disposition {
+    let receives: u32 = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let queue = message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| deps.config.queue_name_for_source(arn));
+    if let (Some(queue), Some(receipt)) = (queue, message.receipt_handle.as_deref()) {
+        let backoff = backoff_seconds(&deps.config, receives);
+        if let Err(err) = deps.queue.change_visibility(queue, receipt, backoff).await {
+            tracing::warn!(error = %err, "could not change the poison message's visibility");
+        }
+    }
+    Disposition::Return
 }
 
 /// A message for a job this worker may not run now.

@@ -214,6 +214,19 @@ async fn poison_messages_are_returned_and_do_not_disturb_the_batch() {
     let response = handle(&f.deps, event(batch), &context(60)).await;
     assert_eq!(failures(&response), ["garbage", "wrong-shape", "unknown-job"]);
     assert_eq!(reload(&f, &job).await.status, JobStatus::Succeeded);
+    let backoffs: Vec<(String, u32)> = f
+        .queue
+        .visibility_changes()
+        .into_iter()
+        .filter(|(_, receipt, _)| !receipt.ends_with("good"))
+        .map(|(_, receipt, seconds)| (receipt, seconds))
+        .collect();
+    assert_eq!(
+        backoffs.len(),
+        3,
+        "each poison message is hidden for a backoff: {backoffs:?}"
+    );
+    assert!(backoffs.iter().all(|(_, s)| (2..=4).contains(s)), "{backoffs:?}");
 }
 
 #[tokio::test]

@@ -449,10 +449,6 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let shared = aws_config::load_from_env().await;
-    let region = shared
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
     let counter = RequestCounter::default();
     let clients = counting_clients(&shared, &counter);
     let plain = AwsClients::from_sdk_config(&shared);
@@ -468,8 +464,9 @@ async fn main() {
         .into_iter()
         .collect(),
         workers: true,
+        faults: BTreeMap::new(),
     };
-    let stack = longrun_local::start(&options, &clients, &region)
+    let stack = longrun_local::start(&options, &shared, &clients)
         .await
         .expect("local stack");
     let refs = &stack.api.deployed.refs;

@@ -3,7 +3,8 @@
 //! `HttpApi` events, invokes the function's handler and turns its answer
 //! back into HTTP. A bearer token stands in for a JWT authorizer: its text
 //! becomes the `sub` claim (local only; without one the caller is anonymous).
-//! Also serves `/_local/health` and `/_local/resources` for scripts and tests.
+//! Also serves `/_local/health`, `/_local/resources` (physical names and
+//! ARNs) and `/_local/environment/{FunctionLogicalId}` for scripts and tests.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,8 @@ fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
 pub struct LocalApi {
     pub routes: Vec<Route>,
     pub deployed: Deployed,
+    /// Function logical id → its resolved environment (for `/_local/environment/{id}`).
+    pub environments: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 /// The local API Gateway as an axum router.
@@ -66,6 +69,17 @@ pub fn app(api: Arc<LocalApi>) -> Router {
         .route(
             "/_local/resources",
             get(|State(api): State<Arc<LocalApi>>| async move { Json(api.deployed.clone()) }),
+        )
+        .route(
+            "/_local/environment/{function}",
+            get(
+                |State(api): State<Arc<LocalApi>>, axum::extract::Path(function): axum::extract::Path<String>| async move {
+                    match api.environments.get(&function) {
+                        Some(env) => Json(env.clone()).into_response(),
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                },
+            ),
         )
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(API_GATEWAY_MAX_BODY))
@@ -116,7 +130,8 @@ async fn dispatch(
         match &function.handler {
             Handler::Submit(deps) => Some(longrun_submit::handle(deps, request).await),
             Handler::Status(deps) => Some(longrun_status::handle(deps, request).await),
-            Handler::Worker(_) => None,
+            Handler::Cancel(deps) => Some(longrun_cancel::handle(deps, request).await),
+            _ => None,
         }
     });
     match tokio::time::timeout(API_GATEWAY_TIMEOUT, invocation).await {

@@ -1,7 +1,7 @@
 //! Plays the Lambda SQS event source mapping: long-polls a queue with as
 //! many pollers as the mapping's maximum concurrency, hands each batch (up
 //! to `BatchSize`) to the worker handler as the same `SqsEvent` Lambda
-//! sends, with a context whose deadline is the function's timeout, and
+//! sends (the worker's or the dead-letter function's), with a context whose deadline is the function's timeout, and
 //! deletes what succeeded. With `ReportBatchItemFailures` only the listed
 //! messages stay; an invalid identifier, a panic or a timeout fails the whole
 //! batch, and every message comes back after its visibility timeout.
@@ -108,6 +108,7 @@ async fn invoke(source: &EventSource, messages: &[Message]) -> Vec<String> {
     let mut invocation = tokio::spawn(async move {
         match &function.handler {
             Handler::Worker(deps) => Some(longrun_worker::handle(deps, event, &context).await),
+            Handler::DeadLetter(deps) => Some(longrun_dead_letter::handle(deps, event).await),
             _ => None,
         }
     });
@@ -115,7 +116,7 @@ async fn invoke(source: &EventSource, messages: &[Message]) -> Vec<String> {
     let response: SqsBatchResponse = match tokio::time::timeout(timeout, &mut invocation).await {
         Ok(Ok(Some(response))) => response,
         Ok(Ok(None)) => {
-            tracing::error!(function = %source.function.spec.logical_id, "not a worker function");
+            tracing::error!(function = %source.function.spec.logical_id, "not an SQS-triggered function");
             return Vec::new();
         }
         Ok(Err(panic)) => {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod event_source;
 pub mod functions;
 pub mod resources;
+pub mod schedule;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -25,8 +26,32 @@ pub struct Options {
     pub template: PathBuf,
     pub stack: String,
     pub parameter_overrides: BTreeMap<String, String>,
-    /// Start the SQS pollers (workers); off to run only the API.
+    /// Start the SQS pollers and schedules; off to run only the API.
     pub workers: bool,
+    /// Fault injection per function: logical id → `Operation=probability,…`.
+    pub faults: BTreeMap<String, String>,
+}
+
+/// Parses `Key=Value Key=Value …` like `sam deploy --parameter-overrides`;
+/// a value may contain spaces (`ReconcilerSchedule=rate(2 seconds)`): a
+/// piece without `=` belongs to the value before it.
+pub fn parse_overrides(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for piece in text.split_whitespace() {
+        match piece.split_once('=') {
+            Some((key, value)) if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                pairs.push((key.to_owned(), value.to_owned()))
+            }
+            _ => match pairs.last_mut() {
+                Some((_, value)) => {
+                    value.push(' ');
+                    value.push_str(piece);
+                }
+                None => return Err(format!("{piece}: expected Key=Value")),
+            },
+        }
+    }
+    Ok(pairs)
 }
 
 /// A running local stack: the HTTP app and the poller tasks.
@@ -36,11 +61,20 @@ pub struct LocalStack {
     pub pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Creates the resources and wires the functions; starts the pollers.
-pub async fn start(options: &Options, clients: &AwsClients, region: &str) -> Result<LocalStack, Error> {
+/// Creates the resources and wires the functions; starts the pollers and schedules.
+pub async fn start(
+    options: &Options,
+    shared: &aws_config::SdkConfig,
+    clients: &AwsClients,
+) -> Result<LocalStack, Error> {
+    let region = shared
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    let region = region.as_str();
     let template = template::Template::load(&options.template, &options.parameter_overrides)?;
     let deployed = resources::deploy(&template, clients, &options.stack, region).await?;
-    let functions = functions::build(&template, &deployed, clients, &options.stack)?;
+    let functions = functions::build(&template, &deployed, shared, clients, &options.stack, &options.faults)?;
     let mut routes = Vec::new();
     let mut pollers = Vec::new();
     for function in &functions {
@@ -54,6 +88,12 @@ pub async fn start(options: &Options, clients: &AwsClients, region: &str) -> Res
         }
         if !options.workers {
             continue;
+        }
+        for expression in &function.spec.schedules {
+            let expression = template.resolve(expression, &deployed)?;
+            let period = template::rate_period(expression.as_str().unwrap_or_default())?;
+            tracing::info!(function = %function.spec.logical_id, ?period, "schedule");
+            pollers.push(schedule::start(function.clone(), period));
         }
         for source in &function.spec.sqs_sources {
             let queue_url = deployed.refs[&source.queue_logical_id].clone();
@@ -79,8 +119,26 @@ pub async fn start(options: &Options, clients: &AwsClients, region: &str) -> Res
         }
     }
     Ok(LocalStack {
-        api: Arc::new(api::LocalApi { routes, deployed }),
+        api: Arc::new(api::LocalApi {
+            routes,
+            deployed,
+            environments: functions
+                .iter()
+                .map(|f| (f.spec.logical_id.clone(), f.environment.clone()))
+                .collect(),
+        }),
         functions,
         pollers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn overrides_parse_like_sam_with_spaces_in_values() {
+        let pairs = super::parse_overrides("A=1  Schedule=rate(2 seconds) B=x=y").unwrap();
+        let expected = [("A", "1"), ("Schedule", "rate(2 seconds)"), ("B", "x=y")];
+        assert_eq!(pairs, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        assert!(super::parse_overrides("nonsense").is_err());
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! longrun-local [--template template.yaml] [--stack longrun-local] [--port 3000]
-//!               [--host 127.0.0.1] [--no-workers] [--parameter-overrides K=V …]
+//!               [--host 127.0.0.1] [--no-workers] [--fault Function:Operation[=p] …]
+//!               [--parameter-overrides K=V …]
 //! ```
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use longrun::aws::AwsClients;
 use longrun_local::{api, Options};
 
 const USAGE: &str = "usage: longrun-local [--template PATH] [--stack NAME] [--host HOST] [--port PORT] \
-                     [--no-workers] [--parameter-overrides KEY=VALUE ...]";
+                     [--no-workers] [--fault FUNCTION:OPERATION[=P]] [--parameter-overrides KEY=VALUE ...]";
 
 struct Cli {
     options: Options,
@@ -28,6 +29,7 @@ fn parse_args() -> Result<Cli, String> {
             stack: "longrun-local".into(),
             parameter_overrides: BTreeMap::new(),
             workers: true,
+            faults: BTreeMap::new(),
         },
         host: "127.0.0.1".into(),
         port: 3000,
@@ -41,12 +43,27 @@ fn parse_args() -> Result<Cli, String> {
             "--host" => cli.host = value("--host")?,
             "--port" => cli.port = value("--port")?.parse().map_err(|e| format!("--port: {e}"))?,
             "--no-workers" => cli.options.workers = false,
+            "--fault" => {
+                let rule = value("--fault")?;
+                let (function, operations) = rule.split_once(':').ok_or(format!(
+                    "--fault {rule}: expected FunctionLogicalId:Operation[=probability]"
+                ))?;
+                cli.options
+                    .faults
+                    .entry(function.to_owned())
+                    .and_modify(|rules| {
+                        rules.push(',');
+                        rules.push_str(operations);
+                    })
+                    .or_insert_with(|| operations.to_owned());
+            }
             "--parameter-overrides" => {
-                while let Some(pair) = args.next_if(|a| !a.starts_with("--")) {
-                    for pair in pair.split_whitespace() {
-                        let (k, v) = pair.split_once('=').ok_or(format!("{pair}: expected KEY=VALUE"))?;
-                        cli.options.parameter_overrides.insert(k.to_owned(), v.to_owned());
-                    }
+                let mut pieces = Vec::new();
+                while let Some(arg) = args.next_if(|a| !a.starts_with("--")) {
+                    pieces.push(arg);
+                }
+                for pair in longrun_local::parse_overrides(&pieces.join(" "))? {
+                    cli.options.parameter_overrides.insert(pair.0, pair.1);
                 }
             }
             "--help" | "-h" => return Err(USAGE.into()),
@@ -71,12 +88,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         std::process::exit(2);
     };
     let shared = aws_config::load_from_env().await;
-    let region = shared
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "us-east-1".into());
     let clients = AwsClients::from_sdk_config(&shared);
-    let stack = longrun_local::start(&cli.options, &clients, &region).await?;
+    let stack = longrun_local::start(&cli.options, &shared, &clients).await?;
     let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port)).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, %endpoint, stack = %cli.options.stack, "longrun local runtime ready");

@@ -105,6 +105,8 @@ pub struct FunctionSpec {
     pub environment: BTreeMap<String, Yaml>,
     pub http_routes: Vec<HttpRoute>,
     pub sqs_sources: Vec<SqsSource>,
+    /// Schedule expressions of `Schedule` events, unresolved.
+    pub schedules: Vec<Yaml>,
 }
 
 /// The template, loaded and with parameters settled.
@@ -445,6 +447,7 @@ impl Template {
                 }
                 let mut http_routes = Vec::new();
                 let mut sqs_sources = Vec::new();
+                let mut schedules = Vec::new();
                 for (_, event) in p.get("Events").and_then(Yaml::as_mapping).into_iter().flatten() {
                     let props = event.get("Properties").cloned().unwrap_or(Yaml::Null);
                     match event.get("Type").and_then(Yaml::as_str) {
@@ -489,6 +492,12 @@ impl Template {
                                 report_batch_item_failures: report,
                             });
                         }
+                        Some("Schedule") => schedules.push(
+                            props
+                                .get("Schedule")
+                                .cloned()
+                                .ok_or_else(|| invalid(format!("function {id}: Schedule event without Schedule")))?,
+                        ),
                         _ => {}
                     }
                 }
@@ -500,6 +509,7 @@ impl Template {
                     environment,
                     http_routes,
                     sqs_sources,
+                    schedules,
                 })
             })
             .collect()
@@ -532,7 +542,10 @@ impl Template {
                     )));
                 }
                 let Some((_, max_receive)) = queue.redrive else {
-                    return Err(invalid(format!("queue {} has no RedrivePolicy", queue.logical_id)));
+                    if function.binary == "worker" {
+                        return Err(invalid(format!("work queue {} has no RedrivePolicy", queue.logical_id)));
+                    }
+                    continue;
                 };
                 let limit = function
                     .environment
@@ -555,6 +568,31 @@ impl Template {
         }
         Ok(())
     }
+}
+
+/// The period of an EventBridge `rate(N unit)` expression. Locally the
+/// unit may also be seconds, for tests; `cron(…)` is not run locally.
+pub fn rate_period(expression: &str) -> Result<std::time::Duration, TemplateError> {
+    let inner = expression
+        .trim()
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| invalid(format!("schedule {expression:?}: only rate(N unit) runs locally")))?;
+    let (count, unit) = inner
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| invalid(format!("schedule {expression:?}: expected rate(N unit)")))?;
+    let count: u64 = count
+        .parse()
+        .map_err(|_| invalid(format!("schedule {expression:?}: {count} is not a number")))?;
+    let seconds = match unit.trim().trim_end_matches('s') {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        other => return Err(invalid(format!("schedule {expression:?}: unknown unit {other}"))),
+    };
+    Ok(std::time::Duration::from_secs(count.max(1) * seconds))
 }
 
 fn scalar_text(value: &Yaml) -> Result<String, TemplateError> {

@@ -80,6 +80,37 @@ fn functions_carry_routes_event_sources_and_timeouts() {
         fast.environment.contains_key("QUEUE_URLS"),
         "globals environment merged"
     );
+    let dead_letter = by_id("DeadLetterFunction");
+    let dlqs: Vec<&str> = dead_letter
+        .sqs_sources
+        .iter()
+        .map(|s| s.queue_logical_id.as_str())
+        .collect();
+    assert_eq!(dlqs, ["FastDeadLetterQueue", "SlowDeadLetterQueue"]);
+    assert_eq!(by_id("CancelFunction").http_routes[0].path, "/jobs/{id}/cancel");
+    assert_eq!(by_id("ReconcilerFunction").schedules.len(), 1);
+}
+
+#[test]
+fn schedules_resolve_to_periods() {
+    let template = load(&[("ReconcilerSchedule", "rate(2 seconds)")]).unwrap();
+    let functions = template.functions().unwrap();
+    let reconciler = functions.iter().find(|f| f.logical_id == "ReconcilerFunction").unwrap();
+    let expression = template.resolve(&reconciler.schedules[0], &NoResources).unwrap();
+    assert_eq!(
+        rate_period(expression.as_str().unwrap()).unwrap(),
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        rate_period("rate(1 minute)").unwrap(),
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(
+        rate_period("rate(5 hours)").unwrap(),
+        std::time::Duration::from_secs(18_000)
+    );
+    assert!(rate_period("cron(0 * * * ? *)").is_err());
+    assert!(rate_period("rate(often)").is_err());
 }
 
 #[test]

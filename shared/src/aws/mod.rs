@@ -4,10 +4,12 @@
 //! points them at an emulator (moto, LocalStack) instead of AWS.
 
 mod dynamo;
+mod faults;
 mod s3;
 mod sqs;
 
-pub use dynamo::DynamoJobStore;
+pub use dynamo::{DynamoJobStore, DUE_INDEX};
+pub use faults::FaultInjector;
 pub use s3::S3ObjectStore;
 pub use sqs::SqsJobQueue;
 
@@ -26,20 +28,32 @@ pub struct AwsClients {
 impl AwsClients {
     /// Loads region, credentials and endpoint the standard way (env, profile,
     /// Lambda role). With an endpoint override S3 uses path-style addressing,
-    /// which emulators on `localhost` need.
+    /// which emulators on `localhost` need. `FAULT_INJECTION` installs a
+    /// [`FaultInjector`]; an invalid value panics at start-up, loudly.
     pub async fn load() -> Self {
         let shared = aws_config::load_from_env().await;
-        Self::from_sdk_config(&shared)
+        let faults = FaultInjector::from_env().unwrap_or_else(|e| panic!("FAULT_INJECTION: {e}"));
+        Self::with_faults(&shared, faults)
     }
 
     pub fn from_sdk_config(shared: &aws_config::SdkConfig) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(shared)
-            .force_path_style(shared.endpoint_url().is_some())
-            .build();
+        Self::with_faults(shared, None)
+    }
+
+    /// Clients that fail calls as `faults` says (none when `None`).
+    pub fn with_faults(shared: &aws_config::SdkConfig, faults: Option<FaultInjector>) -> Self {
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(shared);
+        let mut sqs = aws_sdk_sqs::config::Builder::from(shared);
+        let mut s3 = aws_sdk_s3::config::Builder::from(shared).force_path_style(shared.endpoint_url().is_some());
+        if let Some(faults) = faults {
+            dynamodb = dynamodb.interceptor(faults.clone());
+            sqs = sqs.interceptor(faults.clone());
+            s3 = s3.interceptor(faults);
+        }
         AwsClients {
-            dynamodb: aws_sdk_dynamodb::Client::new(shared),
-            sqs: aws_sdk_sqs::Client::new(shared),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
         }
     }
 

@@ -1,0 +1,35 @@
+//! Plays EventBridge schedules: invokes a scheduled function every period
+//! (the first time one period after start), one invocation at a time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use longrun::time::now_ms;
+
+use crate::functions::{Handler, LocalFunction};
+
+/// Starts the schedule; it runs until the process ends.
+pub fn start(function: Arc<LocalFunction>, period: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let invoked = function.clone();
+            let invocation = tokio::spawn(async move {
+                match &invoked.handler {
+                    Handler::Reconciler(deps) => match longrun_reconciler::handle(deps, now_ms()).await {
+                        Ok(report) => tracing::debug!(?report, "reconciler ran"),
+                        Err(err) => tracing::error!(error = %err, "reconciler failed"),
+                    },
+                    _ => tracing::error!(function = %invoked.spec.logical_id, "not a scheduled function"),
+                }
+            });
+            let timeout = Duration::from_secs(u64::from(function.spec.timeout_seconds));
+            if tokio::time::timeout(timeout, invocation).await.is_err() {
+                tracing::error!("scheduled invocation timed out");
+            }
+        }
+    })
+}

@@ -1,0 +1,282 @@
+//! Failure handling end to end: retries with backoff, heartbeats, crashes,
+//! dead letters and redrive, the reconciler, cancellation. Each test injects
+//! the failure, then checks that nothing was lost and nothing ran twice.
+
+use std::time::{Duration, Instant};
+
+use longrun_e2e::{LocalRuntime, Stack};
+use serde_json::{json, Value};
+
+fn millis(view: &Value, field: &str) -> i64 {
+    let text = view[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} missing in {view}"));
+    chrono_like_parse(text)
+}
+
+/// RFC 3339 (`2026-11-23T01:02:03.456Z`) to epoch milliseconds.
+fn chrono_like_parse(text: &str) -> i64 {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m, day) = (if d[1] <= 2 { d[0] - 1 } else { d[0] }, d[1], d[2]);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1000) + frac[..3.min(frac.len())].parse::<i64>().unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn a_job_failing_twice_then_succeeding_backs_off_between_attempts() {
+    let stack = Stack::from_env().await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0, "fail": "retryable", "fail_attempts": 2}, "max_attempts": 3}))
+        .await;
+    // Between attempts the job is QUEUED with its error, attempt count and the time it runs again.
+    let waiting = stack
+        .wait_until(&id, Duration::from_secs(30), |v| {
+            v["status"] == "QUEUED" && v["attempts"] == 1
+        })
+        .await;
+    assert_eq!(waiting["error"]["code"], "sleep_failed");
+    assert_eq!(waiting["error"]["retryable"], true);
+    let backoff_ms = millis(&waiting, "run_at") - millis(&waiting, "updated_at");
+    assert!(backoff_ms >= 900, "first backoff {backoff_ms} ms");
+
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["attempts"], 3);
+    // Two backoffs of at least 1 s each (RetryBaseSeconds=1) separate the three runs.
+    let total_ms = millis(&done, "finished_at") - millis(&done, "started_at");
+    assert!(total_ms >= 2_000, "three attempts in {total_ms} ms: no backoff?");
+    assert_eq!(stack.result_keys(&id).await.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {
+    let stack = Stack::from_env().await;
+    // It panics on its first 6 attempts (maxReceiveCount is 6), and would succeed on a 7th.
+    // The fast queue's batches of 5 mix it with the others.
+    let crasher = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0, "fail": "panic", "fail_attempts": 6}}))
+        .await;
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        others.push(
+            stack
+                .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0.2}}))
+                .await,
+        );
+    }
+    for id in &others {
+        let done = stack.wait_terminal(id, Duration::from_secs(60)).await;
+        assert_eq!(
+            (done["status"].as_str(), done["attempts"].as_u64()),
+            (Some("SUCCEEDED"), Some(1))
+        );
+    }
+    let dead = stack.wait_terminal(&crasher, Duration::from_secs(120)).await;
+    assert_eq!(dead["status"], "DEAD_LETTERED", "{dead}");
+    assert_eq!(dead["error"]["code"], "dead_lettered");
+    let reason = dead["error"]["message"].as_str().unwrap();
+    assert!(reason.contains("handler_panicked"), "{reason}");
+    assert_eq!(dead["attempts"], 6, "one attempt per receive until the redrive policy");
+
+    // Redrive: the operator requeues it; the 7th attempt succeeds.
+    let admin = std::env::var("LONGRUN_ADMIN_BIN").expect("LONGRUN_ADMIN_BIN");
+    let api = std::env::var("LONGRUN_API_URL").unwrap();
+    let output = std::process::Command::new(admin)
+        .args(["--local", &api, "requeue", &crasher])
+        .output()
+        .expect("run longrun-admin");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let done = stack.wait_terminal(&crasher, Duration::from_secs(60)).await;
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_u64()),
+        (Some("SUCCEEDED"), Some(7))
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn a_poison_message_is_kept_not_lost() {
+    let stack = Stack::from_env().await;
+    let marker = format!("poison-{}", stack.owner);
+    stack
+        .send_message(&stack.slow_queue_url, &format!("{{\"not\": \"{marker}\"}}"))
+        .await;
+    let started = Instant::now();
+    loop {
+        let listed = stack
+            .s3
+            .list_objects_v2()
+            .bucket(&stack.bucket)
+            .prefix("dead-letters/")
+            .send()
+            .await
+            .unwrap();
+        let mut found = false;
+        for key in listed.contents().iter().filter_map(|o| o.key()) {
+            let body = stack
+                .s3
+                .get_object()
+                .bucket(&stack.bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            let bytes = body.body.collect().await.unwrap().into_bytes();
+            found |= String::from_utf8_lossy(&bytes).contains(&marker);
+        }
+        if found {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the poison message was not kept"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn heartbeats_keep_a_job_longer_than_its_lease_and_visibility_on_one_worker() {
+    let stack = Stack::from_env().await;
+    // LeaseSeconds=4: the message is hidden for 9 s at a time, the job runs 12 s.
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 12}}))
+        .await;
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED");
+    assert_eq!(done["attempts"], 1, "one run only");
+    let body: Value = serde_json::from_slice(&stack.download(done["result_url"].as_str().unwrap()).await).unwrap();
+    assert_eq!(body["resumed_from_ms"], 0);
+}
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn the_same_message_delivered_to_several_workers_at_once_runs_once() {
+    let stack = Stack::from_env().await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 1}}))
+        .await;
+    let message = json!({"job_id": id, "enqueued_at": 0}).to_string();
+    let sends: Vec<_> = (0..5)
+        .map(|_| stack.send_message(&stack.fast_queue_url, &message))
+        .collect();
+    futures_join_all(sends).await;
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED");
+    stack
+        .wait_queue_drained(&stack.fast_queue_url, Duration::from_secs(60))
+        .await;
+    assert_eq!(stack.job(&id).await["attempts"], 1);
+    assert_eq!(stack.result_keys(&id).await.len(), 1);
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    for future in futures {
+        future.await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn cancel_before_start_and_while_running() {
+    let stack = Stack::from_env().await;
+    let queued = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 1}, "delay_seconds": 4}))
+        .await;
+    let answer = stack.cancel(&queued).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert_eq!(answer.body["status"], "CANCELLED");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let later = stack.job(&queued).await;
+    assert_eq!(
+        (later["status"].as_str(), later["attempts"].as_u64()),
+        (Some("CANCELLED"), Some(0)),
+        "never started"
+    );
+
+    let running = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 30}}))
+        .await;
+    stack
+        .wait_until(&running, Duration::from_secs(30), |v| v["status"] == "RUNNING")
+        .await;
+    let asked = Instant::now();
+    let answer = stack.cancel(&running).await;
+    assert_eq!(answer.status, 202);
+    assert_eq!(answer.body["cancel_requested"], true);
+    let done = stack.wait_terminal(&running, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "CANCELLED");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "stopped at its next progress write"
+    );
+    assert!(stack.result_keys(&running).await.is_empty());
+
+    let again = stack.cancel(&running).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.header("content-type"), Some("application/problem+json"));
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
+async fn a_worker_killed_mid_job_is_taken_over_and_the_job_completes_once() {
+    let mut runtime = LocalRuntime::start("longrun-kill", &[]).await;
+    let stack = Stack::local(&runtime).await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 6}}))
+        .await;
+    stack
+        .wait_until(&id, Duration::from_secs(30), |v| {
+            v["status"] == "RUNNING" && v["progress"].as_u64().unwrap_or(0) >= 20
+        })
+        .await;
+    runtime.kill();
+    runtime.restart().await;
+    let mut stack = stack;
+    stack.api = runtime.api.clone();
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["attempts"], 2, "taken over once");
+    assert_eq!(stack.result_keys(&id).await, [format!("results/{id}/sleep.json")]);
+    let body: Value = serde_json::from_slice(&stack.download(done["result_url"].as_str().unwrap()).await).unwrap();
+    assert!(
+        body["resumed_from_ms"].as_u64().unwrap() > 0,
+        "resumed from its checkpoint: {body}"
+    );
+    let successes = runtime
+        .log_events()
+        .iter()
+        .filter(|e| e["message"] == "job ended" && e["status"] == "SUCCEEDED")
+        .count();
+    assert_eq!(successes, 1, "one SUCCEEDED transition");
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
+async fn a_send_that_fails_after_the_put_is_recovered_by_the_reconciler() {
+    let runtime = LocalRuntime::start("longrun-fault", &["--fault", "SubmitFunction:SendMessage"]).await;
+    let stack = Stack::local(&runtime).await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0}}))
+        .await;
+    assert_eq!(stack.job(&id).await["status"], "QUEUED");
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_u64()),
+        (Some("SUCCEEDED"), Some(1))
+    );
+    let log = runtime.log_text();
+    assert!(log.contains("injected fault"), "the send really failed");
+    assert!(log.contains("re-enqueued an overdue job"), "the reconciler sent it");
+}

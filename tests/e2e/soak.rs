@@ -1,0 +1,157 @@
+//! Soak: a few hundred jobs of mixed outcomes while the runtime is killed
+//! (`kill -9`) and restarted at random moments. Afterwards every job is
+//! terminal with the outcome its kind must have, none is lost, and none
+//! completed twice. The counts are printed and written to
+//! `LONGRUN_SOAK_REPORT` when set (`make test` shows them).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use longrun_e2e::{LocalRuntime, Stack};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Succeeds,
+    FailsOnceThenSucceeds,
+    FailsPermanently,
+    Report,
+    AlwaysCrashes,
+}
+
+impl Kind {
+    fn of(i: usize) -> Kind {
+        match i % 10 {
+            0..=3 => Kind::Succeeds,
+            4 | 5 => Kind::FailsOnceThenSucceeds,
+            6 => Kind::FailsPermanently,
+            7 | 8 => Kind::Report,
+            _ => Kind::AlwaysCrashes,
+        }
+    }
+
+    fn body(self, i: usize) -> Value {
+        let seconds = 0.1 + (i % 7) as f64 * 0.15;
+        match self {
+            Kind::Succeeds => json!({"type": "sleep", "input": {"seconds": seconds}}),
+            Kind::FailsOnceThenSucceeds => {
+                json!({"type": "sleep", "input": {"seconds": seconds, "fail": "retryable", "fail_attempts": 1}})
+            }
+            Kind::FailsPermanently => json!({"type": "sleep", "input": {"seconds": seconds, "fail": "permanent"}}),
+            Kind::Report => json!({"type": "report", "input": {
+                "source": {"csv": format!("g,v\na,{i}\nb,2\na,3\n")}, "group_by": ["g"], "values": ["v"]}}),
+            Kind::AlwaysCrashes => {
+                json!({"type": "sleep", "input": {"seconds": 0, "fail": "panic", "fail_attempts": 1000}})
+            }
+        }
+    }
+
+    fn expected(self) -> &'static [&'static str] {
+        match self {
+            Kind::Succeeds | Kind::FailsOnceThenSucceeds | Kind::Report => &["SUCCEEDED"],
+            Kind::FailsPermanently => &["FAILED"],
+            Kind::AlwaysCrashes => &["DEAD_LETTERED"],
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
+async fn hundreds_of_jobs_survive_random_worker_kills() {
+    let jobs: usize = std::env::var("LONGRUN_SOAK_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let kills: usize = std::env::var("LONGRUN_SOAK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    // A longer enqueue grace than the other tests: the backlog itself must not look overdue.
+    let mut runtime = LocalRuntime::start("longrun-soak", &["--parameter-overrides", "EnqueueGraceSeconds=30"]).await;
+    let stack = Stack::local(&runtime).await;
+    let mut submitted: Vec<(String, Kind)> = Vec::with_capacity(jobs);
+    for i in 0..jobs {
+        let kind = Kind::of(i);
+        submitted.push((stack.submit_ok(&kind.body(i)).await, kind));
+    }
+    let owner = stack.owner.clone();
+
+    // Kill and restart at pseudo-random moments while the jobs run.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..kills {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(1_500 + seed % 2_500)).await;
+        runtime.kill();
+        runtime.restart().await;
+    }
+
+    let mut stack = Stack::local(&runtime).await;
+    stack.owner = owner;
+    let started = Instant::now();
+    let mut outcomes: BTreeMap<String, Value> = BTreeMap::new();
+    while outcomes.len() < submitted.len() {
+        for (id, _) in &submitted {
+            if outcomes.contains_key(id) {
+                continue;
+            }
+            let view = stack.job(id).await;
+            if !matches!(view["status"].as_str(), Some("QUEUED") | Some("RUNNING")) {
+                outcomes.insert(id.clone(), view);
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "{} of {} jobs still not terminal after 300 s",
+            submitted.len() - outcomes.len(),
+            submitted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Completions per job, from every run's logs: a SUCCEEDED transition is logged once, when written.
+    let mut completions: BTreeMap<String, usize> = BTreeMap::new();
+    for event in runtime.log_events() {
+        if event["message"] == "job ended" && event["status"] == "SUCCEEDED" {
+            if let Some(id) = event["span"]["job_id"].as_str() {
+                *completions.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut taken_over = 0;
+    for (id, kind) in &submitted {
+        let view = &outcomes[id];
+        let status = view["status"].as_str().unwrap().to_owned();
+        assert!(
+            kind.expected().contains(&status.as_str()),
+            "job {id} ({kind:?}) ended {status}: {view}"
+        );
+        let done = completions.get(id).copied().unwrap_or(0);
+        assert!(done <= 1, "job {id} completed {done} times");
+        if status == "SUCCEEDED" {
+            assert!(
+                !stack.result_keys(id).await.is_empty(),
+                "job {id} SUCCEEDED without results"
+            );
+        }
+        let retries_expected = u64::from(*kind == Kind::FailsOnceThenSucceeds);
+        if view["attempts"].as_u64().unwrap_or(0) > 1 + retries_expected && *kind != Kind::AlwaysCrashes {
+            taken_over += 1;
+        }
+        *by_status.entry(status).or_default() += 1;
+    }
+    let report = format!(
+        "soak: {} jobs, {kills} kill -9 + restarts, {:.0} s to drain after the last restart; outcomes {:?}; \
+         lost 0, completed twice 0, {taken_over} jobs taken over after a kill",
+        submitted.len(),
+        started.elapsed().as_secs_f64(),
+        by_status
+    );
+    println!("{report}");
+    if let Ok(path) = std::env::var("LONGRUN_SOAK_REPORT") {
+        std::fs::write(path, format!("{report}\n")).unwrap();
+    }
+}
