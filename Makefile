@@ -2,8 +2,12 @@
 SHELL := bash
 VENV := .venv
 EMULATOR := $(VENV)/.emulator-installed
+TOOLS_VENV := .venv-tools
+TOOLS := $(TOOLS_VENV)/.tools-installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: dev test lint fmt bench build clean
+.PHONY: dev test lint fmt bench build package clean
 
 ## Run the system locally: moto + resources from template.yaml + the local runtime on :3000.
 dev: $(EMULATOR)
@@ -14,10 +18,12 @@ dev: $(EMULATOR)
 test: $(EMULATOR)
 	infra/scripts/test.sh
 
-## Formatting and clippy, warnings as errors.
-lint:
+## Formatting, clippy (warnings as errors), sam validate --lint and cfn-lint on the template.
+lint: $(TOOLS)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(TOOLS_VENV)/bin/sam validate --lint --template template.yaml
+	$(TOOLS_VENV)/bin/cfn-lint template.yaml
 
 fmt:
 	cargo fmt --all
@@ -29,6 +35,19 @@ build:
 bench: $(EMULATOR)
 	infra/scripts/bench.sh
 
+## sam build: every function for arm64 (cargo-lambda + zig); sizes into BENCHMARKS.md.
+package: $(TOOLS)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(TOOLS_VENV)/bin:$$PATH" sam build --template template.yaml
+	infra/scripts/package-sizes.sh
+
+# The deploy and lint tools, pinned, in their own venv.
+$(TOOLS): infra/requirements-tools.txt
+	python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/pip install --quiet -r infra/requirements-tools.txt
+	touch $@
+
 # The project-local Python venv with the pinned emulator.
 $(EMULATOR): infra/requirements-emulator.txt
 	python3 -m venv $(VENV)
@@ -38,4 +57,4 @@ $(EMULATOR): infra/requirements-emulator.txt
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) $(TOOLS_VENV) .local .aws-sam

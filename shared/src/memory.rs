@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectReader, ObjectStore,
-    ProgressAck, QueueError, StoreError, Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobPage, JobQueue, JobStore, ObjectError, ObjectReader,
+    ObjectStore, ProgressAck, QueueError, StoreError, Transition,
 };
 
 /// Job records in a map, with a switch to make every call fail.
@@ -238,6 +238,48 @@ impl JobStore for MemoryJobStore {
         job.updated_at = now_ms;
         job.version += 1;
         Ok(Transition::Done(Box::new(job.clone())))
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner: &str,
+        status: Option<JobStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, StoreError> {
+        // Cursor: "<created_at>/<id>" of the last job of the previous page.
+        let after = match cursor {
+            None => None,
+            Some(raw) => {
+                let (created, id) = raw.split_once('/').ok_or(StoreError::InvalidCursor)?;
+                let created: i64 = created.parse().map_err(|_| StoreError::InvalidCursor)?;
+                Some((created, JobId::parse(id).ok_or(StoreError::InvalidCursor)?))
+            }
+        };
+        let jobs = self.jobs()?;
+        let mut mine: Vec<&JobRecord> = jobs.values().filter(|j| j.owner == owner).collect();
+        mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        let start = match &after {
+            None => 0,
+            Some((created, id)) => mine
+                .iter()
+                .position(|j| (j.created_at, &j.id) < (*created, id))
+                .unwrap_or(mine.len()),
+        };
+        let page: Vec<&JobRecord> = mine[start..].iter().take(limit).copied().collect();
+        let more = start + page.len() < mine.len();
+        let next_cursor = page
+            .last()
+            .filter(|_| more)
+            .map(|j| format!("{}/{}", j.created_at, j.id));
+        Ok(JobPage {
+            jobs: page
+                .into_iter()
+                .filter(|j| status.is_none_or(|s| j.status == s))
+                .cloned()
+                .collect(),
+            next_cursor,
+        })
     }
 
     async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {

@@ -25,6 +25,9 @@ pub enum StoreError {
     /// The store could not be reached or refused for load; try again later.
     #[error("job store unavailable: {0}")]
     Unavailable(String),
+    /// A list cursor that this store did not hand out.
+    #[error("invalid cursor")]
+    InvalidCursor,
     /// The stored item does not decode as a job record.
     #[error("corrupt job record: {0}")]
     Corrupt(String),
@@ -69,6 +72,14 @@ pub enum CancelOutcome {
     /// The job had already ended; nothing changed.
     AlreadyFinished(Box<JobRecord>),
     NotFound,
+}
+
+/// One page of a caller's jobs, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobPage {
+    pub jobs: Vec<JobRecord>,
+    /// Opaque; pass it back for the next page. `None` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// What a progress write learned from the record.
@@ -134,6 +145,17 @@ pub trait JobStore: Send + Sync {
 
     /// Puts a DEAD_LETTERED job back to QUEUED (operator redrive), due at `due_at`.
     async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError>;
+
+    /// A page of `owner`'s jobs, newest first, optionally only those in
+    /// `status` (a filtered page may hold fewer than `limit`, and still have
+    /// a next cursor). A cursor that does not decode is `InvalidCursor`.
+    async fn list_by_owner(
+        &self,
+        owner: &str,
+        status: Option<crate::job::JobStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, StoreError>;
 
     /// Ids of up to `limit` non-terminal jobs whose `due_at` is before `now_ms`
     /// (the sparse due index; eventually consistent).

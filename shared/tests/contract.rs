@@ -466,6 +466,51 @@ mod cases {
         assert!(!store.defer_due(&JobId::random(), 1, 2).await.unwrap());
     }
 
+    pub async fn owners_list_their_own_jobs_newest_first_in_pages(store: &dyn JobStore) {
+        let now = now_ms();
+        let owner = format!("lister-{}", uuid::Uuid::new_v4());
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let mut job = new_job(now + i);
+            job.owner = owner.clone();
+            store.create(&job, now).await.unwrap();
+            ids.push(job.id.clone());
+        }
+        ids.reverse();
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store.list_by_owner(&owner, None, 2, cursor.as_deref()).await.unwrap();
+            assert!(page.jobs.len() <= 2);
+            seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids, "every job once, newest first");
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&ids[0], &lease, now).await.unwrap());
+        let running = store
+            .list_by_owner(&owner, Some(JobStatus::Running), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            running.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+            [ids[0].clone()]
+        );
+        assert!(store
+            .list_by_owner("nobody-at-all", None, 10, None)
+            .await
+            .unwrap()
+            .jobs
+            .is_empty());
+        assert!(matches!(
+            store.list_by_owner(&owner, None, 10, Some("not-a-cursor")).await,
+            Err(StoreError::InvalidCursor)
+        ));
+    }
+
     pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
         let key = format!("results/contract-{}/blob.bin", uuid::Uuid::new_v4());
         let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
@@ -591,7 +636,8 @@ contract! {
         heartbeats_extend_the_lease_under_fencing,
         cancel_ends_queued_jobs_and_flags_running_ones,
         dead_lettering_spares_live_and_ended_jobs,
-        overdue_jobs_are_found_and_deferred_once;
+        overdue_jobs_are_found_and_deferred_once,
+        owners_list_their_own_jobs_newest_first_in_pages;
     objects: objects_stream_back_byte_for_byte;
     queues: unknown_queues_are_refused
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use longrun_e2e::{LocalRuntime, Stack};
+use longrun_e2e::Stack;
 use serde_json::{json, Value};
 
 fn millis(view: &Value, field: &str) -> i64 {
@@ -55,52 +55,6 @@ async fn a_job_failing_twice_then_succeeding_backs_off_between_attempts() {
     let total_ms = millis(&done, "finished_at") - millis(&done, "started_at");
     assert!(total_ms >= 2_000, "three attempts in {total_ms} ms: no backoff?");
     assert_eq!(stack.result_keys(&id).await.len(), 1);
-}
-
-#[tokio::test]
-#[ignore = "needs a running stack: make test"]
-async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {
-    let stack = Stack::from_env().await;
-    // It panics on its first 6 attempts (maxReceiveCount is 6), and would succeed on a 7th.
-    // The fast queue's batches of 5 mix it with the others.
-    let crasher = stack
-        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0, "fail": "panic", "fail_attempts": 6}}))
-        .await;
-    let mut others = Vec::new();
-    for _ in 0..8 {
-        others.push(
-            stack
-                .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0.2}}))
-                .await,
-        );
-    }
-    for id in &others {
-        let done = stack.wait_terminal(id, Duration::from_secs(60)).await;
-        assert_eq!(
-            (done["status"].as_str(), done["attempts"].as_u64()),
-            (Some("SUCCEEDED"), Some(1))
-        );
-    }
-    let dead = stack.wait_terminal(&crasher, Duration::from_secs(120)).await;
-    assert_eq!(dead["status"], "DEAD_LETTERED", "{dead}");
-    assert_eq!(dead["error"]["code"], "dead_lettered");
-    let reason = dead["error"]["message"].as_str().unwrap();
-    assert!(reason.contains("handler_panicked"), "{reason}");
-    assert_eq!(dead["attempts"], 6, "one attempt per receive until the redrive policy");
-
-    // Redrive: the operator requeues it; the 7th attempt succeeds.
-    let admin = std::env::var("LONGRUN_ADMIN_BIN").expect("LONGRUN_ADMIN_BIN");
-    let api = std::env::var("LONGRUN_API_URL").unwrap();
-    let output = std::process::Command::new(admin)
-        .args(["--local", &api, "requeue", &crasher])
-        .output()
-        .expect("run longrun-admin");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let done = stack.wait_terminal(&crasher, Duration::from_secs(60)).await;
-    assert_eq!(
-        (done["status"].as_str(), done["attempts"].as_u64()),
-        (Some("SUCCEEDED"), Some(7))
-    );
 }
 
 #[tokio::test]
@@ -226,57 +180,4 @@ async fn cancel_before_start_and_while_running() {
     let again = stack.cancel(&running).await;
     assert_eq!(again.status, 409);
     assert_eq!(again.header("content-type"), Some("application/problem+json"));
-}
-
-#[tokio::test]
-#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
-async fn a_worker_killed_mid_job_is_taken_over_and_the_job_completes_once() {
-    let mut runtime = LocalRuntime::start("longrun-kill", &[]).await;
-    let stack = Stack::local(&runtime).await;
-    let id = stack
-        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 6}}))
-        .await;
-    stack
-        .wait_until(&id, Duration::from_secs(30), |v| {
-            v["status"] == "RUNNING" && v["progress"].as_u64().unwrap_or(0) >= 20
-        })
-        .await;
-    runtime.kill();
-    runtime.restart().await;
-    let mut stack = stack;
-    stack.api = runtime.api.clone();
-    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
-    assert_eq!(done["status"], "SUCCEEDED", "{done}");
-    assert_eq!(done["attempts"], 2, "taken over once");
-    assert_eq!(stack.result_keys(&id).await, [format!("results/{id}/sleep.json")]);
-    let body: Value = serde_json::from_slice(&stack.download(done["result_url"].as_str().unwrap()).await).unwrap();
-    assert!(
-        body["resumed_from_ms"].as_u64().unwrap() > 0,
-        "resumed from its checkpoint: {body}"
-    );
-    let successes = runtime
-        .log_events()
-        .iter()
-        .filter(|e| e["message"] == "job ended" && e["status"] == "SUCCEEDED")
-        .count();
-    assert_eq!(successes, 1, "one SUCCEEDED transition");
-}
-
-#[tokio::test]
-#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
-async fn a_send_that_fails_after_the_put_is_recovered_by_the_reconciler() {
-    let runtime = LocalRuntime::start("longrun-fault", &["--fault", "SubmitFunction:SendMessage"]).await;
-    let stack = Stack::local(&runtime).await;
-    let id = stack
-        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0}}))
-        .await;
-    assert_eq!(stack.job(&id).await["status"], "QUEUED");
-    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
-    assert_eq!(
-        (done["status"].as_str(), done["attempts"].as_u64()),
-        (Some("SUCCEEDED"), Some(1))
-    );
-    let log = runtime.log_text();
-    assert!(log.contains("injected fault"), "the send really failed");
-    assert!(log.contains("re-enqueued an overdue job"), "the reconciler sent it");
 }

@@ -5,5 +5,5 @@
 mod delivery;
 mod failures;
 mod jobs;
-mod soak;
+mod local_only;
 mod submit;

@@ -405,6 +405,12 @@ impl LocalRuntime {
         self.spawn().await;
     }
 
+    /// Starts the same stack again with other arguments.
+    pub async fn restart_with(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        self.restart().await;
+    }
+
     /// Everything every run of this runtime logged.
     pub fn log_text(&self) -> String {
         self.logs

@@ -1,4 +1,8 @@
-//! The status function: `GET /jobs/{id}`.
+//! The status function: `GET /jobs/{id}` and `GET /jobs`.
+//!
+//! `GET /jobs?status=&limit=&cursor=` lists the caller's jobs, newest first
+//! (the `by-owner` index), `limit` 1–100 (default 20), without result links
+//! (fetch a job for those).
 //!
 //! Answers the job view (status, progress, attempts, timestamps, error) and,
 //! once SUCCEEDED, presigned short-lived URLs for each result object. Another
@@ -10,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use longrun::api::{JobView, Problem, ResultView};
+use longrun::api::{JobList, JobView, Problem, ResultView};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
 use longrun::ports::{JobStore, ObjectStore};
@@ -41,9 +45,18 @@ impl StatusDeps {
     }
 }
 
+/// Most jobs on one `GET /jobs` page.
+pub const MAX_PAGE: usize = 100;
+const DEFAULT_PAGE: usize = 20;
+
 /// Handles one API Gateway request; never fails, every error is a problem response.
 pub async fn handle(deps: &StatusDeps, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-    let raw_id = request.path_parameters.get("id").cloned().unwrap_or_default();
+    let Some(raw_id) = request.path_parameters.get("id").cloned() else {
+        return match list(deps, &request).await {
+            Ok(page) => json_response(200, &page, &[("cache-control", "no-store".to_owned())]),
+            Err(problem) => problem_response(&problem),
+        };
+    };
     let span = tracing::info_span!("status", job_id = %raw_id);
     async {
         match job_view(deps, &request, &raw_id).await {
@@ -77,6 +90,45 @@ async fn read(deps: &StatusDeps, id: &JobId) -> Result<Option<JobRecord>, Proble
     deps.store.get(id).await.map_err(|err| {
         tracing::error!(error = %err, "job store unavailable");
         Problem::unavailable("the job store is unavailable; retry shortly", 1)
+    })
+}
+
+async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<JobList, Problem> {
+    let query = &request.query_string_parameters;
+    let status = query
+        .first("status")
+        .map(|raw| {
+            JobStatus::parse(raw).ok_or_else(|| {
+                Problem::malformed(format!(
+                    "status must be one of {}",
+                    JobStatus::ALL.map(JobStatus::as_str).join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = match query.first("limit") {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| Problem::malformed(format!("limit must be a whole number from 1 to {MAX_PAGE}")))?,
+    };
+    let cursor = query.first("cursor").filter(|c| !c.is_empty());
+    let page = deps
+        .store
+        .list_by_owner(&caller(request), status, limit, cursor)
+        .await
+        .map_err(|err| match err {
+            longrun::ports::StoreError::InvalidCursor => Problem::malformed("cursor is not one this API handed out"),
+            other => {
+                tracing::error!(error = %other, "job store unavailable");
+                Problem::unavailable("the job store is unavailable; retry shortly", 1)
+            }
+        })?;
+    Ok(JobList {
+        jobs: page.jobs.iter().map(|job| JobView::new(job, Vec::new())).collect(),
+        next_cursor: page.next_cursor,
     })
 }
 

@@ -196,3 +196,64 @@ async fn bad_wait_values_are_400() {
         assert_eq!(response.status_code, 400, "{query}");
     }
 }
+
+fn list(query: &str, owner: &str) -> ApiGatewayV2httpRequest {
+    HttpEvent {
+        route_key: "GET /jobs",
+        method: "GET",
+        path: "/jobs",
+        query,
+        headers: Vec::new(),
+        body: None,
+        path_parameters: Vec::new(),
+        owner: Some(owner),
+    }
+    .to_request()
+}
+
+#[tokio::test]
+async fn lists_the_callers_jobs_newest_first_in_pages() {
+    let f = fixture();
+    let mut mine = Vec::new();
+    for i in 0..5 {
+        let mut job = queued_job("alice");
+        job.created_at += i;
+        f.store.insert(job.clone());
+        mine.push(job.id.to_string());
+    }
+    f.store.insert(queued_job("bob"));
+    mine.reverse();
+
+    let first = body_json(&handle(&f.deps, list("limit=2", "alice")).await);
+    let ids = |page: &Value| -> Vec<String> {
+        page["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), mine[..2]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = body_json(&handle(&f.deps, list(&format!("limit=2&cursor={cursor}"), "alice")).await);
+    assert_eq!(ids(&second), mine[2..4]);
+    let cursor = second["next_cursor"].as_str().unwrap();
+    let last = body_json(&handle(&f.deps, list(&format!("limit=2&cursor={cursor}"), "alice")).await);
+    assert_eq!(ids(&last), mine[4..]);
+    assert!(last.get("next_cursor").is_none());
+
+    let bobs = body_json(&handle(&f.deps, list("", "bob")).await);
+    assert_eq!(bobs["jobs"].as_array().unwrap().len(), 1);
+    let failed_only = body_json(&handle(&f.deps, list("status=FAILED", "alice")).await);
+    assert!(failed_only["jobs"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_400() {
+    let f = fixture();
+    for query in ["limit=0", "limit=101", "limit=x", "status=DONE", "cursor=garbage"] {
+        let response = handle(&f.deps, list(query, "alice")).await;
+        assert_eq!(response.status_code, 400, "{query}");
+        assert_eq!(response.headers["content-type"], "application/problem+json");
+    }
+}

@@ -14,12 +14,16 @@ use serde::Serialize;
 
 use super::describe;
 use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate, RETRY_DUE_GRACE_MS};
-use crate::ports::{CancelOutcome, ClaimOutcome, CreateOutcome, JobStore, ProgressAck, StoreError, Transition};
+use crate::ports::{
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
+};
 
 /// The partition key of the sparse due index; every non-terminal job has it.
 pub const DUE_SHARD: &str = "due";
 /// The name of the sparse due index (`due_shard`, `due_at`) in `template.yaml`.
 pub const DUE_INDEX: &str = "due";
+/// The name of the owner index (`owner`, `created_at`) in `template.yaml`.
+pub const OWNER_INDEX: &str = "by-owner";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -431,6 +435,38 @@ impl JobStore for DynamoJobStore {
         self.transition(builder).await
     }
 
+    async fn list_by_owner(
+        &self,
+        owner: &str,
+        status: Option<JobStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, StoreError> {
+        let start_key = cursor.map(|c| decode_cursor(c, owner)).transpose()?;
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OWNER_INDEX)
+            .key_condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(start_key);
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()));
+        }
+        let output = query.send().await.map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(JobPage {
+            jobs: output.items().iter().map(from_item).collect::<Result<_, _>>()?,
+            next_cursor: output.last_evaluated_key.as_ref().map(encode_cursor),
+        })
+    }
+
     async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {
         let mut ids = Vec::new();
         let mut start_key = None;
@@ -474,6 +510,38 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":one", n(1));
         Ok(matches!(self.transition(builder).await?, Transition::Done(_)))
     }
+}
+
+/// A page's last key, as an opaque URL-safe cursor.
+fn encode_cursor(key: &Item) -> String {
+    use base64::Engine;
+    let created = num_attr::<i64>(key, "created_at").ok().flatten().unwrap_or(0);
+    let id = str_attr(key, "pk").ok().flatten().unwrap_or_default();
+    let owner = str_attr(key, "owner").ok().flatten().unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created}\n{id}\n{owner}"))
+}
+
+/// The start key a cursor stands for; only `owner`'s own cursors decode.
+fn decode_cursor(cursor: &str, owner: &str) -> Result<Item, StoreError> {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(StoreError::InvalidCursor)?;
+    let mut parts = text.splitn(3, '\n');
+    let (Some(created), Some(id), Some(cursor_owner)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(StoreError::InvalidCursor);
+    };
+    let created: i64 = created.parse().map_err(|_| StoreError::InvalidCursor)?;
+    if cursor_owner != owner || JobId::parse(id).is_none() {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(Item::from([
+        ("pk".to_owned(), s(id)),
+        ("owner".to_owned(), s(owner)),
+        ("created_at".to_owned(), n(created)),
+    ]))
 }
 
 fn s(value: &str) -> AttributeValue {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# After `sam build`: each function's bootstrap and its zipped size (what
+# Lambda stores and loads), written between the package markers in BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=.local/package.md
+mkdir -p .local
+{
+  echo "### Deployment packages (\`make package\`, arm64, $(date -u +%Y-%m-%d))"
+  echo
+  echo "| function | bootstrap | zipped |"
+  echo "| --- | --- | --- |"
+  for dir in .aws-sam/build/*Function; do
+    name=$(basename "$dir")
+    size=$(stat -c %s "$dir/bootstrap")
+    zipped=$(cd "$dir" && python3 -c 'import io, sys, zipfile
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    z.write("bootstrap")
+print(len(buf.getvalue()))')
+    echo "| $name | $(( size / 1024 )) KiB | $(( zipped / 1024 )) KiB |"
+  done
+  echo
+} | tee "$out"
+python3 - "$out" <<'PY'
+import sys, pathlib
+results = pathlib.Path(sys.argv[1]).read_text()
+bench = pathlib.Path("BENCHMARKS.md")
+text = bench.read_text()
+start, end = "<!-- package:start -->", "<!-- package:end -->"
+head, rest = text.split(start, 1)
+_, tail = rest.split(end, 1)
+bench.write_text(f"{head}{start}\n{results}{end}{tail}")
+PY

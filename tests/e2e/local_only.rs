@@ -1,0 +1,181 @@
+//! Tests that need the local runtime itself, not just a stack's API: they
+//! kill it, inject faults into it, redrive through `longrun-admin --local`,
+//! or check what it created on the emulator. `make test` runs them; against
+//! LocalStack or AWS, skip them with `--skip local_only::`.
+
+use std::time::Duration;
+
+use longrun_e2e::{LocalRuntime, Stack};
+use serde_json::{json, Value};
+
+#[path = "local_only_soak.rs"]
+mod soak;
+
+#[tokio::test]
+#[ignore = "needs the emulator and the local runtime: make test"]
+async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {
+    let stack = Stack::from_env().await;
+    // It panics on its first 6 attempts (maxReceiveCount is 6), and would succeed on a 7th.
+    // The fast queue's batches of 5 mix it with the others.
+    let crasher = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0, "fail": "panic", "fail_attempts": 6}}))
+        .await;
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        others.push(
+            stack
+                .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0.2}}))
+                .await,
+        );
+    }
+    for id in &others {
+        let done = stack.wait_terminal(id, Duration::from_secs(60)).await;
+        assert_eq!(
+            (done["status"].as_str(), done["attempts"].as_u64()),
+            (Some("SUCCEEDED"), Some(1))
+        );
+    }
+    let dead = stack.wait_terminal(&crasher, Duration::from_secs(120)).await;
+    assert_eq!(dead["status"], "DEAD_LETTERED", "{dead}");
+    assert_eq!(dead["error"]["code"], "dead_lettered");
+    let reason = dead["error"]["message"].as_str().unwrap();
+    assert!(reason.contains("handler_panicked"), "{reason}");
+    assert_eq!(dead["attempts"], 6, "one attempt per receive until the redrive policy");
+
+    // Redrive: the operator requeues it; the 7th attempt succeeds.
+    let admin = std::env::var("LONGRUN_ADMIN_BIN").expect("LONGRUN_ADMIN_BIN");
+    let api = std::env::var("LONGRUN_API_URL").unwrap();
+    let output = std::process::Command::new(admin)
+        .args(["--local", &api, "requeue", &crasher])
+        .output()
+        .expect("run longrun-admin");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let done = stack.wait_terminal(&crasher, Duration::from_secs(60)).await;
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_u64()),
+        (Some("SUCCEEDED"), Some(7))
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
+async fn a_worker_killed_mid_job_is_taken_over_and_the_job_completes_once() {
+    let mut runtime = LocalRuntime::start("longrun-kill", &[]).await;
+    let stack = Stack::local(&runtime).await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 6}}))
+        .await;
+    stack
+        .wait_until(&id, Duration::from_secs(30), |v| {
+            v["status"] == "RUNNING" && v["progress"].as_u64().unwrap_or(0) >= 20
+        })
+        .await;
+    runtime.kill();
+    runtime.restart().await;
+    let mut stack = stack;
+    stack.api = runtime.api.clone();
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["attempts"], 2, "taken over once");
+    assert_eq!(stack.result_keys(&id).await, [format!("results/{id}/sleep.json")]);
+    let body: Value = serde_json::from_slice(&stack.download(done["result_url"].as_str().unwrap()).await).unwrap();
+    assert!(
+        body["resumed_from_ms"].as_u64().unwrap() > 0,
+        "resumed from its checkpoint: {body}"
+    );
+    let successes = runtime
+        .log_events()
+        .iter()
+        .filter(|e| e["message"] == "job ended" && e["status"] == "SUCCEEDED")
+        .count();
+    assert_eq!(successes, 1, "one SUCCEEDED transition");
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
+async fn a_send_that_fails_after_the_put_is_recovered_by_the_reconciler() {
+    let runtime = LocalRuntime::start("longrun-fault", &["--fault", "SubmitFunction:SendMessage"]).await;
+    let stack = Stack::local(&runtime).await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0}}))
+        .await;
+    assert_eq!(stack.job(&id).await["status"], "QUEUED");
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (done["status"].as_str(), done["attempts"].as_u64()),
+        (Some("SUCCEEDED"), Some(1))
+    );
+    let log = runtime.log_text();
+    assert!(log.contains("injected fault"), "the send really failed");
+    assert!(log.contains("re-enqueued an overdue job"), "the reconciler sent it");
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
+async fn a_setting_changed_in_the_template_changes_the_local_stack() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let settings = [
+        "--no-workers",
+        "--parameter-overrides",
+        "FastQueueVisibilityTimeout=420",
+        "MaxReceiveCount=5",
+        "MaxAttemptsLimit=4",
+    ];
+    let mut runtime = LocalRuntime::start("longrun-template", &settings).await;
+    let stack = Stack::local(&runtime).await;
+    let attributes = |stack: &Stack| {
+        let sqs = stack.sqs.clone();
+        let url = stack.fast_queue_url.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap()
+        }
+    };
+    let queue = attributes(&stack).await;
+    assert_eq!(queue[&QueueAttributeName::VisibilityTimeout], "420");
+    let redrive: Value = serde_json::from_str(&queue[&QueueAttributeName::RedrivePolicy]).unwrap();
+    assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), "5");
+    assert!(redrive["deadLetterTargetArn"]
+        .as_str()
+        .unwrap()
+        .ends_with("FastDeadLetterQueue"));
+    let environment: Value = reqwest::get(format!("{}/_local/environment/SubmitFunction", runtime.api))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(environment["MAX_ATTEMPTS_LIMIT"], "4");
+    let table = stack
+        .dynamodb
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap();
+    let mut indexes: Vec<String> = table
+        .table()
+        .unwrap()
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name().map(str::to_owned))
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, ["by-owner", "due"]);
+
+    // Started again with another value, the existing queue follows the template.
+    runtime
+        .restart_with(&[
+            "--no-workers",
+            "--parameter-overrides",
+            "FastQueueVisibilityTimeout=480",
+        ])
+        .await;
+    assert_eq!(attributes(&stack).await[&QueueAttributeName::VisibilityTimeout], "480");
+}
