@@ -10,8 +10,10 @@ mkdir -p .local
   echo
   echo "| function | bootstrap | zipped |"
   echo "| --- | --- | --- |"
-  for dir in .aws-sam/build/*Function; do
-    name=$(basename "$dir")
+  for dir in .aws-sam/build/*/; do
+    dir=${dir%/}
+    [ -f "$dir/bootstrap" ] || continue
+    name=$(basename "$dir" | sed "s/-Shared$/ (+ SlowWorkerFunction, same code)/")
     size=$(stat -c %s "$dir/bootstrap")
     zipped=$(cd "$dir" && python3 -c 'import io, sys, zipfile
 buf = io.BytesIO()

@@ -19,12 +19,18 @@ pub fn caller(request: &ApiGatewayV2httpRequest) -> String {
     let Some(authorizer) = &request.request_context.authorizer else {
         return ANONYMOUS_OWNER.to_owned();
     };
-    if let Some(sub) = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get("sub")) {
+    if let Some(sub) = authorizer
+        .jwt
+        .as_ref()
+        .and_then(|jwt| jwt.claims.get("sub"))
+        .filter(|s| !s.is_empty())
+    {
         return sub.clone();
     }
     ["owner", "sub"]
         .iter()
         .find_map(|name| authorizer.fields.get(*name).and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .unwrap_or_else(|| ANONYMOUS_OWNER.to_owned())
 }
@@ -210,6 +216,10 @@ mod tests {
         let mut jwt = base_event();
         jwt["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": "alice"}, "scopes": null}});
         assert_eq!(caller(&request(jwt)), "alice");
+
+        let mut empty = base_event();
+        empty["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": ""}, "scopes": null}});
+        assert_eq!(caller(&request(empty)), ANONYMOUS_OWNER, "an empty sub is no identity");
 
         let mut lambda = base_event();
         lambda["requestContext"]["authorizer"] = json!({"lambda": {"owner": "bob"}});

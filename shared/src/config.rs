@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::env;
 use std::time::Duration;
 
+/// The largest request body a job record can hold beside its other attributes.
+pub const MAX_REQUEST_BYTES_LIMIT: usize = 350_000;
+
 /// A configuration value that is missing or does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -33,6 +36,9 @@ pub struct Config {
     /// `MAX_ATTEMPTS_LIMIT`: the most attempts a job may ask for; kept below the
     /// queues' `maxReceiveCount` so the DLQ only ever catches crashes and poison.
     pub max_attempts_limit: u32,
+    /// `MAX_CLAIMS`: the most times a job is started (crashes and re-sends
+    /// included) before it fails as `too_many_crashes`; above `MAX_ATTEMPTS_LIMIT`.
+    pub max_claims: u32,
     /// `MAX_REQUEST_BYTES`: the largest `POST /jobs` body accepted (413 above).
     pub max_request_bytes: usize,
     /// `MAX_DELAY_SECONDS`: the longest `delay_seconds` accepted.
@@ -102,6 +108,7 @@ impl Config {
             job_queues,
             default_max_attempts: number(&lookup, "DEFAULT_MAX_ATTEMPTS", 3)?,
             max_attempts_limit: number(&lookup, "MAX_ATTEMPTS_LIMIT", 5)?,
+            max_claims: number(&lookup, "MAX_CLAIMS", 10)?,
             max_request_bytes: number(&lookup, "MAX_REQUEST_BYTES", 262_144)?,
             max_delay_seconds: number(&lookup, "MAX_DELAY_SECONDS", 900)?,
             job_retention_seconds: number::<i64>(&lookup, "JOB_RETENTION_DAYS", 7)? * 86_400,
@@ -124,6 +131,20 @@ impl Config {
                 reason: format!(
                     "must be between 1 and MAX_ATTEMPTS_LIMIT ({})",
                     config.max_attempts_limit
+                ),
+            });
+        }
+        if config.max_claims <= config.max_attempts_limit {
+            return Err(ConfigError::Invalid {
+                name: "MAX_CLAIMS",
+                reason: format!("must be above MAX_ATTEMPTS_LIMIT ({})", config.max_attempts_limit),
+            });
+        }
+        if config.max_request_bytes > MAX_REQUEST_BYTES_LIMIT {
+            return Err(ConfigError::Invalid {
+                name: "MAX_REQUEST_BYTES",
+                reason: format!(
+                    "at most {MAX_REQUEST_BYTES_LIMIT}: the job record (400 KB in DynamoDB) holds the input"
                 ),
             });
         }

@@ -149,6 +149,7 @@ pub mod codes {
     pub const JOB_TIMEOUT: &str = "job_timeout";
     pub const HANDLER_PANICKED: &str = "handler_panicked";
     pub const DEAD_LETTERED: &str = "dead_lettered";
+    pub const TOO_MANY_CRASHES: &str = "too_many_crashes";
 }
 
 /// One object a job wrote, under `results/<job_id>/<name>`.
@@ -308,6 +309,11 @@ pub enum Finish {
         error: JobError,
         run_at: i64,
     },
+    /// Back to QUEUED to go on from its checkpoint at `run_at`: the
+    /// invocation ran out of time. Not a new attempt (the count is restored).
+    Continue {
+        run_at: i64,
+    },
 }
 
 impl Finish {
@@ -316,7 +322,7 @@ impl Finish {
             Finish::Succeeded { .. } => JobStatus::Succeeded,
             Finish::Failed { .. } => JobStatus::Failed,
             Finish::Cancelled => JobStatus::Cancelled,
-            Finish::Retry { .. } => JobStatus::Queued,
+            Finish::Retry { .. } | Finish::Continue { .. } => JobStatus::Queued,
         }
     }
 }

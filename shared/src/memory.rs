@@ -140,6 +140,12 @@ impl JobStore for MemoryJobStore {
                 job.due_at = Some(*run_at + crate::job::RETRY_DUE_GRACE_MS);
                 return Ok(job.clone());
             }
+            Finish::Continue { run_at } => {
+                job.attempts = job.attempts.saturating_sub(1);
+                job.run_at = Some(*run_at);
+                job.due_at = Some(*run_at + crate::job::RETRY_DUE_GRACE_MS);
+                return Ok(job.clone());
+            }
             Finish::Succeeded { results } => {
                 job.results = results.clone();
                 job.progress = 100;
@@ -208,7 +214,7 @@ impl JobStore for MemoryJobStore {
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
         };
-        let applies = job.status == JobStatus::Queued
+        let applies = (job.status == JobStatus::Queued && job.run_at.is_none_or(|t| t <= now_ms))
             || (job.status == JobStatus::Running && job.lease_expires_at.is_some_and(|t| t < now_ms));
         if !applies {
             return Ok(Transition::Refused(Box::new(job.clone())));
@@ -223,7 +229,13 @@ impl JobStore for MemoryJobStore {
         Ok(Transition::Done(Box::new(job.clone())))
     }
 
-    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
+    async fn requeue_dead_lettered(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        due_at: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError> {
         let mut jobs = self.jobs()?;
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
@@ -232,9 +244,12 @@ impl JobStore for MemoryJobStore {
             return Ok(Transition::Refused(Box::new(job.clone())));
         }
         job.status = JobStatus::Queued;
+        job.attempts = 0;
+        job.cancel_requested = false;
         job.finished_at = None;
         job.run_at = None;
         job.due_at = Some(due_at);
+        job.expires_at = JobRecord::expiry_after(now_ms, retention_seconds);
         job.updated_at = now_ms;
         job.version += 1;
         Ok(Transition::Done(Box::new(job.clone())))

@@ -133,8 +133,9 @@ pub trait JobStore: Send + Sync {
         retention_seconds: i64,
     ) -> Result<CancelOutcome, StoreError>;
 
-    /// Marks a job DEAD_LETTERED with `error`: only a QUEUED job, or a RUNNING
-    /// one whose lease has expired (a live worker keeps its job).
+    /// Marks a job DEAD_LETTERED with `error`: only a QUEUED job that is due
+    /// (not one waiting out a retry backoff), or a RUNNING one whose lease has
+    /// expired (a live worker keeps its job).
     async fn dead_letter(
         &self,
         id: &JobId,
@@ -144,7 +145,15 @@ pub trait JobStore: Send + Sync {
     ) -> Result<Transition, StoreError>;
 
     /// Puts a DEAD_LETTERED job back to QUEUED (operator redrive), due at `due_at`.
-    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError>;
+    /// Fresh count of attempts, no cancel request, a record life of
+    /// `retention_seconds` from now.
+    async fn requeue_dead_lettered(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        due_at: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError>;
 
     /// A page of `owner`'s jobs, newest first, optionally only those in
     /// `status` (a filtered page may hold fewer than `limit`, and still have

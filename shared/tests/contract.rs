@@ -260,6 +260,37 @@ mod cases {
         assert_eq!(second.attempts, 2);
     }
 
+    pub async fn a_continuation_requeues_without_using_an_attempt(store: &dyn JobStore) {
+        let now = now_ms();
+        let job = new_job(now);
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        let queued = store
+            .finish(
+                &job.id,
+                &lease.owner,
+                &Finish::Continue { run_at: now + 1_000 },
+                now + 10,
+                3600,
+            )
+            .await
+            .unwrap();
+        assert_eq!((queued.status, queued.attempts), (JobStatus::Queued, 0));
+        assert_eq!(
+            (queued.run_at, queued.due_at),
+            (Some(now + 1_000), Some(now + 1_000 + RETRY_DUE_GRACE_MS))
+        );
+        assert_eq!((queued.lease_owner, queued.finished_at), (None, None));
+        let again = claimed(
+            store
+                .claim(&job.id, &Lease::new(now + 60_000), now + 1_000)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(again.attempts, 1);
+    }
+
     pub async fn a_failure_keeps_its_coded_error(store: &dyn JobStore) {
         let now = now_ms();
         let job = new_job(now);
@@ -413,9 +444,34 @@ mod cases {
             Transition::NotFound
         );
 
+        // A job waiting out a retry backoff is alive: a stale dead letter spares it.
+        let backing_off = new_job(now);
+        store.create(&backing_off, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&backing_off.id, &lease, now).await.unwrap());
+        let retry = Finish::Retry {
+            error: JobError::retryable("flaky", "again"),
+            run_at: now + 10_000,
+        };
+        store
+            .finish(&backing_off.id, &lease.owner, &retry, now + 1, 3600)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.dead_letter(&backing_off.id, &error, now + 2, 3600).await.unwrap(),
+            Transition::Refused(_)
+        ));
+        assert!(matches!(
+            store
+                .dead_letter(&backing_off.id, &error, now + 10_000, 3600)
+                .await
+                .unwrap(),
+            Transition::Done(_)
+        ));
+
         // Redrive: back to QUEUED, claimable again.
         match store
-            .requeue_dead_lettered(&queued.id, now + 5, now + 60_000)
+            .requeue_dead_lettered(&queued.id, now + 5, now + 60_000, 7200)
             .await
             .unwrap()
         {
@@ -424,6 +480,8 @@ mod cases {
                     (job.status, job.due_at, job.finished_at),
                     (JobStatus::Queued, Some(now + 60_000), None)
                 );
+                assert_eq!((job.attempts, job.cancel_requested), (0, false), "a fresh start");
+                assert_eq!(job.expires_at, (now + 5) / 1000 + 7200);
             }
             other => panic!("expected Done, got {other:?}"),
         }
@@ -435,7 +493,7 @@ mod cases {
         );
         assert!(matches!(
             store
-                .requeue_dead_lettered(&queued.id, now + 7, now + 60_000)
+                .requeue_dead_lettered(&queued.id, now + 7, now + 60_000, 7200)
                 .await
                 .unwrap(),
             Transition::Refused(_)
@@ -633,6 +691,7 @@ contract! {
         success_ends_the_run_and_leaves_the_due_index,
         a_retry_requeues_until_run_at,
         a_failure_keeps_its_coded_error,
+        a_continuation_requeues_without_using_an_attempt,
         heartbeats_extend_the_lease_under_fencing,
         cancel_ends_queued_jobs_and_flags_running_ones,
         dead_lettering_spares_live_and_ended_jobs,

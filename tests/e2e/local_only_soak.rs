@@ -50,7 +50,9 @@ impl Kind {
         match self {
             Kind::Succeeds | Kind::FailsOnceThenSucceeds | Kind::Report => &["SUCCEEDED"],
             Kind::FailsPermanently => &["FAILED"],
-            Kind::AlwaysCrashes => &["DEAD_LETTERED"],
+            // DEAD_LETTERED through the DLQ; or, when kills made the reconciler
+            // re-send it (a new message, a new receive count), FAILED too_many_crashes.
+            Kind::AlwaysCrashes => &["DEAD_LETTERED", "FAILED"],
         }
     }
 }

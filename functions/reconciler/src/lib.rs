@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use longrun::aws::AwsClients;
 use longrun::ports::{JobMessage, JobQueue, JobStore, StoreError};
-use longrun::{Config, JobStatus};
+use longrun::{Config, JobId, JobStatus};
 use serde::Serialize;
+use tracing::Instrument;
 
 /// Jobs looked at in one run, at most.
 pub const MAX_JOBS_PER_RUN: usize = 1000;
@@ -44,49 +45,27 @@ impl ReconcilerDeps {
 pub struct ReconcileReport {
     pub overdue: usize,
     pub enqueued: usize,
+    pub cancelled: usize,
     pub skipped: usize,
     pub failed: usize,
 }
 
-/// One reconciliation pass at `now_ms`.
+/// One reconciliation pass at `now_ms`. Only reading the index can fail
+/// the pass; a store error on one job counts as `failed` and the pass goes on.
 pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileReport, StoreError> {
     let ids = deps.store.overdue(now_ms, MAX_JOBS_PER_RUN).await?;
     let mut report = ReconcileReport {
         overdue: ids.len(),
         ..Default::default()
     };
-    let grace_ms = deps.config.enqueue_grace_seconds * 1000;
     for id in ids {
         let span = tracing::info_span!("reconcile", job_id = %id);
-        let _guard = span.enter();
-        let Some(job) = deps.store.get(&id).await? else {
-            report.skipped += 1;
-            continue;
-        };
-        let stuck = match job.status {
-            JobStatus::Queued => job.claimable_at(now_ms),
-            JobStatus::Running => job.lease_expires_at.is_some_and(|t| t < now_ms),
-            _ => false,
-        };
-        let Some(due_at) = job.due_at.filter(|&d| d < now_ms && stuck) else {
-            report.skipped += 1;
-            continue;
-        };
-        if !deps.store.defer_due(&id, due_at, now_ms + grace_ms).await? {
-            report.skipped += 1;
-            continue;
-        }
-        let message = JobMessage {
-            job_id: id.clone(),
-            enqueued_at: now_ms,
-        };
-        match deps.queue.enqueue(&job.queue, &message, 0).await {
-            Ok(()) => {
-                tracing::warn!(status = %job.status, overdue_ms = now_ms - due_at, "re-enqueued an overdue job");
-                report.enqueued += 1;
-            }
+        match reconcile(deps, &id, now_ms).instrument(span.clone()).await {
+            Ok(Action::Enqueued) => report.enqueued += 1,
+            Ok(Action::Cancelled) => report.cancelled += 1,
+            Ok(Action::Skipped) => report.skipped += 1,
             Err(err) => {
-                tracing::error!(error = %err, "re-enqueue failed; the job is due again after the grace period");
+                span.in_scope(|| tracing::error!(error = %err, "could not reconcile; the job stays due"));
                 report.failed += 1;
             }
         }
@@ -95,6 +74,57 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
         tracing::info!(?report, "reconciled");
     }
     Ok(report)
+}
+
+enum Action {
+    Enqueued,
+    Cancelled,
+    Skipped,
+}
+
+async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Action, String> {
+    let grace_ms = deps.config.enqueue_grace_seconds * 1000;
+    let Some(job) = deps.store.get(id).await.map_err(|e| e.to_string())? else {
+        return Ok(Action::Skipped);
+    };
+    let Some(due_at) = job.due_at.filter(|&d| d < now_ms) else {
+        return Ok(Action::Skipped);
+    };
+    if job.status == JobStatus::Queued && job.cancel_requested {
+        // Asked to stop while it ran, then sent back: it ends here.
+        deps.store
+            .request_cancel(id, now_ms, deps.config.job_retention_seconds)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!("cancelled a queued job with a cancel request");
+        return Ok(Action::Cancelled);
+    }
+    let stuck = match job.status {
+        JobStatus::Queued => job.claimable_at(now_ms),
+        JobStatus::Running => job.lease_expires_at.is_some_and(|t| t < now_ms),
+        _ => false,
+    };
+    // Moved on either way, so nothing sits at the head of the index for ever;
+    // conditional, so two reconcilers do not both act on one job.
+    if !deps
+        .store
+        .defer_due(id, due_at, now_ms + grace_ms)
+        .await
+        .map_err(|e| e.to_string())?
+        || !stuck
+    {
+        return Ok(Action::Skipped);
+    }
+    let message = JobMessage {
+        job_id: id.clone(),
+        enqueued_at: now_ms,
+    };
+    deps.queue
+        .enqueue(&job.queue, &message, 0)
+        .await
+        .map_err(|e| format!("re-enqueue failed, due again after the grace period: {e}"))?;
+    tracing::warn!(status = %job.status, overdue_ms = now_ms - due_at, "re-enqueued an overdue job");
+    Ok(Action::Enqueued)
 }
 
 #[cfg(test)]
@@ -192,5 +222,32 @@ mod tests {
         let report = handle(&deps, now).await.unwrap();
         assert_eq!((report.enqueued, report.failed), (0, 1));
         assert_eq!(handle(&deps, now + 60_001).await.unwrap().enqueued, 1);
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_with_a_cancel_request_is_cancelled_not_resent() {
+        let (deps, store, queue) = fixture();
+        let now = now_ms();
+        let mut stopped = job(&store, now - 120_000);
+        stopped.cancel_requested = true;
+        store.insert(stopped.clone());
+        let report = handle(&deps, now).await.unwrap();
+        assert_eq!((report.cancelled, report.enqueued), (1, 0));
+        assert!(queue.sent().is_empty());
+        assert_eq!(
+            store.get(&stopped.id).await.unwrap().unwrap().status,
+            JobStatus::Cancelled
+        );
+    }
+
+    #[tokio::test]
+    async fn one_failing_job_does_not_stop_the_pass() {
+        let (deps, store, queue) = fixture();
+        let now = now_ms();
+        job(&store, now - 120_000);
+        job(&store, now - 120_000);
+        queue.fail_next_sends(1);
+        let report = handle(&deps, now).await.unwrap();
+        assert_eq!((report.failed, report.enqueued), (1, 1));
     }
 }

@@ -80,7 +80,10 @@ async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: 
         .ok_or_else(not_found)?;
     while !job.status.is_terminal() && tokio::time::Instant::now() + WAIT_POLL_INTERVAL <= deadline {
         tokio::time::sleep(WAIT_POLL_INTERVAL).await;
-        job = read(deps, &id).await?.ok_or_else(not_found)?;
+        job = read(deps, &id)
+            .await?
+            .filter(|j| j.owner == owner)
+            .ok_or_else(not_found)?;
     }
     let results = presigned_results(deps, &job).await?;
     Ok(JobView::new(&job, results))

@@ -109,12 +109,10 @@ pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Res
 async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submitted, Problem> {
     let now = now_ms();
     let delay_seconds = new_job.delay_seconds;
-    let job = JobRecord::new_queued(
-        new_job,
-        now,
-        deps.config.job_retention_seconds,
-        deps.config.enqueue_grace_seconds * 1000,
-    );
+    // A live job must not expire (TTL) or be replaced under its key: its
+    // record lives through the longest run it may have; ending resets it.
+    let live_seconds = deps.config.job_retention_seconds + i64::from(deps.config.max_job_timeout_seconds);
+    let job = JobRecord::new_queued(new_job, now, live_seconds, deps.config.enqueue_grace_seconds * 1000);
     match deps.store.create(&job, now).await {
         Ok(CreateOutcome::Created) => {}
         Ok(CreateOutcome::Exists(existing)) if existing.request_hash == job.request_hash => {

@@ -69,6 +69,8 @@ pub async fn handle(deps: &WorkerDeps, event: SqsEvent, context: &lambda_runtime
         let message_id = message.message_id.clone().unwrap_or_default();
         let disposition = if deadline_ms - now_ms() < deps.config.deadline_safety.as_millis() as i64 {
             tracing::warn!(%message_id, "too little invocation time left to start a job; returning the message");
+            // Visible again at once, for an invocation with time to run it.
+            release(deps, message, 0).await;
             Disposition::Return
         } else {
             process(deps, message, deadline_ms).await
@@ -114,22 +116,32 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     };
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
     // The message now stays hidden as long as the lease lives, and no longer.
-    hide(deps, message, &job, config.heartbeat_visibility_seconds()).await;
+    release(deps, message, config.heartbeat_visibility_seconds()).await;
+    if job.attempts > config.max_claims {
+        // Crashes are bounded by the queue's maxReceiveCount; a job re-sent by
+        // the reconciler starts a new count, so this caps them for good.
+        let error = JobError::permanent(
+            codes::TOO_MANY_CRASHES,
+            format!("the job was started {} times without finishing", job.attempts - 1),
+        );
+        return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
+    }
     let job_deadline_ms = job.deadline_ms().unwrap_or(i64::MAX);
     if now >= job_deadline_ms {
         let error = JobError::permanent(codes::JOB_TIMEOUT, "the job ran past its timeout_seconds");
-        return finish(deps, &job, &lease, Finish::Failed { error }).await;
+        return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
     }
     let Some(handler) = deps.registry.get(&job.job_type) else {
         let error = JobError::permanent(
             codes::UNKNOWN_JOB_TYPE,
             format!("this worker does not run {:?} jobs", job.job_type),
         );
-        return finish(deps, &job, &lease, Finish::Failed { error }).await;
+        return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
     };
 
     let invocation_stop_ms = deadline_ms - config.deadline_safety.as_millis() as i64;
     let stop_at_ms = invocation_stop_ms.min(job_deadline_ms);
+    let job_deadline_first = stop_at_ms >= job_deadline_ms;
     let stop_at = tokio::time::Instant::now() + Duration::from_millis((stop_at_ms - now_ms()).max(0) as u64);
     let signal = Arc::new(StopSignal::default());
     let ctx = JobContext::new(
@@ -147,89 +159,97 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         heartbeat(
             deps.clone(),
             message.clone(),
-            (*job).clone(),
-            lease.owner.clone(),
-            signal,
+            job.id.clone(),
+            lease.clone(),
+            signal.clone(),
         )
         .instrument(tracing::Span::current()),
     );
     let input = job.input.clone();
     let mut task = tokio::spawn(async move { handler.run(&ctx, &input).await }.instrument(tracing::Span::current()));
     let outcome = tokio::time::timeout_at(stop_at, &mut task).await;
+    // Stop the heartbeat for good before the last write and visibility change.
     heartbeat.abort();
+    let _ = heartbeat.await;
+    let cancelled = signal.reason().is_some_and(|r| r.is(codes::CANCELLED));
     let outcome = match outcome {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(join_error)) => {
-            // A crash: bounded by the queue's maxReceiveCount, not by max_attempts,
-            // so a job that always crashes ends in the dead-letter queue.
             tracing::error!(error = %join_error, "job handler panicked");
-            let error = JobError::retryable(codes::HANDLER_PANICKED, "the job handler panicked");
-            let backoff = backoff_seconds(config, job.attempts);
-            return retry(deps, message, &job, &lease, error, backoff).await;
+            Err(JobError::retryable(codes::HANDLER_PANICKED, "the job handler panicked"))
         }
         Err(_) => {
             task.abort();
-            if stop_at_ms >= job_deadline_ms {
-                Err(JobError::permanent(
-                    codes::JOB_TIMEOUT,
-                    "the job ran past its timeout_seconds",
-                ))
-            } else {
-                Err(JobError::retryable(
-                    codes::DEADLINE,
-                    "the invocation ran out of time; the job continues from its last checkpoint",
-                ))
-            }
+            let _ = task.await;
+            Err(JobError::retryable(
+                codes::DEADLINE,
+                "the invocation ran out of time; the job continues from its last checkpoint",
+            ))
         }
     };
     let finish_as = match outcome {
         Ok(results) => Finish::Succeeded { results },
+        // A cancel seen while running ends it, whatever the handler made of it.
+        Err(_) if cancelled => Finish::Cancelled,
         Err(error) if error.is(codes::CANCELLED) => Finish::Cancelled,
         Err(error) if error.is(codes::LEASE_LOST) => {
             tracing::warn!("lease lost mid-run; the new holder finishes the job");
             return Disposition::Delete;
         }
-        // A continuation, not a failure: it does not use up an attempt's backoff.
-        Err(error) if error.is(codes::DEADLINE) => return retry(deps, message, &job, &lease, error, 1).await,
+        Err(error) if error.is(codes::DEADLINE) && job_deadline_first => Finish::Failed {
+            error: JobError::permanent(codes::JOB_TIMEOUT, "the job ran past its timeout_seconds"),
+        },
+        Err(error) if error.is(codes::DEADLINE) => return continue_later(deps, message, &job, &lease).await,
+        // A panic is a crash: bounded by the queue's maxReceiveCount, not by
+        // max_attempts, so a job that always crashes ends in the dead-letter queue.
+        Err(error) if error.is(codes::HANDLER_PANICKED) => {
+            let backoff = backoff_seconds(config, job.attempts);
+            return retry(deps, message, &job, &lease, error, backoff).await;
+        }
         Err(error) if error.retryable && job.attempts < job.max_attempts => {
             let backoff = backoff_seconds(config, job.attempts);
             return retry(deps, message, &job, &lease, error, backoff).await;
         }
         Err(error) => Finish::Failed { error },
     };
-    finish(deps, &job, &lease, finish_as).await
+    finish(deps, &job, &lease, finish_as).await.disposition()
 }
 
 /// Keeps a running job's lease and message alive; raises the stop signal
-/// when a cancel is requested or the lease is lost.
-async fn heartbeat(
-    deps: WorkerDeps,
-    message: SqsMessage,
-    job: JobRecord,
-    lease_owner: String,
-    signal: Arc<StopSignal>,
-) {
+/// when a cancel is requested, when the lease is lost, or when the store has
+/// been unreachable for so long that the lease may have expired.
+async fn heartbeat(deps: WorkerDeps, message: SqsMessage, id: JobId, lease: Lease, signal: Arc<StopSignal>) {
     let config = &deps.config;
+    let mut held_until = lease.expires_at;
     let mut ticks = tokio::time::interval(Duration::from_secs(u64::from(config.heartbeat_seconds)));
     ticks.tick().await;
     loop {
         ticks.tick().await;
         let now = now_ms();
-        let lease = Lease {
-            owner: lease_owner.clone(),
+        let extended = Lease {
+            owner: lease.owner.clone(),
             expires_at: now + i64::from(config.lease_seconds) * 1000,
         };
-        match deps.store.extend_lease(&job.id, &lease, now).await {
-            Ok(ack) if ack.cancel_requested => signal.cancel(),
-            Ok(_) => {}
+        match deps.store.extend_lease(&id, &extended, now).await {
+            Ok(ack) => {
+                held_until = extended.expires_at;
+                if ack.cancel_requested {
+                    signal.cancel();
+                }
+            }
             Err(StoreError::LeaseLost) => {
                 tracing::warn!("heartbeat found the lease lost");
                 signal.lease_lost();
                 return;
             }
+            Err(err) if now_ms() >= held_until => {
+                tracing::error!(error = %err, "the lease expired while the store was unreachable; stopping");
+                signal.lease_lost();
+                return;
+            }
             Err(err) => tracing::warn!(error = %err, "heartbeat could not extend the lease"),
         }
-        hide(&deps, &message, &job, config.heartbeat_visibility_seconds()).await;
+        release(&deps, &message, config.heartbeat_visibility_seconds()).await;
     }
 }
 
@@ -241,16 +261,7 @@ async fn poison(deps: &WorkerDeps, message: &SqsMessage) -> Disposition {
         .get("ApproximateReceiveCount")
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
-    let queue = message
-        .event_source_arn
-        .as_deref()
-        .and_then(|arn| deps.config.queue_name_for_source(arn));
-    if let (Some(queue), Some(receipt)) = (queue, message.receipt_handle.as_deref()) {
-        let backoff = backoff_seconds(&deps.config, receives);
-        if let Err(err) = deps.queue.change_visibility(queue, receipt, backoff).await {
-            tracing::warn!(error = %err, "could not change the poison message's visibility");
-        }
-    }
+    release(deps, message, backoff_seconds(&deps.config, receives)).await;
     Disposition::Return
 }
 
@@ -268,22 +279,30 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
             tracing::info!(lease_expires_at = ?job.lease_expires_at, "duplicate delivery of a running job; dropping it");
             Disposition::Delete
         }
-        _ => match job.run_at.filter(|&t| t > now) {
-            Some(run_at) => {
-                let wait = ((run_at - now + 999) / 1000).max(1) as u32;
-                tracing::info!(wait_seconds = wait, "job not due yet; hiding the message until it is");
-                hide(deps, message, job, wait).await;
-                Disposition::Return
+        _ if job.cancel_requested => {
+            // Asked to stop while it ran, then sent back: it ends here.
+            match deps
+                .store
+                .request_cancel(&job.id, now, deps.config.job_retention_seconds)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!("queued job with a cancel request; cancelled");
+                    Disposition::Delete
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not cancel; the message will come back");
+                    Disposition::Return
+                }
             }
-            None => {
-                // Queued but not claimable: a cancel was requested before it started.
-                tracing::info!(
-                    cancel_requested = job.cancel_requested,
-                    "queued job not claimable; dropping the message"
-                );
-                Disposition::Delete
-            }
-        },
+        }
+        _ => {
+            let run_at = job.run_at.unwrap_or(now);
+            let wait = ((run_at - now + 999) / 1000).max(1) as u32;
+            tracing::info!(wait_seconds = wait, "job not due yet; hiding the message until it is");
+            release(deps, message, wait).await;
+            Disposition::Return
+        }
     }
 }
 
@@ -295,6 +314,7 @@ pub fn backoff_seconds(config: &Config, attempt: u32) -> u32 {
     rand::rng().random_range(cap.div_ceil(2)..=cap)
 }
 
+/// Back to QUEUED with a backoff; the message is hidden that long and returned.
 async fn retry(
     deps: &WorkerDeps,
     message: &SqsMessage,
@@ -305,32 +325,86 @@ async fn retry(
 ) -> Disposition {
     tracing::warn!(error = %error, attempt = job.attempts, backoff_seconds = backoff, "retryable failure; backing off");
     let run_at = now_ms() + i64::from(backoff) * 1000;
-    let written = finish(deps, job, lease, Finish::Retry { error, run_at }).await;
-    if written == Disposition::Delete {
-        // The retry is recorded: hide the message for the backoff and hand it back.
-        hide(deps, message, job, backoff).await;
+    match finish(deps, job, lease, Finish::Retry { error, run_at }).await {
+        Recorded::Written => {
+            release(deps, message, backoff).await;
+            Disposition::Return
+        }
+        Recorded::NotOurs => Disposition::Delete,
+        Recorded::StoreFailed => Disposition::Return,
     }
-    Disposition::Return
 }
 
-async fn hide(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord, seconds: u32) {
+/// Seconds between the end of an invocation and the continuation of its job.
+const CONTINUE_AFTER_SECONDS: u32 = 1;
+
+/// The invocation ran out of time: the job goes on from its checkpoint in a
+/// new invocation, through a new message, so continuations never add up to
+/// the old message's receive count (and the dead-letter queue).
+async fn continue_later(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord, lease: &Lease) -> Disposition {
+    let run_at = now_ms() + i64::from(CONTINUE_AFTER_SECONDS) * 1000;
+    match finish(deps, job, lease, Finish::Continue { run_at }).await {
+        Recorded::Written => {
+            let fresh = JobMessage {
+                job_id: job.id.clone(),
+                enqueued_at: now_ms(),
+            };
+            match deps.queue.enqueue(&job.queue, &fresh, CONTINUE_AFTER_SECONDS).await {
+                Ok(()) => {
+                    tracing::info!("invocation deadline; the job continues in a new invocation");
+                    Disposition::Delete
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not send the continuation; returning the message");
+                    release(deps, message, CONTINUE_AFTER_SECONDS).await;
+                    Disposition::Return
+                }
+            }
+        }
+        Recorded::NotOurs => Disposition::Delete,
+        Recorded::StoreFailed => Disposition::Return,
+    }
+}
+
+/// Sets how long the message stays hidden from now (its own queue, from its ARN).
+async fn release(deps: &WorkerDeps, message: &SqsMessage, seconds: u32) {
     let Some(receipt) = message.receipt_handle.as_deref() else {
         return;
     };
-    let queue = message
+    let Some(queue) = message
         .event_source_arn
         .as_deref()
         .and_then(|arn| deps.config.queue_name_for_source(arn))
-        .unwrap_or(&job.queue);
+    else {
+        tracing::warn!(arn = ?message.event_source_arn, "message from an unknown queue; visibility left as it is");
+        return;
+    };
     if let Err(err) = deps.queue.change_visibility(queue, receipt, seconds).await {
         tracing::warn!(error = %err, "could not change the message's visibility");
     }
 }
 
-/// Writes the end of a run under the lease. `Delete` when it is recorded (or
-/// no longer ours to record), `Return` when the store failed and the message
-/// should come back.
-async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finish) -> Disposition {
+/// Whether the end of a run was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recorded {
+    Written,
+    /// The lease was taken: the new holder decides.
+    NotOurs,
+    /// The store failed; the message should come back.
+    StoreFailed,
+}
+
+impl Recorded {
+    fn disposition(self) -> Disposition {
+        match self {
+            Recorded::Written | Recorded::NotOurs => Disposition::Delete,
+            Recorded::StoreFailed => Disposition::Return,
+        }
+    }
+}
+
+/// Writes the end of a run under the lease.
+async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finish) -> Recorded {
     let status = finish.status();
     match deps
         .store
@@ -348,15 +422,15 @@ async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finis
                 Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),
                 _ => tracing::info!(%status, attempt = job.attempts, "job ended"),
             }
-            Disposition::Delete
+            Recorded::Written
         }
         Err(StoreError::LeaseLost) => {
             tracing::warn!(%status, "lease lost before the end was written; the new holder decides");
-            Disposition::Delete
+            Recorded::NotOurs
         }
         Err(err) => {
             tracing::error!(error = %err, %status, "could not write the end of the run; the message will come back");
-            Disposition::Return
+            Recorded::StoreFailed
         }
     }
 }

@@ -296,19 +296,100 @@ async fn no_job_starts_when_the_invocation_is_about_to_end() {
 }
 
 #[tokio::test]
-async fn a_job_still_running_at_the_deadline_is_stopped_and_retried() {
+async fn a_job_still_running_at_the_deadline_continues_in_a_new_invocation() {
     let f = fixture();
     let job = add_job(&f, "sleep", json!({"seconds": 30}), 3);
     // 4 s left, 3 s safety margin: the job gets about 1 s.
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(4)).await;
-    assert_eq!(failures(&response), ["m1"]);
+    assert!(failures(&response).is_empty(), "the old message is done with");
     let queued = reload(&f, &job).await;
     assert_eq!(queued.status, JobStatus::Queued);
-    assert_eq!(queued.error.unwrap().code, codes::DEADLINE);
+    assert_eq!(queued.attempts, 0, "a continuation is not an attempt");
+    assert_eq!(queued.error, None);
     assert!(
         queued.checkpoint.is_some(),
-        "progress made is kept for the next attempt"
+        "progress made is kept for the next invocation"
     );
+    let sent = f.queue.sent();
+    assert_eq!(sent.len(), 1, "a fresh message, so receive counts do not add up");
+    assert_eq!(
+        (sent[0].message.job_id.clone(), sent[0].delay_seconds),
+        (job.id.clone(), 1)
+    );
+
+    // The next invocation goes on from the checkpoint, and continues again.
+    let slept = |job: &JobRecord| job.checkpoint.as_ref().unwrap()["slept_ms"].as_u64().unwrap();
+    let first = slept(&queued);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = handle(&f.deps, event(vec![job_message(&job, "m2")]), &context(5)).await;
+    assert!(failures(&response).is_empty());
+    let resumed = reload(&f, &job).await;
+    assert!(
+        slept(&resumed) > first + 1000,
+        "went on from {first} ms to {} ms",
+        slept(&resumed)
+    );
+    assert_eq!((resumed.status, resumed.attempts), (JobStatus::Queued, 0));
+    assert_eq!(f.queue.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_job_whose_deadline_comes_first_fails_with_job_timeout() {
+    let f = fixture();
+    let mut job = add_job(&f, "sleep", json!({"seconds": 30}), 3);
+    job.timeout_seconds = 2;
+    f.store.insert(job.clone());
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let failed = reload(&f, &job).await;
+    assert_eq!(
+        (failed.status, failed.error.unwrap().code.as_str()),
+        (JobStatus::Failed, codes::JOB_TIMEOUT)
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_seen_mid_run_wins_over_a_retryable_error() {
+    let f = heartbeat_fixture();
+    let job = add_job(&f, "silent_then_fail", json!({"seconds": 1.5}), 3);
+    let store = f.store.clone();
+    let id = job.id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut running = store.get(&id).await.unwrap().unwrap();
+        running.cancel_requested = true;
+        store.insert(running);
+    });
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn a_queued_job_with_a_cancel_request_is_cancelled_when_its_message_comes() {
+    let f = fixture();
+    let mut job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    job.cancel_requested = true;
+    f.store.insert(job.clone());
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let cancelled = reload(&f, &job).await;
+    assert_eq!((cancelled.status, cancelled.attempts), (JobStatus::Cancelled, 0));
+}
+
+#[tokio::test]
+async fn a_job_restarted_too_often_stops_with_too_many_crashes() {
+    let f = fixture();
+    let mut crashed = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    crashed.status = JobStatus::Running;
+    crashed.attempts = f.deps.config.max_claims;
+    crashed.lease_owner = Some("dead".into());
+    crashed.lease_expires_at = Some(now_ms() - 1);
+    f.store.insert(crashed.clone());
+    handle(&f.deps, event(vec![job_message(&crashed, "m1")]), &context(60)).await;
+    let failed = reload(&f, &crashed).await;
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error.unwrap().code, codes::TOO_MANY_CRASHES);
 }
 
 #[tokio::test]
@@ -328,13 +409,14 @@ async fn a_cancel_request_seen_mid_run_ends_the_job_cancelled() {
     assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
 }
 
-/// A job that never reports progress: it only polls its stop signal.
-struct SilentJob;
+/// A job that never reports progress: it only polls its stop signal. As
+/// `silent_then_fail` it ignores the signal and fails retryably at the end.
+struct SilentJob(&'static str);
 
 #[longrun::async_trait]
 impl longrun::jobs::JobHandler for SilentJob {
     fn job_type(&self) -> &'static str {
-        "silent"
+        self.0
     }
     fn validate(&self, _: &Value) -> Result<(), Vec<longrun::api::FieldError>> {
         Ok(())
@@ -342,10 +424,15 @@ impl longrun::jobs::JobHandler for SilentJob {
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<longrun::ResultObject>, JobError> {
         let until = tokio::time::Instant::now() + Duration::from_secs_f64(input["seconds"].as_f64().unwrap());
         while tokio::time::Instant::now() < until {
-            ctx.check()?;
+            if self.0 == "silent" {
+                ctx.check()?;
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Vec::new())
+        match self.0 {
+            "silent" => Ok(Vec::new()),
+            _ => Err(JobError::retryable("flaky", "failed after ignoring the stop signal")),
+        }
     }
 }
 
@@ -356,7 +443,8 @@ fn heartbeat_fixture() -> Fixture {
         ("HEARTBEAT_SECONDS", "1"),
     ]));
     let mut registry = Registry::standard(&f.deps.config);
-    registry.register(Arc::new(SilentJob));
+    registry.register(Arc::new(SilentJob("silent")));
+    registry.register(Arc::new(SilentJob("silent_then_fail")));
     f.deps.registry = Arc::new(registry);
     f
 }

@@ -288,6 +288,17 @@ impl JobStore for DynamoJobStore {
                      REMOVE #lease_owner, #lease_expires_at"
                 )
             }
+            Finish::Continue { run_at } => {
+                builder = builder
+                    .expression_attribute_names("#run_at", "run_at")
+                    .expression_attribute_names("#attempts", "attempts")
+                    .expression_attribute_values(":run_at", n(*run_at))
+                    .expression_attribute_values(":due_at", n(run_at + RETRY_DUE_GRACE_MS));
+                format!(
+                    "SET {common}, #run_at = :run_at, #due_at = :due_at, #attempts = #attempts - :one \
+                     REMOVE #lease_owner, #lease_expires_at"
+                )
+            }
             terminal => {
                 builder = builder
                     .expression_attribute_names("#finished_at", "finished_at")
@@ -401,7 +412,11 @@ impl JobStore for DynamoJobStore {
             .update_expression(format!(
                 "SET {TERMINAL_SET}, #error = :error REMOVE #due_at, #due_shard, #lease_owner, #lease_expires_at"
             ))
-            .condition_expression("#status = :queued OR (#status = :running AND #lease_expires_at < :now)")
+            .condition_expression(
+                "(#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
+                 OR (#status = :running AND #lease_expires_at < :now)",
+            )
+            .expression_attribute_names("#run_at", "run_at")
             .expression_attribute_names("#error", "error")
             .expression_attribute_names("#lease_owner", "lease_owner")
             .expression_attribute_names("#lease_expires_at", "lease_expires_at")
@@ -411,13 +426,26 @@ impl JobStore for DynamoJobStore {
         self.transition(builder).await
     }
 
-    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
+    async fn requeue_dead_lettered(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        due_at: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError> {
         let builder = self
             .update(id)
             .update_expression(
                 "SET #status = :queued, #due_at = :due_at, #due_shard = :shard, #updated_at = :now, \
+                 #attempts = :zero, #cancel_requested = :false, #expires_at = :expires_at, \
                  #version = #version + :one REMOVE #finished_at, #run_at",
             )
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_names("#cancel_requested", "cancel_requested")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
             .condition_expression("#status = :dead")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#due_at", "due_at")

@@ -76,7 +76,10 @@ async fn main() -> ExitCode {
         };
         let now = now_ms();
         let due_at = now + config.enqueue_grace_seconds * 1000;
-        match store.requeue_dead_lettered(&id, now, due_at).await {
+        match store
+            .requeue_dead_lettered(&id, now, due_at, config.job_retention_seconds)
+            .await
+        {
             Ok(Transition::Done(job)) => {
                 let message = JobMessage {
                     job_id: id.clone(),
