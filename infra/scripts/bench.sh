@@ -36,14 +36,5 @@ out=.local/bench.md
   echo
 } | tee "$out"
 
-"$PY" - "$out" <<'PY'
-import sys, pathlib
-results = pathlib.Path(sys.argv[1]).read_text()
-bench = pathlib.Path("BENCHMARKS.md")
-text = bench.read_text()
-start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-head, rest = text.split(start, 1)
-_, tail = rest.split(end, 1)
-bench.write_text(f"{head}{start}\n{results}{end}{tail}")
-PY
+"$PY" infra/scripts/splice-benchmarks.py bench "$out"
 echo "BENCHMARKS.md updated"

@@ -24,13 +24,4 @@ print(len(buf.getvalue()))')
   done
   echo
 } | tee "$out"
-python3 - "$out" <<'PY'
-import sys, pathlib
-results = pathlib.Path(sys.argv[1]).read_text()
-bench = pathlib.Path("BENCHMARKS.md")
-text = bench.read_text()
-start, end = "<!-- package:start -->", "<!-- package:end -->"
-head, rest = text.split(start, 1)
-_, tail = rest.split(end, 1)
-bench.write_text(f"{head}{start}\n{results}{end}{tail}")
-PY
+python3 infra/scripts/splice-benchmarks.py package "$out"

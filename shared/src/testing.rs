@@ -1,5 +1,6 @@
 //! Support for unit tests of the functions: a complete configuration over
-//! made-up resource names, built through the same parser the functions use.
+//! made-up resource names, built through the same parser the functions use,
+//! and a freshly submitted job record.
 
 use std::collections::BTreeMap;
 
@@ -25,4 +26,25 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
+}
+
+/// A freshly submitted job of `owner` (queue `fast`, 3 attempts, 1 h
+/// timeout), as submit would write it now.
+pub fn queued_job(owner: &str, job_type: &str, input: serde_json::Value) -> crate::JobRecord {
+    crate::JobRecord::new_queued(
+        crate::job::NewJob {
+            id: crate::JobId::random(),
+            owner: owner.into(),
+            job_type: job_type.into(),
+            queue: "fast".into(),
+            input,
+            request_hash: "request-hash".into(),
+            max_attempts: 3,
+            timeout_seconds: 3600,
+            delay_seconds: 0,
+        },
+        crate::time::now_ms(),
+        3600,
+        60_000,
+    )
 }

@@ -31,7 +31,8 @@ impl Kind {
     }
 
     fn body(self, i: usize) -> Value {
-        let seconds = 0.1 + (i % 7) as f64 * 0.15;
+        // Long enough (0.5–2.3 s) that the kills land while many jobs run.
+        let seconds = 0.5 + (i % 7) as f64 * 0.3;
         match self {
             Kind::Succeeds => json!({"type": "sleep", "input": {"seconds": seconds}}),
             Kind::FailsOnceThenSucceeds => {
@@ -84,7 +85,7 @@ async fn hundreds_of_jobs_survive_random_worker_kills() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        tokio::time::sleep(Duration::from_millis(1_500 + seed % 2_500)).await;
+        tokio::time::sleep(Duration::from_millis(2_500 + seed % 3_000)).await;
         runtime.kill();
         runtime.restart().await;
     }

@@ -85,7 +85,7 @@ mod tests {
     use super::*;
     use aws_lambda_events::encodings::Body;
     use longrun::apigw::HttpEvent;
-    use longrun::job::{Lease, NewJob};
+    use longrun::job::Lease;
     use longrun::memory::MemoryJobStore;
     use longrun::{JobRecord, JobStatus};
     use serde_json::{json, Value};
@@ -100,22 +100,7 @@ mod tests {
     }
 
     fn job(store: &MemoryJobStore) -> JobRecord {
-        let job = JobRecord::new_queued(
-            NewJob {
-                id: JobId::random(),
-                owner: "alice".into(),
-                job_type: "sleep".into(),
-                queue: "fast".into(),
-                input: json!({"seconds": 1}),
-                request_hash: "h".into(),
-                max_attempts: 3,
-                timeout_seconds: 3600,
-                delay_seconds: 0,
-            },
-            now_ms(),
-            3600,
-            60_000,
-        );
+        let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
         store.insert(job.clone());
         job
     }

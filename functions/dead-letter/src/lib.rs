@@ -134,7 +134,7 @@ fn uuid_like(message: &SqsMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::job::{Lease, NewJob};
+    use longrun::job::Lease;
     use longrun::memory::{MemoryJobStore, MemoryObjectStore};
     use longrun::{JobId, JobRecord, JobStatus};
     use serde_json::json;
@@ -160,22 +160,7 @@ mod tests {
     }
 
     fn job(f: &Fixture) -> JobRecord {
-        let job = JobRecord::new_queued(
-            NewJob {
-                id: JobId::random(),
-                owner: "alice".into(),
-                job_type: "sleep".into(),
-                queue: "fast".into(),
-                input: json!({"seconds": 1}),
-                request_hash: "h".into(),
-                max_attempts: 3,
-                timeout_seconds: 3600,
-                delay_seconds: 0,
-            },
-            now_ms(),
-            3600,
-            60_000,
-        );
+        let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
         f.store.insert(job.clone());
         job
     }

@@ -4,7 +4,7 @@ use super::*;
 use aws_lambda_events::encodings::Body;
 use longrun::apigw::HttpEvent;
 use longrun::bytes::Bytes;
-use longrun::job::{Finish, JobError, Lease, NewJob};
+use longrun::job::{Finish, JobError, Lease};
 use longrun::memory::{MemoryJobStore, MemoryObjectStore};
 use longrun::ports::ClaimOutcome;
 use longrun::time::now_ms;
@@ -27,22 +27,7 @@ fn fixture() -> Fixture {
 }
 
 fn queued_job(owner: &str) -> JobRecord {
-    JobRecord::new_queued(
-        NewJob {
-            id: JobId::random(),
-            owner: owner.into(),
-            job_type: "sleep".into(),
-            queue: "fast".into(),
-            input: json!({"seconds": 1}),
-            request_hash: "h".into(),
-            max_attempts: 3,
-            timeout_seconds: 3600,
-            delay_seconds: 0,
-        },
-        now_ms(),
-        3600,
-        60_000,
-    )
+    longrun::testing::queued_job(owner, "sleep", json!({"seconds": 1}))
 }
 
 fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {

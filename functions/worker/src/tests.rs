@@ -1,7 +1,6 @@
 //! Worker's unit tests, over the in-memory adapters.
 
 use super::*;
-use longrun::job::NewJob;
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use serde_json::{json, Value};
 
@@ -39,22 +38,8 @@ fn fixture() -> Fixture {
 }
 
 fn add_job(f: &Fixture, job_type: &str, input: Value, max_attempts: u32) -> JobRecord {
-    let job = JobRecord::new_queued(
-        NewJob {
-            id: JobId::random(),
-            owner: "alice".into(),
-            job_type: job_type.into(),
-            queue: "fast".into(),
-            input,
-            request_hash: "h".into(),
-            max_attempts,
-            timeout_seconds: 3600,
-            delay_seconds: 0,
-        },
-        now_ms(),
-        3600,
-        60_000,
-    );
+    let mut job = longrun::testing::queued_job("alice", job_type, input);
+    job.max_attempts = max_attempts;
     f.store.insert(job.clone());
     job
 }
