@@ -83,12 +83,11 @@ async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_lambda_events::encodings::Body;
     use longrun::apigw::HttpEvent;
     use longrun::job::Lease;
     use longrun::memory::MemoryJobStore;
     use longrun::{JobRecord, JobStatus};
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     fn fixture() -> (CancelDeps, Arc<MemoryJobStore>) {
         let store = Arc::new(MemoryJobStore::new());
@@ -119,12 +118,7 @@ mod tests {
         .to_request()
     }
 
-    fn body(response: &ApiGatewayV2httpResponse) -> Value {
-        match &response.body {
-            Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
-            other => panic!("{other:?}"),
-        }
-    }
+    use longrun::testing::response_json as body;
 
     #[tokio::test]
     async fn a_queued_job_is_cancelled_at_once() {

@@ -1,7 +1,6 @@
 //! Status's unit tests, over the in-memory adapters.
 
 use super::*;
-use aws_lambda_events::encodings::Body;
 use longrun::apigw::HttpEvent;
 use longrun::bytes::Bytes;
 use longrun::job::{Finish, JobError, Lease};
@@ -44,12 +43,7 @@ fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
     .to_request()
 }
 
-fn body_json(response: &ApiGatewayV2httpResponse) -> Value {
-    match &response.body {
-        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
-        other => panic!("expected a text body, got {other:?}"),
-    }
-}
+use longrun::testing::response_json as body_json;
 
 #[tokio::test]
 async fn shows_a_queued_job_to_its_owner() {

@@ -1,7 +1,6 @@
 //! Submit's unit tests, over the in-memory adapters.
 
 use super::*;
-use aws_lambda_events::encodings::Body;
 use longrun::apigw::HttpEvent;
 use longrun::memory::{MemoryJobQueue, MemoryJobStore};
 use longrun::JobStatus;
@@ -44,12 +43,7 @@ fn post(body: &str, headers: &[(&str, &str)], owner: Option<&str>) -> ApiGateway
     .to_request()
 }
 
-fn body_json(response: &ApiGatewayV2httpResponse) -> Value {
-    match &response.body {
-        Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
-        other => panic!("expected a text body, got {other:?}"),
-    }
-}
+use longrun::testing::response_json as body_json;
 
 /// name, body, headers, expected status.
 type BadRequest<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, i64);
