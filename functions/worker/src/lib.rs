@@ -22,7 +22,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun::aws::AwsClients;
 use longrun::job::{codes, Finish, JobError, Lease};
-use longrun::jobs::{JobContext, Registry, StopSignal};
+use longrun::jobs::{JobContext, JobRun, JobServices, Registry, StopSignal};
 use longrun::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore, StoreError};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord, JobStatus};
@@ -145,14 +145,18 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     let stop_at = tokio::time::Instant::now() + Duration::from_millis((stop_at_ms - now_ms()).max(0) as u64);
     let signal = Arc::new(StopSignal::default());
     let ctx = JobContext::new(
-        job.id.clone(),
-        job.attempts,
-        lease.owner.clone(),
-        stop_at,
-        deps.store.clone(),
-        deps.objects.clone(),
-        job.checkpoint.clone(),
-        config.progress_interval,
+        JobRun {
+            job_id: job.id.clone(),
+            attempt: job.attempts,
+            lease_owner: lease.owner.clone(),
+            stop_at,
+            checkpoint: job.checkpoint.clone(),
+        },
+        JobServices {
+            store: deps.store.clone(),
+            objects: deps.objects.clone(),
+            progress_interval: config.progress_interval,
+        },
         signal.clone(),
     );
     let heartbeat = tokio::spawn(

@@ -143,64 +143,60 @@ impl StopSignal {
     }
 }
 
+/// One run of one job: which job and attempt, under which lease, until
+/// when, and from which checkpoint.
+pub struct JobRun {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub lease_owner: String,
+    pub stop_at: Instant,
+    pub checkpoint: Option<Value>,
+}
+
+/// What a running job reports through and reads and writes objects with.
+#[derive(Clone)]
+pub struct JobServices {
+    pub store: Arc<dyn JobStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    /// The least time between two progress writes.
+    pub progress_interval: Duration,
+}
+
 /// What a running job may use and must report through.
 pub struct JobContext {
-    job_id: JobId,
-    attempt: u32,
-    lease_owner: String,
-    deadline: Instant,
-    store: Arc<dyn JobStore>,
-    objects: Arc<dyn ObjectStore>,
-    checkpoint: Option<Value>,
-    progress_interval: Duration,
+    run: JobRun,
+    services: JobServices,
     last_write: Mutex<Option<Instant>>,
     signal: Arc<StopSignal>,
 }
 
 impl JobContext {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        job_id: JobId,
-        attempt: u32,
-        lease_owner: String,
-        deadline: Instant,
-        store: Arc<dyn JobStore>,
-        objects: Arc<dyn ObjectStore>,
-        checkpoint: Option<Value>,
-        progress_interval: Duration,
-        signal: Arc<StopSignal>,
-    ) -> Self {
+    pub fn new(run: JobRun, services: JobServices, signal: Arc<StopSignal>) -> Self {
         JobContext {
-            job_id,
-            attempt,
-            lease_owner,
-            deadline,
-            store,
-            objects,
-            checkpoint,
-            progress_interval,
+            run,
+            services,
             last_write: Mutex::new(None),
             signal,
         }
     }
 
     pub fn job_id(&self) -> &JobId {
-        &self.job_id
+        &self.run.job_id
     }
 
     /// 1 for the first run, 2 for the first retry, …
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.run.attempt
     }
 
     /// The checkpoint a previous attempt saved, to resume from.
     pub fn resume_from(&self) -> Option<&Value> {
-        self.checkpoint.as_ref()
+        self.run.checkpoint.as_ref()
     }
 
     /// Time left before the job must stop.
     pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        self.run.stop_at.saturating_duration_since(Instant::now())
     }
 
     /// Reports progress (0–100). Writes at most once per progress interval;
@@ -227,7 +223,7 @@ impl JobContext {
     async fn report(&self, percent: u8, message: String, checkpoint: Option<Value>) -> Result<(), JobError> {
         self.check()?;
         let now = Instant::now();
-        if now >= self.deadline {
+        if now >= self.run.stop_at {
             return Err(JobError::retryable(
                 codes::DEADLINE,
                 "the invocation ran out of time before the job finished",
@@ -235,7 +231,7 @@ impl JobContext {
         }
         {
             let mut last = self.last_write.lock().unwrap();
-            if last.is_some_and(|t| now.duration_since(t) < self.progress_interval) {
+            if last.is_some_and(|t| now.duration_since(t) < self.services.progress_interval) {
                 return Ok(());
             }
             *last = Some(now);
@@ -246,8 +242,9 @@ impl JobContext {
             checkpoint,
         };
         match self
+            .services
             .store
-            .record_progress(&self.job_id, &self.lease_owner, &update, now_ms())
+            .record_progress(&self.run.job_id, &self.run.lease_owner, &update, now_ms())
             .await
         {
             Ok(ack) if ack.cancel_requested => {
@@ -269,7 +266,7 @@ impl JobContext {
 
     /// Opens an input object for streaming.
     pub async fn open_input(&self, key: &str) -> Result<ObjectReader, JobError> {
-        self.objects.open(key).await.map_err(|err| match err {
+        self.services.objects.open(key).await.map_err(|err| match err {
             ObjectError::NotFound(_) => JobError::permanent(codes::INPUT_NOT_FOUND, format!("no input object {key}")),
             other => JobError::retryable(codes::STORAGE, other.to_string()),
         })
@@ -278,9 +275,10 @@ impl JobContext {
     /// Writes one result object under `results/<job_id>/<name>`. The key is
     /// deterministic, so a re-run overwrites rather than duplicates.
     pub async fn put_result(&self, name: &str, body: Bytes, content_type: &str) -> Result<ResultObject, JobError> {
-        let key = format!("results/{}/{name}", self.job_id);
+        let key = format!("results/{}/{name}", self.run.job_id);
         let bytes = body.len() as u64;
-        self.objects
+        self.services
+            .objects
             .put(&key, body, content_type)
             .await
             .map_err(|err| JobError::retryable(codes::STORAGE, err.to_string()))?;
@@ -333,14 +331,18 @@ pub(crate) mod testing {
             panic!("fresh job must be claimable")
         };
         let ctx = JobContext::new(
-            claimed.id.clone(),
-            claimed.attempts,
-            lease.owner,
-            Instant::now() + Duration::from_secs(600),
-            store.clone(),
-            objects.clone(),
-            checkpoint,
-            Duration::ZERO,
+            JobRun {
+                job_id: claimed.id.clone(),
+                attempt: claimed.attempts,
+                lease_owner: lease.owner,
+                stop_at: Instant::now() + Duration::from_secs(600),
+                checkpoint,
+            },
+            JobServices {
+                store: store.clone(),
+                objects: objects.clone(),
+                progress_interval: Duration::ZERO,
+            },
             Arc::new(StopSignal::default()),
         );
         Harness { store, objects, ctx }
@@ -396,7 +398,7 @@ mod tests {
     #[tokio::test]
     async fn progress_writes_are_throttled() {
         let mut h = harness(json!({}), None).await;
-        h.ctx.progress_interval = Duration::from_secs(3600);
+        h.ctx.services.progress_interval = Duration::from_secs(3600);
         h.ctx.progress(10, "first").await.unwrap();
         h.ctx.progress(20, "second").await.unwrap();
         let job = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
