@@ -68,10 +68,8 @@ pub async fn handle(deps: &WorkerDeps, event: SqsEvent, context: &lambda_runtime
     for message in &event.records {
         let message_id = message.message_id.clone().unwrap_or_default();
         let disposition = if deadline_ms - now_ms() < deps.config.deadline_safety.as_millis() as i64 {
-            tracing::warn!(%message_id, "too little invocation time left to start a job; returning the message");
-            // Visible again at once, for an invocation with time to run it.
-            release(deps, message, 0).await;
-            Disposition::Return
+            tracing::warn!(%message_id, "too little invocation time left to start a job; passing it on");
+            pass_on(deps, message, 0).await
         } else {
             process(deps, message, deadline_ms).await
         };
@@ -303,9 +301,8 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
         _ => {
             let run_at = job.run_at.unwrap_or(now);
             let wait = ((run_at - now + 999) / 1000).max(1) as u32;
-            tracing::info!(wait_seconds = wait, "job not due yet; hiding the message until it is");
-            release(deps, message, wait).await;
-            Disposition::Return
+            tracing::info!(wait_seconds = wait, "job not due yet; passing it on until it is");
+            pass_on(deps, message, wait).await
         }
     }
 }
@@ -368,6 +365,33 @@ async fn continue_later(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord
         Recorded::NotOurs => Disposition::Delete,
         Recorded::StoreFailed => Disposition::Return,
     }
+}
+
+/// SQS's longest message delay.
+const MAX_DELAY_SECONDS: u32 = 900;
+
+/// A message this invocation will not run (no time left, job not due yet):
+/// handed on as a fresh message, delayed `delay_seconds`, so that being
+/// passed over never adds up to its receive count (and the dead-letter
+/// queue). Returned with that visibility when it cannot be sent (or names no job).
+async fn pass_on(deps: &WorkerDeps, message: &SqsMessage, delay_seconds: u32) -> Disposition {
+    let job_message = serde_json::from_str::<JobMessage>(message.body.as_deref().unwrap_or(""));
+    let queue = message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| deps.config.queue_name_for_source(arn));
+    if let (Ok(job_message), Some(queue), true) = (job_message, queue, delay_seconds <= MAX_DELAY_SECONDS) {
+        let fresh = JobMessage {
+            job_id: job_message.job_id,
+            enqueued_at: now_ms(),
+        };
+        match deps.queue.enqueue(queue, &fresh, delay_seconds).await {
+            Ok(()) => return Disposition::Delete,
+            Err(err) => tracing::warn!(error = %err, "could not pass the message on; returning it"),
+        }
+    }
+    release(deps, message, delay_seconds).await;
+    Disposition::Return
 }
 
 /// Sets how long the message stays hidden from now (its own queue, from its ARN).

@@ -154,10 +154,13 @@ async fn a_retryable_failure_requeues_with_backoff_and_returns_the_message() {
     let wait = queued.run_at.unwrap() - now_ms();
     assert!(wait > 1000 && wait <= 4000, "run_at {wait} ms ahead");
 
-    // Redelivered before run_at: hidden again, not run.
-    let early = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
-    assert_eq!(failures(&early), ["m1"]);
+    // A duplicate delivered before run_at is passed on, delayed until then, not run.
+    let early = handle(&f.deps, event(vec![job_message(&job, "dup")]), &context(60)).await;
+    assert!(failures(&early).is_empty());
     assert_eq!(reload(&f, &job).await.attempts, 1);
+    let passed = f.queue.sent();
+    assert_eq!(passed.len(), 1);
+    assert!((1..=4).contains(&passed[0].delay_seconds), "{:?}", passed[0]);
 }
 
 #[tokio::test]
@@ -275,9 +278,21 @@ async fn a_job_past_its_own_timeout_fails() {
 async fn no_job_starts_when_the_invocation_is_about_to_end() {
     let f = fixture();
     let job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
-    let response = handle(&f.deps, event(vec![job_message(&job, "late")]), &context(1)).await;
-    assert_eq!(failures(&response), ["late"]);
+    let response = handle(
+        &f.deps,
+        event(vec![job_message(&job, "late"), message("junk", "{")]),
+        &context(1),
+    )
+    .await;
+    assert_eq!(
+        failures(&response),
+        ["junk"],
+        "the job is passed on as a fresh message; what names no job is returned"
+    );
     assert_eq!(reload(&f, &job).await.attempts, 0, "not even claimed");
+    let passed = f.queue.sent();
+    assert_eq!((passed.len(), passed[0].delay_seconds), (1, 0));
+    assert_eq!(passed[0].message.job_id, job.id);
 }
 
 #[tokio::test]
