@@ -275,9 +275,6 @@ impl JobRecord {
     }
 }
 
-/// A job sent back to the queue for a retry counts as overdue this long after its `run_at`.
-pub const RETRY_DUE_GRACE_MS: i64 = 120_000;
-
 /// A claim on a job: who holds it and until when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -308,11 +305,14 @@ pub enum Finish {
     Retry {
         error: JobError,
         run_at: i64,
+        /// When it counts as overdue: `run_at` plus the enqueue grace.
+        due_at: i64,
     },
     /// Back to QUEUED to go on from its checkpoint at `run_at`: the
     /// invocation ran out of time. Not a new attempt (the count is restored).
     Continue {
         run_at: i64,
+        due_at: i64,
     },
 }
 

@@ -134,16 +134,16 @@ impl JobStore for MemoryJobStore {
         job.updated_at = now_ms;
         job.version += 1;
         match finish {
-            Finish::Retry { error, run_at } => {
+            Finish::Retry { error, run_at, due_at } => {
                 job.error = Some(error.clone());
                 job.run_at = Some(*run_at);
-                job.due_at = Some(*run_at + crate::job::RETRY_DUE_GRACE_MS);
+                job.due_at = Some(*due_at);
                 return Ok(job.clone());
             }
-            Finish::Continue { run_at } => {
+            Finish::Continue { run_at, due_at } => {
                 job.attempts = job.attempts.saturating_sub(1);
                 job.run_at = Some(*run_at);
-                job.due_at = Some(*run_at + crate::job::RETRY_DUE_GRACE_MS);
+                job.due_at = Some(*due_at);
                 return Ok(job.clone());
             }
             Finish::Succeeded { results } => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use longrun::aws::{AwsClients, DynamoJobStore, S3ObjectStore, SqsJobQueue};
 use longrun::bytes::Bytes;
-use longrun::job::{Finish, JobError, Lease, NewJob, ProgressUpdate, RETRY_DUE_GRACE_MS};
+use longrun::job::{Finish, JobError, Lease, NewJob, ProgressUpdate};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError,
@@ -233,6 +233,7 @@ mod cases {
         let finish = Finish::Retry {
             error: error.clone(),
             run_at: now + 4_000,
+            due_at: now + 64_000,
         };
         let queued = store
             .finish(&job.id, &lease.owner, &finish, now + 100, 3600)
@@ -241,7 +242,7 @@ mod cases {
         assert_eq!(queued.status, JobStatus::Queued);
         assert_eq!(queued.error, Some(error));
         assert_eq!(queued.run_at, Some(now + 4_000));
-        assert_eq!(queued.due_at, Some(now + 4_000 + RETRY_DUE_GRACE_MS));
+        assert_eq!(queued.due_at, Some(now + 64_000));
         assert_eq!(queued.lease_owner, None);
         assert_eq!(queued.finished_at, None);
         assert!(matches!(
@@ -270,17 +271,17 @@ mod cases {
             .finish(
                 &job.id,
                 &lease.owner,
-                &Finish::Continue { run_at: now + 1_000 },
+                &Finish::Continue {
+                    run_at: now + 1_000,
+                    due_at: now + 61_000,
+                },
                 now + 10,
                 3600,
             )
             .await
             .unwrap();
         assert_eq!((queued.status, queued.attempts), (JobStatus::Queued, 0));
-        assert_eq!(
-            (queued.run_at, queued.due_at),
-            (Some(now + 1_000), Some(now + 1_000 + RETRY_DUE_GRACE_MS))
-        );
+        assert_eq!((queued.run_at, queued.due_at), (Some(now + 1_000), Some(now + 61_000)));
         assert_eq!((queued.lease_owner, queued.finished_at), (None, None));
         let again = claimed(
             store
@@ -452,6 +453,7 @@ mod cases {
         let retry = Finish::Retry {
             error: JobError::retryable("flaky", "again"),
             run_at: now + 10_000,
+            due_at: now + 70_000,
         };
         store
             .finish(&backing_off.id, &lease.owner, &retry, now + 1, 3600)

@@ -326,7 +326,8 @@ async fn retry(
 ) -> Disposition {
     tracing::warn!(error = %error, attempt = job.attempts, backoff_seconds = backoff, "retryable failure; backing off");
     let run_at = now_ms() + i64::from(backoff) * 1000;
-    match finish(deps, job, lease, Finish::Retry { error, run_at }).await {
+    let due_at = run_at + deps.config.enqueue_grace_seconds * 1000;
+    match finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await {
         Recorded::Written => {
             release(deps, message, backoff).await;
             Disposition::Return
@@ -344,7 +345,8 @@ const CONTINUE_AFTER_SECONDS: u32 = 1;
 /// the old message's receive count (and the dead-letter queue).
 async fn continue_later(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord, lease: &Lease) -> Disposition {
     let run_at = now_ms() + i64::from(CONTINUE_AFTER_SECONDS) * 1000;
-    match finish(deps, job, lease, Finish::Continue { run_at }).await {
+    let due_at = run_at + deps.config.enqueue_grace_seconds * 1000;
+    match finish(deps, job, lease, Finish::Continue { run_at, due_at }).await {
         Recorded::Written => {
             let fresh = JobMessage {
                 job_id: job.id.clone(),

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::describe;
-use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate, RETRY_DUE_GRACE_MS};
+use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
 };
@@ -276,24 +276,24 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":one", n(1));
         let common = "#status = :status, #updated_at = :now, #version = #version + :one";
         let expression = match finish {
-            Finish::Retry { error, run_at } => {
+            Finish::Retry { error, run_at, due_at } => {
                 builder = builder
                     .expression_attribute_names("#error", "error")
                     .expression_attribute_names("#run_at", "run_at")
                     .expression_attribute_values(":error", json_attr(error)?)
                     .expression_attribute_values(":run_at", n(*run_at))
-                    .expression_attribute_values(":due_at", n(run_at + RETRY_DUE_GRACE_MS));
+                    .expression_attribute_values(":due_at", n(*due_at));
                 format!(
                     "SET {common}, #error = :error, #run_at = :run_at, #due_at = :due_at \
                      REMOVE #lease_owner, #lease_expires_at"
                 )
             }
-            Finish::Continue { run_at } => {
+            Finish::Continue { run_at, due_at } => {
                 builder = builder
                     .expression_attribute_names("#run_at", "run_at")
                     .expression_attribute_names("#attempts", "attempts")
                     .expression_attribute_values(":run_at", n(*run_at))
-                    .expression_attribute_values(":due_at", n(run_at + RETRY_DUE_GRACE_MS));
+                    .expression_attribute_values(":due_at", n(*due_at));
                 format!(
                     "SET {common}, #run_at = :run_at, #due_at = :due_at, #attempts = #attempts - :one \
                      REMOVE #lease_owner, #lease_expires_at"
