@@ -79,6 +79,19 @@ fn context(seconds_left: i64) -> lambda_runtime::Context {
     context
 }
 
+/// Changes the stored job `ms` milliseconds from now, as another party would
+/// while the worker runs it (a cancel request, a takeover).
+fn change_later(f: &Fixture, job: &JobRecord, ms: u64, change: impl FnOnce(&mut JobRecord) + Send + 'static) {
+    let store = f.store.clone();
+    let id = job.id.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let mut current = store.get(&id).await.unwrap().unwrap();
+        change(&mut current);
+        store.insert(current);
+    });
+}
+
 fn failures(response: &SqsBatchResponse) -> Vec<String> {
     response
         .batch_item_failures
@@ -352,14 +365,7 @@ async fn a_job_whose_deadline_comes_first_fails_with_job_timeout() {
 async fn a_cancel_seen_mid_run_wins_over_a_retryable_error() {
     let f = heartbeat_fixture();
     let job = add_job(&f, "silent_then_fail", json!({"seconds": 1.5}), 3);
-    let store = f.store.clone();
-    let id = job.id.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut running = store.get(&id).await.unwrap().unwrap();
-        running.cancel_requested = true;
-        store.insert(running);
-    });
+    change_later(&f, &job, 200, |running| running.cancel_requested = true);
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty());
     assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
@@ -396,14 +402,7 @@ async fn a_job_restarted_too_often_stops_with_too_many_crashes() {
 async fn a_cancel_request_seen_mid_run_ends_the_job_cancelled() {
     let f = fixture();
     let job = add_job(&f, "sleep", json!({"seconds": 5}), 3);
-    let store = f.store.clone();
-    let id = job.id.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut running = store.get(&id).await.unwrap().unwrap();
-        running.cancel_requested = true;
-        store.insert(running);
-    });
+    change_later(&f, &job, 300, |running| running.cancel_requested = true);
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty());
     assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
@@ -468,14 +467,7 @@ async fn heartbeats_keep_a_job_longer_than_its_lease_to_one_worker() {
 async fn a_heartbeat_passes_a_cancel_request_to_a_silent_job() {
     let f = heartbeat_fixture();
     let job = add_job(&f, "silent", json!({"seconds": 30}), 3);
-    let store = f.store.clone();
-    let id = job.id.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut running = store.get(&id).await.unwrap().unwrap();
-        running.cancel_requested = true;
-        store.insert(running);
-    });
+    change_later(&f, &job, 300, |running| running.cancel_requested = true);
     let started = now_ms();
     handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert_eq!(reload(&f, &job).await.status, JobStatus::Cancelled);
@@ -486,14 +478,7 @@ async fn a_heartbeat_passes_a_cancel_request_to_a_silent_job() {
 async fn a_job_whose_lease_is_taken_stops_and_leaves_the_record_to_the_new_holder() {
     let f = heartbeat_fixture();
     let job = add_job(&f, "silent", json!({"seconds": 30}), 3);
-    let store = f.store.clone();
-    let id = job.id.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut stolen = store.get(&id).await.unwrap().unwrap();
-        stolen.lease_owner = Some("new-holder".into());
-        store.insert(stolen);
-    });
+    change_later(&f, &job, 300, |stolen| stolen.lease_owner = Some("new-holder".into()));
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty(), "the old holder's message is done with");
     let current = reload(&f, &job).await;
