@@ -159,8 +159,7 @@ impl JobStore for MemoryJobStore {
         Ok(job.clone())
     }
 
-    async fn extend_lease(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ProgressAck, StoreError> {
-        let _ = now_ms;
+    async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
         let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
         if !job.is_leased_to(&lease.owner) {

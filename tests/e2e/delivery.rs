@@ -22,12 +22,8 @@ fn message_for(id: &str) -> String {
 async fn duplicate_deliveries_of_a_finished_job_do_not_run_it_again() {
     let stack = Stack::from_env().await;
     let id = stack
-        .submit(&json!({"type": "sleep", "input": {"seconds": 0.2}}), None)
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0.2}}))
+        .await;
     let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "SUCCEEDED");
     let before = stack.item(&id).await;
@@ -50,12 +46,8 @@ async fn duplicate_deliveries_of_a_finished_job_do_not_run_it_again() {
 async fn a_duplicate_delivery_while_the_job_runs_is_dropped() {
     let stack = Stack::from_env().await;
     let id = stack
-        .submit(&json!({"type": "sleep", "input": {"seconds": 3}}), None)
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 3}}))
+        .await;
     stack
         .wait_until(&id, Duration::from_secs(30), |view| view["status"] == "RUNNING")
         .await;

@@ -7,27 +7,14 @@ use std::time::{Duration, Instant};
 use longrun_e2e::Stack;
 use serde_json::{json, Value};
 
+/// A job view's RFC 3339 time field, in epoch milliseconds.
 fn millis(view: &Value, field: &str) -> i64 {
     let text = view[field]
         .as_str()
         .unwrap_or_else(|| panic!("{field} missing in {view}"));
-    chrono_like_parse(text)
-}
-
-/// RFC 3339 (`2026-11-23T01:02:03.456Z`) to epoch milliseconds.
-fn chrono_like_parse(text: &str) -> i64 {
-    let (date, time) = text.trim_end_matches('Z').split_once('T').unwrap();
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, m, day) = (if d[1] <= 2 { d[0] - 1 } else { d[0] }, d[1], d[2]);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    ((days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) * 1000) + frac[..3.min(frac.len())].parse::<i64>().unwrap()
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{field} = {text:?}: {e}"))
+        .timestamp_millis()
 }
 
 #[tokio::test]
@@ -122,10 +109,10 @@ async fn the_same_message_delivered_to_several_workers_at_once_runs_once() {
         .submit_ok(&json!({"type": "sleep", "input": {"seconds": 1}}))
         .await;
     let message = json!({"job_id": id, "enqueued_at": 0}).to_string();
-    let sends: Vec<_> = (0..5)
-        .map(|_| stack.send_message(&stack.fast_queue_url, &message))
-        .collect();
-    futures_join_all(sends).await;
+    // Five copies in the queue together: the pollers (concurrency 10) take them at once.
+    for _ in 0..5 {
+        stack.send_message(&stack.fast_queue_url, &message).await;
+    }
     let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "SUCCEEDED");
     stack
@@ -133,12 +120,6 @@ async fn the_same_message_delivered_to_several_workers_at_once_runs_once() {
         .await;
     assert_eq!(stack.job(&id).await["attempts"], 1);
     assert_eq!(stack.result_keys(&id).await.len(), 1);
-}
-
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
-    for future in futures {
-        future.await;
-    }
 }
 
 #[tokio::test]

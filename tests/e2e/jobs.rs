@@ -139,7 +139,7 @@ async fn a_report_from_s3_succeeds_with_the_right_numbers() {
 async fn a_report_with_a_bad_cell_fails_with_a_coded_error() {
     let stack = Stack::from_env().await;
     let body = json!({"type": "report", "input": {"source": {"csv": "g,v\na,1\nb,lots\n"}, "group_by": ["g"], "values": ["v"]}});
-    let id = stack.submit(&body, None).await.body["id"].as_str().unwrap().to_owned();
+    let id = stack.submit_ok(&body).await;
     let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "FAILED");
     assert_eq!(done["error"]["code"], "invalid_number");
@@ -198,12 +198,8 @@ async fn a_thumbnail_job_writes_resized_pngs() {
 async fn progress_is_visible_while_a_job_runs() {
     let stack = Stack::from_env().await;
     let id = stack
-        .submit(&json!({"type": "sleep", "input": {"seconds": 4}}), None)
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 4}}))
+        .await;
     let running = stack
         .wait_until(&id, Duration::from_secs(30), |view| {
             let progress = view["progress"].as_u64().unwrap_or(0);
@@ -227,12 +223,8 @@ async fn unknown_and_foreign_jobs_are_404_problems() {
         assert_eq!(answer.body["status"], 404);
     }
     let id = stack
-        .submit(&json!({"type": "sleep", "input": {"seconds": 0}}), None)
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0}}))
+        .await;
     assert_eq!(stack.job_as(&id, &stack.owner, 0).await.status, 200);
     assert_eq!(stack.job_as(&id, "someone-else", 0).await.status, 404);
 }

@@ -315,21 +315,6 @@ pub struct LocalRuntime {
     logs: Vec<std::path::PathBuf>,
 }
 
-/// `Key=Value` overrides separated by spaces; a piece without `=` belongs to the value before it.
-fn overrides_as_args(text: &str) -> Vec<String> {
-    let mut pairs: Vec<String> = Vec::new();
-    for piece in text.split_whitespace() {
-        match pairs.last_mut() {
-            Some(last) if !piece.contains('=') => {
-                last.push(' ');
-                last.push_str(piece);
-            }
-            _ => pairs.push(piece.to_owned()),
-        }
-    }
-    pairs
-}
-
 impl LocalRuntime {
     /// Starts `longrun-local` on a fresh stack named `stack_prefix-<uuid>`.
     pub async fn start(stack_prefix: &str, extra_args: &[&str]) -> LocalRuntime {
@@ -364,8 +349,8 @@ impl LocalRuntime {
                 "--port",
                 &port.to_string(),
             ])
-            .arg("--parameter-overrides")
-            .args(overrides_as_args(&overrides))
+            // One argument: longrun-local splits it as `sam deploy` would.
+            .args(["--parameter-overrides", &overrides])
             .args(&self.extra_args)
             .env("LOG_FORMAT", "json")
             .stdout(file.try_clone().unwrap())

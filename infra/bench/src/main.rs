@@ -93,13 +93,14 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// The VmHWM (peak resident set) of this process, in KiB.
-fn peak_rss_kib() -> u64 {
+/// A `/proc/self/status` field of this process in KiB (`VmHWM`: peak
+/// resident set; `VmRSS`: resident set now).
+fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
         })
         .and_then(|v| v.parse().ok())
@@ -109,18 +110,6 @@ fn peak_rss_kib() -> u64 {
 /// Resets VmHWM to the current RSS (Linux `clear_refs` 5).
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 struct Bench {
@@ -397,12 +386,12 @@ async fn streaming_memory(bench: &Bench) {
         .unwrap()];
         let mut context = lambda_runtime::Context::default();
         context.deadline = (now_ms() + 900_000) as u64;
-        let before = rss_kib();
+        let before = proc_status_kib("VmRSS");
         reset_peak_rss();
         let started = Instant::now();
         let response = longrun_worker::handle(worker_deps, event, &context).await;
         let elapsed = started.elapsed();
-        let peak = peak_rss_kib();
+        let peak = proc_status_kib("VmHWM");
         assert!(response.batch_item_failures.is_empty());
         wait_all_terminal(bench, std::slice::from_ref(&id), Duration::from_secs(5)).await;
         println!(

@@ -164,7 +164,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
-        let result = self
+        let builder = self
             .update(id)
             .update_expression(
                 "SET #status = :running, #lease_owner = :owner, #lease_expires_at = :lease_exp, \
@@ -191,26 +191,12 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":lease_exp", n(lease.expires_at))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let item = output
-                    .attributes
-                    .ok_or_else(|| StoreError::Corrupt("claim returned no attributes".into()))?;
-                Ok(ClaimOutcome::Claimed(Box::new(from_item(&item)?)))
-            }
-            Err(err) => match err.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
-                    match e.item() {
-                        Some(old) => Ok(ClaimOutcome::NotClaimable(Box::new(from_item(old)?))),
-                        None => Ok(ClaimOutcome::NotFound),
-                    }
-                }
-                _ => Err(StoreError::Unavailable(describe(&err))),
-            },
-        }
+            .expression_attribute_values(":false", AttributeValue::Bool(false));
+        Ok(match self.transition(builder).await? {
+            Transition::Done(job) => ClaimOutcome::Claimed(job),
+            Transition::Refused(job) => ClaimOutcome::NotClaimable(job),
+            Transition::NotFound => ClaimOutcome::NotFound,
+        })
     }
 
     async fn record_progress(
