@@ -248,13 +248,38 @@ impl JobRecord {
         }
     }
 
-    /// Whether a worker may take this job now (the rule the stores' claim
-    /// condition encodes): queued and due to run, or running under a lease
-    /// that has expired.
+    /// Whether its start time has come: no `run_at` (delay, retry backoff)
+    /// or one at or before `now_ms`.
+    pub fn is_due_at(&self, now_ms: i64) -> bool {
+        self.run_at.is_none_or(|t| t <= now_ms)
+    }
+
+    /// Whether it runs under a lease that expired before `now_ms` (its worker
+    /// died or lost touch).
+    pub fn lease_expired_at(&self, now_ms: i64) -> bool {
+        self.status == JobStatus::Running && self.lease_expires_at.is_some_and(|t| t < now_ms)
+    }
+
+    /// Whether a worker may take this job now: queued, due and not asked to
+    /// stop, or running under a lease that has expired. The one home of the
+    /// rule; the DynamoDB claim condition (`aws::dynamo`) encodes the same, and
+    /// the contract tests hold both to it.
     pub fn claimable_at(&self, now_ms: i64) -> bool {
         match self.status {
-            JobStatus::Queued => self.run_at.is_none_or(|t| t <= now_ms) && !self.cancel_requested,
-            JobStatus::Running => self.lease_expires_at.is_some_and(|t| t < now_ms),
+            JobStatus::Queued => self.is_due_at(now_ms) && !self.cancel_requested,
+            JobStatus::Running => self.lease_expired_at(now_ms),
+            _ => false,
+        }
+    }
+
+    /// Whether the dead-letter function may end this job DEAD_LETTERED now:
+    /// queued and due (not waiting out a retry backoff), or running under an
+    /// expired lease (a live worker keeps its job). Same home and same
+    /// contract as [`claimable_at`](Self::claimable_at).
+    pub fn dead_letterable_at(&self, now_ms: i64) -> bool {
+        match self.status {
+            JobStatus::Queued => self.is_due_at(now_ms),
+            JobStatus::Running => self.lease_expired_at(now_ms),
             _ => false,
         }
     }

@@ -213,9 +213,7 @@ impl JobStore for MemoryJobStore {
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
         };
-        let applies = (job.status == JobStatus::Queued && job.run_at.is_none_or(|t| t <= now_ms))
-            || (job.status == JobStatus::Running && job.lease_expires_at.is_some_and(|t| t < now_ms));
-        if !applies {
+        if !job.dead_letterable_at(now_ms) {
             return Ok(Transition::Refused(Box::new(job.clone())));
         }
         job.status = JobStatus::DeadLettered;

@@ -99,11 +99,8 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
         tracing::info!("cancelled a queued job with a cancel request");
         return Ok(Action::Cancelled);
     }
-    let stuck = match job.status {
-        JobStatus::Queued => job.claimable_at(now_ms),
-        JobStatus::Running => job.lease_expires_at.is_some_and(|t| t < now_ms),
-        _ => false,
-    };
+    // Queued and due, or running under an expired lease: a worker would take it.
+    let stuck = job.claimable_at(now_ms);
     // Moved on either way, so nothing sits at the head of the index for ever;
     // conditional, so two reconcilers do not both act on one job.
     if !deps
