@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::job::{JobError, JobRecord};
+use crate::ports::StoreError;
 use crate::time::rfc3339;
 
 /// `POST /jobs` body.
@@ -195,3 +196,23 @@ impl Problem {
         problem
     }
 }
+
+/// How a storage failure reaches an HTTP caller, in one place (the axum
+/// way): an unknown cursor is the caller's mistake (400), a missing job is
+/// 404, and anything else is ours, logged here and answered 503 with a short
+/// `Retry-After`, never a 5xx without one.
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::InvalidCursor => Problem::malformed("cursor is not one this API handed out"),
+            StoreError::NotFound => Problem::not_found("no such job"),
+            other => {
+                tracing::error!(error = %other, "job store unavailable");
+                Problem::unavailable("the job store is unavailable; retry shortly", STORE_RETRY_AFTER_SECONDS)
+            }
+        }
+    }
+}
+
+/// Seconds a caller is told to wait when the job store is unavailable.
+pub const STORE_RETRY_AFTER_SECONDS: u32 = 1;

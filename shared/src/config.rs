@@ -63,7 +63,7 @@ pub struct Config {
     /// `DEADLINE_SAFETY_MS`: a worker starts no job with less invocation time left than this,
     /// and stops a running job this long before the deadline.
     pub deadline_safety: Duration,
-    /// `RETRY_BASE_SECONDS` / `RETRY_MAX_SECONDS`: exponential backoff (with full jitter) between attempts.
+    /// `RETRY_BASE_SECONDS` / `RETRY_MAX_SECONDS`: exponential backoff (with equal jitter) between attempts.
     pub retry_base_seconds: u32,
     pub retry_max_seconds: u32,
     /// `ENABLE_SLEEP_JOB`: registers the `sleep` job type (tests and demos).
@@ -171,6 +171,11 @@ impl Config {
     /// comes back its lease has certainly expired.
     pub fn heartbeat_visibility_seconds(&self) -> u32 {
         self.lease_seconds + 5
+    }
+
+    /// `ENQUEUE_GRACE_SECONDS` in milliseconds, the unit of the record's times.
+    pub fn enqueue_grace_ms(&self) -> i64 {
+        self.enqueue_grace_seconds * 1000
     }
 
     /// The queue a job of `job_type` goes to when the request names none.

@@ -4,16 +4,20 @@
 //! state machine ([`job`]), the HTTP API types ([`api`], [`apigw`]), the ports
 //! the functions talk through ([`ports`]) with their AWS ([`aws`]) and
 //! in-memory ([`memory`]) adapters, the job types that do the actual work
-//! ([`jobs`]), configuration from the environment ([`config`]) and tracing
-//! setup ([`telemetry`]). No function crate depends on another; they all
+//! ([`jobs`]), configuration from the environment ([`config`]), tracing
+//! setup ([`telemetry`]), owner-scoped job access for the HTTP functions
+//! ([`access`]) and the Lambda bootstrap every function's `main` calls
+//! ([`lambda`]). No function crate depends on another; they all
 //! depend on this one.
 
+pub mod access;
 pub mod api;
 pub mod apigw;
 pub mod aws;
 pub mod config;
 pub mod job;
 pub mod jobs;
+pub mod lambda;
 pub mod memory;
 pub mod ports;
 pub mod telemetry;

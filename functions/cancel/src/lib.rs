@@ -9,12 +9,14 @@
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use longrun::access::owned_job;
 use longrun::api::{JobView, Problem};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
+use longrun::lambda::HttpFunction;
 use longrun::ports::{CancelOutcome, JobStore};
 use longrun::time::now_ms;
-use longrun::{Config, JobId};
+use longrun::Config;
 use tracing::Instrument;
 
 /// What cancel needs; built once per process.
@@ -33,6 +35,13 @@ impl CancelDeps {
     }
 }
 
+#[longrun::async_trait]
+impl HttpFunction for CancelDeps {
+    async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        handle(self, request).await
+    }
+}
+
 /// Handles one API Gateway request; never fails, every error is a problem response.
 pub async fn handle(deps: &CancelDeps, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
     let raw_id = request.path_parameters.get("id").cloned().unwrap_or_default();
@@ -48,21 +57,12 @@ pub async fn handle(deps: &CancelDeps, request: ApiGatewayV2httpRequest) -> ApiG
 }
 
 async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
-    let not_found = || Problem::not_found(format!("no job {raw_id:?}"));
-    let unavailable = |err: longrun::ports::StoreError| {
-        tracing::error!(error = %err, "job store unavailable");
-        Problem::unavailable("the job store is unavailable; retry shortly", 1)
-    };
-    let id = JobId::parse(raw_id).ok_or_else(not_found)?;
-    let job = deps.store.get(&id).await.map_err(unavailable)?.ok_or_else(not_found)?;
-    if job.owner != caller(request) {
-        return Err(not_found());
-    }
+    let job = owned_job(deps.store.as_ref(), raw_id, &caller(request)).await?;
+    let id = job.id;
     match deps
         .store
         .request_cancel(&id, now_ms(), deps.config.job_retention_seconds)
-        .await
-        .map_err(unavailable)?
+        .await?
     {
         CancelOutcome::Cancelled(job) => {
             tracing::info!("queued job cancelled");
@@ -76,7 +76,7 @@ async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &s
             "job {id} has already ended ({}); nothing to cancel",
             job.status
         ))),
-        CancelOutcome::NotFound => Err(not_found()),
+        CancelOutcome::NotFound => Err(Problem::not_found(format!("no job {raw_id:?}"))),
     }
 }
 
@@ -86,7 +86,7 @@ mod tests {
     use longrun::apigw::HttpEvent;
     use longrun::job::Lease;
     use longrun::memory::MemoryJobStore;
-    use longrun::{JobRecord, JobStatus};
+    use longrun::{JobId, JobRecord, JobStatus};
     use serde_json::json;
 
     fn fixture() -> (CancelDeps, Arc<MemoryJobStore>) {

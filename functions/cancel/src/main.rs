@@ -1,21 +1,9 @@
-//! The cancel Lambda: builds its clients once and serves API Gateway events.
+//! The cancel Lambda: the shared bootstrap serves API Gateway events with the
+//! clients built once.
 
-use std::sync::Arc;
-
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use longrun::aws::AwsClients;
-use longrun::Config;
-use longrun_cancel::{handle, CancelDeps};
+use longrun_cancel::CancelDeps;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    longrun::telemetry::init();
-    let config = Arc::new(Config::from_env()?);
-    let deps = Arc::new(CancelDeps::from_aws(config, &AwsClients::load().await));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
-        let deps = deps.clone();
-        async move { Ok::<_, Error>(handle(&deps, event.payload).await) }
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    longrun::lambda::run_http(CancelDeps::from_aws).await
 }

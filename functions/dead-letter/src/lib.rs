@@ -11,11 +11,12 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun::aws::AwsClients;
 use longrun::bytes::Bytes;
 use longrun::job::{codes, JobError};
-use longrun::ports::{JobMessage, JobStore, ObjectStore, Transition};
+use longrun::lambda::{batch_failures, SqsFunction};
+use longrun::ports::{JobMessage, JobStore, ObjectError, ObjectStore, StoreError, Transition};
 use longrun::time::now_ms;
 use longrun::Config;
 use tracing::Instrument;
@@ -38,19 +39,35 @@ impl DeadLetterDeps {
     }
 }
 
+#[longrun::async_trait]
+impl SqsFunction for DeadLetterDeps {
+    async fn call(&self, event: SqsEvent, _context: &lambda_runtime::Context) -> SqsBatchResponse {
+        handle(self, event).await
+    }
+}
+
+/// Why a dead letter could not be handled; it comes back and is tried again.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    /// The job record could not be read or marked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A message that names no job could not be kept in the bucket.
+    #[error("could not keep the message: {0}")]
+    Keep(#[from] ObjectError),
+}
+
 /// Handles one batch from a dead-letter queue.
 pub async fn handle(deps: &DeadLetterDeps, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
+    let mut failed = Vec::new();
     for message in &event.records {
         let message_id = message.message_id.clone().unwrap_or_default();
         if let Err(err) = process(deps, message).await {
             tracing::error!(%message_id, error = %err, "dead letter not handled; it will come back");
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
+            failed.push(message_id);
         }
     }
-    response
+    batch_failures(failed)
 }
 
 fn queue_name(message: &SqsMessage) -> String {
@@ -62,7 +79,7 @@ fn queue_name(message: &SqsMessage) -> String {
         .to_owned()
 }
 
-async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), String> {
+async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), DeadLetterError> {
     let body = message.body.as_deref().unwrap_or("");
     let Ok(job_message) = serde_json::from_str::<JobMessage>(body) else {
         return keep(deps, message, "the message is not a job message").await;
@@ -74,7 +91,7 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Stri
             .get("ApproximateReceiveCount")
             .cloned()
             .unwrap_or_else(|| "?".into());
-        let job = deps.store.get(&job_message.job_id).await.map_err(|e| e.to_string())?;
+        let job = deps.store.get(&job_message.job_id).await?;
         let Some(job) = job else {
             return keep(deps, message, "the message names no job").await;
         };
@@ -93,8 +110,7 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Stri
         match deps
             .store
             .dead_letter(&job.id, &error, now_ms(), deps.config.job_retention_seconds)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             Transition::Done(_) => tracing::warn!(%receives, "job dead-lettered"),
             Transition::Refused(current) => {
@@ -109,8 +125,8 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Stri
 }
 
 /// Keeps a message that names no job: logged with its body and stored.
-async fn keep(deps: &DeadLetterDeps, message: &SqsMessage, why: &str) -> Result<(), String> {
-    let message_id = message.message_id.clone().unwrap_or_else(|| uuid_like(message));
+async fn keep(deps: &DeadLetterDeps, message: &SqsMessage, why: &str) -> Result<(), DeadLetterError> {
+    let message_id = message.message_id.clone().unwrap_or_else(|| body_digest_name(message));
     let key = format!("dead-letters/{}/{message_id}.json", queue_name(message));
     let record = serde_json::json!({
         "reason": why,
@@ -123,11 +139,12 @@ async fn keep(deps: &DeadLetterDeps, message: &SqsMessage, why: &str) -> Result<
     tracing::error!(%key, body = ?message.body, reason = why, "poison message kept");
     deps.objects
         .put(&key, Bytes::from(record.to_string()), "application/json")
-        .await
-        .map_err(|e| e.to_string())
+        .await?;
+    Ok(())
 }
 
-fn uuid_like(message: &SqsMessage) -> String {
+/// A name for a message that has no id, from the MD5 of its body.
+fn body_digest_name(message: &SqsMessage) -> String {
     format!("no-id-{}", message.md5_of_body.clone().unwrap_or_default())
 }
 

@@ -1,21 +1,9 @@
-//! The dead-letter Lambda: builds its clients once and serves DLQ batches.
+//! The dead-letter Lambda: the shared bootstrap serves the dead-letter
+//! queues' batches with the clients built once.
 
-use std::sync::Arc;
-
-use aws_lambda_events::sqs::SqsEvent;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use longrun::aws::AwsClients;
-use longrun::Config;
-use longrun_dead_letter::{handle, DeadLetterDeps};
+use longrun_dead_letter::DeadLetterDeps;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    longrun::telemetry::init();
-    let config = Arc::new(Config::from_env()?);
-    let deps = Arc::new(DeadLetterDeps::from_aws(config, &AwsClients::load().await));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let deps = deps.clone();
-        async move { Ok::<_, Error>(handle(&deps, event.payload).await) }
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    longrun::lambda::run_sqs(DeadLetterDeps::from_aws).await
 }

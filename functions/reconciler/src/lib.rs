@@ -14,7 +14,8 @@
 use std::sync::Arc;
 
 use longrun::aws::AwsClients;
-use longrun::ports::{JobMessage, JobQueue, JobStore, StoreError};
+use longrun::lambda::{BoxError, ScheduledFunction};
+use longrun::ports::{JobMessage, JobQueue, JobStore, QueueError, StoreError};
 use longrun::{Config, JobId, JobStatus};
 use serde::Serialize;
 use tracing::Instrument;
@@ -38,6 +39,23 @@ impl ReconcilerDeps {
             config,
         }
     }
+}
+
+#[longrun::async_trait]
+impl ScheduledFunction for ReconcilerDeps {
+    async fn call(&self, now_ms: i64) -> Result<serde_json::Value, BoxError> {
+        Ok(serde_json::to_value(handle(self, now_ms).await?)?)
+    }
+}
+
+/// Why one overdue job could not be reconciled; it stays due and the next
+/// pass tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("re-enqueue failed, due again after the grace period: {0}")]
+    Enqueue(#[from] QueueError),
 }
 
 /// What one run did.
@@ -82,9 +100,8 @@ enum Action {
     Skipped,
 }
 
-async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Action, String> {
-    let grace_ms = deps.config.enqueue_grace_seconds * 1000;
-    let Some(job) = deps.store.get(id).await.map_err(|e| e.to_string())? else {
+async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Action, ReconcileError> {
+    let Some(job) = deps.store.get(id).await? else {
         return Ok(Action::Skipped);
     };
     let Some(due_at) = job.due_at.filter(|&d| d < now_ms) else {
@@ -94,8 +111,7 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
         // Asked to stop while it ran, then sent back: it ends here.
         deps.store
             .request_cancel(id, now_ms, deps.config.job_retention_seconds)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         tracing::info!("cancelled a queued job with a cancel request");
         return Ok(Action::Cancelled);
     }
@@ -105,9 +121,8 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
     // conditional, so two reconcilers do not both act on one job.
     if !deps
         .store
-        .defer_due(id, due_at, now_ms + grace_ms)
-        .await
-        .map_err(|e| e.to_string())?
+        .defer_due(id, due_at, now_ms + deps.config.enqueue_grace_ms())
+        .await?
         || !stuck
     {
         return Ok(Action::Skipped);
@@ -116,10 +131,7 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
         job_id: id.clone(),
         enqueued_at: now_ms,
     };
-    deps.queue
-        .enqueue(&job.queue, &message, 0)
-        .await
-        .map_err(|e| format!("re-enqueue failed, due again after the grace period: {e}"))?;
+    deps.queue.enqueue(&job.queue, &message, 0).await?;
     tracing::warn!(status = %job.status, overdue_ms = now_ms - due_at, "re-enqueued an overdue job");
     Ok(Action::Enqueued)
 }

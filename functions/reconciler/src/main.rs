@@ -1,21 +1,9 @@
-//! The reconciler Lambda: builds its clients once and runs on its schedule.
+//! The reconciler Lambda: the shared bootstrap runs it on its schedule with
+//! the clients built once.
 
-use std::sync::Arc;
-
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use longrun::aws::AwsClients;
-use longrun::time::now_ms;
-use longrun::Config;
-use longrun_reconciler::{handle, ReconcilerDeps};
+use longrun_reconciler::ReconcilerDeps;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    longrun::telemetry::init();
-    let config = Arc::new(Config::from_env()?);
-    let deps = Arc::new(ReconcilerDeps::from_aws(config, &AwsClients::load().await));
-    lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
-        let deps = deps.clone();
-        async move { Ok::<_, Error>(handle(&deps, now_ms()).await?) }
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    longrun::lambda::run_schedule(ReconcilerDeps::from_aws).await
 }

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use longrun::access::owned_job;
 use longrun::api::{JobList, JobView, Problem, ResultView};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
+use longrun::lambda::HttpFunction;
 use longrun::ports::{JobStore, ObjectStore};
-use longrun::{Config, JobId, JobRecord, JobStatus};
+use longrun::{Config, JobRecord, JobStatus};
 use tracing::Instrument;
 
 /// The longest `?wait=` accepted, in seconds.
@@ -42,6 +44,13 @@ impl StatusDeps {
             objects: clients.object_store(&config),
             config,
         }
+    }
+}
+
+#[longrun::async_trait]
+impl HttpFunction for StatusDeps {
+    async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        handle(self, request).await
     }
 }
 
@@ -69,31 +78,16 @@ pub async fn handle(deps: &StatusDeps, request: ApiGatewayV2httpRequest) -> ApiG
 }
 
 async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
-    let not_found = || Problem::not_found(format!("no job {raw_id:?}"));
-    let id = JobId::parse(raw_id).ok_or_else(not_found)?;
-    let wait = wait_seconds(request)?;
     let owner = caller(request);
+    let mut job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
+    let wait = wait_seconds(request)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let mut job = read(deps, &id)
-        .await?
-        .filter(|j| j.owner == owner)
-        .ok_or_else(not_found)?;
     while !job.status.is_terminal() && tokio::time::Instant::now() + WAIT_POLL_INTERVAL <= deadline {
         tokio::time::sleep(WAIT_POLL_INTERVAL).await;
-        job = read(deps, &id)
-            .await?
-            .filter(|j| j.owner == owner)
-            .ok_or_else(not_found)?;
+        job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     }
     let results = presigned_results(deps, &job).await?;
     Ok(JobView::new(&job, results))
-}
-
-async fn read(deps: &StatusDeps, id: &JobId) -> Result<Option<JobRecord>, Problem> {
-    deps.store.get(id).await.map_err(|err| {
-        tracing::error!(error = %err, "job store unavailable");
-        Problem::unavailable("the job store is unavailable; retry shortly", 1)
-    })
 }
 
 async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<JobList, Problem> {
@@ -121,14 +115,7 @@ async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<Jo
     let page = deps
         .store
         .list_by_owner(&caller(request), status, limit, cursor)
-        .await
-        .map_err(|err| match err {
-            longrun::ports::StoreError::InvalidCursor => Problem::malformed("cursor is not one this API handed out"),
-            other => {
-                tracing::error!(error = %other, "job store unavailable");
-                Problem::unavailable("the job store is unavailable; retry shortly", 1)
-            }
-        })?;
+        .await?;
     Ok(JobList {
         jobs: page.jobs.iter().map(|job| JobView::new(job, Vec::new())).collect(),
         next_cursor: page.next_cursor,

@@ -1,21 +1,9 @@
-//! The status Lambda: builds its clients once and serves API Gateway events.
+//! The status Lambda: the shared bootstrap serves API Gateway events with the
+//! clients built once.
 
-use std::sync::Arc;
-
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use longrun::aws::AwsClients;
-use longrun::Config;
-use longrun_status::{handle, StatusDeps};
+use longrun_status::StatusDeps;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    longrun::telemetry::init();
-    let config = Arc::new(Config::from_env()?);
-    let deps = Arc::new(StatusDeps::from_aws(config, &AwsClients::load().await));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
-        let deps = deps.clone();
-        async move { Ok::<_, Error>(handle(&deps, event.payload).await) }
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    longrun::lambda::run_http(StatusDeps::from_aws).await
 }

@@ -7,7 +7,7 @@ use longrun::job::{Finish, JobError, Lease};
 use longrun::memory::{MemoryJobStore, MemoryObjectStore};
 use longrun::ports::ClaimOutcome;
 use longrun::time::now_ms;
-use longrun::ResultObject;
+use longrun::{JobId, ResultObject};
 use serde_json::{json, Value};
 
 struct Fixture {

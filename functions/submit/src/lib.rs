@@ -16,6 +16,7 @@ use longrun::apigw::{body_bytes, caller, header, json_response, problem_response
 use longrun::aws::AwsClients;
 use longrun::job::{hash_json, NewJob};
 use longrun::jobs::Registry;
+use longrun::lambda::HttpFunction;
 use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord};
@@ -47,6 +48,13 @@ impl SubmitDeps {
             queue: clients.job_queue(&config),
             config,
         }
+    }
+}
+
+#[longrun::async_trait]
+impl HttpFunction for SubmitDeps {
+    async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        handle(self, request).await
     }
 }
 
@@ -112,7 +120,7 @@ async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submit
     // A live job must not expire (TTL) or be replaced under its key: its
     // record lives through the longest run it may have; ending resets it.
     let live_seconds = deps.config.job_retention_seconds + i64::from(deps.config.max_job_timeout_seconds);
-    let job = JobRecord::new_queued(new_job, now, live_seconds, deps.config.enqueue_grace_seconds * 1000);
+    let job = JobRecord::new_queued(new_job, now, live_seconds, deps.config.enqueue_grace_ms());
     match deps.store.create(&job, now).await {
         Ok(CreateOutcome::Created) => {}
         Ok(CreateOutcome::Exists(existing)) if existing.request_hash == job.request_hash => {
@@ -123,6 +131,7 @@ async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submit
             return Err(Problem::idempotency_conflict(existing.id.as_str()));
         }
         Err(err) => {
+            // Not `Problem::from`: a submit is retried safely only with the same key, and says so.
             tracing::error!(error = %err, "job store unavailable");
             return Err(Problem::unavailable(
                 "the job store is unavailable; retry (with the same Idempotency-Key) later",

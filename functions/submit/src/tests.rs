@@ -249,7 +249,7 @@ async fn a_failed_send_after_the_put_still_accepts_and_leaves_the_job_due() {
     let id = JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
     let job = f.store.get(&id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Queued);
-    let grace = f.deps.config.enqueue_grace_seconds * 1000;
+    let grace = f.deps.config.enqueue_grace_ms();
     assert_eq!(
         job.due_at,
         Some(job.created_at + grace),

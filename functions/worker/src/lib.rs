@@ -1,33 +1,57 @@
 //! The worker function: SQS batches of job ids → runs → results.
 //!
-//! For each message it claims the job (a conditional update setting a
-//! lease of `LEASE_SECONDS`), runs the job type's handler with a
-//! [`JobContext`] while a heartbeat extends the lease and the message's
-//! visibility every `HEARTBEAT_SECONDS` (and passes on cancel requests), and
-//! ends the run under the lease: SUCCEEDED with its result objects, FAILED
-//! with a coded error, or back to QUEUED for a retry after an exponential
-//! backoff (the message is hidden that long and reported as a batch item
-//! failure). A duplicate delivery of a finished or running job does nothing
-//! and is acknowledged. A message that names no job is poison: reported as
-//! a failure until the queue's redrive policy moves it to the dead-letter
-//! queue; so is a handler that panics every time (panics are crashes, bounded
-//! by `maxReceiveCount`, not by `max_attempts`). A job past its own
-//! `timeout_seconds` ends FAILED (`job_timeout`); one that reaches the end of
-//! the invocation continues from its checkpoint in the next. No job is
-//! started with less than `DEADLINE_SAFETY_MS` of invocation time left.
+//! The life of one message, in order ([`process`]):
+//!
+//! 1. **Parse.** A body that is not a job message is poison: redelivered
+//!    after a backoff until the queue's redrive policy moves it to the
+//!    dead-letter queue ([`delivery`]).
+//! 2. **Time check.** With less than `DEADLINE_SAFETY_MS` of invocation
+//!    left, no job starts: the message is passed on as a fresh one.
+//! 3. **Claim.** A conditional update sets a lease of `LEASE_SECONDS`. No
+//!    such job → poison. Not claimable: a finished or running job is a
+//!    duplicate delivery (acknowledged); a queued job with a cancel request
+//!    ends CANCELLED; a job not due yet is passed on, delayed until it is.
+//! 4. **Hide.** The message stays hidden as long as the lease lives.
+//! 5. **Refuse to start** ([`decide::refusal_at_start`]): started more than
+//!    `MAX_CLAIMS` times, or past its own `timeout_seconds`, or of a type
+//!    this worker does not run → FAILED at once.
+//! 6. **Run.** The job type's handler runs with a [`JobContext`] while the
+//!    [`heartbeat`] extends the lease and the message's visibility every
+//!    `HEARTBEAT_SECONDS` and passes on cancel requests and a lost lease. The
+//!    run stops at the earlier of the invocation deadline (less the safety
+//!    margin) and the job's own deadline; a panic is caught.
+//! 7. **Decide** ([`decide::after_run`], pure): SUCCEEDED, CANCELLED (a
+//!    cancel seen wins over errors), FAILED, a retry after an exponential
+//!    backoff (retryable errors while attempts remain, and crashes, which
+//!    `maxReceiveCount` bounds instead), a continuation from the checkpoint
+//!    in a new invocation, or nothing when another worker took the lease.
+//! 8. **End** ([`ending`]): the decision is written under the lease, and the
+//!    message is acknowledged, redelivered after the backoff, or replaced by
+//!    a fresh one.
+
+mod decide;
+mod delivery;
+mod ending;
+mod heartbeat;
+
+pub use decide::{after_run, backoff_seconds, refusal_at_start, unknown_job_type, AfterRun, FirstStop};
+pub use delivery::Disposition;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun::aws::AwsClients;
 use longrun::job::{codes, Finish, JobError, Lease};
 use longrun::jobs::{JobContext, JobRun, JobServices, Registry, StopSignal};
-use longrun::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore, StoreError};
+use longrun::lambda::{batch_failures, SqsFunction};
+use longrun::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord, JobStatus};
-use rand::Rng;
 use tracing::Instrument;
+
+use delivery::{hide_for, pass_on, poison};
+use ending::{continue_later, finish, retry};
 
 /// What the worker needs; built once per process.
 #[derive(Clone)]
@@ -52,19 +76,18 @@ impl WorkerDeps {
     }
 }
 
-/// What became of one message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
-    /// Done with: the event source mapping deletes it.
-    Delete,
-    /// Report as a batch item failure: it comes back after its visibility timeout.
-    Return,
+#[longrun::async_trait]
+impl SqsFunction for WorkerDeps {
+    async fn call(&self, event: SqsEvent, context: &lambda_runtime::Context) -> SqsBatchResponse {
+        handle(self, event, context).await
+    }
 }
 
-/// Handles one SQS batch within the invocation's deadline (from `context`).
+/// Handles one SQS batch within the invocation's deadline (from `context`),
+/// one message after another.
 pub async fn handle(deps: &WorkerDeps, event: SqsEvent, context: &lambda_runtime::Context) -> SqsBatchResponse {
     let deadline_ms = context.deadline as i64;
-    let mut response = SqsBatchResponse::default();
+    let mut redeliver = Vec::new();
     for message in &event.records {
         let message_id = message.message_id.clone().unwrap_or_default();
         let disposition = if deadline_ms - now_ms() < deps.config.deadline_safety.as_millis() as i64 {
@@ -73,16 +96,14 @@ pub async fn handle(deps: &WorkerDeps, event: SqsEvent, context: &lambda_runtime
         } else {
             process(deps, message, deadline_ms).await
         };
-        if disposition == Disposition::Return {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
+        if disposition == Disposition::Redeliver {
+            redeliver.push(message_id);
         }
     }
-    response
+    batch_failures(redeliver)
 }
 
-/// Handles one message.
+/// Handles one message (steps 1 and 3–8 of the module's lifecycle).
 pub async fn process(deps: &WorkerDeps, message: &SqsMessage, deadline_ms: i64) -> Disposition {
     let body = message.body.as_deref().unwrap_or("");
     let Ok(job_message) = serde_json::from_str::<JobMessage>(body) else {
@@ -109,37 +130,26 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         Ok(ClaimOutcome::NotClaimable(job)) => return not_claimable(deps, message, &job).await,
         Err(err) => {
             tracing::warn!(error = %err, "claim failed; the message will come back");
-            return Disposition::Return;
+            return Disposition::Redeliver;
         }
     };
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
-    // The message now stays hidden as long as the lease lives, and no longer.
-    release(deps, message, config.heartbeat_visibility_seconds()).await;
-    if job.attempts > config.max_claims {
-        // Crashes are bounded by the queue's maxReceiveCount; a job re-sent by
-        // the reconciler starts a new count, so this caps them for good.
-        let error = JobError::permanent(
-            codes::TOO_MANY_CRASHES,
-            format!("the job was started {} times without finishing", job.attempts - 1),
-        );
-        return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
-    }
-    let job_deadline_ms = job.deadline_ms().unwrap_or(i64::MAX);
-    if now >= job_deadline_ms {
-        let error = JobError::permanent(codes::JOB_TIMEOUT, "the job ran past its timeout_seconds");
+    hide_for(deps, message, config.heartbeat_visibility_seconds()).await;
+    if let Some(error) = refusal_at_start(&job, now, config.max_claims) {
         return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
     }
     let Some(handler) = deps.registry.get(&job.job_type) else {
-        let error = JobError::permanent(
-            codes::UNKNOWN_JOB_TYPE,
-            format!("this worker does not run {:?} jobs", job.job_type),
-        );
+        let error = unknown_job_type(&job.job_type);
         return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
     };
 
+    let job_deadline_ms = job.deadline_ms().unwrap_or(i64::MAX);
     let invocation_stop_ms = deadline_ms - config.deadline_safety.as_millis() as i64;
-    let stop_at_ms = invocation_stop_ms.min(job_deadline_ms);
-    let job_deadline_first = stop_at_ms >= job_deadline_ms;
+    let (stop_at_ms, first_stop) = if job_deadline_ms <= invocation_stop_ms {
+        (job_deadline_ms, FirstStop::Job)
+    } else {
+        (invocation_stop_ms, FirstStop::Invocation)
+    };
     let stop_at = tokio::time::Instant::now() + Duration::from_millis((stop_at_ms - now_ms()).max(0) as u64);
     let signal = Arc::new(StopSignal::default());
     let ctx = JobContext::new(
@@ -158,7 +168,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         signal.clone(),
     );
     let heartbeat = tokio::spawn(
-        heartbeat(
+        heartbeat::heartbeat(
             deps.clone(),
             message.clone(),
             job.id.clone(),
@@ -173,7 +183,6 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     // Stop the heartbeat for good before the last write and visibility change.
     heartbeat.abort();
     let _ = heartbeat.await;
-    let cancelled = signal.reason().is_some_and(|r| r.is(codes::CANCELLED));
     let outcome = match outcome {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(join_error)) => {
@@ -189,82 +198,19 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             ))
         }
     };
-    let finish_as = match outcome {
-        Ok(results) => Finish::Succeeded { results },
-        // A cancel seen while running ends it, whatever the handler made of it.
-        Err(_) if cancelled => Finish::Cancelled,
-        Err(error) if error.is(codes::CANCELLED) => Finish::Cancelled,
-        Err(error) if error.is(codes::LEASE_LOST) => {
+    let cancel_seen = signal.reason().is_some_and(|r| r.is(codes::CANCELLED));
+    match after_run(outcome, &job, cancel_seen, first_stop) {
+        AfterRun::End(end) => finish(deps, &job, &lease, end).await.disposition(),
+        AfterRun::Retry(error) => {
+            let backoff = backoff_seconds(config, job.attempts);
+            retry(deps, message, &job, &lease, error, backoff).await
+        }
+        AfterRun::Continue => continue_later(deps, message, &job, &lease).await,
+        AfterRun::LeaveToNewHolder => {
             tracing::warn!("lease lost mid-run; the new holder finishes the job");
-            return Disposition::Delete;
+            Disposition::Ack
         }
-        Err(error) if error.is(codes::DEADLINE) && job_deadline_first => Finish::Failed {
-            error: JobError::permanent(codes::JOB_TIMEOUT, "the job ran past its timeout_seconds"),
-        },
-        Err(error) if error.is(codes::DEADLINE) => return continue_later(deps, message, &job, &lease).await,
-        // A panic is a crash: bounded by the queue's maxReceiveCount, not by
-        // max_attempts, so a job that always crashes ends in the dead-letter queue.
-        Err(error) if error.is(codes::HANDLER_PANICKED) => {
-            let backoff = backoff_seconds(config, job.attempts);
-            return retry(deps, message, &job, &lease, error, backoff).await;
-        }
-        Err(error) if error.retryable && job.attempts < job.max_attempts => {
-            let backoff = backoff_seconds(config, job.attempts);
-            return retry(deps, message, &job, &lease, error, backoff).await;
-        }
-        Err(error) => Finish::Failed { error },
-    };
-    finish(deps, &job, &lease, finish_as).await.disposition()
-}
-
-/// Keeps a running job's lease and message alive; raises the stop signal
-/// when a cancel is requested, when the lease is lost, or when the store has
-/// been unreachable for so long that the lease may have expired.
-async fn heartbeat(deps: WorkerDeps, message: SqsMessage, id: JobId, lease: Lease, signal: Arc<StopSignal>) {
-    let config = &deps.config;
-    let mut held_until = lease.expires_at;
-    let mut ticks = tokio::time::interval(Duration::from_secs(u64::from(config.heartbeat_seconds)));
-    ticks.tick().await;
-    loop {
-        ticks.tick().await;
-        let now = now_ms();
-        let extended = Lease {
-            owner: lease.owner.clone(),
-            expires_at: now + i64::from(config.lease_seconds) * 1000,
-        };
-        match deps.store.extend_lease(&id, &extended, now).await {
-            Ok(ack) => {
-                held_until = extended.expires_at;
-                if ack.cancel_requested {
-                    signal.cancel();
-                }
-            }
-            Err(StoreError::LeaseLost) => {
-                tracing::warn!("heartbeat found the lease lost");
-                signal.lease_lost();
-                return;
-            }
-            Err(err) if now_ms() >= held_until => {
-                tracing::error!(error = %err, "the lease expired while the store was unreachable; stopping");
-                signal.lease_lost();
-                return;
-            }
-            Err(err) => tracing::warn!(error = %err, "heartbeat could not extend the lease"),
-        }
-        release(&deps, &message, config.heartbeat_visibility_seconds()).await;
     }
-}
-
-/// Returns a poison message after a backoff (not the queue's long visibility
-/// timeout), so it reaches the dead-letter queue in minutes, not hours.
-async fn poison(deps: &WorkerDeps, message: &SqsMessage) -> Disposition {
-    let receives: u32 = message
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1);
-    release(deps, message, backoff_seconds(&deps.config, receives)).await;
-    Disposition::Return
 }
 
 /// A message for a job this worker may not run now.
@@ -273,13 +219,13 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
     match job.status {
         status if status.is_terminal() => {
             tracing::info!(%status, "duplicate delivery of a finished job; dropping it");
-            Disposition::Delete
+            Disposition::Ack
         }
         JobStatus::Running => {
             // Someone holds a live lease: this is a duplicate. If the holder
             // dies, the reconciler re-enqueues the job when its lease expires.
             tracing::info!(lease_expires_at = ?job.lease_expires_at, "duplicate delivery of a running job; dropping it");
-            Disposition::Delete
+            Disposition::Ack
         }
         _ if job.cancel_requested => {
             // Asked to stop while it ran, then sent back: it ends here.
@@ -290,11 +236,11 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
             {
                 Ok(_) => {
                     tracing::info!("queued job with a cancel request; cancelled");
-                    Disposition::Delete
+                    Disposition::Ack
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "could not cancel; the message will come back");
-                    Disposition::Return
+                    Disposition::Redeliver
                 }
             }
         }
@@ -303,164 +249,6 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
             let wait = ((run_at - now + 999) / 1000).max(1) as u32;
             tracing::info!(wait_seconds = wait, "job not due yet; passing it on until it is");
             pass_on(deps, message, wait).await
-        }
-    }
-}
-
-/// Exponential backoff with equal jitter: between half and all of
-/// `base × 2^(attempt−1)`, capped at the maximum.
-pub fn backoff_seconds(config: &Config, attempt: u32) -> u32 {
-    let exponential = u64::from(config.retry_base_seconds) << attempt.saturating_sub(1).min(20);
-    let cap = exponential.min(u64::from(config.retry_max_seconds)).max(1) as u32;
-    rand::rng().random_range(cap.div_ceil(2)..=cap)
-}
-
-/// Back to QUEUED with a backoff; the message is hidden that long and returned.
-async fn retry(
-    deps: &WorkerDeps,
-    message: &SqsMessage,
-    job: &JobRecord,
-    lease: &Lease,
-    error: JobError,
-    backoff: u32,
-) -> Disposition {
-    tracing::warn!(error = %error, attempt = job.attempts, backoff_seconds = backoff, "retryable failure; backing off");
-    let run_at = now_ms() + i64::from(backoff) * 1000;
-    let due_at = run_at + deps.config.enqueue_grace_seconds * 1000;
-    match finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await {
-        Recorded::Written => {
-            release(deps, message, backoff).await;
-            Disposition::Return
-        }
-        Recorded::NotOurs => Disposition::Delete,
-        Recorded::StoreFailed => Disposition::Return,
-    }
-}
-
-/// Seconds between the end of an invocation and the continuation of its job.
-const CONTINUE_AFTER_SECONDS: u32 = 1;
-
-/// The invocation ran out of time: the job goes on from its checkpoint in a
-/// new invocation, through a new message, so continuations never add up to
-/// the old message's receive count (and the dead-letter queue).
-async fn continue_later(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord, lease: &Lease) -> Disposition {
-    let run_at = now_ms() + i64::from(CONTINUE_AFTER_SECONDS) * 1000;
-    let due_at = run_at + deps.config.enqueue_grace_seconds * 1000;
-    match finish(deps, job, lease, Finish::Continue { run_at, due_at }).await {
-        Recorded::Written => {
-            let fresh = JobMessage {
-                job_id: job.id.clone(),
-                enqueued_at: now_ms(),
-            };
-            match deps.queue.enqueue(&job.queue, &fresh, CONTINUE_AFTER_SECONDS).await {
-                Ok(()) => {
-                    tracing::info!("invocation deadline; the job continues in a new invocation");
-                    Disposition::Delete
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not send the continuation; returning the message");
-                    release(deps, message, CONTINUE_AFTER_SECONDS).await;
-                    Disposition::Return
-                }
-            }
-        }
-        Recorded::NotOurs => Disposition::Delete,
-        Recorded::StoreFailed => Disposition::Return,
-    }
-}
-
-/// SQS's longest message delay.
-const MAX_DELAY_SECONDS: u32 = 900;
-
-/// A message this invocation will not run (no time left, job not due yet):
-/// handed on as a fresh message, delayed `delay_seconds`, so that being
-/// passed over never adds up to its receive count (and the dead-letter
-/// queue). Returned with that visibility when it cannot be sent (or names no job).
-async fn pass_on(deps: &WorkerDeps, message: &SqsMessage, delay_seconds: u32) -> Disposition {
-    let job_message = serde_json::from_str::<JobMessage>(message.body.as_deref().unwrap_or(""));
-    let queue = message
-        .event_source_arn
-        .as_deref()
-        .and_then(|arn| deps.config.queue_name_for_source(arn));
-    if let (Ok(job_message), Some(queue), true) = (job_message, queue, delay_seconds <= MAX_DELAY_SECONDS) {
-        let fresh = JobMessage {
-            job_id: job_message.job_id,
-            enqueued_at: now_ms(),
-        };
-        match deps.queue.enqueue(queue, &fresh, delay_seconds).await {
-            Ok(()) => return Disposition::Delete,
-            Err(err) => tracing::warn!(error = %err, "could not pass the message on; returning it"),
-        }
-    }
-    release(deps, message, delay_seconds).await;
-    Disposition::Return
-}
-
-/// Sets how long the message stays hidden from now (its own queue, from its ARN).
-async fn release(deps: &WorkerDeps, message: &SqsMessage, seconds: u32) {
-    let Some(receipt) = message.receipt_handle.as_deref() else {
-        return;
-    };
-    let Some(queue) = message
-        .event_source_arn
-        .as_deref()
-        .and_then(|arn| deps.config.queue_name_for_source(arn))
-    else {
-        tracing::warn!(arn = ?message.event_source_arn, "message from an unknown queue; visibility left as it is");
-        return;
-    };
-    if let Err(err) = deps.queue.change_visibility(queue, receipt, seconds).await {
-        tracing::warn!(error = %err, "could not change the message's visibility");
-    }
-}
-
-/// Whether the end of a run was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Recorded {
-    Written,
-    /// The lease was taken: the new holder decides.
-    NotOurs,
-    /// The store failed; the message should come back.
-    StoreFailed,
-}
-
-impl Recorded {
-    fn disposition(self) -> Disposition {
-        match self {
-            Recorded::Written | Recorded::NotOurs => Disposition::Delete,
-            Recorded::StoreFailed => Disposition::Return,
-        }
-    }
-}
-
-/// Writes the end of a run under the lease.
-async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finish) -> Recorded {
-    let status = finish.status();
-    match deps
-        .store
-        .finish(
-            &job.id,
-            &lease.owner,
-            &finish,
-            now_ms(),
-            deps.config.job_retention_seconds,
-        )
-        .await
-    {
-        Ok(_) => {
-            match &finish {
-                Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),
-                _ => tracing::info!(%status, attempt = job.attempts, "job ended"),
-            }
-            Recorded::Written
-        }
-        Err(StoreError::LeaseLost) => {
-            tracing::warn!(%status, "lease lost before the end was written; the new holder decides");
-            Recorded::NotOurs
-        }
-        Err(err) => {
-            tracing::error!(error = %err, %status, "could not write the end of the run; the message will come back");
-            Recorded::StoreFailed
         }
     }
 }

@@ -347,21 +347,6 @@ async fn a_job_still_running_at_the_deadline_continues_in_a_new_invocation() {
 }
 
 #[tokio::test]
-async fn a_job_whose_deadline_comes_first_fails_with_job_timeout() {
-    let f = fixture();
-    let mut job = add_job(&f, "sleep", json!({"seconds": 30}), 3);
-    job.timeout_seconds = 2;
-    f.store.insert(job.clone());
-    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
-    assert!(failures(&response).is_empty());
-    let failed = reload(&f, &job).await;
-    assert_eq!(
-        (failed.status, failed.error.unwrap().code.as_str()),
-        (JobStatus::Failed, codes::JOB_TIMEOUT)
-    );
-}
-
-#[tokio::test]
 async fn a_cancel_seen_mid_run_wins_over_a_retryable_error() {
     let f = heartbeat_fixture();
     let job = add_job(&f, "silent_then_fail", json!({"seconds": 1.5}), 3);
@@ -484,16 +469,4 @@ async fn a_job_whose_lease_is_taken_stops_and_leaves_the_record_to_the_new_holde
     let current = reload(&f, &job).await;
     assert_eq!(current.status, JobStatus::Running);
     assert_eq!(current.lease_owner.as_deref(), Some("new-holder"));
-}
-
-#[test]
-fn backoff_grows_exponentially_with_jitter_and_a_cap() {
-    let config = longrun::testing::config(&[("RETRY_BASE_SECONDS", "2"), ("RETRY_MAX_SECONDS", "20")]);
-    for _ in 0..200 {
-        assert!((1..=2).contains(&backoff_seconds(&config, 1)));
-        assert!((2..=4).contains(&backoff_seconds(&config, 2)));
-        assert!((4..=8).contains(&backoff_seconds(&config, 3)));
-        assert!((10..=20).contains(&backoff_seconds(&config, 9)));
-        assert!((10..=20).contains(&backoff_seconds(&config, 60)));
-    }
 }

@@ -28,7 +28,7 @@ use longrun::aws::AwsClients;
 use longrun::ports::JobMessage;
 use longrun::time::now_ms;
 use longrun::JobId;
-use longrun_local::functions::Handler;
+use longrun_local::functions::LocalFunction;
 use longrun_local::{LocalStack, Options};
 
 /// Counts every AWS request by `Service.Operation`.
@@ -122,15 +122,13 @@ struct Bench {
 }
 
 impl Bench {
-    /// The handler of the template function `logical_id`.
-    fn function(&self, logical_id: &str) -> &Handler {
-        &self
-            .stack
+    /// The template function `logical_id`, wired as the local runtime runs it.
+    fn function(&self, logical_id: &str) -> &LocalFunction {
+        self.stack
             .functions
             .iter()
             .find(|f| f.spec.logical_id == logical_id)
             .expect("function in template")
-            .handler
     }
 
     fn submit_event(body: &str) -> aws_lambda_events::apigw::ApiGatewayV2httpRequest {
@@ -148,10 +146,8 @@ impl Bench {
     }
 
     async fn submit(&self, body: &str) -> String {
-        let Handler::Submit(deps) = self.function("SubmitFunction") else {
-            unreachable!()
-        };
-        let response = longrun_submit::handle(deps, Self::submit_event(body)).await;
+        let submit = self.function("SubmitFunction").http().expect("an HTTP function");
+        let response = submit.call(Self::submit_event(body)).await;
         assert_eq!(response.status_code, 202, "{:?}", response.body);
         match response.body {
             Some(aws_lambda_events::encodings::Body::Text(text)) => {
@@ -312,9 +308,7 @@ async fn requests_per_job(bench: &Bench, jobs: usize) {
         let submit_counts = bench.counter.take();
         wait_all_terminal(bench, &ids, Duration::from_secs(300)).await;
         // One status read per job, as a client fetching its result would.
-        let Handler::Status(status_deps) = bench.function("StatusFunction") else {
-            unreachable!()
-        };
+        let status = bench.function("StatusFunction").http().expect("an HTTP function");
         for id in &ids {
             let event = HttpEvent {
                 route_key: "GET /jobs/{id}",
@@ -327,7 +321,7 @@ async fn requests_per_job(bench: &Bench, jobs: usize) {
                 owner: Some("bench"),
             }
             .to_request();
-            let response = longrun_status::handle(status_deps, event).await;
+            let response = status.call(event).await;
             assert_eq!(response.status_code, 200);
         }
         let rest = bench.counter.take();
@@ -356,9 +350,7 @@ async fn streaming_memory(bench: &Bench) {
     println!("VmHWM of this process, reset before each job (`/proc/self/clear_refs`); the CSV is in S3 (the emulator), read as a stream.\n");
     println!("| input | rows | job wall time | throughput | peak RSS during job | RSS before |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    let Handler::Worker(worker_deps) = bench.function("FastWorkerFunction") else {
-        unreachable!()
-    };
+    let worker = bench.function("FastWorkerFunction").sqs().expect("an SQS function");
     for megabytes in [8usize, 64, 256] {
         let key = format!("inputs/bench/{megabytes}mb.csv");
         let (csv, rows) = generate_csv(megabytes * 1024 * 1024);
@@ -389,7 +381,7 @@ async fn streaming_memory(bench: &Bench) {
         let before = proc_status_kib("VmRSS");
         reset_peak_rss();
         let started = Instant::now();
-        let response = longrun_worker::handle(worker_deps, event, &context).await;
+        let response = worker.call(event, &context).await;
         let elapsed = started.elapsed();
         let peak = proc_status_kib("VmHWM");
         assert!(response.batch_item_failures.is_empty());

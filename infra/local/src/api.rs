@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use longrun::apigw::HttpEvent;
 
-use crate::functions::{Handler, LocalFunction};
+use crate::functions::LocalFunction;
 use crate::resources::Deployed;
 
 /// API Gateway's own payload limit.
@@ -125,18 +125,13 @@ async fn dispatch(
         owner,
     }
     .to_request();
-    let function = route.function.clone();
-    let invocation = tokio::spawn(async move {
-        match &function.handler {
-            Handler::Submit(deps) => Some(longrun_submit::handle(deps, request).await),
-            Handler::Status(deps) => Some(longrun_status::handle(deps, request).await),
-            Handler::Cancel(deps) => Some(longrun_cancel::handle(deps, request).await),
-            _ => None,
-        }
-    });
+    let Some(function) = route.function.http().cloned() else {
+        tracing::error!(function = %route.function.spec.logical_id, "not an HTTP function");
+        return internal_error(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let invocation = tokio::spawn(async move { function.call(request).await });
     match tokio::time::timeout(API_GATEWAY_TIMEOUT, invocation).await {
-        Ok(Ok(Some(response))) => into_http(response),
-        Ok(Ok(None)) => internal_error(StatusCode::INTERNAL_SERVER_ERROR),
+        Ok(Ok(response)) => into_http(response),
         Ok(Err(_panic)) => internal_error(StatusCode::INTERNAL_SERVER_ERROR),
         Err(_elapsed) => internal_error(StatusCode::SERVICE_UNAVAILABLE),
     }

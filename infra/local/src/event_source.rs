@@ -14,7 +14,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use longrun::aws::{describe, AwsClients};
 
-use crate::functions::{Handler, LocalFunction};
+use crate::functions::LocalFunction;
 
 /// How long one ReceiveMessage waits for messages.
 const LONG_POLL_SECONDS: i32 = 1;
@@ -104,21 +104,14 @@ async fn invoke(source: &EventSource, messages: &[Message]) -> Vec<String> {
     context.request_id = uuid::Uuid::new_v4().to_string();
     context.deadline = (chrono::Utc::now().timestamp_millis() as u64) + timeout.as_millis() as u64;
     context.invoked_function_arn = source.function.arn.clone();
-    let function = source.function.clone();
-    let mut invocation = tokio::spawn(async move {
-        match &function.handler {
-            Handler::Worker(deps) => Some(longrun_worker::handle(deps, event, &context).await),
-            Handler::DeadLetter(deps) => Some(longrun_dead_letter::handle(deps, event).await),
-            _ => None,
-        }
-    });
+    let Some(function) = source.function.sqs().cloned() else {
+        tracing::error!(function = %source.function.spec.logical_id, "not an SQS-triggered function");
+        return Vec::new();
+    };
+    let mut invocation = tokio::spawn(async move { function.call(event, &context).await });
     let ids: Vec<String> = messages.iter().filter_map(|m| m.message_id.clone()).collect();
     let response: SqsBatchResponse = match tokio::time::timeout(timeout, &mut invocation).await {
-        Ok(Ok(Some(response))) => response,
-        Ok(Ok(None)) => {
-            tracing::error!(function = %source.function.spec.logical_id, "not an SQS-triggered function");
-            return Vec::new();
-        }
+        Ok(Ok(response)) => response,
         Ok(Err(panic)) => {
             tracing::error!(error = %panic, "worker invocation crashed; the whole batch comes back");
             return Vec::new();

@@ -1,11 +1,15 @@
 //! The template's functions, wired to the same handler functions the
 //! Lambdas run, each with its own configuration built from its resolved
 //! template environment (as Lambda would set it), over clients built once.
+//! Each function is reached through the trait of its trigger
+//! ([`HttpFunction`], [`SqsFunction`], [`ScheduledFunction`]), the same
+//! traits the Lambda bootstrap serves; its binary name picks it here, once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use longrun::aws::{AwsClients, FaultInjector};
+use longrun::lambda::{HttpFunction, ScheduledFunction, SqsFunction};
 use longrun::Config;
 use longrun_cancel::CancelDeps;
 use longrun_dead_letter::DeadLetterDeps;
@@ -17,22 +21,59 @@ use longrun_worker::WorkerDeps;
 use crate::resources::{Deployed, Error};
 use crate::template::{FunctionSpec, Template};
 
-/// Which handler a function runs, with its dependencies.
-pub enum Handler {
-    Submit(SubmitDeps),
-    Status(StatusDeps),
-    Cancel(CancelDeps),
-    Worker(WorkerDeps),
-    DeadLetter(DeadLetterDeps),
-    Reconciler(ReconcilerDeps),
+/// A function's handler, behind the trait of the trigger it serves.
+#[derive(Clone)]
+pub enum Trigger {
+    Http(Arc<dyn HttpFunction>),
+    Sqs(Arc<dyn SqsFunction>),
+    Schedule(Arc<dyn ScheduledFunction>),
 }
 
 /// One function of the template, ready to invoke.
 pub struct LocalFunction {
     pub spec: FunctionSpec,
     pub environment: BTreeMap<String, String>,
-    pub handler: Handler,
+    pub trigger: Trigger,
     pub arn: String,
+}
+
+impl LocalFunction {
+    /// The handler, when the function serves the HTTP API.
+    pub fn http(&self) -> Option<&Arc<dyn HttpFunction>> {
+        match &self.trigger {
+            Trigger::Http(function) => Some(function),
+            _ => None,
+        }
+    }
+
+    /// The handler, when an SQS event source mapping feeds the function.
+    pub fn sqs(&self) -> Option<&Arc<dyn SqsFunction>> {
+        match &self.trigger {
+            Trigger::Sqs(function) => Some(function),
+            _ => None,
+        }
+    }
+
+    /// The handler, when the function runs on a schedule.
+    pub fn scheduled(&self) -> Option<&Arc<dyn ScheduledFunction>> {
+        match &self.trigger {
+            Trigger::Schedule(function) => Some(function),
+            _ => None,
+        }
+    }
+}
+
+/// The handler a function's binary runs, wired to its configuration and clients.
+fn trigger(binary: &str, config: Arc<Config>, clients: &AwsClients) -> Option<Trigger> {
+    Some(match binary {
+        "submit" => Trigger::Http(Arc::new(SubmitDeps::from_aws(config, clients))),
+        "status" => Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))),
+        "cancel" => Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))),
+        "worker" => Trigger::Sqs(Arc::new(WorkerDeps::from_aws(config, clients))),
+        "dead-letter" => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
+        "reconciler" => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
+        _ => return None,
+    })
 }
 
 /// Builds every function of the template. `faults` adds `FAULT_INJECTION`
@@ -76,15 +117,8 @@ pub fn build(
                 Config::from_lookup(|name| environment.get(name).cloned())
                     .map_err(|e| format!("function {}: {e}", spec.logical_id))?,
             );
-            let handler = match spec.binary.as_str() {
-                "submit" => Handler::Submit(SubmitDeps::from_aws(config, clients)),
-                "status" => Handler::Status(StatusDeps::from_aws(config, clients)),
-                "cancel" => Handler::Cancel(CancelDeps::from_aws(config, clients)),
-                "worker" => Handler::Worker(WorkerDeps::from_aws(config, clients)),
-                "dead-letter" => Handler::DeadLetter(DeadLetterDeps::from_aws(config, clients)),
-                "reconciler" => Handler::Reconciler(ReconcilerDeps::from_aws(config, clients)),
-                other => return Err(format!("function {}: unknown binary {other}", spec.logical_id).into()),
-            };
+            let trigger = trigger(&spec.binary, config, clients)
+                .ok_or_else(|| format!("function {}: unknown binary {}", spec.logical_id, spec.binary))?;
             let arn = format!(
                 "arn:aws:lambda:{}:123456789012:function:{stack}-{}",
                 deployed.region, spec.logical_id
@@ -92,7 +126,7 @@ pub fn build(
             Ok(Arc::new(LocalFunction {
                 spec,
                 environment,
-                handler,
+                trigger,
                 arn,
             }))
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use longrun::time::now_ms;
 
-use crate::functions::{Handler, LocalFunction};
+use crate::functions::LocalFunction;
 
 /// Starts the schedule; it runs until the process ends.
 pub fn start(function: Arc<LocalFunction>, period: Duration) -> tokio::task::JoinHandle<()> {
@@ -16,14 +16,15 @@ pub fn start(function: Arc<LocalFunction>, period: Duration) -> tokio::task::Joi
         ticks.tick().await;
         loop {
             ticks.tick().await;
-            let invoked = function.clone();
+            let Some(scheduled) = function.scheduled().cloned() else {
+                tracing::error!(function = %function.spec.logical_id, "not a scheduled function");
+                return;
+            };
+            let name = function.spec.logical_id.clone();
             let invocation = tokio::spawn(async move {
-                match &invoked.handler {
-                    Handler::Reconciler(deps) => match longrun_reconciler::handle(deps, now_ms()).await {
-                        Ok(report) => tracing::debug!(?report, "reconciler ran"),
-                        Err(err) => tracing::error!(error = %err, "reconciler failed"),
-                    },
-                    _ => tracing::error!(function = %invoked.spec.logical_id, "not a scheduled function"),
+                match scheduled.call(now_ms()).await {
+                    Ok(report) => tracing::debug!(function = %name, %report, "scheduled function ran"),
+                    Err(err) => tracing::error!(function = %name, error = %err, "scheduled function failed"),
                 }
             });
             let timeout = Duration::from_secs(u64::from(function.spec.timeout_seconds));

@@ -1,0 +1,80 @@
+//! What becomes of a message: acknowledged (the event source mapping
+//! deletes it), redelivered after a visibility timeout the worker sets, or
+//! passed on as a fresh message. Poison and passed-over messages are handled
+//! here so that neither adds up to the dead-letter queue by accident.
+
+use aws_lambda_events::sqs::SqsMessage;
+use longrun::ports::JobMessage;
+use longrun::time::now_ms;
+
+use crate::decide::backoff_seconds;
+use crate::WorkerDeps;
+
+/// What became of one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done with: the event source mapping deletes it.
+    Ack,
+    /// Reported as a batch item failure: it comes back when its visibility
+    /// timeout (as last set) runs out, one receive closer to the dead-letter queue.
+    Redeliver,
+}
+
+/// SQS's longest message delay (`DelaySeconds`), not `MAX_DELAY_SECONDS`.
+const SQS_MAX_DELAY_SECONDS: u32 = 900;
+
+/// Redelivers a poison message after a backoff (not the queue's long
+/// visibility timeout), so it reaches the dead-letter queue in minutes, not hours.
+pub(crate) async fn poison(deps: &WorkerDeps, message: &SqsMessage) -> Disposition {
+    let receives: u32 = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    hide_for(deps, message, backoff_seconds(&deps.config, receives)).await;
+    Disposition::Redeliver
+}
+
+/// A message this invocation will not run (no time left, job not due yet):
+/// handed on as a fresh message, delayed `delay_seconds`, so that being
+/// passed over never adds up to its receive count (and the dead-letter
+/// queue). Redelivered with that visibility when it cannot be sent (or names no job).
+pub(crate) async fn pass_on(deps: &WorkerDeps, message: &SqsMessage, delay_seconds: u32) -> Disposition {
+    let job_message = serde_json::from_str::<JobMessage>(message.body.as_deref().unwrap_or(""));
+    let queue = message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| deps.config.queue_name_for_source(arn));
+    if let (Ok(job_message), Some(queue), true) = (job_message, queue, delay_seconds <= SQS_MAX_DELAY_SECONDS) {
+        let fresh = JobMessage {
+            job_id: job_message.job_id,
+            enqueued_at: now_ms(),
+        };
+        match deps.queue.enqueue(queue, &fresh, delay_seconds).await {
+            Ok(()) => return Disposition::Ack,
+            Err(err) => tracing::warn!(error = %err, "could not pass the message on; redelivering it"),
+        }
+    }
+    hide_for(deps, message, delay_seconds).await;
+    Disposition::Redeliver
+}
+
+/// Hides the message for `seconds` from now (its visibility timeout, on its
+/// own queue, found from its ARN); a failure is logged and left: the
+/// message then comes back when its current timeout runs out.
+pub(crate) async fn hide_for(deps: &WorkerDeps, message: &SqsMessage, seconds: u32) {
+    let Some(receipt) = message.receipt_handle.as_deref() else {
+        return;
+    };
+    let Some(queue) = message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| deps.config.queue_name_for_source(arn))
+    else {
+        tracing::warn!(arn = ?message.event_source_arn, "message from an unknown queue; visibility left as it is");
+        return;
+    };
+    if let Err(err) = deps.queue.change_visibility(queue, receipt, seconds).await {
+        tracing::warn!(error = %err, "could not change the message's visibility");
+    }
+}
