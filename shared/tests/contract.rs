@@ -502,6 +502,79 @@ mod cases {
         ));
     }
 
+    /// Every combination of the fields the claim and dead-letter rules read.
+    fn rule_matrix(now: i64) -> Vec<JobRecord> {
+        let mut records = Vec::new();
+        for status in JobStatus::ALL {
+            for run_at in [None, Some(now - 1_000), Some(now + 60_000)] {
+                for cancel_requested in [false, true] {
+                    for lease_expires_at in [None, Some(now - 1_000), Some(now + 60_000)] {
+                        let mut job = new_job(now - 5_000);
+                        job.status = status;
+                        job.run_at = run_at;
+                        job.cancel_requested = cancel_requested;
+                        job.lease_expires_at = lease_expires_at;
+                        job.lease_owner = lease_expires_at.map(|_| "someone".to_owned());
+                        if status.is_terminal() {
+                            job.due_at = None;
+                            job.finished_at = Some(now - 2_000);
+                        }
+                        records.push(job);
+                    }
+                }
+            }
+        }
+        records
+    }
+
+    /// The store's claim and dead-letter conditions say what
+    /// `JobRecord::claimable_at` and `JobRecord::dead_letterable_at` say,
+    /// for every combination of the fields they read: the rules have one home.
+    pub async fn claim_and_dead_letter_conditions_follow_the_record_rules(store: &dyn JobStore) {
+        let now = now_ms();
+        let error = JobError::permanent("dead_lettered", "too many receives");
+        let mut disagreements = Vec::new();
+        for job in rule_matrix(now) {
+            let state = format!(
+                "{} run_at={:?} cancel_requested={} lease_expires_at={:?}",
+                job.status,
+                job.run_at.map(|t| t - now),
+                job.cancel_requested,
+                job.lease_expires_at.map(|t| t - now)
+            );
+            let mut for_claim = job.clone();
+            for_claim.id = JobId::random();
+            store.create(&for_claim, now).await.unwrap();
+            let claimed = matches!(
+                store
+                    .claim(&for_claim.id, &Lease::new(now + 60_000), now)
+                    .await
+                    .unwrap(),
+                ClaimOutcome::Claimed(_)
+            );
+            if claimed != job.claimable_at(now) {
+                disagreements.push(format!(
+                    "claim: store {claimed}, rule {} for {state}",
+                    job.claimable_at(now)
+                ));
+            }
+            let mut for_dead_letter = job.clone();
+            for_dead_letter.id = JobId::random();
+            store.create(&for_dead_letter, now).await.unwrap();
+            let dead = matches!(
+                store.dead_letter(&for_dead_letter.id, &error, now, 3600).await.unwrap(),
+                Transition::Done(_)
+            );
+            if dead != job.dead_letterable_at(now) {
+                disagreements.push(format!(
+                    "dead letter: store {dead}, rule {} for {state}",
+                    job.dead_letterable_at(now)
+                ));
+            }
+        }
+        assert!(disagreements.is_empty(), "{disagreements:#?}");
+    }
+
     pub async fn overdue_jobs_are_found_and_deferred_once(store: &dyn JobStore) {
         let now = now_ms();
         let mut overdue = new_job(now - 200_000);
@@ -697,6 +770,7 @@ contract! {
         heartbeats_extend_the_lease_under_fencing,
         cancel_ends_queued_jobs_and_flags_running_ones,
         dead_lettering_spares_live_and_ended_jobs,
+        claim_and_dead_letter_conditions_follow_the_record_rules,
         overdue_jobs_are_found_and_deferred_once,
         owners_list_their_own_jobs_newest_first_in_pages;
     objects: objects_stream_back_byte_for_byte;
