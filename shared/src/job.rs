@@ -390,22 +390,7 @@ mod tests {
     use serde_json::json;
 
     fn queued(now: i64) -> JobRecord {
-        JobRecord::new_queued(
-            NewJob {
-                id: JobId::random(),
-                owner: "alice".into(),
-                job_type: "sleep".into(),
-                queue: "fast".into(),
-                input: json!({"seconds": 1}),
-                request_hash: "h".into(),
-                max_attempts: 3,
-                timeout_seconds: 3600,
-                delay_seconds: 0,
-            },
-            now,
-            86_400,
-            60_000,
-        )
+        crate::testing::queued_job_at("alice", "sleep", json!({"seconds": 1}), now)
     }
 
     #[test]
@@ -450,7 +435,11 @@ mod tests {
         let job = queued(1_000_000);
         assert_eq!(job.status, JobStatus::Queued);
         assert_eq!(job.due_at, Some(1_060_000));
-        assert_eq!(job.expires_at, 1_000 + 86_400);
+        assert_eq!(
+            job.expires_at,
+            1_000 + 3_600,
+            "the record lives its retention from submit"
+        );
         assert!(job.claimable_at(1_000_000));
 
         let mut delayed = job.clone();

@@ -31,6 +31,12 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
 /// A freshly submitted job of `owner` (queue `fast`, 3 attempts, 1 h
 /// timeout), as submit would write it now.
 pub fn queued_job(owner: &str, job_type: &str, input: serde_json::Value) -> crate::JobRecord {
+    queued_job_at(owner, job_type, input, crate::time::now_ms())
+}
+
+/// [`queued_job`] as submitted at `now_ms`: due one minute (the enqueue
+/// grace) later, its record living an hour.
+pub fn queued_job_at(owner: &str, job_type: &str, input: serde_json::Value, now_ms: i64) -> crate::JobRecord {
     crate::JobRecord::new_queued(
         crate::job::NewJob {
             id: crate::JobId::random(),
@@ -43,7 +49,7 @@ pub fn queued_job(owner: &str, job_type: &str, input: serde_json::Value) -> crat
             timeout_seconds: 3600,
             delay_seconds: 0,
         },
-        crate::time::now_ms(),
+        now_ms,
         3600,
         60_000,
     )

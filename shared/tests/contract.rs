@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use longrun::aws::{AwsClients, DynamoJobStore, S3ObjectStore, SqsJobQueue};
 use longrun::bytes::Bytes;
-use longrun::job::{Finish, JobError, Lease, NewJob, ProgressUpdate};
+use longrun::job::{Finish, JobError, Lease, ProgressUpdate};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError,
@@ -23,22 +23,14 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 fn new_job(now: i64) -> JobRecord {
-    JobRecord::new_queued(
-        NewJob {
-            id: JobId::random(),
-            owner: "contract".into(),
-            job_type: "sleep".into(),
-            queue: "fast".into(),
-            input: json!({"seconds": 1, "nested": {"list": [1, 2.5, "x"]}}),
-            request_hash: "hash-1".into(),
-            max_attempts: 3,
-            timeout_seconds: 3600,
-            delay_seconds: 0,
-        },
+    let mut job = longrun::testing::queued_job_at(
+        "contract",
+        "sleep",
+        json!({"seconds": 1, "nested": {"list": [1, 2.5, "x"]}}),
         now,
-        3600,
-        60_000,
-    )
+    );
+    job.request_hash = "hash-1".into();
+    job
 }
 
 fn claimed(outcome: ClaimOutcome) -> JobRecord {

@@ -139,10 +139,10 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::job::{Lease, NewJob};
+    use longrun::job::Lease;
     use longrun::memory::{MemoryJobQueue, MemoryJobStore};
     use longrun::time::now_ms;
-    use longrun::{JobId, JobRecord};
+    use longrun::JobRecord;
     use serde_json::json;
 
     fn fixture() -> (ReconcilerDeps, Arc<MemoryJobStore>, Arc<MemoryJobQueue>) {
@@ -157,22 +157,8 @@ mod tests {
     }
 
     fn job(store: &MemoryJobStore, created: i64) -> JobRecord {
-        let job = JobRecord::new_queued(
-            NewJob {
-                id: JobId::random(),
-                owner: "alice".into(),
-                job_type: "sleep".into(),
-                queue: "slow".into(),
-                input: json!({"seconds": 1}),
-                request_hash: "h".into(),
-                max_attempts: 3,
-                timeout_seconds: 3600,
-                delay_seconds: 0,
-            },
-            created,
-            3600,
-            60_000,
-        );
+        let mut job = longrun::testing::queued_job_at("alice", "sleep", json!({"seconds": 1}), created);
+        job.queue = "slow".into();
         store.insert(job.clone());
         job
     }
