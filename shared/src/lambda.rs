@@ -4,7 +4,7 @@
 //! tracing, reads the [`Config`], builds the AWS clients once and serves
 //! events with `lambda_runtime`. A function's `main` is one line:
 //!
-//! ```ignore
+//! ```text
 //! #[tokio::main]
 //! async fn main() -> Result<(), lambda_runtime::Error> {
 //!     longrun::lambda::run_http(SubmitDeps::from_aws).await
