@@ -12,13 +12,20 @@ use crate::time::rfc3339;
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
+    /// `type`: the job type, a name in the job registry (unknown types are 422).
     #[serde(rename = "type")]
     pub job_type: String,
+    /// The job's input, inline; its job type validates it.
     pub input: Value,
+    /// The logical queue to run on; by default the one `JOB_QUEUES` routes the
+    /// type to, else `DEFAULT_QUEUE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// Seconds to wait before the job may start; 0 when absent, at most `MAX_DELAY_SECONDS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<u32>,
+    /// Attempts retryable errors may use; `DEFAULT_MAX_ATTEMPTS` when absent,
+    /// between 1 and `MAX_ATTEMPTS_LIMIT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
     /// The job's deadline in seconds from its first start.
@@ -29,40 +36,64 @@ pub struct SubmitRequest {
 /// One result object in a job view, with a presigned download URL.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResultView {
+    /// The object's name within the job's results.
     pub name: String,
+    /// The MIME type it was written with.
     pub content_type: String,
+    /// Its size in bytes.
     pub bytes: u64,
+    /// A presigned GET URL, valid for `RESULT_URL_TTL_SECONDS`.
     pub url: String,
 }
 
 /// What `GET /jobs/{id}` (and submit) answer: the job as its owner sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
+    /// The job id (a UUID).
     pub id: String,
+    /// `type`: the job type it was submitted with.
     #[serde(rename = "type")]
     pub job_type: String,
+    /// `QUEUED`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELLED` or `DEAD_LETTERED`.
     pub status: String,
+    /// The logical queue it runs on.
     pub queue: String,
+    /// Percent done, 0–100; 100 once SUCCEEDED.
     pub progress: u8,
+    /// The latest progress message, if the job gave one; cleared on success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Runs started so far, continuations after a checkpoint not counted.
     pub attempts: u32,
+    /// How many attempts retryable errors may use before the job fails.
     pub max_attempts: u32,
+    /// The job's deadline in seconds, counted from its first start.
     pub timeout_seconds: u32,
+    /// Whether a cancel was asked for; a running job stops at its next
+    /// progress write or heartbeat.
     pub cancel_requested: bool,
+    /// Submit time, RFC 3339 (UTC, milliseconds), as are the other times.
     pub created_at: String,
+    /// The last change of status, progress or cancel request.
     pub updated_at: String,
+    /// The earliest time the job may (next) start: a delayed start, retry
+    /// backoff or continuation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_at: Option<String>,
+    /// The first start; absent until a worker first claims the job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// When the job reached a terminal state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// The last error: why the job FAILED or was DEAD_LETTERED, or what a
+    /// pending retry follows; absent after success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
     /// Presigned URL of the first result object, once SUCCEEDED.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result_url: Option<String>,
+    /// Every result object, presigned; empty (and omitted) unless SUCCEEDED.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub results: Vec<ResultView>,
 }
@@ -96,6 +127,8 @@ impl JobView {
 /// What `GET /jobs` answers: a page of the caller's jobs, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobList {
+    /// This page's jobs, newest first; a page filtered by status may hold
+    /// fewer than `limit` and still not be the last.
     pub jobs: Vec<JobView>,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,7 +138,9 @@ pub struct JobList {
 /// One field-level complaint inside a problem.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
+    /// The request field at fault, as a dotted path (`type`, `queue`, `input.widths`).
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -113,11 +148,16 @@ pub struct FieldError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{status} {title}: {detail}")]
 pub struct Problem {
+    /// `type`: a URN naming the kind of problem, `urn:longrun:problem:<slug>`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// A short summary, the same for every problem of this kind.
     pub title: String,
+    /// The HTTP status code of the answer.
     pub status: u16,
+    /// What went wrong with this request, for a human.
     pub detail: String,
+    /// Field-level complaints (an invalid job); omitted when empty.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub errors: Vec<FieldError>,
     /// Seconds to wait before retrying (also sent as `Retry-After`).

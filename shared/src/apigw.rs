@@ -99,13 +99,22 @@ fn response(
 /// runtime sends, and what unit tests build. `route_key` is e.g.
 /// `"GET /jobs/{id}"`; `owner`, when given, appears as a JWT `sub` claim.
 pub struct HttpEvent<'a> {
+    /// The route API Gateway matched: method and path template, e.g. `"POST /jobs"`.
     pub route_key: &'a str,
+    /// The HTTP method, e.g. `"GET"`.
     pub method: &'a str,
+    /// The request path without the query string.
     pub path: &'a str,
+    /// The raw query string without `?` (`a=1&b=2`); empty for none.
     pub query: &'a str,
+    /// Header names and values; names are lower-cased and a repeated name's
+    /// values joined with commas.
     pub headers: Vec<(String, String)>,
+    /// The body's bytes; `None` for a request without one.
     pub body: Option<&'a [u8]>,
+    /// Values of the route's path parameters, e.g. `("id", …)`.
     pub path_parameters: Vec<(String, String)>,
+    /// The caller's identity; `None` sends no authorizer context (anonymous).
     pub owner: Option<&'a str>,
 }
 

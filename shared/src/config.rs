@@ -12,10 +12,18 @@ pub const MAX_REQUEST_BYTES_LIMIT: usize = 350_000;
 /// A configuration value that is missing or does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The named required variable is unset or blank.
     #[error("environment variable {0} is required")]
     Missing(&'static str),
+    /// A variable is set but unusable: it does not parse, or breaks a rule
+    /// relating it to another one.
     #[error("environment variable {name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The variable at fault.
+        name: &'static str,
+        /// Why its value is refused.
+        reason: String,
+    },
 }
 
 /// Everything the functions read from the environment.
@@ -65,6 +73,7 @@ pub struct Config {
     pub deadline_safety: Duration,
     /// `RETRY_BASE_SECONDS` / `RETRY_MAX_SECONDS`: exponential backoff (with equal jitter) between attempts.
     pub retry_base_seconds: u32,
+    /// `RETRY_MAX_SECONDS`: the cap on that backoff.
     pub retry_max_seconds: u32,
     /// `ENABLE_SLEEP_JOB`: registers the `sleep` job type (tests and demos).
     pub enable_sleep_job: bool,

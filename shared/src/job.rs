@@ -45,6 +45,7 @@ impl JobId {
         (canonical == raw).then_some(JobId(canonical))
     }
 
+    /// The id as text: the canonical (lower-case, hyphenated) UUID.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -60,15 +61,24 @@ impl fmt::Display for JobId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
+    /// Waiting for a worker: just submitted, delayed, or back after a retry
+    /// or a continuation.
     Queued,
+    /// Claimed by a worker, which holds the job's lease.
     Running,
+    /// Terminal: the handler finished; its results are on the record.
     Succeeded,
+    /// Terminal: a permanent error, attempts used up, or past the job's own timeout.
     Failed,
+    /// Terminal: stopped at its owner's request.
     Cancelled,
+    /// Terminal: its message reached the dead-letter queue (its runs crashed
+    /// or timed out every time).
     DeadLettered,
 }
 
 impl JobStatus {
+    /// Every status, in the order of the state machine.
     pub const ALL: [JobStatus; 6] = [
         JobStatus::Queued,
         JobStatus::Running,
@@ -83,6 +93,7 @@ impl JobStatus {
         !matches!(self, JobStatus::Queued | JobStatus::Running)
     }
 
+    /// The form stored in the record and shown by the API, e.g. `DEAD_LETTERED`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "QUEUED",
@@ -94,6 +105,7 @@ impl JobStatus {
         }
     }
 
+    /// The status whose [`as_str`](Self::as_str) is exactly `raw` (case-sensitive).
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
@@ -110,12 +122,16 @@ impl fmt::Display for JobStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct JobError {
+    /// Machine-readable code: one of [`codes`] or a job handler's own.
     pub code: String,
+    /// What went wrong, for a human.
     pub message: String,
+    /// Whether another attempt could succeed.
     pub retryable: bool,
 }
 
 impl JobError {
+    /// An error another attempt would not fix (`retryable: false`).
     pub fn permanent(code: &str, message: impl Into<String>) -> Self {
         JobError {
             code: code.to_owned(),
@@ -124,6 +140,8 @@ impl JobError {
         }
     }
 
+    /// An error another attempt may get past (`retryable: true`); the job is
+    /// retried after a backoff while it has attempts left.
     pub fn retryable(code: &str, message: impl Into<String>) -> Self {
         JobError {
             code: code.to_owned(),
@@ -132,6 +150,7 @@ impl JobError {
         }
     }
 
+    /// Whether this error has the code `code`.
     pub fn is(&self, code: &str) -> bool {
         self.code == code
     }
@@ -139,25 +158,43 @@ impl JobError {
 
 /// Error codes the system itself gives (job handlers add their own).
 pub mod codes {
+    /// The input does not fit the job type (permanent).
     pub const INVALID_INPUT: &str = "invalid_input";
+    /// An input object the job names does not exist (permanent).
     pub const INPUT_NOT_FOUND: &str = "input_not_found";
+    /// The run stopped because its owner asked to cancel; the job ends CANCELLED.
     pub const CANCELLED: &str = "cancelled";
+    /// The run stopped because another worker took over its lease; the
+    /// record is left to that worker.
     pub const LEASE_LOST: &str = "lease_lost";
+    /// The run reached its stop time, the earlier of the invocation's end and
+    /// the job's own deadline (retryable); the worker turns it into a
+    /// continuation or [`JOB_TIMEOUT`].
     pub const DEADLINE: &str = "invocation_deadline";
+    /// Reading an input or writing a result failed on a storage fault (retryable).
     pub const STORAGE: &str = "storage_unavailable";
+    /// The worker has no handler for the job's type (permanent).
     pub const UNKNOWN_JOB_TYPE: &str = "unknown_job_type";
+    /// The job ran past its own `timeout_seconds` (permanent).
     pub const JOB_TIMEOUT: &str = "job_timeout";
+    /// The handler panicked: a crash, retried whatever `max_attempts` says.
     pub const HANDLER_PANICKED: &str = "handler_panicked";
+    /// The job's message reached the dead-letter queue; the job ends DEAD_LETTERED.
     pub const DEAD_LETTERED: &str = "dead_lettered";
+    /// The job was started more than `MAX_CLAIMS` times without finishing (permanent).
     pub const TOO_MANY_CRASHES: &str = "too_many_crashes";
 }
 
 /// One object a job wrote, under `results/<job_id>/<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultObject {
+    /// The object's name within the job's results, the last part of `key`.
     pub name: String,
+    /// The full S3 key, `results/<job_id>/<name>`.
     pub key: String,
+    /// The MIME type it was written with.
     pub content_type: String,
+    /// Its size in bytes.
     pub bytes: u64,
 }
 
@@ -165,51 +202,87 @@ pub struct ResultObject {
 /// Times are epoch milliseconds except `expires_at` (epoch seconds, the TTL).
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRecord {
+    /// The partition key `pk`.
     pub id: JobId,
+    /// The caller who submitted it ([`caller`](crate::apigw::caller)); no one
+    /// else sees the job.
     pub owner: String,
+    /// The job type: which registered handler runs it.
     pub job_type: String,
     /// Logical queue name (`fast`, `slow`), not a URL.
     pub queue: String,
+    /// Where the job is in its life.
     pub status: JobStatus,
+    /// The input as submitted, inline JSON.
     pub input: Value,
     /// SHA-256 over the canonical request; tells an idempotent replay from a
     /// reuse of the key with another body.
     pub request_hash: String,
+    /// Runs started so far (each claim counts, a continuation gives its
+    /// attempt back); reset to 0 when a DEAD_LETTERED job is redriven.
     pub attempts: u32,
+    /// How many attempts retryable errors may use before the job ends FAILED.
     pub max_attempts: u32,
     /// The job's deadline in seconds, counted from its first start.
     pub timeout_seconds: u32,
+    /// The token of the worker holding the job ([`Lease::owner`]); set only while RUNNING.
     pub lease_owner: Option<String>,
+    /// When that lease lapses unless a heartbeat extends it; set only while RUNNING.
     pub lease_expires_at: Option<i64>,
+    /// Percent done, 0–100; 100 once SUCCEEDED.
     pub progress: u8,
+    /// The latest progress message; cleared on success.
     pub progress_message: Option<String>,
+    /// State the handler saved to resume from; kept across continuations and retries.
     pub checkpoint: Option<Value>,
+    /// The objects the job wrote; set when it SUCCEEDED, empty before.
     pub results: Vec<ResultObject>,
+    /// The last error: why the job ended FAILED or DEAD_LETTERED, or what a
+    /// pending retry follows; cleared on success.
     pub error: Option<JobError>,
+    /// Whether the owner asked to cancel; a running job stops at its next
+    /// progress write or heartbeat.
     pub cancel_requested: bool,
+    /// Submit time; the owner's listing is ordered by it.
     pub created_at: i64,
+    /// The last change of status, progress or cancel request (heartbeats do not count).
     pub updated_at: i64,
+    /// The first claim, kept across later runs; the job's deadline counts from it.
     pub started_at: Option<i64>,
+    /// When the job reached a terminal state.
     pub finished_at: Option<i64>,
     /// Not before this time (delayed start, retry backoff).
     pub run_at: Option<i64>,
     /// Set while non-terminal: by then something must have happened to the job.
     pub due_at: Option<i64>,
+    /// TTL in epoch seconds: after it the record (and with it the idempotency
+    /// key) may be deleted, and a submit may reuse the id. Set at submit and
+    /// again when the job ends.
     pub expires_at: i64,
+    /// Write counter: 1 at creation, one more with every write.
     pub version: u64,
 }
 
 /// What a new job needs; the rest of the record starts from defaults.
 #[derive(Clone, Debug)]
 pub struct NewJob {
+    /// Random, or derived from the owner's idempotency key.
     pub id: JobId,
+    /// The submitting caller.
     pub owner: String,
+    /// Which registered handler runs the job.
     pub job_type: String,
+    /// Logical queue name (`fast`, `slow`).
     pub queue: String,
+    /// The validated input, inline JSON.
     pub input: Value,
+    /// SHA-256 over the canonical request ([`JobRecord::request_hash`]).
     pub request_hash: String,
+    /// Attempts retryable errors may use.
     pub max_attempts: u32,
+    /// The job's deadline in seconds, counted from its first start.
     pub timeout_seconds: u32,
+    /// Seconds after submit before the job may start (sets `run_at`); 0 starts at once.
     pub delay_seconds: u32,
 }
 
@@ -303,11 +376,14 @@ impl JobRecord {
 /// A claim on a job: who holds it and until when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
+    /// A random token (UUID v4) naming this claim; stored as `lease_owner`.
     pub owner: String,
+    /// When the claim lapses unless extended, epoch milliseconds.
     pub expires_at: i64,
 }
 
 impl Lease {
+    /// A claim under a fresh owner token, until `expires_at` (epoch milliseconds).
     pub fn new(expires_at: i64) -> Self {
         Lease {
             owner: uuid::Uuid::new_v4().to_string(),
@@ -319,16 +395,23 @@ impl Lease {
 /// How a run ends, as written by the worker under its lease.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Finish {
+    /// SUCCEEDED: progress goes to 100 and the error is cleared.
     Succeeded {
+        /// The objects the job wrote.
         results: Vec<ResultObject>,
     },
+    /// FAILED with `error`.
     Failed {
+        /// Why the job failed.
         error: JobError,
     },
+    /// CANCELLED: the run stopped at its owner's request.
     Cancelled,
     /// Back to QUEUED to run again at `run_at` (retry after backoff).
     Retry {
+        /// The retryable error the attempt ended with, kept on the record.
         error: JobError,
+        /// When the next attempt may start, epoch milliseconds.
         run_at: i64,
         /// When it counts as overdue: `run_at` plus the enqueue grace.
         due_at: i64,
@@ -336,12 +419,15 @@ pub enum Finish {
     /// Back to QUEUED to go on from its checkpoint at `run_at`: the
     /// invocation ran out of time. Not a new attempt (the count is restored).
     Continue {
+        /// When the continuation may start, epoch milliseconds.
         run_at: i64,
+        /// When it counts as overdue: `run_at` plus the enqueue grace.
         due_at: i64,
     },
 }
 
 impl Finish {
+    /// The status the record takes: QUEUED for `Retry` and `Continue`.
     pub fn status(&self) -> JobStatus {
         match self {
             Finish::Succeeded { .. } => JobStatus::Succeeded,
@@ -355,8 +441,11 @@ impl Finish {
 /// A progress write from a running job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProgressUpdate {
+    /// Percent done, 0–100.
     pub progress: u8,
+    /// Replaces the record's progress message; `None` clears it.
     pub message: Option<String>,
+    /// State to resume from; `None` keeps the record's previous checkpoint.
     pub checkpoint: Option<Value>,
 }
 

@@ -31,6 +31,7 @@ pub type BoxError = lambda_runtime::Error;
 /// A function behind the HTTP API: every error is already an HTTP answer.
 #[async_trait]
 pub trait HttpFunction: Send + Sync {
+    /// Answers one request; a failure is a problem+json response, never an error.
     async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse;
 }
 
@@ -38,12 +39,15 @@ pub trait HttpFunction: Send + Sync {
 /// `ReportBatchItemFailures`: it answers which messages come back.
 #[async_trait]
 pub trait SqsFunction: Send + Sync {
+    /// Handles one batch; the response names the messages SQS should deliver
+    /// again. `context` carries the invocation's deadline.
     async fn call(&self, event: SqsEvent, context: &lambda_runtime::Context) -> SqsBatchResponse;
 }
 
 /// A function run on a schedule at `now_ms`; it answers a report of what it did.
 #[async_trait]
 pub trait ScheduledFunction: Send + Sync {
+    /// Runs once at `now_ms` (epoch milliseconds); an error fails the invocation.
     async fn call(&self, now_ms: i64) -> Result<serde_json::Value, BoxError>;
 }
 

@@ -20,6 +20,7 @@ pub enum StoreError {
     /// The write was fenced off: the caller no longer holds the job's lease.
     #[error("lease lost: the job is no longer held by this worker")]
     LeaseLost,
+    /// No record has the job's id.
     #[error("job not found")]
     NotFound,
     /// The store could not be reached or refused for load; try again later.
@@ -36,6 +37,7 @@ pub enum StoreError {
 /// What a conditional create found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CreateOutcome {
+    /// The record was written: the job is new.
     Created,
     /// A live record with the same id exists (idempotent replay or key reuse).
     Exists(Box<JobRecord>),
@@ -48,6 +50,7 @@ pub enum ClaimOutcome {
     Claimed(Box<JobRecord>),
     /// Someone else holds it, it is finished, or it is not due yet.
     NotClaimable(Box<JobRecord>),
+    /// No record has this id.
     NotFound,
 }
 
@@ -58,6 +61,7 @@ pub enum Transition {
     Done(Box<JobRecord>),
     /// The record is not in a state the change applies to; the record as found.
     Refused(Box<JobRecord>),
+    /// No record has this id.
     NotFound,
 }
 
@@ -71,12 +75,15 @@ pub enum CancelOutcome {
     Requested(Box<JobRecord>),
     /// The job had already ended; nothing changed.
     AlreadyFinished(Box<JobRecord>),
+    /// No record has this id.
     NotFound,
 }
 
 /// One page of a caller's jobs, newest first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobPage {
+    /// This page's records, newest first; fewer than the limit when filtered
+    /// by status, even if more pages follow.
     pub jobs: Vec<JobRecord>,
     /// Opaque; pass it back for the next page. `None` on the last page.
     pub next_cursor: Option<String>,
@@ -85,6 +92,7 @@ pub struct JobPage {
 /// What a progress write learned from the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProgressAck {
+    /// Whether the owner has asked to cancel; the run should then stop.
     pub cancel_requested: bool,
 }
 
@@ -180,18 +188,22 @@ pub trait JobStore: Send + Sync {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobMessage {
+    /// The job to run.
     pub job_id: JobId,
+    /// When the message was sent, epoch milliseconds.
     pub enqueued_at: i64,
 }
 
 /// A queue failure.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// No queue has this logical name (it is not in `QUEUE_URLS`).
     #[error("unknown queue {0:?}")]
     UnknownQueue(String),
     /// The receipt handle is no longer valid (message deleted or re-received).
     #[error("receipt handle no longer valid")]
     StaleReceipt,
+    /// The queue could not be reached or refused the call; try again later.
     #[error("queue unavailable: {0}")]
     Unavailable(String),
 }
@@ -199,6 +211,8 @@ pub enum QueueError {
 /// The work queues, by logical name (`fast`, `slow`).
 #[async_trait]
 pub trait JobQueue: Send + Sync {
+    /// Sends `message` to the queue named `queue`, hidden from consumers for
+    /// `delay_seconds` (SQS allows at most 900).
     async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError>;
 
     /// Hides a received message for `seconds` more (backoff, heartbeat).
@@ -208,8 +222,10 @@ pub trait JobQueue: Send + Sync {
 /// An object failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
+    /// No object has this key.
     #[error("object {0} not found")]
     NotFound(String),
+    /// The store could not be reached or refused the call; try again later.
     #[error("object store unavailable: {0}")]
     Unavailable(String),
 }
@@ -218,12 +234,14 @@ pub enum ObjectError {
 pub struct ObjectReader {
     /// Size in bytes when the store knows it.
     pub size: Option<u64>,
+    /// The object's bytes, read as they arrive.
     pub body: Pin<Box<dyn AsyncRead + Send>>,
 }
 
 /// Job inputs (`inputs/…`) and results (`results/<job_id>/…`).
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
+    /// Writes `body` under `key` with `content_type`, replacing any object there.
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError>;
 
     /// Opens an object for streaming reads.

@@ -20,8 +20,11 @@ use crate::config::Config;
 /// The SDK clients a process needs, built once in `main`.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
+    /// For the jobs table.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// For the work queues.
     pub sqs: aws_sdk_sqs::Client,
+    /// For the jobs bucket; path-style when an endpoint is overridden.
     pub s3: aws_sdk_s3::Client,
 }
 
@@ -36,6 +39,7 @@ impl AwsClients {
         Self::with_faults(&shared, faults)
     }
 
+    /// Clients from an SDK configuration already loaded, without fault injection.
     pub fn from_sdk_config(shared: &aws_config::SdkConfig) -> Self {
         Self::with_faults(shared, None)
     }
@@ -57,14 +61,17 @@ impl AwsClients {
         }
     }
 
+    /// The [`JobStore`](crate::ports::JobStore) on the `JOBS_TABLE` table.
     pub fn job_store(&self, config: &Config) -> Arc<DynamoJobStore> {
         Arc::new(DynamoJobStore::new(self.dynamodb.clone(), &config.jobs_table))
     }
 
+    /// The [`JobQueue`](crate::ports::JobQueue) over the `QUEUE_URLS` queues.
     pub fn job_queue(&self, config: &Config) -> Arc<SqsJobQueue> {
         Arc::new(SqsJobQueue::new(self.sqs.clone(), config.queue_urls.clone()))
     }
 
+    /// The [`ObjectStore`](crate::ports::ObjectStore) on the `JOBS_BUCKET` bucket.
     pub fn object_store(&self, config: &Config) -> Arc<S3ObjectStore> {
         Arc::new(S3ObjectStore::new(self.s3.clone(), &config.jobs_bucket))
     }

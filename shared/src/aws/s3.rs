@@ -10,12 +10,14 @@ use bytes::Bytes;
 use super::describe;
 use crate::ports::{ObjectError, ObjectReader, ObjectStore};
 
+/// The jobs bucket as an [`ObjectStore`].
 pub struct S3ObjectStore {
     client: aws_sdk_s3::Client,
     bucket: String,
 }
 
 impl S3ObjectStore {
+    /// The store on `bucket`, through `client`.
     pub fn new(client: aws_sdk_s3::Client, bucket: &str) -> Self {
         S3ObjectStore {
             client,

@@ -7,12 +7,14 @@ use async_trait::async_trait;
 use super::describe;
 use crate::ports::{JobMessage, JobQueue, QueueError};
 
+/// The work queues as a [`JobQueue`].
 pub struct SqsJobQueue {
     client: aws_sdk_sqs::Client,
     urls: BTreeMap<String, String>,
 }
 
 impl SqsJobQueue {
+    /// The queues `urls` maps from logical name to queue URL, through `client`.
     pub fn new(client: aws_sdk_sqs::Client, urls: BTreeMap<String, String>) -> Self {
         SqsJobQueue { client, urls }
     }
