@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{check_input_key, field_error, parse_input, JobContext, JobHandler};
+use super::input::{check_input_key, field_error, parse_input};
+use super::{JobContext, JobHandler};
 use crate::api::FieldError;
 use crate::job::{codes, JobError, ResultObject};
 

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{field_error, parse_input, JobContext, JobHandler};
+use super::input::{field_error, parse_input};
+use super::{JobContext, JobHandler};
 use crate::api::FieldError;
 use crate::job::{JobError, ResultObject};
 

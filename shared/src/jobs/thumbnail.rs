@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use super::{check_input_key, field_error, parse_input, JobContext, JobHandler};
+use super::input::{check_input_key, field_error, parse_input};
+use super::{JobContext, JobHandler};
 use crate::api::FieldError;
 use crate::job::{codes, JobError, ResultObject};
 
