@@ -1,19 +1,16 @@
-//! Helpers for job types checking their inputs: parsing into the typed
-//! form, field errors, and object keys that must stay under `inputs/`.
+//! Helpers for checking job inputs: parsing into the typed form, field
+//! errors, and object keys that must stay under `inputs/`.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::api::FieldError;
 
-/// Parses a job input into its typed form, turning serde's complaint into a field error.
-pub(crate) fn parse_input<T: DeserializeOwned>(input: &Value) -> Result<T, Vec<FieldError>> {
-    serde_json::from_value(input.clone()).map_err(|e| {
-        vec![FieldError {
-            field: "input".into(),
-            message: e.to_string(),
-        }]
-    })
+/// Parses a job input into its typed form. Submit and the worker both parse
+/// through here (in the [`JobHandler`](super::JobHandler) impl of every
+/// [`TypedJob`](super::TypedJob)), so they agree on what is well-formed.
+pub(crate) fn parse_input<T: DeserializeOwned>(input: &Value) -> Result<T, serde_json::Error> {
+    serde_json::from_value(input.clone())
 }
 
 /// A complaint about one field of a job's input.

@@ -2,6 +2,12 @@
 //! [`Registry::standard`], the one place that knows them all; adding a job
 //! type touches that function and its own module only.
 //!
+//! A new job type implements [`TypedJob`]: it names its input type, checks
+//! what serde cannot, and runs on the parsed input. Every `TypedJob` is a
+//! `JobHandler` through one impl here, which parses the JSON input the same
+//! way at submit time and in the worker. Implement `JobHandler` directly only
+//! for a handler that must see the raw JSON (test jobs do).
+//!
 //! A handler gets a [`JobContext`]: progress and checkpoint reporting (throttled,
 //! fenced by the worker's lease, and the channel through which it learns of a
 //! cancel request), the invocation deadline, its inputs and a place for results.
@@ -23,13 +29,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use self::input::{field_error, parse_input};
 use crate::api::FieldError;
 use crate::config::Config;
-use crate::job::{JobError, ResultObject};
+use crate::job::{codes, JobError, ResultObject};
 
-/// One kind of work.
+/// One kind of work, as submit and the worker see it: input as JSON.
+///
+/// New job types implement [`TypedJob`] instead, which provides this.
 #[async_trait]
 pub trait JobHandler: Send + Sync {
     /// The `type` callers submit.
@@ -41,6 +51,53 @@ pub trait JobHandler: Send + Sync {
 
     /// Does the work and returns the result objects it wrote through `ctx`.
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError>;
+}
+
+/// One kind of work with a typed input: how a job type is written.
+///
+/// Its input is parsed from JSON by serde, once at submit time and again in
+/// the worker, both through the [`JobHandler`] impl every `TypedJob` gets: a
+/// malformed input is refused at submit with a field error on `input`
+/// (serde's message), and fails the job permanently with
+/// [`codes::INVALID_INPUT`] should one reach the worker anyway.
+#[async_trait]
+pub trait TypedJob: Send + Sync {
+    /// The input, as callers submit it in the request's `input`.
+    type Input: DeserializeOwned + Send + Sync;
+
+    /// The `type` callers submit.
+    fn job_type(&self) -> &'static str;
+
+    /// Checks beyond the shape serde enforces (ranges, allowed keys, …), at
+    /// submit time, so bad input is refused with a 422 instead of failing
+    /// later in the worker.
+    fn check(&self, input: &Self::Input) -> Result<(), Vec<FieldError>> {
+        let _ = input;
+        Ok(())
+    }
+
+    /// Does the work and returns the result objects it wrote through `ctx`.
+    async fn run(&self, ctx: &JobContext, input: Self::Input) -> Result<Vec<ResultObject>, JobError>;
+}
+
+/// The one place a typed job's input is parsed, at submit (`validate`) and in
+/// the worker (`run`).
+#[async_trait]
+impl<T: TypedJob> JobHandler for T {
+    fn job_type(&self) -> &'static str {
+        TypedJob::job_type(self)
+    }
+
+    fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>> {
+        let input = parse_input::<T::Input>(input).map_err(|e| vec![field_error("input", e.to_string())])?;
+        self.check(&input)
+    }
+
+    async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {
+        let input =
+            parse_input::<T::Input>(input).map_err(|e| JobError::permanent(codes::INVALID_INPUT, e.to_string()))?;
+        TypedJob::run(self, ctx, input).await
+    }
 }
 
 /// The job types this deployment runs, by type name.
@@ -74,5 +131,35 @@ impl Registry {
     /// The type names this deployment runs, sorted.
     pub fn job_types(&self) -> Vec<&'static str> {
         self.handlers.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::testing::harness;
+    use super::{JobHandler, SleepJob};
+    use crate::job::codes;
+
+    #[test]
+    fn a_malformed_input_is_refused_at_submit_as_a_field_error_on_input() {
+        let errors = SleepJob.validate(&json!({"secs": 1})).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "input");
+        assert!(
+            errors[0].message.contains("unknown field `secs`"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_input_that_reaches_the_worker_fails_the_job_permanently() {
+        let input = json!({"secs": 1});
+        let h = harness(input.clone(), None).await;
+        let err = SleepJob.run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), (codes::INVALID_INPUT, false));
+        assert!(err.message.contains("unknown field `secs`"), "{}", err.message);
     }
 }
