@@ -16,10 +16,10 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{check_input_key, field_error, parse_input, JobContext, JobHandler};
+use super::input::{check_input_key, field_error};
+use super::{JobContext, TypedJob};
 use crate::api::FieldError;
 use crate::job::{codes, JobError, ResultObject};
 
@@ -28,11 +28,13 @@ const ROWS_PER_PROGRESS: u64 = 2_000;
 /// Most group-by and value columns a report may name.
 const MAX_COLUMNS: usize = 32;
 
+/// The `report` job type.
 pub struct ReportJob;
 
+/// The input of a `report` job (see the module docs).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReportInput {
+pub struct ReportInput {
     source: Source,
     group_by: Vec<String>,
     values: Vec<String>,
@@ -101,13 +103,14 @@ struct Summary {
 }
 
 #[async_trait]
-impl JobHandler for ReportJob {
+impl TypedJob for ReportJob {
+    type Input = ReportInput;
+
     fn job_type(&self) -> &'static str {
         "report"
     }
 
-    fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>> {
-        let input: ReportInput = parse_input(input)?;
+    fn check(&self, input: &ReportInput) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         match (&input.source.key, &input.source.csv) {
             (Some(key), None) => errors.extend(check_input_key("input.source.key", key).err()),
@@ -129,9 +132,7 @@ impl JobHandler for ReportJob {
         }
     }
 
-    async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {
-        let input: ReportInput = serde_json::from_value(input.clone())
-            .map_err(|e| JobError::permanent(codes::INVALID_INPUT, e.to_string()))?;
+    async fn run(&self, ctx: &JobContext, input: ReportInput) -> Result<Vec<ResultObject>, JobError> {
         let (size, reader): (Option<u64>, Pin<Box<dyn AsyncRead + Send>>) = match (&input.source.key, &input.source.csv)
         {
             (Some(key), _) => {
@@ -303,10 +304,15 @@ fn summary_csv(summary: &Summary) -> Result<Vec<u8>, JobError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // Through `JobHandler`, from JSON, as submit and the worker call it.
+    use bytes::Bytes;
+    use serde_json::{json, Value};
+
+    use super::{ReportJob, ROWS_PER_PROGRESS};
+    use crate::job::codes;
     use crate::jobs::testing::harness;
+    use crate::jobs::JobHandler;
     use crate::ports::ObjectStore;
-    use serde_json::json;
 
     fn summary_of(h: &crate::jobs::testing::Harness) -> Value {
         let key = format!("results/{}/summary.json", h.ctx.job_id());

@@ -14,13 +14,15 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{field_error, parse_input, JobContext, JobHandler};
+use super::input::field_error;
+use super::{JobContext, TypedJob};
 use crate::api::FieldError;
 use crate::job::{JobError, ResultObject};
 
 const MAX_SECONDS: f64 = 900.0;
 const TICK: Duration = Duration::from_millis(100);
 
+/// The `sleep` job type.
 pub struct SleepJob;
 
 #[derive(Debug, Deserialize)]
@@ -31,9 +33,10 @@ enum FailureMode {
     Panic,
 }
 
+/// The input of a `sleep` job (see the module docs).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SleepInput {
+pub struct SleepInput {
     seconds: f64,
     #[serde(default)]
     fail: Option<FailureMode>,
@@ -42,13 +45,14 @@ struct SleepInput {
 }
 
 #[async_trait]
-impl JobHandler for SleepJob {
+impl TypedJob for SleepJob {
+    type Input = SleepInput;
+
     fn job_type(&self) -> &'static str {
         "sleep"
     }
 
-    fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>> {
-        let input: SleepInput = parse_input(input)?;
+    fn check(&self, input: &SleepInput) -> Result<(), Vec<FieldError>> {
         if !(0.0..=MAX_SECONDS).contains(&input.seconds) {
             return Err(vec![field_error(
                 "input.seconds",
@@ -58,9 +62,7 @@ impl JobHandler for SleepJob {
         Ok(())
     }
 
-    async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {
-        let input: SleepInput = serde_json::from_value(input.clone())
-            .map_err(|e| JobError::permanent(crate::job::codes::INVALID_INPUT, e.to_string()))?;
+    async fn run(&self, ctx: &JobContext, input: SleepInput) -> Result<Vec<ResultObject>, JobError> {
         let total = Duration::from_secs_f64(input.seconds.clamp(0.0, MAX_SECONDS));
         let resumed_ms = ctx
             .resume_from()
@@ -105,8 +107,12 @@ impl JobHandler for SleepJob {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // Through `JobHandler`, from JSON, as submit and the worker call it.
+    use serde_json::{json, Value};
+
+    use super::SleepJob;
     use crate::jobs::testing::harness;
+    use crate::jobs::JobHandler;
     use crate::ports::JobStore;
 
     #[test]

@@ -11,29 +11,32 @@ use bytes::Bytes;
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat};
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use super::{check_input_key, field_error, parse_input, JobContext, JobHandler};
+use super::input::{check_input_key, field_error};
+use super::{JobContext, TypedJob};
 use crate::api::FieldError;
 use crate::job::{codes, JobError, ResultObject};
 
 const MAX_VARIANTS: usize = 8;
 const MAX_WIDTH: u32 = 4096;
 
+/// The `thumbnail` job type.
 pub struct ThumbnailJob {
     max_source_bytes: u64,
 }
 
 impl ThumbnailJob {
+    /// Refuses source images larger than `max_source_bytes`.
     pub fn new(max_source_bytes: u64) -> Self {
         ThumbnailJob { max_source_bytes }
     }
 }
 
+/// The input of a `thumbnail` job (see the module docs).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ThumbnailInput {
+pub struct ThumbnailInput {
     source: KeySource,
     widths: Vec<u32>,
 }
@@ -45,13 +48,14 @@ struct KeySource {
 }
 
 #[async_trait]
-impl JobHandler for ThumbnailJob {
+impl TypedJob for ThumbnailJob {
+    type Input = ThumbnailInput;
+
     fn job_type(&self) -> &'static str {
         "thumbnail"
     }
 
-    fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>> {
-        let input: ThumbnailInput = parse_input(input)?;
+    fn check(&self, input: &ThumbnailInput) -> Result<(), Vec<FieldError>> {
         let mut errors: Vec<FieldError> = check_input_key("input.source.key", &input.source.key)
             .err()
             .into_iter()
@@ -81,9 +85,7 @@ impl JobHandler for ThumbnailJob {
         }
     }
 
-    async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {
-        let input: ThumbnailInput = serde_json::from_value(input.clone())
-            .map_err(|e| JobError::permanent(codes::INVALID_INPUT, e.to_string()))?;
+    async fn run(&self, ctx: &JobContext, input: ThumbnailInput) -> Result<Vec<ResultObject>, JobError> {
         let object = ctx.open_input(&input.source.key).await?;
         let too_large = || {
             JobError::permanent(
@@ -144,10 +146,15 @@ fn resize_png(image: &DynamicImage, width: u32) -> Result<Vec<u8>, JobError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::jobs::testing::harness;
-    use crate::ports::ObjectStore;
+    // Through `JobHandler`, from JSON, as submit and the worker call it.
+    use bytes::Bytes;
+    use image::{DynamicImage, ImageFormat};
     use serde_json::json;
+
+    use super::ThumbnailJob;
+    use crate::jobs::testing::harness;
+    use crate::jobs::JobHandler;
+    use crate::ports::ObjectStore;
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let image = image::RgbImage::from_fn(width, height, |x, y| {

@@ -1,29 +1,28 @@
-//! In-memory adapters of the ports, for unit tests of the domain. They
-//! implement the same conditional semantics as the AWS adapters; the
-//! contract tests hold both to the same cases.
+//! [`MemoryJobStore`]: job records in a map, under the same conditional
+//! rules as the DynamoDB store. Which jobs may be claimed or dead-lettered is
+//! decided by [`JobRecord::claimable_at`] and [`JobRecord::dead_letterable_at`],
+//! the one home of those rules.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobPage, JobQueue, JobStore, ObjectError, ObjectReader,
-    ObjectStore, ProgressAck, QueueError, StoreError, Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
 };
 
 /// Job records in a map, with a switch to make every call fail.
 #[derive(Default)]
 pub struct MemoryJobStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
-    unavailable: std::sync::atomic::AtomicBool,
+    unavailable: AtomicBool,
 }
 
 impl MemoryJobStore {
+    /// An empty, reachable store.
     pub fn new() -> Self {
         Self::default()
     }
@@ -33,10 +32,12 @@ impl MemoryJobStore {
         self.jobs.lock().unwrap().insert(job.id.clone(), job);
     }
 
+    /// How many records the store holds.
     pub fn len(&self) -> usize {
         self.jobs.lock().unwrap().len()
     }
 
+    /// Whether the store holds no records.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -322,124 +323,4 @@ fn end(job: &mut JobRecord, now_ms: i64, retention_seconds: i64) {
     job.finished_at = Some(now_ms);
     job.due_at = None;
     job.expires_at = JobRecord::expiry_after(now_ms, retention_seconds);
-}
-
-/// A message the memory queue holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueuedMessage {
-    pub queue: String,
-    pub message: JobMessage,
-    pub delay_seconds: u32,
-}
-
-/// Queues as a list of sent messages, with a switch to make sends fail.
-#[derive(Default)]
-pub struct MemoryJobQueue {
-    sent: Mutex<Vec<QueuedMessage>>,
-    visibility_changes: Mutex<Vec<(String, String, u32)>>,
-    failing_sends: AtomicUsize,
-    queues: Vec<String>,
-}
-
-impl MemoryJobQueue {
-    /// A queue set with the given logical queue names.
-    pub fn new(queues: &[&str]) -> Self {
-        MemoryJobQueue {
-            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
-            ..Default::default()
-        }
-    }
-
-    /// Makes the next `count` sends fail as if SQS were unreachable.
-    pub fn fail_next_sends(&self, count: usize) {
-        self.failing_sends.store(count, Ordering::SeqCst);
-    }
-
-    pub fn sent(&self) -> Vec<QueuedMessage> {
-        self.sent.lock().unwrap().clone()
-    }
-
-    /// `(queue, receipt_handle, seconds)` of every visibility change.
-    pub fn visibility_changes(&self) -> Vec<(String, String, u32)> {
-        self.visibility_changes.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl JobQueue for MemoryJobQueue {
-    async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError> {
-        if !self.queues.iter().any(|q| q == queue) {
-            return Err(QueueError::UnknownQueue(queue.to_owned()));
-        }
-        let failing = self
-            .failing_sends
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if failing.is_ok() {
-            return Err(QueueError::Unavailable("injected send failure".into()));
-        }
-        self.sent.lock().unwrap().push(QueuedMessage {
-            queue: queue.to_owned(),
-            message: message.clone(),
-            delay_seconds,
-        });
-        Ok(())
-    }
-
-    async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {
-        if !self.queues.iter().any(|q| q == queue) {
-            return Err(QueueError::UnknownQueue(queue.to_owned()));
-        }
-        self.visibility_changes
-            .lock()
-            .unwrap()
-            .push((queue.to_owned(), receipt_handle.to_owned(), seconds));
-        Ok(())
-    }
-}
-
-/// Objects in a map.
-#[derive(Default)]
-pub struct MemoryObjectStore {
-    objects: Mutex<HashMap<String, (Bytes, String)>>,
-}
-
-impl MemoryObjectStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The bytes and content type stored under `key`.
-    pub fn object(&self, key: &str) -> Option<(Bytes, String)> {
-        self.objects.lock().unwrap().get(key).cloned()
-    }
-
-    pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.objects.lock().unwrap().keys().cloned().collect();
-        keys.sort();
-        keys
-    }
-}
-
-#[async_trait]
-impl ObjectStore for MemoryObjectStore {
-    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError> {
-        self.objects
-            .lock()
-            .unwrap()
-            .insert(key.to_owned(), (body, content_type.to_owned()));
-        Ok(())
-    }
-
-    async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError> {
-        let (body, _) = self.object(key).ok_or_else(|| ObjectError::NotFound(key.to_owned()))?;
-        Ok(ObjectReader {
-            size: Some(body.len() as u64),
-            body: Box::pin(std::io::Cursor::new(body)),
-        })
-    }
-
-    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError> {
-        // Like S3, presigning does not look the object up.
-        Ok(format!("memory://{key}?expires_in={}", ttl.as_secs()))
-    }
 }

@@ -1,0 +1,258 @@
+//! What a running job works with: [`JobContext`], built by the worker from a
+//! [`JobRun`] (which job, attempt, lease, deadline and checkpoint) and
+//! [`JobServices`] (the store and object store), and the [`StopSignal`]
+//! through which it learns it must stop.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::job::{codes, JobError, JobId, ProgressUpdate, ResultObject};
+use crate::ports::{JobStore, ObjectError, ObjectReader, ObjectStore, StoreError};
+use crate::time::now_ms;
+
+/// Why a running job must stop, raised by its heartbeat or its own progress
+/// writes and read by [`JobContext::progress`].
+#[derive(Debug, Default)]
+pub struct StopSignal(AtomicU8);
+
+const RUN: u8 = 0;
+const CANCEL: u8 = 1;
+const LEASE_LOST: u8 = 2;
+
+impl StopSignal {
+    /// A cancel was requested.
+    pub fn cancel(&self) {
+        let _ = self.0.compare_exchange(RUN, CANCEL, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Another worker holds the job now.
+    pub fn lease_lost(&self) {
+        self.0.store(LEASE_LOST, Ordering::SeqCst);
+    }
+
+    /// The error the job should stop with, if any.
+    pub fn reason(&self) -> Option<JobError> {
+        match self.0.load(Ordering::SeqCst) {
+            CANCEL => Some(JobError::permanent(codes::CANCELLED, "cancelled on request")),
+            LEASE_LOST => Some(JobError::permanent(
+                codes::LEASE_LOST,
+                "another worker took over this job",
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// One run of one job: which job and attempt, under which lease, until
+/// when, and from which checkpoint.
+pub struct JobRun {
+    pub job_id: JobId,
+    /// 1 for the first run, 2 for the first retry, …
+    pub attempt: u32,
+    /// The owner of the lease this run holds; every write is fenced by it.
+    pub lease_owner: String,
+    /// When the job must stop: the invocation's deadline less a safety
+    /// margin, or the job's own timeout, whichever comes first.
+    pub stop_at: Instant,
+    /// The checkpoint a previous attempt saved, to resume from.
+    pub checkpoint: Option<Value>,
+}
+
+/// What a running job reports through and reads and writes objects with.
+#[derive(Clone)]
+pub struct JobServices {
+    pub store: Arc<dyn JobStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    /// The least time between two progress writes.
+    pub progress_interval: Duration,
+}
+
+/// What a running job may use and must report through.
+pub struct JobContext {
+    run: JobRun,
+    services: JobServices,
+    last_write: Mutex<Option<Instant>>,
+    signal: Arc<StopSignal>,
+}
+
+impl JobContext {
+    /// The context of `run`, reporting through `services` and stopped by `signal`.
+    pub fn new(run: JobRun, services: JobServices, signal: Arc<StopSignal>) -> Self {
+        JobContext {
+            run,
+            services,
+            last_write: Mutex::new(None),
+            signal,
+        }
+    }
+
+    /// The job this run works on.
+    pub fn job_id(&self) -> &JobId {
+        &self.run.job_id
+    }
+
+    /// 1 for the first run, 2 for the first retry, …
+    pub fn attempt(&self) -> u32 {
+        self.run.attempt
+    }
+
+    /// The checkpoint a previous attempt saved, to resume from.
+    pub fn resume_from(&self) -> Option<&Value> {
+        self.run.checkpoint.as_ref()
+    }
+
+    /// Time left before the job must stop.
+    pub fn remaining(&self) -> Duration {
+        self.run.stop_at.saturating_duration_since(Instant::now())
+    }
+
+    /// Reports progress (0–100). Writes at most once per progress interval;
+    /// answers `Err` when the job must stop: cancel requested, lease lost, or
+    /// deadline reached. Handlers propagate it with `?`.
+    pub async fn progress(&self, percent: u8, message: impl Into<String>) -> Result<(), JobError> {
+        self.report(percent, message.into(), None).await
+    }
+
+    /// Like [`progress`](Self::progress), and saves `state` for the next
+    /// attempt to resume from.
+    pub async fn checkpoint(&self, percent: u8, message: impl Into<String>, state: Value) -> Result<(), JobError> {
+        self.report(percent, message.into(), Some(state)).await
+    }
+
+    /// `Err` when the job must stop (cancel requested, lease lost), without writing.
+    pub fn check(&self) -> Result<(), JobError> {
+        match self.signal.reason() {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
+    async fn report(&self, percent: u8, message: String, checkpoint: Option<Value>) -> Result<(), JobError> {
+        self.check()?;
+        let now = Instant::now();
+        if now >= self.run.stop_at {
+            return Err(JobError::retryable(
+                codes::DEADLINE,
+                "the invocation ran out of time before the job finished",
+            ));
+        }
+        {
+            let mut last = self.last_write.lock().unwrap();
+            if last.is_some_and(|t| now.duration_since(t) < self.services.progress_interval) {
+                return Ok(());
+            }
+            *last = Some(now);
+        }
+        let update = ProgressUpdate {
+            progress: percent.min(100),
+            message: Some(message),
+            checkpoint,
+        };
+        match self
+            .services
+            .store
+            .record_progress(&self.run.job_id, &self.run.lease_owner, &update, now_ms())
+            .await
+        {
+            Ok(ack) if ack.cancel_requested => {
+                self.signal.cancel();
+                self.check()
+            }
+            Ok(_) => Ok(()),
+            Err(StoreError::LeaseLost) => {
+                self.signal.lease_lost();
+                self.check()
+            }
+            Err(err) => {
+                // Progress is advisory: a failed write must not fail the job.
+                tracing::warn!(error = %err, "progress write failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Opens an input object for streaming.
+    pub async fn open_input(&self, key: &str) -> Result<ObjectReader, JobError> {
+        self.services.objects.open(key).await.map_err(|err| match err {
+            ObjectError::NotFound(_) => JobError::permanent(codes::INPUT_NOT_FOUND, format!("no input object {key}")),
+            other => JobError::retryable(codes::STORAGE, other.to_string()),
+        })
+    }
+
+    /// Writes one result object under `results/<job_id>/<name>`. The key is
+    /// deterministic, so a re-run overwrites rather than duplicates.
+    pub async fn put_result(&self, name: &str, body: Bytes, content_type: &str) -> Result<ResultObject, JobError> {
+        let key = format!("results/{}/{name}", self.run.job_id);
+        let bytes = body.len() as u64;
+        self.services
+            .objects
+            .put(&key, body, content_type)
+            .await
+            .map_err(|err| JobError::retryable(codes::STORAGE, err.to_string()))?;
+        Ok(ResultObject {
+            name: name.to_owned(),
+            key,
+            content_type: content_type.to_owned(),
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::testing::harness;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn progress_is_written_and_cancel_requests_stop_the_job() {
+        let h = harness(json!({}), None).await;
+        h.ctx.progress(40, "forty").await.unwrap();
+        let job = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
+        assert_eq!((job.progress, job.progress_message.as_deref()), (40, Some("forty")));
+
+        let mut cancelled = job.clone();
+        cancelled.cancel_requested = true;
+        h.store.insert(cancelled);
+        let err = h.ctx.progress(50, "fifty").await.unwrap_err();
+        assert_eq!(err.code, codes::CANCELLED);
+    }
+
+    #[tokio::test]
+    async fn a_lost_lease_stops_the_job() {
+        let h = harness(json!({}), None).await;
+        let mut stolen = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
+        stolen.lease_owner = Some("someone-else".into());
+        h.store.insert(stolen);
+        let err = h.ctx.checkpoint(10, "ten", json!({"i": 1})).await.unwrap_err();
+        assert_eq!(err.code, codes::LEASE_LOST);
+    }
+
+    #[tokio::test]
+    async fn progress_writes_are_throttled() {
+        let mut h = harness(json!({}), None).await;
+        h.ctx.services.progress_interval = Duration::from_secs(3600);
+        h.ctx.progress(10, "first").await.unwrap();
+        h.ctx.progress(20, "second").await.unwrap();
+        let job = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
+        assert_eq!(job.progress, 10, "second write inside the interval must be skipped");
+    }
+
+    #[tokio::test]
+    async fn results_go_under_the_job_prefix() {
+        let h = harness(json!({}), None).await;
+        let result = h
+            .ctx
+            .put_result("out.txt", Bytes::from_static(b"hello"), "text/plain")
+            .await
+            .unwrap();
+        assert_eq!(result.key, format!("results/{}/out.txt", h.ctx.job_id()));
+        assert_eq!(result.bytes, 5);
+        assert_eq!(h.objects.object(&result.key).unwrap().0, Bytes::from_static(b"hello"));
+    }
+}

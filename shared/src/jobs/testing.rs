@@ -1,0 +1,51 @@
+//! A context over in-memory stores with a leased RUNNING job, for job type tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{JobContext, JobRun, JobServices, StopSignal};
+use crate::job::Lease;
+use crate::memory::{MemoryJobStore, MemoryObjectStore};
+use crate::ports::{ClaimOutcome, JobStore};
+use crate::time::now_ms;
+
+/// The stores a test job runs against and its context.
+pub struct Harness {
+    pub store: Arc<MemoryJobStore>,
+    pub objects: Arc<MemoryObjectStore>,
+    pub ctx: JobContext,
+}
+
+/// A job with `input` (resuming from `checkpoint`, if any), claimed by a
+/// worker with ten minutes of lease and deadline, and its context; progress
+/// writes are not throttled.
+pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
+    let store = Arc::new(MemoryJobStore::new());
+    let objects = Arc::new(MemoryObjectStore::new());
+    let mut job = crate::testing::queued_job("tester", "test", input);
+    job.checkpoint = checkpoint.clone();
+    store.insert(job.clone());
+    let lease = Lease::new(now_ms() + 600_000);
+    let ClaimOutcome::Claimed(claimed) = store.claim(&job.id, &lease, now_ms()).await.unwrap() else {
+        panic!("fresh job must be claimable")
+    };
+    let ctx = JobContext::new(
+        JobRun {
+            job_id: claimed.id.clone(),
+            attempt: claimed.attempts,
+            lease_owner: lease.owner,
+            stop_at: Instant::now() + Duration::from_secs(600),
+            checkpoint,
+        },
+        JobServices {
+            store: store.clone(),
+            objects: objects.clone(),
+            progress_interval: Duration::ZERO,
+        },
+        Arc::new(StopSignal::default()),
+    );
+    Harness { store, objects, ctx }
+}

@@ -1,0 +1,85 @@
+//! [`MemoryJobQueue`]: queues as a list of sent messages, checked against
+//! the configured queue names like the SQS adapter.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::ports::{JobMessage, JobQueue, QueueError};
+
+/// A message the memory queue holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// The logical queue it was sent to.
+    pub queue: String,
+    pub message: JobMessage,
+    /// The delay it was sent with.
+    pub delay_seconds: u32,
+}
+
+/// Queues as a list of sent messages, with a switch to make sends fail.
+#[derive(Default)]
+pub struct MemoryJobQueue {
+    sent: Mutex<Vec<QueuedMessage>>,
+    visibility_changes: Mutex<Vec<(String, String, u32)>>,
+    failing_sends: AtomicUsize,
+    queues: Vec<String>,
+}
+
+impl MemoryJobQueue {
+    /// A queue set with the given logical queue names.
+    pub fn new(queues: &[&str]) -> Self {
+        MemoryJobQueue {
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Makes the next `count` sends fail as if SQS were unreachable.
+    pub fn fail_next_sends(&self, count: usize) {
+        self.failing_sends.store(count, Ordering::SeqCst);
+    }
+
+    /// Every message sent so far, oldest first.
+    pub fn sent(&self) -> Vec<QueuedMessage> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// `(queue, receipt_handle, seconds)` of every visibility change.
+    pub fn visibility_changes(&self) -> Vec<(String, String, u32)> {
+        self.visibility_changes.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryJobQueue {
+    async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError> {
+        if !self.queues.iter().any(|q| q == queue) {
+            return Err(QueueError::UnknownQueue(queue.to_owned()));
+        }
+        let failing = self
+            .failing_sends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(QueueError::Unavailable("injected send failure".into()));
+        }
+        self.sent.lock().unwrap().push(QueuedMessage {
+            queue: queue.to_owned(),
+            message: message.clone(),
+            delay_seconds,
+        });
+        Ok(())
+    }
+
+    async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {
+        if !self.queues.iter().any(|q| q == queue) {
+            return Err(QueueError::UnknownQueue(queue.to_owned()));
+        }
+        self.visibility_changes
+            .lock()
+            .unwrap()
+            .push((queue.to_owned(), receipt_handle.to_owned(), seconds));
+        Ok(())
+    }
+}
