@@ -4,14 +4,15 @@
 //! learn why without a second read. Non-terminal jobs carry `due_shard` and
 //! `due_at`, the keys of the sparse index the reconciler scans.
 
-use std::collections::HashMap;
+mod cursor;
+mod item;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use self::cursor::{decode_cursor, encode_cursor};
+use self::item::{json, n, s, Attributes, Item};
 use super::describe;
 use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::ports::{
@@ -24,8 +25,6 @@ pub const DUE_SHARD: &str = "due";
 pub const DUE_INDEX: &str = "due";
 /// The name of the owner index (`owner`, `created_at`) in `template.yaml`.
 pub const OWNER_INDEX: &str = "by-owner";
-
-type Item = HashMap<String, AttributeValue>;
 
 pub struct DynamoJobStore {
     client: aws_sdk_dynamodb::Client,
@@ -82,12 +81,12 @@ impl DynamoJobStore {
                 let item = output
                     .attributes
                     .ok_or_else(|| StoreError::Corrupt("update returned no attributes".into()))?;
-                Ok(Transition::Done(Box::new(from_item(&item)?)))
+                Ok(Transition::Done(Box::new(JobRecord::try_from(&item)?)))
             }
             Err(err) => match err.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
                     match e.item() {
-                        Some(old) => Ok(Transition::Refused(Box::new(from_item(old)?))),
+                        Some(old) => Ok(Transition::Refused(Box::new(JobRecord::try_from(old)?))),
                         None => Ok(Transition::NotFound),
                     }
                 }
@@ -129,7 +128,7 @@ impl JobStore for DynamoJobStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(job)))
+            .set_item(Some(Item::from(job)))
             .condition_expression("attribute_not_exists(pk) OR #expires_at < :now_s")
             .expression_attribute_names("#expires_at", "expires_at")
             .expression_attribute_values(":now_s", n(now_ms / 1000))
@@ -143,7 +142,7 @@ impl JobStore for DynamoJobStore {
                     let old = e
                         .item()
                         .ok_or_else(|| StoreError::Corrupt("condition failed without the old item".into()))?;
-                    Ok(CreateOutcome::Exists(Box::new(from_item(old)?)))
+                    Ok(CreateOutcome::Exists(Box::new(JobRecord::try_from(old)?)))
                 }
                 _ => Err(StoreError::Unavailable(describe(&err))),
             },
@@ -160,7 +159,7 @@ impl JobStore for DynamoJobStore {
             .send()
             .await
             .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        output.item.as_ref().map(from_item).transpose()
+        output.item.as_ref().map(JobRecord::try_from).transpose()
     }
 
     async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
@@ -232,14 +231,14 @@ impl JobStore for DynamoJobStore {
             set.push("#checkpoint = :checkpoint");
             builder = builder
                 .expression_attribute_names("#checkpoint", "checkpoint")
-                .expression_attribute_values(":checkpoint", json_attr(checkpoint)?);
+                .expression_attribute_values(":checkpoint", json(checkpoint)?);
         }
         let expression = format!("SET {}{remove}", set.join(", "));
         let item = self
             .fenced_update(builder.update_expression(expression), lease_owner)
             .await?;
         Ok(ProgressAck {
-            cancel_requested: bool_attr(&item, "cancel_requested")?.unwrap_or(false),
+            cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
         })
     }
 
@@ -266,7 +265,7 @@ impl JobStore for DynamoJobStore {
                 builder = builder
                     .expression_attribute_names("#error", "error")
                     .expression_attribute_names("#run_at", "run_at")
-                    .expression_attribute_values(":error", json_attr(error)?)
+                    .expression_attribute_values(":error", json(error)?)
                     .expression_attribute_values(":run_at", n(*run_at))
                     .expression_attribute_values(":due_at", n(*due_at));
                 format!(
@@ -300,7 +299,7 @@ impl JobStore for DynamoJobStore {
                             .expression_attribute_names("#progress", "progress")
                             .expression_attribute_names("#error", "error")
                             .expression_attribute_names("#progress_message", "progress_message")
-                            .expression_attribute_values(":results", json_attr(results)?)
+                            .expression_attribute_values(":results", json(results)?)
                             .expression_attribute_values(":hundred", n(100));
                         format!(
                             "SET {common}, {ending}, #results = :results, #progress = :hundred \
@@ -310,7 +309,7 @@ impl JobStore for DynamoJobStore {
                     Finish::Failed { error } => {
                         builder = builder
                             .expression_attribute_names("#error", "error")
-                            .expression_attribute_values(":error", json_attr(error)?);
+                            .expression_attribute_values(":error", json(error)?);
                         format!("SET {common}, {ending}, #error = :error REMOVE {cleared}")
                     }
                     _ => format!("SET {common}, {ending} REMOVE {cleared}"),
@@ -320,7 +319,7 @@ impl JobStore for DynamoJobStore {
         let item = self
             .fenced_update(builder.update_expression(expression), lease_owner)
             .await?;
-        from_item(&item)
+        JobRecord::try_from(&item)
     }
     async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
         let builder = self
@@ -333,7 +332,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":one", n(1));
         let item = self.fenced_update(builder, &lease.owner).await?;
         Ok(ProgressAck {
-            cancel_requested: bool_attr(&item, "cancel_requested")?.unwrap_or(false),
+            cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
         })
     }
 
@@ -406,7 +405,7 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_names("#error", "error")
             .expression_attribute_names("#lease_owner", "lease_owner")
             .expression_attribute_names("#lease_expires_at", "lease_expires_at")
-            .expression_attribute_values(":error", json_attr(error)?)
+            .expression_attribute_values(":error", json(error)?)
             .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
             .expression_attribute_values(":running", s(JobStatus::Running.as_str()));
         self.transition(builder).await
@@ -476,7 +475,11 @@ impl JobStore for DynamoJobStore {
         }
         let output = query.send().await.map_err(|e| StoreError::Unavailable(describe(&e)))?;
         Ok(JobPage {
-            jobs: output.items().iter().map(from_item).collect::<Result<_, _>>()?,
+            jobs: output
+                .items()
+                .iter()
+                .map(JobRecord::try_from)
+                .collect::<Result<_, _>>()?,
             next_cursor: output.last_evaluated_key.as_ref().map(encode_cursor),
         })
     }
@@ -501,7 +504,7 @@ impl JobStore for DynamoJobStore {
                 .await
                 .map_err(|e| StoreError::Unavailable(describe(&e)))?;
             for item in output.items() {
-                if let Some(id) = str_attr(item, "pk")?.as_deref().and_then(JobId::parse) {
+                if let Some(id) = item.get_s("pk")?.as_deref().and_then(JobId::parse) {
                     ids.push(id);
                 }
             }
@@ -523,249 +526,5 @@ impl JobStore for DynamoJobStore {
             .expression_attribute_values(":expected", n(expected))
             .expression_attribute_values(":one", n(1));
         Ok(matches!(self.transition(builder).await?, Transition::Done(_)))
-    }
-}
-
-/// A page's last key, as an opaque URL-safe cursor.
-fn encode_cursor(key: &Item) -> String {
-    use base64::Engine;
-    let created = num_attr::<i64>(key, "created_at").ok().flatten().unwrap_or(0);
-    let id = str_attr(key, "pk").ok().flatten().unwrap_or_default();
-    let owner = str_attr(key, "owner").ok().flatten().unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created}\n{id}\n{owner}"))
-}
-
-/// The start key a cursor stands for; only `owner`'s own cursors decode.
-fn decode_cursor(cursor: &str, owner: &str) -> Result<Item, StoreError> {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(StoreError::InvalidCursor)?;
-    let mut parts = text.splitn(3, '\n');
-    let (Some(created), Some(id), Some(cursor_owner)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(StoreError::InvalidCursor);
-    };
-    let created: i64 = created.parse().map_err(|_| StoreError::InvalidCursor)?;
-    if cursor_owner != owner || JobId::parse(id).is_none() {
-        return Err(StoreError::InvalidCursor);
-    }
-    Ok(Item::from([
-        ("pk".to_owned(), s(id)),
-        ("owner".to_owned(), s(owner)),
-        ("created_at".to_owned(), n(created)),
-    ]))
-}
-
-fn s(value: &str) -> AttributeValue {
-    AttributeValue::S(value.to_owned())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn json_attr<T: Serialize + ?Sized>(value: &T) -> Result<AttributeValue, StoreError> {
-    serde_json::to_string(value)
-        .map(AttributeValue::S)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-/// The item a record is stored as. Structured fields (input, checkpoint,
-/// results, error) are JSON strings; times are numbers.
-pub(crate) fn to_item(job: &JobRecord) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), s(job.id.as_str()));
-    item.insert("owner".into(), s(&job.owner));
-    item.insert("job_type".into(), s(&job.job_type));
-    item.insert("queue".into(), s(&job.queue));
-    item.insert("status".into(), s(job.status.as_str()));
-    item.insert("input".into(), AttributeValue::S(job.input.to_string()));
-    item.insert("request_hash".into(), s(&job.request_hash));
-    item.insert("attempts".into(), n(i64::from(job.attempts)));
-    item.insert("max_attempts".into(), n(i64::from(job.max_attempts)));
-    item.insert("timeout_seconds".into(), n(i64::from(job.timeout_seconds)));
-    item.insert("progress".into(), n(i64::from(job.progress)));
-    item.insert("cancel_requested".into(), AttributeValue::Bool(job.cancel_requested));
-    item.insert("created_at".into(), n(job.created_at));
-    item.insert("updated_at".into(), n(job.updated_at));
-    item.insert("expires_at".into(), n(job.expires_at));
-    item.insert("version".into(), n(job.version as i64));
-    let optional_numbers = [
-        ("lease_expires_at", job.lease_expires_at),
-        ("started_at", job.started_at),
-        ("finished_at", job.finished_at),
-        ("run_at", job.run_at),
-        ("due_at", job.due_at),
-    ];
-    for (name, value) in optional_numbers {
-        if let Some(value) = value {
-            item.insert(name.into(), n(value));
-        }
-    }
-    if job.due_at.is_some() {
-        item.insert("due_shard".into(), s(DUE_SHARD));
-    }
-    if let Some(owner) = &job.lease_owner {
-        item.insert("lease_owner".into(), s(owner));
-    }
-    if let Some(message) = &job.progress_message {
-        item.insert("progress_message".into(), s(message));
-    }
-    if let Some(checkpoint) = &job.checkpoint {
-        item.insert("checkpoint".into(), AttributeValue::S(checkpoint.to_string()));
-    }
-    if !job.results.is_empty() {
-        item.insert(
-            "results".into(),
-            AttributeValue::S(serde_json::to_string(&job.results).unwrap_or_default()),
-        );
-    }
-    if let Some(error) = &job.error {
-        item.insert(
-            "error".into(),
-            AttributeValue::S(serde_json::to_string(error).unwrap_or_default()),
-        );
-    }
-    item
-}
-
-/// Decodes an item written by [`to_item`] (or updated since).
-pub(crate) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
-    let id_raw = str_attr(item, "pk")?.ok_or_else(|| corrupt("pk"))?;
-    let id = JobId::parse(&id_raw).ok_or_else(|| corrupt("pk"))?;
-    let status_raw = str_attr(item, "status")?.ok_or_else(|| corrupt("status"))?;
-    Ok(JobRecord {
-        id,
-        owner: required_str(item, "owner")?,
-        job_type: required_str(item, "job_type")?,
-        queue: required_str(item, "queue")?,
-        status: JobStatus::parse(&status_raw).ok_or_else(|| corrupt("status"))?,
-        input: json_field(item, "input")?.unwrap_or(serde_json::Value::Null),
-        request_hash: required_str(item, "request_hash")?,
-        attempts: num_attr(item, "attempts")?.unwrap_or(0),
-        max_attempts: num_attr(item, "max_attempts")?.unwrap_or(1),
-        timeout_seconds: num_attr(item, "timeout_seconds")?.unwrap_or(3600),
-        lease_owner: str_attr(item, "lease_owner")?,
-        lease_expires_at: num_attr(item, "lease_expires_at")?,
-        progress: num_attr(item, "progress")?.unwrap_or(0),
-        progress_message: str_attr(item, "progress_message")?,
-        checkpoint: json_field(item, "checkpoint")?,
-        results: json_field(item, "results")?.unwrap_or_default(),
-        error: json_field(item, "error")?,
-        cancel_requested: bool_attr(item, "cancel_requested")?.unwrap_or(false),
-        created_at: num_attr(item, "created_at")?.ok_or_else(|| corrupt("created_at"))?,
-        updated_at: num_attr(item, "updated_at")?.unwrap_or(0),
-        started_at: num_attr(item, "started_at")?,
-        finished_at: num_attr(item, "finished_at")?,
-        run_at: num_attr(item, "run_at")?,
-        due_at: num_attr(item, "due_at")?,
-        expires_at: num_attr(item, "expires_at")?.unwrap_or(0),
-        version: num_attr(item, "version")?.unwrap_or(0),
-    })
-}
-
-fn corrupt(field: &str) -> StoreError {
-    StoreError::Corrupt(format!("attribute {field} missing or malformed"))
-}
-
-fn str_attr(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(corrupt(name)),
-    }
-}
-
-fn required_str(item: &Item, name: &str) -> Result<String, StoreError> {
-    str_attr(item, name)?.ok_or_else(|| corrupt(name))
-}
-
-fn num_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(value)) => value.parse().map(Some).map_err(|_| corrupt(name)),
-        Some(_) => Err(corrupt(name)),
-    }
-}
-
-fn bool_attr(item: &Item, name: &str) -> Result<Option<bool>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::Bool(value)) => Ok(Some(*value)),
-        Some(_) => Err(corrupt(name)),
-    }
-}
-
-fn json_field<T: DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
-    str_attr(item, name)?
-        .map(|raw| serde_json::from_str(&raw).map_err(|_| corrupt(name)))
-        .transpose()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::{JobError, NewJob, ResultObject};
-    use serde_json::json;
-
-    #[test]
-    fn records_round_trip_through_items() {
-        let mut job = JobRecord::new_queued(
-            NewJob {
-                id: JobId::random(),
-                owner: "alice".into(),
-                job_type: "report".into(),
-                queue: "fast".into(),
-                input: json!({"group_by": "region", "values": ["amount"]}),
-                request_hash: "abc".into(),
-                max_attempts: 3,
-                timeout_seconds: 3600,
-                delay_seconds: 5,
-            },
-            1_000_000,
-            3600,
-            60_000,
-        );
-        job.lease_owner = Some("w".into());
-        job.checkpoint = Some(json!({"offset": 42}));
-        job.results = vec![ResultObject {
-            name: "summary.json".into(),
-            key: "results/x/summary.json".into(),
-            content_type: "application/json".into(),
-            bytes: 10,
-        }];
-        job.error = Some(JobError::retryable("boom", "it broke"));
-        let item = to_item(&job);
-        assert_eq!(item["due_shard"], s(DUE_SHARD));
-        assert_eq!(from_item(&item).unwrap(), job);
-
-        job.due_at = None;
-        assert!(!to_item(&job).contains_key("due_shard"));
-    }
-
-    #[test]
-    fn malformed_items_are_corrupt_not_panics() {
-        let mut item = to_item(&JobRecord::new_queued(
-            NewJob {
-                id: JobId::random(),
-                owner: "o".into(),
-                job_type: "t".into(),
-                queue: "fast".into(),
-                input: json!(null),
-                request_hash: "h".into(),
-                max_attempts: 1,
-                timeout_seconds: 3600,
-                delay_seconds: 0,
-            },
-            0,
-            1,
-            1,
-        ));
-        item.insert("status".into(), s("WEIRD"));
-        assert!(matches!(from_item(&item), Err(StoreError::Corrupt(_))));
-        item.insert("status".into(), n(3));
-        assert!(matches!(from_item(&item), Err(StoreError::Corrupt(_))));
     }
 }
