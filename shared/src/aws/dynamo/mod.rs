@@ -3,15 +3,20 @@
 //! the old item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) so callers
 //! learn why without a second read. Non-terminal jobs carry `due_shard` and
 //! `due_at`, the keys of the sparse index the reconciler scans.
+//!
+//! The item codec lives in [`item`], list cursors in [`cursor`], and every
+//! update is written with the [`expr::Update`] builder.
 
 mod cursor;
+mod expr;
 mod item;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use self::cursor::{decode_cursor, encode_cursor};
+use self::expr::Update;
 use self::item::{json, n, s, Attributes, Item};
 use super::describe;
 use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
@@ -26,12 +31,29 @@ pub const DUE_INDEX: &str = "due";
 /// The name of the owner index (`owner`, `created_at`) in `template.yaml`.
 pub const OWNER_INDEX: &str = "by-owner";
 
+/// When a worker may claim a job. The one home of this rule is
+/// [`JobRecord::claimable_at`] (`shared/src/job.rs`); this condition must
+/// stay equal to it, and the contract tests hold both to it.
+/// `attribute_exists(pk)` makes a missing job fail without an old item, which
+/// tells "not found" from "not claimable".
+const CLAIMABLE: &str = "attribute_exists(pk) AND (\
+    (#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now) AND #cancel_requested = :false) \
+    OR (#status = :running AND #lease_expires_at < :now))";
+
+/// When the dead-letter function may end a job. The one home of this rule is
+/// [`JobRecord::dead_letterable_at`] (`shared/src/job.rs`); this condition
+/// must stay equal to it, and the contract tests hold both to it.
+const DEAD_LETTERABLE: &str = "(#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
+    OR (#status = :running AND #lease_expires_at < :now)";
+
+/// The [`JobStore`] of a DynamoDB table laid out as in `template.yaml`.
 pub struct DynamoJobStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
 }
 
 impl DynamoJobStore {
+    /// The store of `table`, reached through `client`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: &str) -> Self {
         DynamoJobStore {
             client,
@@ -39,87 +61,85 @@ impl DynamoJobStore {
         }
     }
 
-    fn update(&self, id: &JobId) -> UpdateItemFluentBuilder {
-        self.client
+    /// Sends `update` to job `id`: the new item back on success, the old one
+    /// when its condition fails.
+    async fn send_update(&self, id: &JobId, update: Update) -> Result<Item, UpdateError> {
+        let request = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(id.as_str()))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-    }
-
-    /// Sends a lease-fenced update: `status = RUNNING AND lease_owner = :owner`.
-    async fn fenced_update(&self, builder: UpdateItemFluentBuilder, lease_owner: &str) -> Result<Item, StoreError> {
-        let result = builder
-            .condition_expression("#status = :running AND #lease_owner = :owner")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#lease_owner", "lease_owner")
-            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
-            .expression_attribute_values(":owner", s(lease_owner))
-            .send()
-            .await;
-        match result {
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match update.apply(request).send().await {
             Ok(output) => output
                 .attributes
-                .ok_or_else(|| StoreError::Corrupt("update returned no attributes".into())),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::LeaseLost)
-            }
-            Err(err) => Err(StoreError::Unavailable(describe(&err))),
+                .ok_or_else(|| UpdateError::Store(StoreError::Corrupt("update returned no attributes".into()))),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => Err(UpdateError::Refused(e.item.clone())),
+                _ => Err(UpdateError::Store(StoreError::Unavailable(describe(&err)))),
+            },
+        }
+    }
+
+    /// Sends a lease-fenced update: it applies only while the job runs under
+    /// `lease_owner`'s lease, and fails with [`StoreError::LeaseLost`] otherwise.
+    async fn fenced_update(&self, id: &JobId, update: Update, lease_owner: &str) -> Result<Item, StoreError> {
+        let update = update
+            .condition("#status = :running AND #lease_owner = :owner")
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":owner", s(lease_owner));
+        match self.send_update(id, update).await {
+            Ok(item) => Ok(item),
+            Err(UpdateError::Refused(_)) => Err(StoreError::LeaseLost),
+            Err(UpdateError::Store(err)) => Err(err),
         }
     }
 
     /// Sends a conditional state change: the new record, or the record that
     /// refused it (`ALL_OLD`), or nothing.
-    async fn transition(&self, builder: UpdateItemFluentBuilder) -> Result<Transition, StoreError> {
-        match builder.send().await {
-            Ok(output) => {
-                let item = output
-                    .attributes
-                    .ok_or_else(|| StoreError::Corrupt("update returned no attributes".into()))?;
-                Ok(Transition::Done(Box::new(JobRecord::try_from(&item)?)))
-            }
-            Err(err) => match err.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e)) => {
-                    match e.item() {
-                        Some(old) => Ok(Transition::Refused(Box::new(JobRecord::try_from(old)?))),
-                        None => Ok(Transition::NotFound),
-                    }
-                }
-                _ => Err(StoreError::Unavailable(describe(&err))),
-            },
+    async fn transition(&self, id: &JobId, update: Update) -> Result<Transition, StoreError> {
+        match self.send_update(id, update).await {
+            Ok(item) => Ok(Transition::Done(Box::new(JobRecord::try_from(&item)?))),
+            Err(UpdateError::Refused(Some(old))) => Ok(Transition::Refused(Box::new(JobRecord::try_from(&old)?))),
+            Err(UpdateError::Refused(None)) => Ok(Transition::NotFound),
+            Err(UpdateError::Store(err)) => Err(err),
         }
-    }
-
-    /// The end of a job outside a run: terminal status, timestamps, TTL, out of the due index.
-    fn terminal_update(
-        &self,
-        id: &JobId,
-        status: JobStatus,
-        now_ms: i64,
-        retention_seconds: i64,
-    ) -> UpdateItemFluentBuilder {
-        self.update(id)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#finished_at", "finished_at")
-            .expression_attribute_names("#updated_at", "updated_at")
-            .expression_attribute_names("#expires_at", "expires_at")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#due_at", "due_at")
-            .expression_attribute_names("#due_shard", "due_shard")
-            .expression_attribute_values(":new_status", s(status.as_str()))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
     }
 }
 
-const TERMINAL_SET: &str = "#status = :new_status, #finished_at = :now, #updated_at = :now, \
-                            #expires_at = :expires_at, #version = #version + :one";
+/// Why an update did not apply.
+enum UpdateError {
+    /// Its condition failed; the item as it was, if there is one.
+    Refused(Option<Item>),
+    Store(StoreError),
+}
+
+/// The update that ends a job: terminal `status`, finished and updated
+/// now, the record's TTL counted from now, a new version, and out of the due
+/// index. Every way a job ends (finish, cancel, dead-letter) starts here and
+/// adds what is particular to it.
+fn end_of_job(status: JobStatus, now_ms: i64, retention_seconds: i64) -> Update {
+    Update::new()
+        .set("status", s(status.as_str()))
+        .set("finished_at", n(now_ms))
+        .set("updated_at", n(now_ms))
+        .set("expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
+        .increment("version", 1)
+        .remove("due_at")
+        .remove("due_shard")
+}
+
+/// A run handing its job back to the queue (retry or continuation): QUEUED
+/// again, not before `run_at`, overdue after `due_at`.
+fn back_to_queue(run_at: i64, due_at: i64, now_ms: i64) -> Update {
+    Update::new()
+        .set("status", s(JobStatus::Queued.as_str()))
+        .set("run_at", n(run_at))
+        .set("due_at", n(due_at))
+        .set("updated_at", n(now_ms))
+        .increment("version", 1)
+}
 
 #[async_trait]
 impl JobStore for DynamoJobStore {
@@ -163,35 +183,21 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
-        let builder = self
-            .update(id)
-            .update_expression(
-                "SET #status = :running, #lease_owner = :owner, #lease_expires_at = :lease_exp, \
-                 #attempts = #attempts + :one, #started_at = if_not_exists(#started_at, :now), \
-                 #due_at = :lease_exp, #updated_at = :now, #version = #version + :one",
-            )
-            .condition_expression(
-                "attribute_exists(pk) AND ((#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now) \
-                 AND #cancel_requested = :false) OR (#status = :running AND #lease_expires_at < :now))",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#lease_owner", "lease_owner")
-            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
-            .expression_attribute_names("#attempts", "attempts")
-            .expression_attribute_names("#started_at", "started_at")
-            .expression_attribute_names("#due_at", "due_at")
-            .expression_attribute_names("#updated_at", "updated_at")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#run_at", "run_at")
-            .expression_attribute_names("#cancel_requested", "cancel_requested")
-            .expression_attribute_values(":running", s(JobStatus::Running.as_str()))
-            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
-            .expression_attribute_values(":owner", s(&lease.owner))
-            .expression_attribute_values(":lease_exp", n(lease.expires_at))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":false", AttributeValue::Bool(false));
-        Ok(match self.transition(builder).await? {
+        let update = Update::new()
+            .set("status", s(JobStatus::Running.as_str()))
+            .set("lease_owner", s(&lease.owner))
+            .set("lease_expires_at", n(lease.expires_at))
+            .increment("attempts", 1)
+            .set_if_not_exists("started_at", n(now_ms))
+            .set("due_at", n(lease.expires_at))
+            .set("updated_at", n(now_ms))
+            .increment("version", 1)
+            .condition(CLAIMABLE)
+            .value(":queued", s(JobStatus::Queued.as_str()))
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":now", n(now_ms))
+            .value(":false", AttributeValue::Bool(false));
+        Ok(match self.transition(id, update).await? {
             Transition::Done(job) => ClaimOutcome::Claimed(job),
             Transition::Refused(job) => ClaimOutcome::NotClaimable(job),
             Transition::NotFound => ClaimOutcome::NotFound,
@@ -205,38 +211,18 @@ impl JobStore for DynamoJobStore {
         update: &ProgressUpdate,
         now_ms: i64,
     ) -> Result<ProgressAck, StoreError> {
-        let mut set = vec![
-            "#progress = :progress",
-            "#updated_at = :now",
-            "#version = #version + :one",
-        ];
-        let mut builder = self
-            .update(id)
-            .expression_attribute_names("#progress", "progress")
-            .expression_attribute_names("#updated_at", "updated_at")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#progress_message", "progress_message")
-            .expression_attribute_values(":progress", n(i64::from(update.progress)))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":one", n(1));
-        let mut remove = "";
-        match &update.message {
-            Some(message) => {
-                set.push("#progress_message = :message");
-                builder = builder.expression_attribute_values(":message", s(message));
-            }
-            None => remove = " REMOVE #progress_message",
-        }
+        let mut write = Update::new()
+            .set("progress", n(i64::from(update.progress)))
+            .set("updated_at", n(now_ms))
+            .increment("version", 1);
+        write = match &update.message {
+            Some(message) => write.set("progress_message", s(message)),
+            None => write.remove("progress_message"),
+        };
         if let Some(checkpoint) = &update.checkpoint {
-            set.push("#checkpoint = :checkpoint");
-            builder = builder
-                .expression_attribute_names("#checkpoint", "checkpoint")
-                .expression_attribute_values(":checkpoint", json(checkpoint)?);
+            write = write.set("checkpoint", json(checkpoint)?);
         }
-        let expression = format!("SET {}{remove}", set.join(", "));
-        let item = self
-            .fenced_update(builder.update_expression(expression), lease_owner)
-            .await?;
+        let item = self.fenced_update(id, write, lease_owner).await?;
         Ok(ProgressAck {
             cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
         })
@@ -250,87 +236,32 @@ impl JobStore for DynamoJobStore {
         now_ms: i64,
         retention_seconds: i64,
     ) -> Result<JobRecord, StoreError> {
-        let mut builder = self
-            .update(id)
-            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
-            .expression_attribute_names("#updated_at", "updated_at")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#due_at", "due_at")
-            .expression_attribute_values(":status", s(finish.status().as_str()))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":one", n(1));
-        let common = "#status = :status, #updated_at = :now, #version = #version + :one";
-        let expression = match finish {
+        let ended = || end_of_job(finish.status(), now_ms, retention_seconds);
+        let update = match finish {
             Finish::Retry { error, run_at, due_at } => {
-                builder = builder
-                    .expression_attribute_names("#error", "error")
-                    .expression_attribute_names("#run_at", "run_at")
-                    .expression_attribute_values(":error", json(error)?)
-                    .expression_attribute_values(":run_at", n(*run_at))
-                    .expression_attribute_values(":due_at", n(*due_at));
-                format!(
-                    "SET {common}, #error = :error, #run_at = :run_at, #due_at = :due_at \
-                     REMOVE #lease_owner, #lease_expires_at"
-                )
+                back_to_queue(*run_at, *due_at, now_ms).set("error", json(error)?)
             }
-            Finish::Continue { run_at, due_at } => {
-                builder = builder
-                    .expression_attribute_names("#run_at", "run_at")
-                    .expression_attribute_names("#attempts", "attempts")
-                    .expression_attribute_values(":run_at", n(*run_at))
-                    .expression_attribute_values(":due_at", n(*due_at));
-                format!(
-                    "SET {common}, #run_at = :run_at, #due_at = :due_at, #attempts = #attempts - :one \
-                     REMOVE #lease_owner, #lease_expires_at"
-                )
-            }
-            terminal => {
-                builder = builder
-                    .expression_attribute_names("#finished_at", "finished_at")
-                    .expression_attribute_names("#expires_at", "expires_at")
-                    .expression_attribute_names("#due_shard", "due_shard")
-                    .expression_attribute_values(":expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)));
-                let ending = "#finished_at = :now, #expires_at = :expires_at";
-                let cleared = "#lease_owner, #lease_expires_at, #due_at, #due_shard";
-                match terminal {
-                    Finish::Succeeded { results } => {
-                        builder = builder
-                            .expression_attribute_names("#results", "results")
-                            .expression_attribute_names("#progress", "progress")
-                            .expression_attribute_names("#error", "error")
-                            .expression_attribute_names("#progress_message", "progress_message")
-                            .expression_attribute_values(":results", json(results)?)
-                            .expression_attribute_values(":hundred", n(100));
-                        format!(
-                            "SET {common}, {ending}, #results = :results, #progress = :hundred \
-                             REMOVE {cleared}, #error, #progress_message"
-                        )
-                    }
-                    Finish::Failed { error } => {
-                        builder = builder
-                            .expression_attribute_names("#error", "error")
-                            .expression_attribute_values(":error", json(error)?);
-                        format!("SET {common}, {ending}, #error = :error REMOVE {cleared}")
-                    }
-                    _ => format!("SET {common}, {ending} REMOVE {cleared}"),
-                }
-            }
+            // Not a new attempt: the claim counted one, this gives it back.
+            Finish::Continue { run_at, due_at } => back_to_queue(*run_at, *due_at, now_ms).increment("attempts", -1),
+            Finish::Succeeded { results } => ended()
+                .set("results", json(results)?)
+                .set("progress", n(100))
+                .remove("error")
+                .remove("progress_message"),
+            Finish::Failed { error } => ended().set("error", json(error)?),
+            Finish::Cancelled => ended(),
         };
-        let item = self
-            .fenced_update(builder.update_expression(expression), lease_owner)
-            .await?;
+        let update = update.remove("lease_owner").remove("lease_expires_at");
+        let item = self.fenced_update(id, update, lease_owner).await?;
         JobRecord::try_from(&item)
     }
+
     async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
-        let builder = self
-            .update(id)
-            .update_expression("SET #lease_expires_at = :exp, #due_at = :exp, #version = #version + :one")
-            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
-            .expression_attribute_names("#due_at", "due_at")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":exp", n(lease.expires_at))
-            .expression_attribute_values(":one", n(1));
-        let item = self.fenced_update(builder, &lease.owner).await?;
+        let update = Update::new()
+            .set("lease_expires_at", n(lease.expires_at))
+            .set("due_at", n(lease.expires_at))
+            .increment("version", 1);
+        let item = self.fenced_update(id, update, &lease.owner).await?;
         Ok(ProgressAck {
             cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
         })
@@ -344,16 +275,11 @@ impl JobStore for DynamoJobStore {
     ) -> Result<CancelOutcome, StoreError> {
         // A job can move between QUEUED and RUNNING while we ask; a few rounds settle it.
         for _ in 0..4 {
-            let queued = self
-                .terminal_update(id, JobStatus::Cancelled, now_ms, retention_seconds)
-                .update_expression(format!(
-                    "SET {TERMINAL_SET}, #cancel_requested = :true REMOVE #due_at, #due_shard"
-                ))
-                .condition_expression("#status = :queued")
-                .expression_attribute_names("#cancel_requested", "cancel_requested")
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()));
-            let found = match self.transition(queued).await? {
+            let queued = end_of_job(JobStatus::Cancelled, now_ms, retention_seconds)
+                .set("cancel_requested", AttributeValue::Bool(true))
+                .condition("#status = :queued")
+                .value(":queued", s(JobStatus::Queued.as_str()));
+            let found = match self.transition(id, queued).await? {
                 Transition::Done(job) => return Ok(CancelOutcome::Cancelled(job)),
                 Transition::NotFound => return Ok(CancelOutcome::NotFound),
                 Transition::Refused(job) => job,
@@ -361,19 +287,13 @@ impl JobStore for DynamoJobStore {
             if found.status.is_terminal() {
                 return Ok(CancelOutcome::AlreadyFinished(found));
             }
-            let running = self
-                .update(id)
-                .update_expression("SET #cancel_requested = :true, #updated_at = :now, #version = #version + :one")
-                .condition_expression("#status = :running")
-                .expression_attribute_names("#cancel_requested", "cancel_requested")
-                .expression_attribute_names("#updated_at", "updated_at")
-                .expression_attribute_names("#version", "version")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":true", AttributeValue::Bool(true))
-                .expression_attribute_values(":now", n(now_ms))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":running", s(JobStatus::Running.as_str()));
-            match self.transition(running).await? {
+            let running = Update::new()
+                .set("cancel_requested", AttributeValue::Bool(true))
+                .set("updated_at", n(now_ms))
+                .increment("version", 1)
+                .condition("#status = :running")
+                .value(":running", s(JobStatus::Running.as_str()));
+            match self.transition(id, running).await? {
                 Transition::Done(job) => return Ok(CancelOutcome::Requested(job)),
                 Transition::NotFound => return Ok(CancelOutcome::NotFound),
                 Transition::Refused(job) if job.status.is_terminal() => return Ok(CancelOutcome::AlreadyFinished(job)),
@@ -392,23 +312,15 @@ impl JobStore for DynamoJobStore {
         now_ms: i64,
         retention_seconds: i64,
     ) -> Result<Transition, StoreError> {
-        let builder = self
-            .terminal_update(id, JobStatus::DeadLettered, now_ms, retention_seconds)
-            .update_expression(format!(
-                "SET {TERMINAL_SET}, #error = :error REMOVE #due_at, #due_shard, #lease_owner, #lease_expires_at"
-            ))
-            .condition_expression(
-                "(#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
-                 OR (#status = :running AND #lease_expires_at < :now)",
-            )
-            .expression_attribute_names("#run_at", "run_at")
-            .expression_attribute_names("#error", "error")
-            .expression_attribute_names("#lease_owner", "lease_owner")
-            .expression_attribute_names("#lease_expires_at", "lease_expires_at")
-            .expression_attribute_values(":error", json(error)?)
-            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
-            .expression_attribute_values(":running", s(JobStatus::Running.as_str()));
-        self.transition(builder).await
+        let update = end_of_job(JobStatus::DeadLettered, now_ms, retention_seconds)
+            .set("error", json(error)?)
+            .remove("lease_owner")
+            .remove("lease_expires_at")
+            .condition(DEAD_LETTERABLE)
+            .value(":queued", s(JobStatus::Queued.as_str()))
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":now", n(now_ms));
+        self.transition(id, update).await
     }
 
     async fn requeue_dead_lettered(
@@ -418,34 +330,20 @@ impl JobStore for DynamoJobStore {
         due_at: i64,
         retention_seconds: i64,
     ) -> Result<Transition, StoreError> {
-        let builder = self
-            .update(id)
-            .update_expression(
-                "SET #status = :queued, #due_at = :due_at, #due_shard = :shard, #updated_at = :now, \
-                 #attempts = :zero, #cancel_requested = :false, #expires_at = :expires_at, \
-                 #version = #version + :one REMOVE #finished_at, #run_at",
-            )
-            .expression_attribute_names("#attempts", "attempts")
-            .expression_attribute_names("#cancel_requested", "cancel_requested")
-            .expression_attribute_names("#expires_at", "expires_at")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
-            .condition_expression("#status = :dead")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#due_at", "due_at")
-            .expression_attribute_names("#due_shard", "due_shard")
-            .expression_attribute_names("#updated_at", "updated_at")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#finished_at", "finished_at")
-            .expression_attribute_names("#run_at", "run_at")
-            .expression_attribute_values(":queued", s(JobStatus::Queued.as_str()))
-            .expression_attribute_values(":dead", s(JobStatus::DeadLettered.as_str()))
-            .expression_attribute_values(":due_at", n(due_at))
-            .expression_attribute_values(":shard", s(DUE_SHARD))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":one", n(1));
-        self.transition(builder).await
+        let update = Update::new()
+            .set("status", s(JobStatus::Queued.as_str()))
+            .set("due_at", n(due_at))
+            .set("due_shard", s(DUE_SHARD))
+            .set("updated_at", n(now_ms))
+            .set("attempts", n(0))
+            .set("cancel_requested", AttributeValue::Bool(false))
+            .set("expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
+            .increment("version", 1)
+            .remove("finished_at")
+            .remove("run_at")
+            .condition("#status = :dead")
+            .value(":dead", s(JobStatus::DeadLettered.as_str()));
+        self.transition(id, update).await
     }
 
     async fn list_by_owner(
@@ -516,15 +414,11 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError> {
-        let builder = self
-            .update(id)
-            .update_expression("SET #due_at = :new, #version = #version + :one")
-            .condition_expression("#due_at = :expected")
-            .expression_attribute_names("#due_at", "due_at")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":new", n(new_due_at))
-            .expression_attribute_values(":expected", n(expected))
-            .expression_attribute_values(":one", n(1));
-        Ok(matches!(self.transition(builder).await?, Transition::Done(_)))
+        let update = Update::new()
+            .set("due_at", n(new_due_at))
+            .increment("version", 1)
+            .condition("#due_at = :expected")
+            .value(":expected", n(expected));
+        Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
     }
 }
