@@ -112,6 +112,7 @@ impl DynamoJobStore {
 enum UpdateError {
     /// Its condition failed; the item as it was, if there is one.
     Refused(Option<Item>),
+    /// The request itself failed, or its answer had no item.
     Store(StoreError),
 }
 
