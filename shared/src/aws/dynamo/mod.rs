@@ -1,0 +1,425 @@
+//! [`JobStore`] on DynamoDB: one item per job, partition key `pk` = job id.
+//! Every write is a single conditional request; a failed condition returns
+//! the old item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) so callers
+//! learn why without a second read. Non-terminal jobs carry `due_shard` and
+//! `due_at`, the keys of the sparse index the reconciler scans.
+//!
+//! The item codec lives in [`item`], list cursors in [`cursor`], and every
+//! update is written with the [`expr::Update`] builder.
+
+mod cursor;
+mod expr;
+mod item;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+use self::cursor::{decode_cursor, encode_cursor};
+use self::expr::Update;
+use self::item::{json, n, s, Attributes, Item};
+use super::describe;
+use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
+use crate::ports::{
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
+};
+
+/// The partition key of the sparse due index; every non-terminal job has it.
+pub const DUE_SHARD: &str = "due";
+/// The name of the sparse due index (`due_shard`, `due_at`) in `template.yaml`.
+pub const DUE_INDEX: &str = "due";
+/// The name of the owner index (`owner`, `created_at`) in `template.yaml`.
+pub const OWNER_INDEX: &str = "by-owner";
+
+/// When a worker may claim a job. The one home of this rule is
+/// [`JobRecord::claimable_at`] (`shared/src/job.rs`); this condition must
+/// stay equal to it, and the contract tests hold both to it.
+/// `attribute_exists(pk)` makes a missing job fail without an old item, which
+/// tells "not found" from "not claimable".
+const CLAIMABLE: &str = "attribute_exists(pk) AND (\
+    (#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now) AND #cancel_requested = :false) \
+    OR (#status = :running AND #lease_expires_at < :now))";
+
+/// When the dead-letter function may end a job. The one home of this rule is
+/// [`JobRecord::dead_letterable_at`] (`shared/src/job.rs`); this condition
+/// must stay equal to it, and the contract tests hold both to it.
+const DEAD_LETTERABLE: &str = "(#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
+    OR (#status = :running AND #lease_expires_at < :now)";
+
+/// The [`JobStore`] of a DynamoDB table laid out as in `template.yaml`.
+pub struct DynamoJobStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoJobStore {
+    /// The store of `table`, reached through `client`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: &str) -> Self {
+        DynamoJobStore {
+            client,
+            table: table.to_owned(),
+        }
+    }
+
+    /// Sends `update` to job `id`: the new item back on success, the old one
+    /// when its condition fails.
+    async fn send_update(&self, id: &JobId, update: Update) -> Result<Item, UpdateError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(id.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        match update.apply(request).send().await {
+            Ok(output) => output
+                .attributes
+                .ok_or_else(|| UpdateError::Store(StoreError::Corrupt("update returned no attributes".into()))),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => Err(UpdateError::Refused(e.item.clone())),
+                _ => Err(UpdateError::Store(StoreError::Unavailable(describe(&err)))),
+            },
+        }
+    }
+
+    /// Sends a lease-fenced update: it applies only while the job runs under
+    /// `lease_owner`'s lease, and fails with [`StoreError::LeaseLost`] otherwise.
+    async fn fenced_update(&self, id: &JobId, update: Update, lease_owner: &str) -> Result<Item, StoreError> {
+        let update = update
+            .condition("#status = :running AND #lease_owner = :owner")
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":owner", s(lease_owner));
+        match self.send_update(id, update).await {
+            Ok(item) => Ok(item),
+            Err(UpdateError::Refused(_)) => Err(StoreError::LeaseLost),
+            Err(UpdateError::Store(err)) => Err(err),
+        }
+    }
+
+    /// Sends a conditional state change: the new record, or the record that
+    /// refused it (`ALL_OLD`), or nothing.
+    async fn transition(&self, id: &JobId, update: Update) -> Result<Transition, StoreError> {
+        match self.send_update(id, update).await {
+            Ok(item) => Ok(Transition::Done(Box::new(JobRecord::try_from(&item)?))),
+            Err(UpdateError::Refused(Some(old))) => Ok(Transition::Refused(Box::new(JobRecord::try_from(&old)?))),
+            Err(UpdateError::Refused(None)) => Ok(Transition::NotFound),
+            Err(UpdateError::Store(err)) => Err(err),
+        }
+    }
+}
+
+/// Why an update did not apply.
+enum UpdateError {
+    /// Its condition failed; the item as it was, if there is one.
+    Refused(Option<Item>),
+    /// The request itself failed, or its answer had no item.
+    Store(StoreError),
+}
+
+/// The update that ends a job: terminal `status`, finished and updated
+/// now, the record's TTL counted from now, a new version, and out of the due
+/// index. Every way a job ends (finish, cancel, dead-letter) starts here and
+/// adds what is particular to it.
+fn end_of_job(status: JobStatus, now_ms: i64, retention_seconds: i64) -> Update {
+    Update::new()
+        .set("status", s(status.as_str()))
+        .set("finished_at", n(now_ms))
+        .set("updated_at", n(now_ms))
+        .set("expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
+        .increment("version", 1)
+        .remove("due_at")
+        .remove("due_shard")
+}
+
+/// A run handing its job back to the queue (retry or continuation): QUEUED
+/// again, not before `run_at`, overdue after `due_at`.
+fn back_to_queue(run_at: i64, due_at: i64, now_ms: i64) -> Update {
+    Update::new()
+        .set("status", s(JobStatus::Queued.as_str()))
+        .set("run_at", n(run_at))
+        .set("due_at", n(due_at))
+        .set("updated_at", n(now_ms))
+        .increment("version", 1)
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn create(&self, job: &JobRecord, now_ms: i64) -> Result<CreateOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Item::from(job)))
+            .condition_expression("attribute_not_exists(pk) OR #expires_at < :now_s")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(e)) => {
+                    let old = e
+                        .item()
+                        .ok_or_else(|| StoreError::Corrupt("condition failed without the old item".into()))?;
+                    Ok(CreateOutcome::Exists(Box::new(JobRecord::try_from(old)?)))
+                }
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        output.item.as_ref().map(JobRecord::try_from).transpose()
+    }
+
+    async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
+        let update = Update::new()
+            .set("status", s(JobStatus::Running.as_str()))
+            .set("lease_owner", s(&lease.owner))
+            .set("lease_expires_at", n(lease.expires_at))
+            .increment("attempts", 1)
+            .set_if_not_exists("started_at", n(now_ms))
+            .set("due_at", n(lease.expires_at))
+            .set("updated_at", n(now_ms))
+            .increment("version", 1)
+            .condition(CLAIMABLE)
+            .value(":queued", s(JobStatus::Queued.as_str()))
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":now", n(now_ms))
+            .value(":false", AttributeValue::Bool(false));
+        Ok(match self.transition(id, update).await? {
+            Transition::Done(job) => ClaimOutcome::Claimed(job),
+            Transition::Refused(job) => ClaimOutcome::NotClaimable(job),
+            Transition::NotFound => ClaimOutcome::NotFound,
+        })
+    }
+
+    async fn record_progress(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        update: &ProgressUpdate,
+        now_ms: i64,
+    ) -> Result<ProgressAck, StoreError> {
+        let mut write = Update::new()
+            .set("progress", n(i64::from(update.progress)))
+            .set("updated_at", n(now_ms))
+            .increment("version", 1);
+        write = match &update.message {
+            Some(message) => write.set("progress_message", s(message)),
+            None => write.remove("progress_message"),
+        };
+        if let Some(checkpoint) = &update.checkpoint {
+            write = write.set("checkpoint", json(checkpoint)?);
+        }
+        let item = self.fenced_update(id, write, lease_owner).await?;
+        Ok(ProgressAck {
+            cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
+        })
+    }
+
+    async fn finish(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        finish: &Finish,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<JobRecord, StoreError> {
+        let ended = || end_of_job(finish.status(), now_ms, retention_seconds);
+        let update = match finish {
+            Finish::Retry { error, run_at, due_at } => {
+                back_to_queue(*run_at, *due_at, now_ms).set("error", json(error)?)
+            }
+            // Not a new attempt: the claim counted one, this gives it back.
+            Finish::Continue { run_at, due_at } => back_to_queue(*run_at, *due_at, now_ms).increment("attempts", -1),
+            Finish::Succeeded { results } => ended()
+                .set("results", json(results)?)
+                .set("progress", n(100))
+                .remove("error")
+                .remove("progress_message"),
+            Finish::Failed { error } => ended().set("error", json(error)?),
+            Finish::Cancelled => ended(),
+        };
+        let update = update.remove("lease_owner").remove("lease_expires_at");
+        let item = self.fenced_update(id, update, lease_owner).await?;
+        JobRecord::try_from(&item)
+    }
+
+    async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
+        let update = Update::new()
+            .set("lease_expires_at", n(lease.expires_at))
+            .set("due_at", n(lease.expires_at))
+            .increment("version", 1);
+        let item = self.fenced_update(id, update, &lease.owner).await?;
+        Ok(ProgressAck {
+            cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
+        })
+    }
+
+    async fn request_cancel(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<CancelOutcome, StoreError> {
+        // A job can move between QUEUED and RUNNING while we ask; a few rounds settle it.
+        for _ in 0..4 {
+            let queued = end_of_job(JobStatus::Cancelled, now_ms, retention_seconds)
+                .set("cancel_requested", AttributeValue::Bool(true))
+                .condition("#status = :queued")
+                .value(":queued", s(JobStatus::Queued.as_str()));
+            let found = match self.transition(id, queued).await? {
+                Transition::Done(job) => return Ok(CancelOutcome::Cancelled(job)),
+                Transition::NotFound => return Ok(CancelOutcome::NotFound),
+                Transition::Refused(job) => job,
+            };
+            if found.status.is_terminal() {
+                return Ok(CancelOutcome::AlreadyFinished(found));
+            }
+            let running = Update::new()
+                .set("cancel_requested", AttributeValue::Bool(true))
+                .set("updated_at", n(now_ms))
+                .increment("version", 1)
+                .condition("#status = :running")
+                .value(":running", s(JobStatus::Running.as_str()));
+            match self.transition(id, running).await? {
+                Transition::Done(job) => return Ok(CancelOutcome::Requested(job)),
+                Transition::NotFound => return Ok(CancelOutcome::NotFound),
+                Transition::Refused(job) if job.status.is_terminal() => return Ok(CancelOutcome::AlreadyFinished(job)),
+                Transition::Refused(_) => continue,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the job kept changing state while being cancelled".into(),
+        ))
+    }
+
+    async fn dead_letter(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        now_ms: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError> {
+        let update = end_of_job(JobStatus::DeadLettered, now_ms, retention_seconds)
+            .set("error", json(error)?)
+            .remove("lease_owner")
+            .remove("lease_expires_at")
+            .condition(DEAD_LETTERABLE)
+            .value(":queued", s(JobStatus::Queued.as_str()))
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":now", n(now_ms));
+        self.transition(id, update).await
+    }
+
+    async fn requeue_dead_lettered(
+        &self,
+        id: &JobId,
+        now_ms: i64,
+        due_at: i64,
+        retention_seconds: i64,
+    ) -> Result<Transition, StoreError> {
+        let update = Update::new()
+            .set("status", s(JobStatus::Queued.as_str()))
+            .set("due_at", n(due_at))
+            .set("due_shard", s(DUE_SHARD))
+            .set("updated_at", n(now_ms))
+            .set("attempts", n(0))
+            .set("cancel_requested", AttributeValue::Bool(false))
+            .set("expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
+            .increment("version", 1)
+            .remove("finished_at")
+            .remove("run_at")
+            .condition("#status = :dead")
+            .value(":dead", s(JobStatus::DeadLettered.as_str()));
+        self.transition(id, update).await
+    }
+
+    async fn list_by_owner(
+        &self,
+        owner: &str,
+        status: Option<JobStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<JobPage, StoreError> {
+        let start_key = cursor.map(|c| decode_cursor(c, owner)).transpose()?;
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OWNER_INDEX)
+            .key_condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(start_key);
+        if let Some(status) = status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()));
+        }
+        let output = query.send().await.map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(JobPage {
+            jobs: output
+                .items()
+                .iter()
+                .map(JobRecord::try_from)
+                .collect::<Result<_, _>>()?,
+            next_cursor: output.last_evaluated_key.as_ref().map(encode_cursor),
+        })
+    }
+
+    async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#due_shard = :shard AND #due_at < :now")
+                .expression_attribute_names("#due_shard", "due_shard")
+                .expression_attribute_names("#due_at", "due_at")
+                .expression_attribute_values(":shard", s(DUE_SHARD))
+                .expression_attribute_values(":now", n(now_ms))
+                .limit((limit - ids.len()).min(1000) as i32)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            for item in output.items() {
+                if let Some(id) = item.get_s("pk")?.as_deref().and_then(JobId::parse) {
+                    ids.push(id);
+                }
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() || ids.len() >= limit {
+                return Ok(ids);
+            }
+        }
+    }
+
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError> {
+        let update = Update::new()
+            .set("due_at", n(new_due_at))
+            .increment("version", 1)
+            .condition("#due_at = :expected")
+            .value(":expected", n(expected));
+        Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
+    }
+}
