@@ -2,7 +2,7 @@
 
 use super::*;
 
-const REPO_TEMPLATE: &str = include_str!("../../../template.yaml");
+const REPO_TEMPLATE: &str = include_str!("../../../../template.yaml");
 
 fn load(overrides: &[(&str, &str)]) -> Result<Template, TemplateError> {
     let overrides = overrides
