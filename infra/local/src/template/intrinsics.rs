@@ -150,7 +150,7 @@ impl Template {
             "AWS::AccountId" => return Ok("123456789012".into()),
             "AWS::URLSuffix" => return Ok("amazonaws.com".into()),
             "AWS::Partition" => return Ok("aws".into()),
-            "AWS::StackName" => return Ok("longrun-local".into()),
+            "AWS::StackName" => return Ok(self.stack_name.clone()),
             _ => {}
         }
         lookup

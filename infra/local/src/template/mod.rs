@@ -37,10 +37,12 @@ fn invalid(message: impl Into<String>) -> TemplateError {
     TemplateError::Invalid(message.into())
 }
 
-/// The template, loaded and with parameters settled.
+/// The template, loaded for one stack and with parameters settled.
 #[derive(Clone, Debug)]
 pub struct Template {
     pub parameters: BTreeMap<String, String>,
+    /// The stack it is deployed as: what `AWS::StackName` resolves to.
+    stack_name: String,
     resources: BTreeMap<String, Resource>,
     globals_function: Yaml,
 }
@@ -55,12 +57,13 @@ struct Resource {
 
 impl Template {
     /// Reads and parses the template file; see [`Template::parse`].
-    pub fn load(path: &Path, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
-        Self::parse(&std::fs::read_to_string(path)?, overrides)
+    pub fn load(path: &Path, stack_name: &str, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
+        Self::parse(&std::fs::read_to_string(path)?, stack_name, overrides)
     }
 
-    /// Parses template text; `overrides` set parameters like `sam deploy --parameter-overrides`.
-    pub fn parse(text: &str, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
+    /// Parses template text for the stack `stack_name` (like `sam deploy
+    /// --stack-name`); `overrides` set parameters like `sam deploy --parameter-overrides`.
+    pub fn parse(text: &str, stack_name: &str, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
         let root: Yaml = serde_yaml::from_str(text)?;
         let mut parameters = BTreeMap::new();
         if let Some(declared) = root.get("Parameters").and_then(Yaml::as_mapping) {
@@ -115,6 +118,7 @@ impl Template {
             .unwrap_or(Yaml::Null);
         let template = Template {
             parameters,
+            stack_name: stack_name.to_owned(),
             resources,
             globals_function,
         };
