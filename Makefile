@@ -9,9 +9,10 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: dev test lint fmt bench build package clean
 
-## Run the system locally: moto + resources from template.yaml + the local runtime on :3000.
+## Run the system locally: moto + resources from template.yaml + the local runtime on :3000
+## (and build longrun-admin, to redrive its dead-lettered jobs).
 dev: $(EMULATOR)
-	cargo build -p longrun-local
+	cargo build -p longrun-local -p longrun-admin
 	infra/scripts/dev.sh
 
 ## Every test: unit, contract (memory + emulator) and end to end over HTTP.

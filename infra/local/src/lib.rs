@@ -72,7 +72,7 @@ pub async fn start(
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".into());
     let region = region.as_str();
-    let template = template::Template::load(&options.template, &options.parameter_overrides)?;
+    let template = template::Template::load(&options.template, &options.stack, &options.parameter_overrides)?;
     let deployed = resources::deploy(&template, clients, &options.stack, region).await?;
     let functions = functions::build(&template, &deployed, shared, clients, &options.stack, &options.faults)?;
     let mut routes = Vec::new();

@@ -2,14 +2,17 @@
 
 use super::*;
 
-const REPO_TEMPLATE: &str = include_str!("../../../template.yaml");
+const REPO_TEMPLATE: &str = include_str!("../../../../template.yaml");
+
+/// Not the local runtime's default stack name, so resolving it proves it was passed on.
+const STACK: &str = "longrun-test-42";
 
 fn load(overrides: &[(&str, &str)]) -> Result<Template, TemplateError> {
     let overrides = overrides
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    Template::parse(REPO_TEMPLATE, &overrides)
+    Template::parse(REPO_TEMPLATE, STACK, &overrides)
 }
 
 struct FakeResources;
@@ -168,4 +171,16 @@ fn intrinsics_resolve_against_parameters_and_resources() {
     assert_eq!(template.resolve(&long, &FakeResources).unwrap(), "Arn-of-FastQueue");
     let unsupported: Yaml = serde_yaml::from_str("!ImportValue other").unwrap();
     assert!(template.resolve(&unsupported, &FakeResources).is_err());
+}
+
+#[test]
+fn the_stack_name_is_the_one_the_template_is_deployed_as() {
+    let template = load(&[]).unwrap();
+    let resolve = |text: &str| {
+        let value: Yaml = serde_yaml::from_str(text).unwrap();
+        template.resolve(&value, &NoResources).unwrap()
+    };
+    assert_eq!(resolve("!Ref AWS::StackName"), STACK);
+    assert_eq!(resolve("{Ref: 'AWS::StackName'}"), STACK);
+    assert_eq!(resolve("!Sub '${AWS::StackName}-jobs'"), "longrun-test-42-jobs");
 }

@@ -1,4 +1,6 @@
-//! `longrun-admin`: operator commands against a stack.
+//! `longrun-admin`: operator commands against a stack, deployed on AWS or
+//! run by the local runtime. It is its own crate so that it builds and
+//! installs without the local runtime (`cargo install --path infra/admin`).
 //!
 //! ```text
 //! longrun-admin [--local http://127.0.0.1:3000] requeue JOB_ID...
@@ -75,7 +77,7 @@ async fn main() -> ExitCode {
             continue;
         };
         let now = now_ms();
-        let due_at = now + config.enqueue_grace_seconds * 1000;
+        let due_at = now + config.enqueue_grace_ms();
         match store
             .requeue_dead_lettered(&id, now, due_at, config.job_retention_seconds)
             .await

@@ -1,0 +1,146 @@
+//! Reads `template.yaml`, the single source of truth, into what the local
+//! runtime needs: parameters (with overrides), tables, queues, buckets and
+//! functions with their routes, SQS event sources, timeouts and environment.
+//!
+//! This module loads the template and settles its parameters; the rest is
+//! split by job: `intrinsics` resolves `!Ref`, `!GetAtt`, `!Sub` and their
+//! long forms against parameters and the resources created locally, `specs`
+//! reads the resources into the specs the runtime creates and runs, and
+//! `rules` enforces, on every load, the design's rules a template could
+//! break (visibility timeout ≥ 6 × the worker's timeout, max attempts below
+//! maxReceiveCount, …).
+
+mod intrinsics;
+mod rules;
+mod specs;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_yaml::Value as Yaml;
+
+pub use intrinsics::{NoResources, ResourceLookup};
+pub use specs::{rate_period, FunctionSpec, HttpRoute, IndexSpec, QueueSpec, SqsSource, TableSpec};
+
+/// Why a template cannot be loaded or a value of it cannot be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read the template: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the template is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> TemplateError {
+    TemplateError::Invalid(message.into())
+}
+
+/// The template, loaded for one stack and with parameters settled.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub parameters: BTreeMap<String, String>,
+    /// The stack it is deployed as: what `AWS::StackName` resolves to.
+    stack_name: String,
+    resources: BTreeMap<String, Resource>,
+    globals_function: Yaml,
+}
+
+/// One entry of `Resources`, unresolved.
+#[derive(Clone, Debug)]
+struct Resource {
+    kind: String,
+    properties: Yaml,
+    metadata: Yaml,
+}
+
+impl Template {
+    /// Reads and parses the template file; see [`Template::parse`].
+    pub fn load(path: &Path, stack_name: &str, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
+        Self::parse(&std::fs::read_to_string(path)?, stack_name, overrides)
+    }
+
+    /// Parses template text for the stack `stack_name` (like `sam deploy
+    /// --stack-name`); `overrides` set parameters like `sam deploy --parameter-overrides`.
+    pub fn parse(text: &str, stack_name: &str, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
+        let root: Yaml = serde_yaml::from_str(text)?;
+        let mut parameters = BTreeMap::new();
+        if let Some(declared) = root.get("Parameters").and_then(Yaml::as_mapping) {
+            for (name, spec) in declared {
+                let name = name
+                    .as_str()
+                    .ok_or_else(|| invalid("parameter names must be strings"))?;
+                let value = match overrides.get(name) {
+                    Some(value) => value.clone(),
+                    None => spec
+                        .get("Default")
+                        .map(scalar_text)
+                        .transpose()?
+                        .ok_or_else(|| invalid(format!("parameter {name} has no Default and no override")))?,
+                };
+                if let Some(allowed) = spec.get("AllowedValues").and_then(Yaml::as_sequence) {
+                    let allowed: Vec<String> = allowed.iter().map(scalar_text).collect::<Result<_, _>>()?;
+                    if !allowed.contains(&value) {
+                        return Err(invalid(format!("parameter {name}={value} is not one of {allowed:?}")));
+                    }
+                }
+                parameters.insert(name.to_owned(), value);
+            }
+        }
+        if let Some(unknown) = overrides.keys().find(|k| !parameters.contains_key(*k)) {
+            return Err(invalid(format!("override of unknown parameter {unknown}")));
+        }
+        let mut resources = BTreeMap::new();
+        let declared = root
+            .get("Resources")
+            .and_then(Yaml::as_mapping)
+            .ok_or_else(|| invalid("the template has no Resources"))?;
+        for (id, body) in declared {
+            let id = id.as_str().ok_or_else(|| invalid("resource ids must be strings"))?;
+            let kind = body
+                .get("Type")
+                .and_then(Yaml::as_str)
+                .ok_or_else(|| invalid(format!("resource {id} has no Type")))?;
+            resources.insert(
+                id.to_owned(),
+                Resource {
+                    kind: kind.to_owned(),
+                    properties: body.get("Properties").cloned().unwrap_or(Yaml::Null),
+                    metadata: body.get("Metadata").cloned().unwrap_or(Yaml::Null),
+                },
+            );
+        }
+        let globals_function = root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .cloned()
+            .unwrap_or(Yaml::Null);
+        let template = Template {
+            parameters,
+            stack_name: stack_name.to_owned(),
+            resources,
+            globals_function,
+        };
+        template.check_rules()?;
+        Ok(template)
+    }
+
+    /// The resources of one CloudFormation type, by logical id.
+    fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Resource)> + 'a {
+        self.resources.iter().filter(move |(_, r)| r.kind == kind)
+    }
+}
+
+/// A parameter's `Default` or `AllowedValues` entry as text.
+fn scalar_text(value: &Yaml) -> Result<String, TemplateError> {
+    match value {
+        Yaml::String(s) => Ok(s.clone()),
+        Yaml::Number(n) => Ok(n.to_string()),
+        Yaml::Bool(b) => Ok(b.to_string()),
+        other => Err(invalid(format!("expected a scalar, got {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests;
