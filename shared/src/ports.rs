@@ -97,7 +97,9 @@ pub struct ProgressAck {
 }
 
 /// Job records. Every write is conditional: creates on absence, claims on
-/// claimability, everything a worker writes afterwards on its lease.
+/// claimability, everything a worker writes afterwards on its lease. A store
+/// holds the retention of its records (`JOB_RETENTION_DAYS`): every way a
+/// job ends, and a redrive, sets its TTL that long from now.
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Writes `job` unless a live record with its id exists
@@ -130,16 +132,10 @@ pub trait JobStore: Send + Sync {
         lease_owner: &str,
         finish: &Finish,
         now_ms: i64,
-        retention_seconds: i64,
     ) -> Result<JobRecord, StoreError>;
 
     /// Cancels a queued job at once, or asks a running one to stop.
-    async fn request_cancel(
-        &self,
-        id: &JobId,
-        now_ms: i64,
-        retention_seconds: i64,
-    ) -> Result<CancelOutcome, StoreError>;
+    async fn request_cancel(&self, id: &JobId, now_ms: i64) -> Result<CancelOutcome, StoreError>;
 
     /// Marks a job DEAD_LETTERED with `error`: only a QUEUED job that is due
     /// (not one waiting out a retry backoff), or a RUNNING one whose lease has
@@ -149,19 +145,12 @@ pub trait JobStore: Send + Sync {
         id: &JobId,
         error: &crate::job::JobError,
         now_ms: i64,
-        retention_seconds: i64,
     ) -> Result<Transition, StoreError>;
 
     /// Puts a DEAD_LETTERED job back to QUEUED (operator redrive), due at `due_at`.
-    /// Fresh count of attempts, no cancel request, a record life of
-    /// `retention_seconds` from now.
-    async fn requeue_dead_lettered(
-        &self,
-        id: &JobId,
-        now_ms: i64,
-        due_at: i64,
-        retention_seconds: i64,
-    ) -> Result<Transition, StoreError>;
+    /// Fresh count of attempts, no cancel request, and the store's retention
+    /// counted from now.
+    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError>;
 
     /// A page of `owner`'s jobs, newest first, optionally only those in
     /// `status` (a filtered page may hold fewer than `limit`, and still have

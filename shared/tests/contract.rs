@@ -22,6 +22,10 @@ use longrun::{JobId, JobRecord, JobStatus, ResultObject};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
+/// How long the stores under test keep an ended record: not the hour a new
+/// record starts with, so every TTL written at an ending shows whose it is.
+const RETENTION_SECONDS: i64 = 7200;
+
 fn new_job(now: i64) -> JobRecord {
     let mut job = longrun::testing::queued_job_at(
         "contract",
@@ -131,7 +135,7 @@ mod cases {
         ));
         let finish = Finish::Succeeded { results: Vec::new() };
         assert!(matches!(
-            store.finish(&job.id, &first.owner, &finish, now + 21_000, 3600).await,
+            store.finish(&job.id, &first.owner, &finish, now + 21_000).await,
             Err(StoreError::LeaseLost)
         ));
         assert_eq!(store.get(&job.id).await.unwrap(), Some(taken));
@@ -188,10 +192,7 @@ mod cases {
         let finish = Finish::Succeeded {
             results: results.clone(),
         };
-        let done = store
-            .finish(&job.id, &lease.owner, &finish, now + 500, 7200)
-            .await
-            .unwrap();
+        let done = store.finish(&job.id, &lease.owner, &finish, now + 500).await.unwrap();
         assert_eq!(done.status, JobStatus::Succeeded);
         assert_eq!(done.results, results);
         assert_eq!(done.progress, 100);
@@ -200,10 +201,10 @@ mod cases {
             (None, None, None)
         );
         assert_eq!(done.finished_at, Some(now + 500));
-        assert_eq!(done.expires_at, (now + 500) / 1000 + 7200);
+        assert_eq!(done.expires_at, (now + 500) / 1000 + RETENTION_SECONDS);
         assert_eq!(store.get(&job.id).await.unwrap(), Some(done));
         assert!(matches!(
-            store.finish(&job.id, &lease.owner, &finish, now + 600, 7200).await,
+            store.finish(&job.id, &lease.owner, &finish, now + 600).await,
             Err(StoreError::LeaseLost)
         ));
         assert!(matches!(
@@ -227,10 +228,7 @@ mod cases {
             run_at: now + 4_000,
             due_at: now + 64_000,
         };
-        let queued = store
-            .finish(&job.id, &lease.owner, &finish, now + 100, 3600)
-            .await
-            .unwrap();
+        let queued = store.finish(&job.id, &lease.owner, &finish, now + 100).await.unwrap();
         assert_eq!(queued.status, JobStatus::Queued);
         assert_eq!(queued.error, Some(error));
         assert_eq!(queued.run_at, Some(now + 4_000));
@@ -268,7 +266,6 @@ mod cases {
                     due_at: now + 61_000,
                 },
                 now + 10,
-                3600,
             )
             .await
             .unwrap();
@@ -292,13 +289,7 @@ mod cases {
         claimed(store.claim(&job.id, &lease, now).await.unwrap());
         let error = JobError::permanent("bad_input", "nope");
         let failed = store
-            .finish(
-                &job.id,
-                &lease.owner,
-                &Finish::Failed { error: error.clone() },
-                now + 1,
-                3600,
-            )
+            .finish(&job.id, &lease.owner, &Finish::Failed { error: error.clone() }, now + 1)
             .await
             .unwrap();
         assert_eq!((failed.status, failed.error), (JobStatus::Failed, Some(error)));
@@ -337,7 +328,7 @@ mod cases {
             Err(StoreError::LeaseLost)
         ));
         assert!(matches!(
-            store.request_cancel(&job.id, now + 7_000, 3600).await.unwrap(),
+            store.request_cancel(&job.id, now + 7_000).await.unwrap(),
             CancelOutcome::Requested(_)
         ));
         assert!(
@@ -353,7 +344,7 @@ mod cases {
         let now = now_ms();
         let queued = new_job(now);
         store.create(&queued, now).await.unwrap();
-        match store.request_cancel(&queued.id, now + 1, 3600).await.unwrap() {
+        match store.request_cancel(&queued.id, now + 1).await.unwrap() {
             CancelOutcome::Cancelled(job) => {
                 assert_eq!(job.status, JobStatus::Cancelled);
                 assert_eq!((job.finished_at, job.due_at), (Some(now + 1), None));
@@ -361,7 +352,7 @@ mod cases {
             other => panic!("expected Cancelled, got {other:?}"),
         }
         assert!(matches!(
-            store.request_cancel(&queued.id, now + 2, 3600).await.unwrap(),
+            store.request_cancel(&queued.id, now + 2).await.unwrap(),
             CancelOutcome::AlreadyFinished(_)
         ));
         assert!(
@@ -379,7 +370,7 @@ mod cases {
         store.create(&running, now).await.unwrap();
         let lease = Lease::new(now + 60_000);
         claimed(store.claim(&running.id, &lease, now).await.unwrap());
-        match store.request_cancel(&running.id, now + 1, 3600).await.unwrap() {
+        match store.request_cancel(&running.id, now + 1).await.unwrap() {
             CancelOutcome::Requested(job) => assert_eq!((job.status, job.cancel_requested), (JobStatus::Running, true)),
             other => panic!("expected Requested, got {other:?}"),
         }
@@ -396,7 +387,7 @@ mod cases {
                 .cancel_requested
         );
         assert_eq!(
-            store.request_cancel(&JobId::random(), now, 3600).await.unwrap(),
+            store.request_cancel(&JobId::random(), now).await.unwrap(),
             CancelOutcome::NotFound
         );
     }
@@ -406,7 +397,7 @@ mod cases {
         let error = JobError::permanent("dead_lettered", "too many receives");
         let queued = new_job(now);
         store.create(&queued, now).await.unwrap();
-        match store.dead_letter(&queued.id, &error, now + 1, 3600).await.unwrap() {
+        match store.dead_letter(&queued.id, &error, now + 1).await.unwrap() {
             Transition::Done(job) => {
                 assert_eq!(
                     (job.status, job.error.as_ref()),
@@ -417,7 +408,7 @@ mod cases {
             other => panic!("expected Done, got {other:?}"),
         }
         assert!(matches!(
-            store.dead_letter(&queued.id, &error, now + 2, 3600).await.unwrap(),
+            store.dead_letter(&queued.id, &error, now + 2).await.unwrap(),
             Transition::Refused(_)
         ));
 
@@ -425,15 +416,15 @@ mod cases {
         store.create(&live, now).await.unwrap();
         claimed(store.claim(&live.id, &Lease::new(now + 60_000), now).await.unwrap());
         assert!(matches!(
-            store.dead_letter(&live.id, &error, now + 1, 3600).await.unwrap(),
+            store.dead_letter(&live.id, &error, now + 1).await.unwrap(),
             Transition::Refused(_)
         ));
-        match store.dead_letter(&live.id, &error, now + 60_001, 3600).await.unwrap() {
+        match store.dead_letter(&live.id, &error, now + 60_001).await.unwrap() {
             Transition::Done(job) => assert_eq!((job.status, job.lease_owner), (JobStatus::DeadLettered, None)),
             other => panic!("an expired lease is a crash: {other:?}"),
         }
         assert_eq!(
-            store.dead_letter(&JobId::random(), &error, now, 3600).await.unwrap(),
+            store.dead_letter(&JobId::random(), &error, now).await.unwrap(),
             Transition::NotFound
         );
 
@@ -448,24 +439,21 @@ mod cases {
             due_at: now + 70_000,
         };
         store
-            .finish(&backing_off.id, &lease.owner, &retry, now + 1, 3600)
+            .finish(&backing_off.id, &lease.owner, &retry, now + 1)
             .await
             .unwrap();
         assert!(matches!(
-            store.dead_letter(&backing_off.id, &error, now + 2, 3600).await.unwrap(),
+            store.dead_letter(&backing_off.id, &error, now + 2).await.unwrap(),
             Transition::Refused(_)
         ));
         assert!(matches!(
-            store
-                .dead_letter(&backing_off.id, &error, now + 10_000, 3600)
-                .await
-                .unwrap(),
+            store.dead_letter(&backing_off.id, &error, now + 10_000).await.unwrap(),
             Transition::Done(_)
         ));
 
         // Redrive: back to QUEUED, claimable again.
         match store
-            .requeue_dead_lettered(&queued.id, now + 5, now + 60_000, 7200)
+            .requeue_dead_lettered(&queued.id, now + 5, now + 60_000)
             .await
             .unwrap()
         {
@@ -475,7 +463,7 @@ mod cases {
                     (JobStatus::Queued, Some(now + 60_000), None)
                 );
                 assert_eq!((job.attempts, job.cancel_requested), (0, false), "a fresh start");
-                assert_eq!(job.expires_at, (now + 5) / 1000 + 7200);
+                assert_eq!(job.expires_at, (now + 5) / 1000 + RETENTION_SECONDS);
             }
             other => panic!("expected Done, got {other:?}"),
         }
@@ -487,7 +475,7 @@ mod cases {
         );
         assert!(matches!(
             store
-                .requeue_dead_lettered(&queued.id, now + 7, now + 60_000, 7200)
+                .requeue_dead_lettered(&queued.id, now + 7, now + 60_000)
                 .await
                 .unwrap(),
             Transition::Refused(_)
@@ -556,7 +544,7 @@ mod cases {
             for_dead_letter.id = JobId::random();
             store.create(&for_dead_letter, now).await.unwrap();
             let dead = matches!(
-                store.dead_letter(&for_dead_letter.id, &error, now, 3600).await.unwrap(),
+                store.dead_letter(&for_dead_letter.id, &error, now).await.unwrap(),
                 Transition::Done(_)
             );
             if dead != job.dead_letterable_at(now) {
@@ -680,7 +668,7 @@ macro_rules! contract {
         mod memory {
             $(#[tokio::test]
             async fn $store_case() {
-                super::cases::$store_case(&super::MemoryJobStore::new()).await;
+                super::cases::$store_case(&super::MemoryJobStore::with_retention(super::RETENTION_SECONDS)).await;
             })*
             $(#[tokio::test]
             async fn $object_case() {
@@ -721,7 +709,11 @@ mod aws_adapters {
 
     pub async fn job_store() -> Arc<DynamoJobStore> {
         let clients = AwsClients::load().await;
-        Arc::new(DynamoJobStore::new(clients.dynamodb, &env("LONGRUN_JOBS_TABLE")))
+        Arc::new(DynamoJobStore::new(
+            clients.dynamodb,
+            &env("LONGRUN_JOBS_TABLE"),
+            RETENTION_SECONDS,
+        ))
     }
 
     pub async fn object_store() -> Arc<S3ObjectStore> {

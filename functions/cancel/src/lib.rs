@@ -59,11 +59,7 @@ pub async fn handle(deps: &CancelDeps, request: ApiGatewayV2httpRequest) -> ApiG
 async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
     let job = owned_job(deps.store.as_ref(), raw_id, &caller(request)).await?;
     let id = job.id;
-    match deps
-        .store
-        .request_cancel(&id, now_ms(), deps.config.job_retention_seconds)
-        .await?
-    {
+    match deps.store.request_cancel(&id, now_ms()).await? {
         CancelOutcome::Cancelled(job) => {
             tracing::info!("queued job cancelled");
             Ok(JobView::new(&job, Vec::new()))

@@ -107,11 +107,7 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
                 queue_name(message)
             ),
         );
-        match deps
-            .store
-            .dead_letter(&job.id, &error, now_ms(), deps.config.job_retention_seconds)
-            .await?
-        {
+        match deps.store.dead_letter(&job.id, &error, now_ms()).await? {
             Transition::Done(_) => tracing::warn!(%receives, "job dead-lettered"),
             Transition::Refused(current) => {
                 tracing::info!(status = %current.status, "dead letter for a job that is live or ended; left as it is")

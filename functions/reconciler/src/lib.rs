@@ -109,9 +109,7 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
     };
     if job.status == JobStatus::Queued && job.cancel_requested {
         // Asked to stop while it ran, then sent back: it ends here.
-        deps.store
-            .request_cancel(id, now_ms, deps.config.job_retention_seconds)
-            .await?;
+        deps.store.request_cancel(id, now_ms).await?;
         tracing::info!("cancelled a queued job with a cancel request");
         return Ok(Action::Cancelled);
     }

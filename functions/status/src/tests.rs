@@ -99,10 +99,7 @@ async fn a_succeeded_job_links_each_result() {
         .await
         .unwrap();
     let finish = Finish::Succeeded { results: vec![result] };
-    f.store
-        .finish(&job.id, &lease.owner, &finish, now_ms(), 3600)
-        .await
-        .unwrap();
+    f.store.finish(&job.id, &lease.owner, &finish, now_ms()).await.unwrap();
 
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
     assert_eq!(view["status"], "SUCCEEDED");
@@ -122,7 +119,7 @@ async fn a_failed_job_shows_its_coded_error() {
     f.store.claim(&job.id, &lease, now_ms()).await.unwrap();
     let error = JobError::permanent("invalid_number", "line 3");
     f.store
-        .finish(&job.id, &lease.owner, &Finish::Failed { error }, now_ms(), 3600)
+        .finish(&job.id, &lease.owner, &Finish::Failed { error }, now_ms())
         .await
         .unwrap();
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
@@ -155,7 +152,7 @@ async fn long_polls_until_the_job_ends_or_the_wait_runs_out() {
         let lease = Lease::new(now_ms() + 60_000);
         store.claim(&id, &lease, now_ms()).await.unwrap();
         store
-            .finish(&id, &lease.owner, &Finish::Cancelled, now_ms(), 60)
+            .finish(&id, &lease.owner, &Finish::Cancelled, now_ms())
             .await
             .unwrap();
     });

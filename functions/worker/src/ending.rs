@@ -35,17 +35,7 @@ impl Recorded {
 /// Writes the end of a run under the lease.
 pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finish) -> Recorded {
     let status = finish.status();
-    match deps
-        .store
-        .finish(
-            &job.id,
-            &lease.owner,
-            &finish,
-            now_ms(),
-            deps.config.job_retention_seconds,
-        )
-        .await
-    {
+    match deps.store.finish(&job.id, &lease.owner, &finish, now_ms()).await {
         Ok(_) => {
             match &finish {
                 Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),

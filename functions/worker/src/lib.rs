@@ -229,11 +229,7 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
         }
         _ if job.cancel_requested => {
             // Asked to stop while it ran, then sent back: it ends here.
-            match deps
-                .store
-                .request_cancel(&job.id, now, deps.config.job_retention_seconds)
-                .await
-            {
+            match deps.store.request_cancel(&job.id, now).await {
                 Ok(_) => {
                     tracing::info!("queued job with a cancel request; cancelled");
                     Disposition::Ack

@@ -78,10 +78,7 @@ async fn main() -> ExitCode {
         };
         let now = now_ms();
         let due_at = now + config.enqueue_grace_ms();
-        match store
-            .requeue_dead_lettered(&id, now, due_at, config.job_retention_seconds)
-            .await
-        {
+        match store.requeue_dead_lettered(&id, now, due_at).await {
             Ok(Transition::Done(job)) => {
                 let message = JobMessage {
                     job_id: id.clone(),

@@ -63,7 +63,11 @@ impl AwsClients {
 
     /// The [`JobStore`](crate::ports::JobStore) on the `JOBS_TABLE` table.
     pub fn job_store(&self, config: &Config) -> Arc<DynamoJobStore> {
-        Arc::new(DynamoJobStore::new(self.dynamodb.clone(), &config.jobs_table))
+        Arc::new(DynamoJobStore::new(
+            self.dynamodb.clone(),
+            &config.jobs_table,
+            config.job_retention_seconds,
+        ))
     }
 
     /// The [`JobQueue`](crate::ports::JobQueue) over the `QUEUE_URLS` queues.

@@ -12,4 +12,4 @@ mod store;
 
 pub use objects::MemoryObjectStore;
 pub use queue::{MemoryJobQueue, QueuedMessage};
-pub use store::MemoryJobStore;
+pub use store::{MemoryJobStore, DEFAULT_RETENTION_SECONDS};

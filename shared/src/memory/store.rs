@@ -15,16 +15,34 @@ use crate::ports::{
 };
 
 /// Job records in a map, with a switch to make every call fail.
-#[derive(Default)]
 pub struct MemoryJobStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
     unavailable: AtomicBool,
+    retention_seconds: i64,
+}
+
+/// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
+pub const DEFAULT_RETENTION_SECONDS: i64 = 7 * 86_400;
+
+impl Default for MemoryJobStore {
+    fn default() -> Self {
+        Self::with_retention(DEFAULT_RETENTION_SECONDS)
+    }
 }
 
 impl MemoryJobStore {
-    /// An empty, reachable store.
+    /// An empty, reachable store whose records live 7 days after they end.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty, reachable store whose records live `retention_seconds` after they end.
+    pub fn with_retention(retention_seconds: i64) -> Self {
+        MemoryJobStore {
+            jobs: Mutex::default(),
+            unavailable: AtomicBool::default(),
+            retention_seconds,
+        }
     }
 
     /// Overwrites a record unconditionally (test set-up only).
@@ -122,7 +140,6 @@ impl JobStore for MemoryJobStore {
         lease_owner: &str,
         finish: &Finish,
         now_ms: i64,
-        retention_seconds: i64,
     ) -> Result<JobRecord, StoreError> {
         let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
@@ -156,7 +173,7 @@ impl JobStore for MemoryJobStore {
             Finish::Failed { error } => job.error = Some(error.clone()),
             Finish::Cancelled => {}
         }
-        end(job, now_ms, retention_seconds);
+        end(job, now_ms, self.retention_seconds);
         Ok(job.clone())
     }
 
@@ -174,12 +191,7 @@ impl JobStore for MemoryJobStore {
         })
     }
 
-    async fn request_cancel(
-        &self,
-        id: &JobId,
-        now_ms: i64,
-        retention_seconds: i64,
-    ) -> Result<CancelOutcome, StoreError> {
+    async fn request_cancel(&self, id: &JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
         let mut jobs = self.jobs()?;
         let Some(job) = jobs.get_mut(id) else {
             return Ok(CancelOutcome::NotFound);
@@ -190,7 +202,7 @@ impl JobStore for MemoryJobStore {
                 job.cancel_requested = true;
                 job.updated_at = now_ms;
                 job.version += 1;
-                end(job, now_ms, retention_seconds);
+                end(job, now_ms, self.retention_seconds);
                 Ok(CancelOutcome::Cancelled(Box::new(job.clone())))
             }
             JobStatus::Running => {
@@ -203,13 +215,7 @@ impl JobStore for MemoryJobStore {
         }
     }
 
-    async fn dead_letter(
-        &self,
-        id: &JobId,
-        error: &JobError,
-        now_ms: i64,
-        retention_seconds: i64,
-    ) -> Result<Transition, StoreError> {
+    async fn dead_letter(&self, id: &JobId, error: &JobError, now_ms: i64) -> Result<Transition, StoreError> {
         let mut jobs = self.jobs()?;
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
@@ -223,17 +229,11 @@ impl JobStore for MemoryJobStore {
         job.lease_expires_at = None;
         job.updated_at = now_ms;
         job.version += 1;
-        end(job, now_ms, retention_seconds);
+        end(job, now_ms, self.retention_seconds);
         Ok(Transition::Done(Box::new(job.clone())))
     }
 
-    async fn requeue_dead_lettered(
-        &self,
-        id: &JobId,
-        now_ms: i64,
-        due_at: i64,
-        retention_seconds: i64,
-    ) -> Result<Transition, StoreError> {
+    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
         let mut jobs = self.jobs()?;
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
@@ -247,7 +247,7 @@ impl JobStore for MemoryJobStore {
         job.finished_at = None;
         job.run_at = None;
         job.due_at = Some(due_at);
-        job.expires_at = JobRecord::expiry_after(now_ms, retention_seconds);
+        job.expires_at = JobRecord::expiry_after(now_ms, self.retention_seconds);
         job.updated_at = now_ms;
         job.version += 1;
         Ok(Transition::Done(Box::new(job.clone())))

@@ -50,14 +50,17 @@ const DEAD_LETTERABLE: &str = "(#status = :queued AND (attribute_not_exists(#run
 pub struct DynamoJobStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    retention_seconds: i64,
 }
 
 impl DynamoJobStore {
-    /// The store of `table`, reached through `client`.
-    pub fn new(client: aws_sdk_dynamodb::Client, table: &str) -> Self {
+    /// The store of `table`, reached through `client`, whose records live
+    /// `retention_seconds` after they end.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: &str, retention_seconds: i64) -> Self {
         DynamoJobStore {
             client,
             table: table.to_owned(),
+            retention_seconds,
         }
     }
 
@@ -235,9 +238,8 @@ impl JobStore for DynamoJobStore {
         lease_owner: &str,
         finish: &Finish,
         now_ms: i64,
-        retention_seconds: i64,
     ) -> Result<JobRecord, StoreError> {
-        let ended = || end_of_job(finish.status(), now_ms, retention_seconds);
+        let ended = || end_of_job(finish.status(), now_ms, self.retention_seconds);
         let update = match finish {
             Finish::Retry { error, run_at, due_at } => {
                 back_to_queue(*run_at, *due_at, now_ms).set("error", json(error)?)
@@ -268,15 +270,10 @@ impl JobStore for DynamoJobStore {
         })
     }
 
-    async fn request_cancel(
-        &self,
-        id: &JobId,
-        now_ms: i64,
-        retention_seconds: i64,
-    ) -> Result<CancelOutcome, StoreError> {
+    async fn request_cancel(&self, id: &JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
         // A job can move between QUEUED and RUNNING while we ask; a few rounds settle it.
         for _ in 0..4 {
-            let queued = end_of_job(JobStatus::Cancelled, now_ms, retention_seconds)
+            let queued = end_of_job(JobStatus::Cancelled, now_ms, self.retention_seconds)
                 .set("cancel_requested", AttributeValue::Bool(true))
                 .condition("#status = :queued")
                 .value(":queued", s(JobStatus::Queued.as_str()));
@@ -306,14 +303,8 @@ impl JobStore for DynamoJobStore {
         ))
     }
 
-    async fn dead_letter(
-        &self,
-        id: &JobId,
-        error: &JobError,
-        now_ms: i64,
-        retention_seconds: i64,
-    ) -> Result<Transition, StoreError> {
-        let update = end_of_job(JobStatus::DeadLettered, now_ms, retention_seconds)
+    async fn dead_letter(&self, id: &JobId, error: &JobError, now_ms: i64) -> Result<Transition, StoreError> {
+        let update = end_of_job(JobStatus::DeadLettered, now_ms, self.retention_seconds)
             .set("error", json(error)?)
             .remove("lease_owner")
             .remove("lease_expires_at")
@@ -324,13 +315,7 @@ impl JobStore for DynamoJobStore {
         self.transition(id, update).await
     }
 
-    async fn requeue_dead_lettered(
-        &self,
-        id: &JobId,
-        now_ms: i64,
-        due_at: i64,
-        retention_seconds: i64,
-    ) -> Result<Transition, StoreError> {
+    async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
         let update = Update::new()
             .set("status", s(JobStatus::Queued.as_str()))
             .set("due_at", n(due_at))
@@ -338,7 +323,7 @@ impl JobStore for DynamoJobStore {
             .set("updated_at", n(now_ms))
             .set("attempts", n(0))
             .set("cancel_requested", AttributeValue::Bool(false))
-            .set("expires_at", n(JobRecord::expiry_after(now_ms, retention_seconds)))
+            .set("expires_at", n(JobRecord::expiry_after(now_ms, self.retention_seconds)))
             .increment("version", 1)
             .remove("finished_at")
             .remove("run_at")
