@@ -3,8 +3,8 @@
 //! all answer the same `404`, so ids cannot be probed.
 
 use crate::api::Problem;
-use crate::job::{JobId, JobRecord};
 use crate::ports::JobStore;
+use crate::record::{JobId, JobRecord};
 
 /// The job `raw_id` names, when it belongs to `owner`; `404` otherwise
 /// (malformed id, no such job, or someone else's), `503` when the store fails.

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::job::{JobError, JobRecord};
 use crate::ports::StoreError;
+use crate::record::{JobError, JobRecord};
 use crate::time::rfc3339;
 
 /// `POST /jobs` body.

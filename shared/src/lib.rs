@@ -1,10 +1,10 @@
 //! `longrun`: the domain of the long-running job system.
 //!
 //! Everything the Lambda functions share lives here: the job record and its
-//! state machine ([`job`]), the HTTP API types ([`api`], [`apigw`]), the ports
+//! state machine ([`record`]), the HTTP API types ([`api`], [`apigw`]), the ports
 //! the functions talk through ([`ports`]) with their AWS ([`aws`]) and
 //! in-memory ([`memory`]) adapters, the job types that do the actual work
-//! ([`jobs`]), configuration from the environment ([`config`]), tracing
+//! ([`job_types`]), configuration from the environment ([`config`]), tracing
 //! setup ([`telemetry`]), owner-scoped job access for the HTTP functions
 //! ([`access`]) and the Lambda bootstrap every function's `main` calls
 //! ([`lambda`]). No function crate depends on another; they all
@@ -15,11 +15,11 @@ pub mod api;
 pub mod apigw;
 pub mod aws;
 pub mod config;
-pub mod job;
-pub mod jobs;
+pub mod job_types;
 pub mod lambda;
 pub mod memory;
 pub mod ports;
+pub mod record;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
@@ -27,4 +27,4 @@ pub mod time;
 pub use async_trait::async_trait;
 pub use bytes;
 pub use config::Config;
-pub use job::{JobError, JobId, JobRecord, JobStatus, ResultObject};
+pub use record::{JobError, JobId, JobRecord, JobStatus, ResultObject};

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
-use crate::job::{Finish, JobId, JobRecord, Lease, ProgressUpdate};
+use crate::record::{Finish, JobId, JobRecord, Lease, ProgressUpdate};
 
 /// A storage failure. `LeaseLost` and `NotFound` are answers, the rest are faults.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,7 @@ pub trait JobStore: Send + Sync {
     async fn dead_letter(
         &self,
         id: &JobId,
-        error: &crate::job::JobError,
+        error: &crate::record::JobError,
         now_ms: i64,
     ) -> Result<Transition, StoreError>;
 
@@ -158,7 +158,7 @@ pub trait JobStore: Send + Sync {
     async fn list_by_owner(
         &self,
         owner: &str,
-        status: Option<crate::job::JobStatus>,
+        status: Option<crate::record::JobStatus>,
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<JobPage, StoreError>;

@@ -38,7 +38,7 @@ pub fn queued_job(owner: &str, job_type: &str, input: serde_json::Value) -> crat
 /// grace) later, its record living an hour.
 pub fn queued_job_at(owner: &str, job_type: &str, input: serde_json::Value, now_ms: i64) -> crate::JobRecord {
     crate::JobRecord::new_queued(
-        crate::job::NewJob {
+        crate::record::NewJob {
             id: crate::JobId::random(),
             owner: owner.into(),
             job_type: job_type.into(),

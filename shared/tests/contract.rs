@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use longrun::aws::{AwsClients, DynamoJobStore, S3ObjectStore, SqsJobQueue};
 use longrun::bytes::Bytes;
-use longrun::job::{Finish, JobError, Lease, ProgressUpdate};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError,
     StoreError, Transition,
 };
+use longrun::record::{Finish, JobError, Lease, ProgressUpdate};
 use longrun::time::now_ms;
 use longrun::{JobId, JobRecord, JobStatus, ResultObject};
 use serde_json::json;
@@ -261,7 +261,7 @@ mod cases {
             .finish(
                 &job.id,
                 &lease.owner,
-                &Finish::Continue {
+                &Finish::Continuation {
                     run_at: now + 1_000,
                     due_at: now + 61_000,
                 },

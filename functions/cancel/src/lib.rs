@@ -80,8 +80,8 @@ async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &s
 mod tests {
     use super::*;
     use longrun::apigw::HttpEvent;
-    use longrun::job::Lease;
     use longrun::memory::MemoryJobStore;
+    use longrun::record::Lease;
     use longrun::{JobId, JobRecord, JobStatus};
     use serde_json::json;
 

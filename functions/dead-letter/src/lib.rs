@@ -14,9 +14,9 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun::aws::AwsClients;
 use longrun::bytes::Bytes;
-use longrun::job::{codes, JobError};
 use longrun::lambda::{batch_failures, SqsFunction};
 use longrun::ports::{JobMessage, JobStore, ObjectError, ObjectStore, StoreError, Transition};
+use longrun::record::{codes, JobError};
 use longrun::time::now_ms;
 use longrun::Config;
 use tracing::Instrument;
@@ -147,8 +147,8 @@ fn body_digest_name(message: &SqsMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::job::Lease;
     use longrun::memory::{MemoryJobStore, MemoryObjectStore};
+    use longrun::record::Lease;
     use longrun::{JobId, JobRecord, JobStatus};
     use serde_json::json;
 

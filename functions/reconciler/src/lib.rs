@@ -137,8 +137,8 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::job::Lease;
     use longrun::memory::{MemoryJobQueue, MemoryJobStore};
+    use longrun::record::Lease;
     use longrun::time::now_ms;
     use longrun::JobRecord;
     use serde_json::json;

@@ -3,9 +3,9 @@
 use super::*;
 use longrun::apigw::HttpEvent;
 use longrun::bytes::Bytes;
-use longrun::job::{Finish, JobError, Lease};
 use longrun::memory::{MemoryJobStore, MemoryObjectStore};
 use longrun::ports::ClaimOutcome;
+use longrun::record::{Finish, JobError, Lease};
 use longrun::time::now_ms;
 use longrun::{JobId, ResultObject};
 use serde_json::{json, Value};

@@ -14,10 +14,10 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use longrun::api::{FieldError, JobView, Problem, SubmitRequest};
 use longrun::apigw::{body_bytes, caller, header, json_response, problem_response};
 use longrun::aws::AwsClients;
-use longrun::job::{hash_json, NewJob};
-use longrun::jobs::Registry;
+use longrun::job_types::Registry;
 use longrun::lambda::HttpFunction;
 use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore};
+use longrun::record::{hash_json, NewJob};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! handler has stopped, and how long to back off before a retry. No I/O and
 //! no clocks of their own, so they are tested as tables.
 
-use longrun::job::{codes, Finish, JobError};
+use longrun::record::{codes, Finish, JobError};
 use longrun::{Config, JobRecord};
 use rand::Rng;
 
@@ -71,7 +71,7 @@ pub fn after_run(
         Err(_) if cancel_seen => AfterRun::End(Finish::Cancelled),
         Err(error) if error.is(codes::CANCELLED) => AfterRun::End(Finish::Cancelled),
         Err(error) if error.is(codes::LEASE_LOST) => AfterRun::LeaveToNewHolder,
-        Err(error) if error.is(codes::DEADLINE) => match first_stop {
+        Err(error) if error.is(codes::INVOCATION_DEADLINE) => match first_stop {
             FirstStop::Job => AfterRun::End(Finish::Failed { error: job_timeout() }),
             FirstStop::Invocation => AfterRun::Continue,
         },
@@ -132,7 +132,7 @@ mod tests {
         use FirstStop::{Invocation, Job};
         let retryable = || Err(JobError::retryable("flaky", "try again"));
         let permanent = || Err(JobError::permanent("bad", "never"));
-        let deadline = || Err(JobError::retryable(codes::DEADLINE, "out of time"));
+        let deadline = || Err(JobError::retryable(codes::INVOCATION_DEADLINE, "out of time"));
         let panicked = || Err(JobError::retryable(codes::HANDLER_PANICKED, "panic"));
         let cancelled = || Err(JobError::permanent(codes::CANCELLED, "cancelled"));
         let lease_lost = || Err(JobError::permanent(codes::LEASE_LOST, "taken"));

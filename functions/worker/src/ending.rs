@@ -5,8 +5,8 @@
 //! holder; a store failure redelivers the message.
 
 use aws_lambda_events::sqs::SqsMessage;
-use longrun::job::{Finish, JobError, Lease};
 use longrun::ports::{JobMessage, StoreError};
+use longrun::record::{Finish, JobError, Lease};
 use longrun::time::now_ms;
 use longrun::JobRecord;
 
@@ -90,7 +90,7 @@ pub(crate) async fn continue_later(
 ) -> Disposition {
     let run_at = now_ms() + i64::from(CONTINUE_AFTER_SECONDS) * 1000;
     let due_at = run_at + deps.config.enqueue_grace_ms();
-    match finish(deps, job, lease, Finish::Continue { run_at, due_at }).await {
+    match finish(deps, job, lease, Finish::Continuation { run_at, due_at }).await {
         Recorded::Written => {
             let fresh = JobMessage {
                 job_id: job.id.clone(),

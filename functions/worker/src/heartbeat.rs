@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
-use longrun::job::Lease;
-use longrun::jobs::StopSignal;
+use longrun::job_types::StopSignal;
 use longrun::ports::StoreError;
+use longrun::record::Lease;
 use longrun::time::now_ms;
 use longrun::JobId;
 

@@ -42,10 +42,10 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun::aws::AwsClients;
-use longrun::job::{codes, Finish, JobError, Lease};
-use longrun::jobs::{JobContext, JobRun, JobServices, Registry, StopSignal};
+use longrun::job_types::{JobContext, JobRun, JobServices, Registry, StopSignal};
 use longrun::lambda::{batch_failures, SqsFunction};
 use longrun::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
+use longrun::record::{codes, Finish, JobError, Lease};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord, JobStatus};
 use tracing::Instrument;
@@ -193,7 +193,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             task.abort();
             let _ = task.await;
             Err(JobError::retryable(
-                codes::DEADLINE,
+                codes::INVOCATION_DEADLINE,
                 "the invocation ran out of time; the job continues from its last checkpoint",
             ))
         }

@@ -398,7 +398,7 @@ async fn a_cancel_request_seen_mid_run_ends_the_job_cancelled() {
 struct SilentJob(&'static str);
 
 #[longrun::async_trait]
-impl longrun::jobs::JobHandler for SilentJob {
+impl longrun::job_types::JobHandler for SilentJob {
     fn job_type(&self) -> &'static str {
         self.0
     }

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
 };
+use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 
 /// Job records in a map, with a switch to make every call fail.
 pub struct MemoryJobStore {
@@ -158,7 +158,7 @@ impl JobStore for MemoryJobStore {
                 job.due_at = Some(*due_at);
                 return Ok(job.clone());
             }
-            Finish::Continue { run_at, due_at } => {
+            Finish::Continuation { run_at, due_at } => {
                 job.attempts = job.attempts.saturating_sub(1);
                 job.run_at = Some(*run_at);
                 job.due_at = Some(*due_at);

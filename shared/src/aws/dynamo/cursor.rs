@@ -5,8 +5,8 @@
 use base64::Engine;
 
 use super::item::{n, s, Attributes, Item};
-use crate::job::JobId;
 use crate::ports::StoreError;
+use crate::record::JobId;
 
 const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::DUE_SHARD;
-use crate::job::{JobId, JobRecord, JobStatus};
 use crate::ports::StoreError;
+use crate::record::{JobId, JobRecord, JobStatus};
 
 /// A DynamoDB item: attribute name to value.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -190,7 +190,7 @@ fn corrupt(field: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{JobError, ResultObject};
+    use crate::record::{JobError, ResultObject};
     use crate::testing::queued_job;
     use serde_json::json;
 

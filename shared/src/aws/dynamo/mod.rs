@@ -19,10 +19,10 @@ use self::cursor::{decode_cursor, encode_cursor};
 use self::expr::Update;
 use self::item::{json, n, s, Attributes, Item};
 use super::describe;
-use crate::job::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
 };
+use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 
 /// The partition key of the sparse due index; every non-terminal job has it.
 pub const DUE_SHARD: &str = "due";
@@ -32,7 +32,7 @@ pub const DUE_INDEX: &str = "due";
 pub const OWNER_INDEX: &str = "by-owner";
 
 /// When a worker may claim a job. The one home of this rule is
-/// [`JobRecord::claimable_at`] (`shared/src/job.rs`); this condition must
+/// [`JobRecord::claimable_at`] (`shared/src/record.rs`); this condition must
 /// stay equal to it, and the contract tests hold both to it.
 /// `attribute_exists(pk)` makes a missing job fail without an old item, which
 /// tells "not found" from "not claimable".
@@ -41,7 +41,7 @@ const CLAIMABLE: &str = "attribute_exists(pk) AND (\
     OR (#status = :running AND #lease_expires_at < :now))";
 
 /// When the dead-letter function may end a job. The one home of this rule is
-/// [`JobRecord::dead_letterable_at`] (`shared/src/job.rs`); this condition
+/// [`JobRecord::dead_letterable_at`] (`shared/src/record.rs`); this condition
 /// must stay equal to it, and the contract tests hold both to it.
 const DEAD_LETTERABLE: &str = "(#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
     OR (#status = :running AND #lease_expires_at < :now)";
@@ -245,7 +245,9 @@ impl JobStore for DynamoJobStore {
                 back_to_queue(*run_at, *due_at, now_ms).set("error", json(error)?)
             }
             // Not a new attempt: the claim counted one, this gives it back.
-            Finish::Continue { run_at, due_at } => back_to_queue(*run_at, *due_at, now_ms).increment("attempts", -1),
+            Finish::Continuation { run_at, due_at } => {
+                back_to_queue(*run_at, *due_at, now_ms).increment("attempts", -1)
+            }
             Finish::Succeeded { results } => ended()
                 .set("results", json(results)?)
                 .set("progress", n(100))

@@ -35,7 +35,7 @@ use serde_json::Value;
 use self::input::{field_error, parse_input};
 use crate::api::FieldError;
 use crate::config::Config;
-use crate::job::{codes, JobError, ResultObject};
+use crate::record::{codes, JobError, ResultObject};
 
 /// One kind of work, as submit and the worker see it: input as JSON.
 ///
@@ -140,7 +140,7 @@ mod tests {
 
     use super::testing::harness;
     use super::{JobHandler, SleepJob};
-    use crate::job::codes;
+    use crate::record::codes;
 
     #[test]
     fn a_malformed_input_is_refused_at_submit_as_a_field_error_on_input() {

@@ -170,7 +170,7 @@ pub mod codes {
     /// The run reached its stop time, the earlier of the invocation's end and
     /// the job's own deadline (retryable); the worker turns it into a
     /// continuation or [`JOB_TIMEOUT`].
-    pub const DEADLINE: &str = "invocation_deadline";
+    pub const INVOCATION_DEADLINE: &str = "invocation_deadline";
     /// Reading an input or writing a result failed on a storage fault (retryable).
     pub const STORAGE: &str = "storage_unavailable";
     /// The worker has no handler for the job's type (permanent).
@@ -418,7 +418,7 @@ pub enum Finish {
     },
     /// Back to QUEUED to go on from its checkpoint at `run_at`: the
     /// invocation ran out of time. Not a new attempt (the count is restored).
-    Continue {
+    Continuation {
         /// When the continuation may start, epoch milliseconds.
         run_at: i64,
         /// When it counts as overdue: `run_at` plus the enqueue grace.
@@ -427,13 +427,13 @@ pub enum Finish {
 }
 
 impl Finish {
-    /// The status the record takes: QUEUED for `Retry` and `Continue`.
+    /// The status the record takes: QUEUED for `Retry` and `Continuation`.
     pub fn status(&self) -> JobStatus {
         match self {
             Finish::Succeeded { .. } => JobStatus::Succeeded,
             Finish::Failed { .. } => JobStatus::Failed,
             Finish::Cancelled => JobStatus::Cancelled,
-            Finish::Retry { .. } | Finish::Continue { .. } => JobStatus::Queued,
+            Finish::Retry { .. } | Finish::Continuation { .. } => JobStatus::Queued,
         }
     }
 }

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::job::{codes, JobError, JobId, ProgressUpdate, ResultObject};
 use crate::ports::{JobStore, ObjectError, ObjectReader, ObjectStore, StoreError};
+use crate::record::{codes, JobError, JobId, ProgressUpdate, ResultObject};
 use crate::time::now_ms;
 
 /// Why a running job must stop, raised by its heartbeat or its own progress
@@ -137,7 +137,7 @@ impl JobContext {
         let now = Instant::now();
         if now >= self.run.stop_at {
             return Err(JobError::retryable(
-                codes::DEADLINE,
+                codes::INVOCATION_DEADLINE,
                 "the invocation ran out of time before the job finished",
             ));
         }
@@ -206,7 +206,7 @@ impl JobContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::testing::harness;
+    use crate::job_types::testing::harness;
     use serde_json::json;
 
     #[tokio::test]

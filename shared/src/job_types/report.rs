@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::input::{check_input_key, field_error};
 use super::{JobContext, TypedJob};
 use crate::api::FieldError;
-use crate::job::{codes, JobError, ResultObject};
+use crate::record::{codes, JobError, ResultObject};
 
 /// Rows between two progress reports.
 const ROWS_PER_PROGRESS: u64 = 2_000;
@@ -309,12 +309,12 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::{ReportJob, ROWS_PER_PROGRESS};
-    use crate::job::codes;
-    use crate::jobs::testing::harness;
-    use crate::jobs::JobHandler;
+    use crate::job_types::testing::harness;
+    use crate::job_types::JobHandler;
     use crate::ports::ObjectStore;
+    use crate::record::codes;
 
-    fn summary_of(h: &crate::jobs::testing::Harness) -> Value {
+    fn summary_of(h: &crate::job_types::testing::Harness) -> Value {
         let key = format!("results/{}/summary.json", h.ctx.job_id());
         serde_json::from_slice(&h.objects.object(&key).expect("summary.json written").0).unwrap()
     }

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::input::field_error;
 use super::{JobContext, TypedJob};
 use crate::api::FieldError;
-use crate::job::{JobError, ResultObject};
+use crate::record::{JobError, ResultObject};
 
 const MAX_SECONDS: f64 = 900.0;
 const TICK: Duration = Duration::from_millis(100);
@@ -111,8 +111,8 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::SleepJob;
-    use crate::jobs::testing::harness;
-    use crate::jobs::JobHandler;
+    use crate::job_types::testing::harness;
+    use crate::job_types::JobHandler;
     use crate::ports::JobStore;
 
     #[test]

@@ -7,9 +7,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{JobContext, JobRun, JobServices, StopSignal};
-use crate::job::Lease;
 use crate::memory::{MemoryJobStore, MemoryObjectStore};
 use crate::ports::{ClaimOutcome, JobStore};
+use crate::record::Lease;
 use crate::time::now_ms;
 
 /// The stores a test job runs against and its context.

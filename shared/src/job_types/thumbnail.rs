@@ -16,7 +16,7 @@ use tokio::io::AsyncReadExt;
 use super::input::{check_input_key, field_error};
 use super::{JobContext, TypedJob};
 use crate::api::FieldError;
-use crate::job::{codes, JobError, ResultObject};
+use crate::record::{codes, JobError, ResultObject};
 
 const MAX_VARIANTS: usize = 8;
 const MAX_WIDTH: u32 = 4096;
@@ -152,8 +152,8 @@ mod tests {
     use serde_json::json;
 
     use super::ThumbnailJob;
-    use crate::jobs::testing::harness;
-    use crate::jobs::JobHandler;
+    use crate::job_types::testing::harness;
+    use crate::job_types::JobHandler;
     use crate::ports::ObjectStore;
 
     fn png(width: u32, height: u32) -> Vec<u8> {
