@@ -51,6 +51,7 @@ impl StopSignal {
 /// One run of one job: which job and attempt, under which lease, until
 /// when, and from which checkpoint.
 pub struct JobRun {
+    /// The job this run is of.
     pub job_id: JobId,
     /// 1 for the first run, 2 for the first retry, …
     pub attempt: u32,
@@ -66,7 +67,9 @@ pub struct JobRun {
 /// What a running job reports through and reads and writes objects with.
 #[derive(Clone)]
 pub struct JobServices {
+    /// Where progress and checkpoints are written, under the run's lease.
     pub store: Arc<dyn JobStore>,
+    /// Where inputs are read from and results written to.
     pub objects: Arc<dyn ObjectStore>,
     /// The least time between two progress writes.
     pub progress_interval: Duration,

@@ -13,6 +13,7 @@ use crate::ports::{JobMessage, JobQueue, QueueError};
 pub struct QueuedMessage {
     /// The logical queue it was sent to.
     pub queue: String,
+    /// The body: the job id and when it was enqueued.
     pub message: JobMessage,
     /// The delay it was sent with.
     pub delay_seconds: u32,
