@@ -182,6 +182,11 @@ impl Problem {
         Self::new(400, "malformed-request", "Malformed request", detail)
     }
 
+    /// 401: the request carries no usable caller identity.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", "Unauthorized", detail)
+    }
+
     /// 404: no such job for this caller.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(404, "not-found", "Not found", detail)

@@ -5,34 +5,47 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 
 use crate::api::Problem;
 
-/// The owner used when the API has no authorizer (local runs, open stacks).
+/// The one owner every caller without an identity shares, when
+/// `ALLOW_ANONYMOUS` lets such callers in at all.
 pub const ANONYMOUS_OWNER: &str = "anonymous";
 
-/// The caller's identity from the authorizer context: the JWT `sub` claim,
-/// or a Lambda authorizer's `owner`/`sub` field; anonymous without one.
-pub fn caller(request: &ApiGatewayV2httpRequest) -> String {
-    let Some(authorizer) = &request.request_context.authorizer else {
-        return ANONYMOUS_OWNER.to_owned();
+/// The caller's identity from API Gateway's authorizer context, if it has a
+/// usable one: the JWT authorizer's `sub` claim, a Lambda authorizer's
+/// `owner` (or `sub`) field, or the IAM authorizer's caller ARN. An empty
+/// value is no identity.
+pub fn identity(request: &ApiGatewayV2httpRequest) -> Option<String> {
+    let authorizer = request.request_context.authorizer.as_ref()?;
+    let jwt_sub = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get("sub")).cloned();
+    let lambda_owner = || {
+        ["owner", "sub"]
+            .iter()
+            .find_map(|name| authorizer.fields.get(*name).and_then(|v| v.as_str()))
+            .map(str::to_owned)
     };
-    if let Some(sub) = authorizer
-        .jwt
-        .as_ref()
-        .and_then(|jwt| jwt.claims.get("sub"))
-        .filter(|s| !s.is_empty())
-    {
-        return sub.clone();
+    let iam_arn = || authorizer.iam.as_ref().and_then(|iam| iam.user_arn.clone());
+    [jwt_sub, lambda_owner(), iam_arn()]
+        .into_iter()
+        .flatten()
+        .find(|id| !id.trim().is_empty())
+}
+
+/// Who is calling: the request's [`identity`], or — only when
+/// `allow_anonymous` (`ALLOW_ANONYMOUS`) — the shared [`ANONYMOUS_OWNER`].
+/// Otherwise `401`: a route that lost its authorizer must not fall back to
+/// an owner everyone shares (defence in depth behind API Gateway's own check).
+pub fn caller(request: &ApiGatewayV2httpRequest, allow_anonymous: bool) -> Result<String, Problem> {
+    match identity(request) {
+        Some(owner) => Ok(owner),
+        None if allow_anonymous => Ok(ANONYMOUS_OWNER.to_owned()),
+        None => Err(Problem::unauthorized(
+            "this API needs a caller identity: send Authorization: Bearer <token>",
+        )),
     }
-    ["owner", "sub"]
-        .iter()
-        .find_map(|name| authorizer.fields.get(*name).and_then(|v| v.as_str()))
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .unwrap_or_else(|| ANONYMOUS_OWNER.to_owned())
 }
 
 /// A header's value as text (case-insensitive name); `None` when absent or not UTF-8.
@@ -64,15 +77,19 @@ pub fn json_response<T: Serialize>(
     response(status, "application/json", text, headers)
 }
 
-/// A problem+json response (with `Retry-After` when the problem has one).
+/// A problem+json response (with `Retry-After` when the problem has one,
+/// and `WWW-Authenticate: Bearer` on a `401`).
 pub fn problem_response(problem: &Problem) -> ApiGatewayV2httpResponse {
     let text = serde_json::to_string(problem).unwrap_or_else(|_| "{}".to_owned());
-    let retry: Vec<(&'static str, String)> = problem
+    let mut headers: Vec<(&'static str, String)> = problem
         .retry_after
         .map(|s| (RETRY_AFTER.as_str(), s.to_string()))
         .into_iter()
         .collect();
-    response(problem.status, "application/problem+json", text, &retry)
+    if problem.status == 401 {
+        headers.push((WWW_AUTHENTICATE.as_str(), "Bearer".to_owned()));
+    }
+    response(problem.status, "application/problem+json", text, &headers)
 }
 
 fn response(
@@ -218,21 +235,42 @@ mod tests {
         })
     }
 
+    fn with_authorizer(authorizer: serde_json::Value) -> ApiGatewayV2httpRequest {
+        let mut event = base_event();
+        event["requestContext"]["authorizer"] = authorizer;
+        request(event)
+    }
+
     #[test]
-    fn reads_owner_from_jwt_claims_then_lambda_authorizer() {
-        assert_eq!(caller(&request(base_event())), ANONYMOUS_OWNER);
+    fn reads_the_identity_from_jwt_lambda_or_iam_authorizers() {
+        let jwt = with_authorizer(json!({"jwt": {"claims": {"sub": "alice"}, "scopes": null}}));
+        assert_eq!(identity(&jwt).as_deref(), Some("alice"));
+        let lambda = with_authorizer(json!({"lambda": {"owner": "bob"}}));
+        assert_eq!(identity(&lambda).as_deref(), Some("bob"));
+        let iam = with_authorizer(json!({"iam": {"userArn": "arn:aws:iam::123456789012:user/carol"}}));
+        assert_eq!(identity(&iam).as_deref(), Some("arn:aws:iam::123456789012:user/carol"));
+    }
 
-        let mut jwt = base_event();
-        jwt["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": "alice"}, "scopes": null}});
-        assert_eq!(caller(&request(jwt)), "alice");
-
-        let mut empty = base_event();
-        empty["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": ""}, "scopes": null}});
-        assert_eq!(caller(&request(empty)), ANONYMOUS_OWNER, "an empty sub is no identity");
-
-        let mut lambda = base_event();
-        lambda["requestContext"]["authorizer"] = json!({"lambda": {"owner": "bob"}});
-        assert_eq!(caller(&request(lambda)), "bob");
+    #[test]
+    fn no_usable_identity_is_401_unless_anonymous_callers_are_allowed() {
+        let no_identity = [
+            request(base_event()),
+            with_authorizer(json!({"jwt": {"claims": {"sub": ""}, "scopes": null}})),
+            with_authorizer(json!({"jwt": {"claims": {"email": "a@example.com"}, "scopes": null}})),
+            with_authorizer(json!({"lambda": {"owner": "  "}})),
+            with_authorizer(json!({"iam": {"accessKey": "AKIA"}})),
+        ];
+        for request in &no_identity {
+            assert_eq!(identity(request), None);
+            let refused = caller(request, false).unwrap_err();
+            assert_eq!(refused.status, 401);
+            let response = problem_response(&refused);
+            assert_eq!(response.headers["www-authenticate"], "Bearer");
+            assert_eq!(response.headers["content-type"], "application/problem+json");
+            assert_eq!(caller(request, true).unwrap(), ANONYMOUS_OWNER);
+        }
+        let jwt = with_authorizer(json!({"jwt": {"claims": {"sub": "alice"}, "scopes": null}}));
+        assert_eq!(caller(&jwt, true).unwrap(), "alice", "an identity wins over anonymous");
     }
 
     #[test]
@@ -259,7 +297,7 @@ mod tests {
             owner: Some("carol"),
         }
         .to_request();
-        assert_eq!(caller(&req), "carol");
+        assert_eq!(identity(&req).as_deref(), Some("carol"));
         assert_eq!(header(&req, "x-thing"), Some("1,2"));
         assert_eq!(req.path_parameters["id"], "abc");
         assert_eq!(req.query_string_parameters.first("wait"), Some("5"));

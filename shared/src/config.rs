@@ -75,6 +75,9 @@ pub struct Config {
     pub retry_base_seconds: u32,
     /// `RETRY_MAX_SECONDS`: the cap on that backoff.
     pub retry_max_seconds: u32,
+    /// `ALLOW_ANONYMOUS`: lets requests without a caller identity in, all as
+    /// the one owner `anonymous` (demos; never on a shared stack). Off: `401`.
+    pub allow_anonymous: bool,
     /// `ENABLE_SLEEP_JOB`: registers the `sleep` job type (tests and demos).
     pub enable_sleep_job: bool,
     /// `MAX_THUMBNAIL_SOURCE_BYTES`: the largest image the `thumbnail` job decodes.
@@ -131,6 +134,7 @@ impl Config {
             deadline_safety: Duration::from_millis(number(&lookup, "DEADLINE_SAFETY_MS", 3000)?),
             retry_base_seconds: number(&lookup, "RETRY_BASE_SECONDS", 2)?,
             retry_max_seconds: number(&lookup, "RETRY_MAX_SECONDS", 300)?,
+            allow_anonymous: flag(&lookup, "ALLOW_ANONYMOUS")?,
             enable_sleep_job: flag(&lookup, "ENABLE_SLEEP_JOB")?,
             max_thumbnail_source_bytes: number(&lookup, "MAX_THUMBNAIL_SOURCE_BYTES", 40 * 1024 * 1024)?,
         };

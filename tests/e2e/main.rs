@@ -2,6 +2,7 @@
 //! They are `#[ignore]`d for a plain `cargo test`; `make test` starts the
 //! emulator and the local runtime and runs them with `--include-ignored`.
 
+mod auth;
 mod delivery;
 mod failures;
 mod jobs;

@@ -57,7 +57,8 @@ pub async fn handle(deps: &CancelDeps, request: ApiGatewayV2httpRequest) -> ApiG
 }
 
 async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
-    let job = owned_job(deps.store.as_ref(), raw_id, &caller(request)).await?;
+    let owner = caller(request, deps.config.allow_anonymous)?;
+    let job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     let id = job.id;
     match deps.store.request_cancel(&id, now_ms()).await? {
         CancelOutcome::Cancelled(job) => {
@@ -98,6 +99,18 @@ mod tests {
         let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
         store.insert(job.clone());
         job
+    }
+
+    #[tokio::test]
+    async fn a_caller_without_identity_is_401_and_nothing_changes() {
+        let (deps, store) = fixture();
+        let job = job(&store);
+        let mut request = post(job.id.as_str(), "alice");
+        request.request_context.authorizer = None;
+        let response = handle(&deps, request).await;
+        assert_eq!(response.status_code, 401);
+        assert_eq!(response.headers["www-authenticate"], "Bearer");
+        assert_eq!(store.get(&job.id).await.unwrap().unwrap().status, JobStatus::Queued);
     }
 
     fn post(id: &str, owner: &str) -> ApiGatewayV2httpRequest {

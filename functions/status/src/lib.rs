@@ -78,7 +78,7 @@ pub async fn handle(deps: &StatusDeps, request: ApiGatewayV2httpRequest) -> ApiG
 }
 
 async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
-    let owner = caller(request);
+    let owner = caller(request, deps.config.allow_anonymous)?;
     let mut job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     let wait = wait_seconds(request)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -91,6 +91,7 @@ async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: 
 }
 
 async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<JobList, Problem> {
+    let owner = caller(request, deps.config.allow_anonymous)?;
     let query = &request.query_string_parameters;
     let status = query
         .first("status")
@@ -112,10 +113,7 @@ async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<Jo
             .ok_or_else(|| Problem::malformed(format!("limit must be a whole number from 1 to {MAX_PAGE}")))?,
     };
     let cursor = query.first("cursor").filter(|c| !c.is_empty());
-    let page = deps
-        .store
-        .list_by_owner(&caller(request), status, limit, cursor)
-        .await?;
+    let page = deps.store.list_by_owner(&owner, status, limit, cursor).await?;
     Ok(JobList {
         jobs: page.jobs.iter().map(|job| JobView::new(job, Vec::new())).collect(),
         next_cursor: page.next_cursor,

@@ -69,7 +69,6 @@ async fn unknown_malformed_and_foreign_ids_are_404_problems() {
         (random.as_str(), Some("alice")),
         ("not-a-job-id", Some("alice")),
         (job.id.as_str(), Some("mallory")),
-        (job.id.as_str(), None),
     ] {
         let response = handle(&f.deps, get(id, "", owner)).await;
         assert_eq!(response.status_code, 404, "{id} as {owner:?}");
@@ -171,6 +170,26 @@ async fn bad_wait_values_are_400() {
         let response = handle(&f.deps, get(job.id.as_str(), query, Some("alice"))).await;
         assert_eq!(response.status_code, 400, "{query}");
     }
+}
+
+#[tokio::test]
+async fn a_caller_without_identity_is_401_and_learns_nothing() {
+    let mut f = fixture();
+    let job = queued_job(longrun::apigw::ANONYMOUS_OWNER);
+    f.store.insert(job.clone());
+    for request in [get(job.id.as_str(), "", None), get("not-a-job-id", "", None), {
+        let mut listing = list("", "x");
+        listing.request_context.authorizer = None;
+        listing
+    }] {
+        let response = handle(&f.deps, request).await;
+        assert_eq!(response.status_code, 401);
+        assert_eq!(response.headers["www-authenticate"], "Bearer");
+        assert_eq!(body_json(&response)["type"], "urn:longrun:problem:unauthorized");
+    }
+    // Only an explicit ALLOW_ANONYMOUS lets such callers in, as one shared owner.
+    f.deps.config = Arc::new(longrun::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
+    assert_eq!(handle(&f.deps, get(job.id.as_str(), "", None)).await.status_code, 200);
 }
 
 fn list(query: &str, owner: &str) -> ApiGatewayV2httpRequest {

@@ -92,6 +92,7 @@ fn respond(status: u16, job: &JobRecord) -> ApiGatewayV2httpResponse {
 
 /// Validates, writes and enqueues a job.
 pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<Submitted, Problem> {
+    let owner = caller(request, deps.config.allow_anonymous)?;
     let content_type = header(request, "content-type").unwrap_or("");
     if !is_json_media_type(content_type) {
         return Err(Problem::unsupported_media_type(format!(
@@ -104,7 +105,6 @@ pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Res
         return Err(Problem::too_large(deps.config.max_request_bytes));
     }
     let submit_request = parse_request(&body)?;
-    let owner = caller(request);
     let id = match &idempotency_key {
         Some(key) => JobId::for_idempotency_key(&owner, key),
         None => JobId::random(),

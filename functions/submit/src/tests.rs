@@ -78,7 +78,7 @@ async fn routes_job_types_to_their_queue_and_honours_delay() {
     let f = fixture();
     let body =
         r#"{"type": "thumbnail", "input": {"source": {"key": "inputs/a.png"}, "widths": [8]}, "delay_seconds": 30}"#;
-    let response = handle(&f.deps, post(body, &[], None)).await;
+    let response = handle(&f.deps, post(body, &[], Some("alice"))).await;
     assert_eq!(response.status_code, 202, "{:?}", response.body);
     let sent = f.queue.sent();
     assert_eq!((sent[0].queue.as_str(), sent[0].delay_seconds), ("slow", 30));
@@ -108,9 +108,9 @@ async fn replays_with_the_same_key_and_body_return_the_same_job() {
 async fn reusing_a_key_with_another_body_is_422() {
     let f = fixture();
     let key = [("Idempotency-Key", "k")];
-    assert_eq!(handle(&f.deps, post(SLEEP, &key, None)).await.status_code, 202);
+    assert_eq!(handle(&f.deps, post(SLEEP, &key, Some("alice"))).await.status_code, 202);
     let other = r#"{"type": "sleep", "input": {"seconds": 2}}"#;
-    let response = handle(&f.deps, post(other, &key, None)).await;
+    let response = handle(&f.deps, post(other, &key, Some("alice"))).await;
     assert_eq!(response.status_code, 422);
     assert_eq!(response.headers["content-type"], "application/problem+json");
     assert_eq!(
@@ -215,7 +215,7 @@ async fn every_bad_input_class_gets_a_problem_and_writes_nothing() {
         ),
     ];
     for (name, body, headers, status) in cases {
-        let response = handle(&f.deps, post(&body, &headers, None)).await;
+        let response = handle(&f.deps, post(&body, &headers, Some("alice"))).await;
         assert_eq!(response.status_code, status, "{name}: {:?}", response.body);
         assert_eq!(response.headers["content-type"], "application/problem+json", "{name}");
         let problem = body_json(&response);
@@ -230,7 +230,7 @@ async fn every_bad_input_class_gets_a_problem_and_writes_nothing() {
 async fn invalid_input_names_each_bad_field() {
     let f = fixture();
     let body = r#"{"type": "report", "input": {"source": {"key": "/etc/passwd"}, "group_by": [], "values": ["v"]}}"#;
-    let problem = body_json(&handle(&f.deps, post(body, &[], None)).await);
+    let problem = body_json(&handle(&f.deps, post(body, &[], Some("alice"))).await);
     let fields: Vec<&str> = problem["errors"]
         .as_array()
         .unwrap()
@@ -244,7 +244,7 @@ async fn invalid_input_names_each_bad_field() {
 async fn a_failed_send_after_the_put_still_accepts_and_leaves_the_job_due() {
     let f = fixture();
     f.queue.fail_next_sends(1);
-    let response = handle(&f.deps, post(SLEEP, &[], None)).await;
+    let response = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(response.status_code, 202);
     let id = JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
     let job = f.store.get(&id).await.unwrap().unwrap();
@@ -262,8 +262,32 @@ async fn a_failed_send_after_the_put_still_accepts_and_leaves_the_job_due() {
 async fn an_unavailable_store_is_503_with_retry_after_and_nothing_sent() {
     let f = fixture();
     f.store.set_unavailable(true);
-    let response = handle(&f.deps, post(SLEEP, &[], None)).await;
+    let response = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(response.status_code, 503);
     assert_eq!(response.headers["retry-after"], "2");
     assert!(f.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_caller_without_identity_is_401_before_anything_else_and_nothing_is_written() {
+    let f = fixture();
+    for (body, headers) in [(SLEEP, vec![]), ("{not json", vec![("content-type", "text/plain")])] {
+        let response = handle(&f.deps, post(body, &headers, None)).await;
+        assert_eq!(response.status_code, 401, "{body}");
+        assert_eq!(response.headers["www-authenticate"], "Bearer");
+        assert_eq!(body_json(&response)["type"], "urn:longrun:problem:unauthorized");
+    }
+    assert!(f.store.is_empty());
+    assert!(f.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_one_shared_owner_only_when_allowed() {
+    let mut f = fixture();
+    f.deps.config = Arc::new(longrun::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
+    let response = handle(&f.deps, post(SLEEP, &[], None)).await;
+    assert_eq!(response.status_code, 202);
+    let id = longrun::JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
+    let stored = f.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.owner, longrun::apigw::ANONYMOUS_OWNER);
 }

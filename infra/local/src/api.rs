@@ -2,7 +2,10 @@
 //! the same event API Gateway would send, routes it by the template's
 //! `HttpApi` events, invokes the function's handler and turns its answer
 //! back into HTTP. A bearer token stands in for a JWT authorizer: its text
-//! becomes the `sub` claim (local only; without one the caller is anonymous).
+//! becomes the `sub` claim (local only, no signature). Without one the event
+//! carries no authorizer context and the function answers `401`, as a
+//! deployed function behind a missing authorizer would (unless the template
+//! sets `AllowAnonymous=true`).
 //! Also serves `/_local/health`, `/_local/resources` (physical names and
 //! ARNs) and `/_local/environment/{FunctionLogicalId}` for scripts and tests.
 

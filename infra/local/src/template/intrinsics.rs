@@ -145,6 +145,11 @@ impl Template {
         if let Some(value) = self.parameters.get(name) {
             return Ok(value.clone());
         }
+        if self.unset_parameters.contains(name) {
+            return Err(invalid(format!(
+                "parameter {name} has no Default: pass it with --parameter-overrides"
+            )));
+        }
         match name {
             "AWS::Region" => return Ok(lookup.region()),
             "AWS::AccountId" => return Ok("123456789012".into()),

@@ -14,13 +14,13 @@ mod intrinsics;
 mod rules;
 mod specs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_yaml::Value as Yaml;
 
 pub use intrinsics::{NoResources, ResourceLookup};
-pub use specs::{rate_period, FunctionSpec, HttpRoute, IndexSpec, QueueSpec, SqsSource, TableSpec};
+pub use specs::{rate_period, FunctionSpec, HttpApiSpec, HttpRoute, IndexSpec, QueueSpec, SqsSource, TableSpec};
 
 /// Why a template cannot be loaded or a value of it cannot be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,9 @@ fn invalid(message: impl Into<String>) -> TemplateError {
 #[derive(Clone, Debug)]
 pub struct Template {
     pub parameters: BTreeMap<String, String>,
+    /// Declared parameters with no `Default` and no override (e.g. the JWT
+    /// issuer, which only AWS needs): loading succeeds, resolving one fails.
+    unset_parameters: BTreeSet<String>,
     /// The stack it is deployed as: what `AWS::StackName` resolves to.
     stack_name: String,
     resources: BTreeMap<String, Resource>,
@@ -66,6 +69,7 @@ impl Template {
     pub fn parse(text: &str, stack_name: &str, overrides: &BTreeMap<String, String>) -> Result<Self, TemplateError> {
         let root: Yaml = serde_yaml::from_str(text)?;
         let mut parameters = BTreeMap::new();
+        let mut unset_parameters = BTreeSet::new();
         if let Some(declared) = root.get("Parameters").and_then(Yaml::as_mapping) {
             for (name, spec) in declared {
                 let name = name
@@ -73,11 +77,13 @@ impl Template {
                     .ok_or_else(|| invalid("parameter names must be strings"))?;
                 let value = match overrides.get(name) {
                     Some(value) => value.clone(),
-                    None => spec
-                        .get("Default")
-                        .map(scalar_text)
-                        .transpose()?
-                        .ok_or_else(|| invalid(format!("parameter {name} has no Default and no override")))?,
+                    None => match spec.get("Default").map(scalar_text).transpose()? {
+                        Some(default) => default,
+                        None => {
+                            unset_parameters.insert(name.to_owned());
+                            continue;
+                        }
+                    },
                 };
                 if let Some(allowed) = spec.get("AllowedValues").and_then(Yaml::as_sequence) {
                     let allowed: Vec<String> = allowed.iter().map(scalar_text).collect::<Result<_, _>>()?;
@@ -88,7 +94,10 @@ impl Template {
                 parameters.insert(name.to_owned(), value);
             }
         }
-        if let Some(unknown) = overrides.keys().find(|k| !parameters.contains_key(*k)) {
+        if let Some(unknown) = overrides
+            .keys()
+            .find(|k| !parameters.contains_key(*k) && !unset_parameters.contains(*k))
+        {
             return Err(invalid(format!("override of unknown parameter {unknown}")));
         }
         let mut resources = BTreeMap::new();
@@ -118,6 +127,7 @@ impl Template {
             .unwrap_or(Yaml::Null);
         let template = Template {
             parameters,
+            unset_parameters,
             stack_name: stack_name.to_owned(),
             resources,
             globals_function,

@@ -43,8 +43,25 @@ pub struct QueueSpec {
 /// An HTTP route of a function.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpRoute {
+    /// The HTTP method, upper case (`ANY` when the event names none).
     pub method: String,
+    /// The path template, e.g. `/jobs/{id}`.
     pub path: String,
+    /// The route's own `Auth.Authorizer`, overriding the API's default
+    /// (`NONE` would open the route).
+    pub authorizer: Option<String>,
+}
+
+/// An HTTP API (`AWS::Serverless::HttpApi`) and how it authenticates callers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpApiSpec {
+    /// Its logical id.
+    pub logical_id: String,
+    /// `Auth.DefaultAuthorizer`: the authorizer every route uses unless it names its own.
+    pub default_authorizer: Option<String>,
+    /// `Auth.Authorizers`: name → whether it is a JWT authorizer whose issuer
+    /// and audience are both set.
+    pub authorizers: BTreeMap<String, bool>,
 }
 
 /// An SQS event source mapping of a function.
@@ -174,6 +191,37 @@ impl Template {
             .collect()
     }
 
+    /// The HTTP APIs (`AWS::Serverless::HttpApi`) and their authorizers.
+    pub fn http_apis(&self) -> Vec<HttpApiSpec> {
+        self.of_kind("AWS::Serverless::HttpApi")
+            .map(|(id, r)| {
+                let auth = r.properties.get("Auth");
+                let authorizers = auth
+                    .and_then(|a| a.get("Authorizers"))
+                    .and_then(Yaml::as_mapping)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(name, spec)| {
+                        let jwt = spec.get("JwtConfiguration");
+                        let complete = jwt.is_some_and(|j| {
+                            !j.get("issuer").unwrap_or(&Yaml::Null).is_null()
+                                && !j.get("audience").unwrap_or(&Yaml::Null).is_null()
+                        });
+                        Some((name.as_str()?.to_owned(), complete))
+                    })
+                    .collect();
+                HttpApiSpec {
+                    logical_id: id.clone(),
+                    default_authorizer: auth
+                        .and_then(|a| a.get("DefaultAuthorizer"))
+                        .and_then(Yaml::as_str)
+                        .map(str::to_owned),
+                    authorizers,
+                }
+            })
+            .collect()
+    }
+
     /// The logical ids of the S3 buckets (`AWS::S3::Bucket`).
     pub fn buckets(&self) -> Vec<String> {
         self.of_kind("AWS::S3::Bucket").map(|(id, _)| id.clone()).collect()
@@ -223,6 +271,11 @@ impl Template {
                                 .and_then(Yaml::as_str)
                                 .ok_or_else(|| invalid(format!("function {id}: HttpApi event without Path")))?
                                 .to_owned(),
+                            authorizer: props
+                                .get("Auth")
+                                .and_then(|auth| auth.get("Authorizer"))
+                                .and_then(Yaml::as_str)
+                                .map(str::to_owned),
                         }),
                         Some("SQS") => {
                             let queue = props

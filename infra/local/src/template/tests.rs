@@ -63,7 +63,8 @@ fn functions_carry_routes_event_sources_and_timeouts() {
         submit.http_routes,
         [HttpRoute {
             method: "POST".into(),
-            path: "/jobs".into()
+            path: "/jobs".into(),
+            authorizer: None,
         }]
     );
     assert_eq!(submit.timeout_seconds, 10, "from Globals");
@@ -183,4 +184,63 @@ fn the_stack_name_is_the_one_the_template_is_deployed_as() {
     assert_eq!(resolve("!Ref AWS::StackName"), STACK);
     assert_eq!(resolve("{Ref: 'AWS::StackName'}"), STACK);
     assert_eq!(resolve("!Sub '${AWS::StackName}-jobs'"), "longrun-test-42-jobs");
+}
+
+#[test]
+fn the_api_authenticates_every_route_by_default() {
+    let template = load(&[]).unwrap();
+    let apis = template.http_apis();
+    assert_eq!(apis.len(), 1, "{apis:?}");
+    let api = &apis[0];
+    let default = api
+        .default_authorizer
+        .as_deref()
+        .expect("the HttpApi has a DefaultAuthorizer");
+    assert_eq!(
+        api.authorizers.get(default),
+        Some(&true),
+        "{default} is a JWT authorizer with an issuer and an audience: {api:?}"
+    );
+    let routes: Vec<(String, HttpRoute)> = template
+        .functions()
+        .unwrap()
+        .into_iter()
+        .flat_map(|f| f.http_routes.into_iter().map(move |r| (f.logical_id.clone(), r)))
+        .collect();
+    assert_eq!(routes.len(), 4, "{routes:?}");
+    for (function, route) in &routes {
+        assert!(
+            route.authorizer.as_deref().is_none_or(|a| a != "NONE"),
+            "{function} {} {} opts out of the authorizer",
+            route.method,
+            route.path
+        );
+    }
+    let functions = template.functions().unwrap();
+    for function in functions.iter().filter(|f| !f.http_routes.is_empty()) {
+        let allow = template
+            .resolve(&function.environment["ALLOW_ANONYMOUS"], &FakeResources)
+            .unwrap();
+        assert_eq!(
+            allow, "false",
+            "{} lets anonymous callers in by default",
+            function.logical_id
+        );
+    }
+}
+
+#[test]
+fn a_parameter_without_default_loads_but_does_not_resolve_until_given() {
+    let template = load(&[]).unwrap();
+    let err = template
+        .resolve(&serde_yaml::from_str("!Ref JwtIssuer").unwrap(), &FakeResources)
+        .unwrap_err();
+    assert!(err.to_string().contains("JwtIssuer has no Default"), "{err}");
+    let given = load(&[("JwtIssuer", "https://issuer.example.com")]).unwrap();
+    assert_eq!(
+        given
+            .resolve(&serde_yaml::from_str("!Ref JwtIssuer").unwrap(), &FakeResources)
+            .unwrap(),
+        "https://issuer.example.com"
+    );
 }
