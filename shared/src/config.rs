@@ -9,6 +9,9 @@ use std::time::Duration;
 /// The largest request body a job record can hold beside its other attributes.
 pub const MAX_REQUEST_BYTES_LIMIT: usize = 350_000;
 
+/// The longest `RESULT_URL_TTL_SECONDS`: 7 days, the most an S3 presigned URL may live.
+pub const MAX_RESULT_URL_TTL_SECONDS: u64 = 7 * 86_400;
+
 /// A configuration value that is missing or does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -53,7 +56,8 @@ pub struct Config {
     pub max_delay_seconds: u32,
     /// `JOB_RETENTION_DAYS`: how long a finished job's record (and so its idempotency key) lives, in seconds.
     pub job_retention_seconds: i64,
-    /// `RESULT_URL_TTL_SECONDS`: lifetime of presigned result URLs.
+    /// `RESULT_URL_TTL_SECONDS`: lifetime of presigned result URLs, 1 s to
+    /// [`MAX_RESULT_URL_TTL_SECONDS`].
     pub result_url_ttl: Duration,
     /// `PROGRESS_INTERVAL_MS`: the least time between two progress writes of one job.
     pub progress_interval: Duration,
@@ -167,6 +171,14 @@ impl Config {
                 reason: format!("must be between 1 and half of LEASE_SECONDS ({})", config.lease_seconds),
             });
         }
+        if !(1..=MAX_RESULT_URL_TTL_SECONDS).contains(&config.result_url_ttl.as_secs()) {
+            return Err(ConfigError::Invalid {
+                name: "RESULT_URL_TTL_SECONDS",
+                reason: format!(
+                    "must be between 1 and {MAX_RESULT_URL_TTL_SECONDS} (7 days, the longest an S3 presigned URL lives)"
+                ),
+            });
+        }
         if !(1..=config.max_job_timeout_seconds).contains(&config.default_job_timeout_seconds) {
             return Err(ConfigError::Invalid {
                 name: "DEFAULT_JOB_TIMEOUT_SECONDS",
@@ -271,6 +283,36 @@ mod tests {
             Some("fast")
         );
         assert_eq!(config.queue_name_for_source("arn:aws:sqs:us-east-1:1:other"), None);
+    }
+
+    #[test]
+    fn result_url_ttl_is_between_one_second_and_seven_days() {
+        let with_ttl = |ttl: &str| {
+            Config::from_lookup(|name| match name {
+                "JOBS_TABLE" => Some("t".to_owned()),
+                "JOBS_BUCKET" => Some("b".to_owned()),
+                "QUEUE_URLS" => Some("fast=http://q/fast".to_owned()),
+                "RESULT_URL_TTL_SECONDS" => Some(ttl.to_owned()),
+                _ => None,
+            })
+        };
+        assert_eq!(with_ttl("1").unwrap().result_url_ttl, Duration::from_secs(1));
+        assert_eq!(
+            with_ttl("604800").unwrap().result_url_ttl,
+            Duration::from_secs(MAX_RESULT_URL_TTL_SECONDS)
+        );
+        for refused in ["0", "604801", "-5"] {
+            assert!(
+                matches!(
+                    with_ttl(refused),
+                    Err(ConfigError::Invalid {
+                        name: "RESULT_URL_TTL_SECONDS",
+                        ..
+                    })
+                ),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

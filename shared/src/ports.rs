@@ -154,7 +154,8 @@ pub trait JobStore: Send + Sync {
 
     /// A page of `owner`'s jobs, newest first, optionally only those in
     /// `status` (a filtered page may hold fewer than `limit`, and still have
-    /// a next cursor). A cursor that does not decode is `InvalidCursor`.
+    /// a next cursor). A cursor that does not decode, or that was handed to
+    /// another owner, is `InvalidCursor`.
     async fn list_by_owner(
         &self,
         owner: &str,

@@ -626,6 +626,26 @@ mod cases {
         ));
     }
 
+    pub async fn a_cursor_only_pages_for_the_owner_it_was_handed_to(store: &dyn JobStore) {
+        let now = now_ms();
+        let owner = format!("cursor-owner-{}", uuid::Uuid::new_v4());
+        let other = format!("cursor-other-{}", uuid::Uuid::new_v4());
+        for (i, who) in [&owner, &owner, &other, &other].into_iter().enumerate() {
+            let mut job = new_job(now + i as i64);
+            job.owner = who.clone();
+            store.create(&job, now).await.unwrap();
+        }
+        let page = store.list_by_owner(&owner, None, 1, None).await.unwrap();
+        let cursor = page.next_cursor.expect("a second page");
+        assert!(matches!(
+            store.list_by_owner(&other, None, 1, Some(&cursor)).await,
+            Err(StoreError::InvalidCursor)
+        ));
+        let next = store.list_by_owner(&owner, None, 1, Some(&cursor)).await.unwrap();
+        assert_eq!(next.jobs.len(), 1);
+        assert_eq!(next.jobs[0].owner, owner);
+    }
+
     pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
         let key = format!("results/contract-{}/blob.bin", uuid::Uuid::new_v4());
         let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
@@ -758,7 +778,8 @@ contract! {
         dead_lettering_spares_live_and_ended_jobs,
         claim_and_dead_letter_conditions_follow_the_record_rules,
         overdue_jobs_are_found_and_deferred_once,
-        owners_list_their_own_jobs_newest_first_in_pages;
+        owners_list_their_own_jobs_newest_first_in_pages,
+        a_cursor_only_pages_for_the_owner_it_was_handed_to;
     objects: objects_stream_back_byte_for_byte;
     queues: unknown_queues_are_refused
 }

@@ -244,6 +244,27 @@ async fn lists_the_callers_jobs_newest_first_in_pages() {
 }
 
 #[tokio::test]
+async fn another_callers_cursor_is_a_400_problem() {
+    let f = fixture();
+    for i in 0..2 {
+        let mut job = queued_job("alice");
+        job.created_at += i;
+        f.store.insert(job);
+    }
+    f.store.insert(queued_job("bob"));
+    let alices = body_json(&handle(&f.deps, list("limit=1", "alice")).await);
+    let cursor = alices["next_cursor"].as_str().unwrap();
+
+    let response = handle(&f.deps, list(&format!("limit=1&cursor={cursor}"), "bob")).await;
+    assert_eq!(response.status_code, 400);
+    assert_eq!(response.headers["content-type"], "application/problem+json");
+    assert!(
+        !body_json(&response).to_string().contains("alice"),
+        "nothing of alice's shows"
+    );
+}
+
+#[tokio::test]
 async fn bad_list_parameters_are_400() {
     let f = fixture();
     for query in ["limit=0", "limit=101", "limit=x", "status=DONE", "cursor=garbage"] {

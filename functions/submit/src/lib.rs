@@ -6,7 +6,8 @@
 //! `202` + `Location` + `Retry-After`. With an `Idempotency-Key` the job id is
 //! derived from (caller, key): a replay with the same body answers `200` with
 //! the existing job (no second record, no second message); the same key with
-//! another body answers `422`. Every refusal is `application/problem+json`.
+//! another body answers `422`, and so does a key whose id holds another
+//! caller's job (never handed back). Every refusal is `application/problem+json`.
 
 use std::sync::Arc;
 
@@ -123,6 +124,13 @@ async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submit
     let job = JobRecord::new_queued(new_job, now, live_seconds, deps.config.enqueue_grace_ms());
     match deps.store.create(&job, now).await {
         Ok(CreateOutcome::Created) => {}
+        Ok(CreateOutcome::Exists(existing)) if existing.owner != job.owner => {
+            // The id derives from (caller, key), so another owner's record
+            // under it is never a replay: answer as for a reused key, and
+            // hand back nothing of that job.
+            tracing::warn!(stored_owner = %existing.owner, "idempotency key names another owner's job; refused");
+            return Err(Problem::idempotency_conflict(job.id.as_str()));
+        }
         Ok(CreateOutcome::Exists(existing)) if existing.request_hash == job.request_hash => {
             tracing::info!(status = %existing.status, "idempotent replay");
             return Ok(Submitted::Replayed(existing));

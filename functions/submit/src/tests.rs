@@ -121,6 +121,31 @@ async fn reusing_a_key_with_another_body_is_422() {
 }
 
 #[tokio::test]
+async fn a_key_whose_id_holds_another_callers_job_is_422_and_hands_back_nothing() {
+    let f = fixture();
+    // Alice's record under the id bob's key derives to, with the very body bob sends.
+    let first = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "k")], Some("bob"))).await;
+    let id = JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
+    assert_eq!(id, JobId::for_idempotency_key("bob", "k"));
+    let mut alices = f.store.get(&id).await.unwrap().unwrap();
+    alices.owner = "alice".into();
+    f.store.insert(alices.clone());
+    let sent_before = f.queue.sent().len();
+
+    let response = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "k")], Some("bob"))).await;
+    assert_eq!(response.status_code, 422);
+    assert_eq!(response.headers["content-type"], "application/problem+json");
+    let problem = body_json(&response);
+    assert_eq!(problem["type"], "urn:longrun:problem:idempotency-key-reused");
+    assert!(
+        !problem.to_string().contains("alice"),
+        "nothing of alice's job: {problem}"
+    );
+    assert_eq!(f.store.get(&id).await.unwrap(), Some(alices), "her record untouched");
+    assert_eq!(f.queue.sent().len(), sent_before, "nothing sent");
+}
+
+#[tokio::test]
 async fn every_bad_input_class_gets_a_problem_and_writes_nothing() {
     let f = fixture();
     let big = format!(
