@@ -21,7 +21,7 @@ pub(crate) mod testing;
 mod thumbnail;
 
 pub use context::{JobContext, JobRun, JobServices, StopSignal};
-pub use report::ReportJob;
+pub use report::{ReportJob, ReportLimits};
 pub use sleep::SleepJob;
 pub use thumbnail::ThumbnailJob;
 
@@ -110,7 +110,7 @@ impl Registry {
     /// Every job type, as configured (`sleep` only with `ENABLE_SLEEP_JOB`).
     pub fn standard(config: &Config) -> Self {
         let mut registry = Registry::default();
-        registry.register(Arc::new(ReportJob));
+        registry.register(Arc::new(ReportJob::new(ReportLimits::from_config(config))));
         registry.register(Arc::new(ThumbnailJob::new(config.max_thumbnail_source_bytes)));
         if config.enable_sleep_job {
             registry.register(Arc::new(SleepJob));
