@@ -30,8 +30,6 @@ use super::input::{check_input_key, field_error};
 use super::{JobContext, TypedJob};
 use crate::api::FieldError;
 use crate::config::Config;
-#[cfg(test)]
-use crate::record::TRUNCATION_MARKER;
 use crate::record::{codes, shorten, JobError, ResultObject};
 
 /// Rows between two progress reports.
@@ -739,6 +737,10 @@ mod tests {
         let err = report().run(&h.ctx, &input).await.unwrap_err();
         assert_eq!(err.code, "missing_column");
         assert!(err.message.contains("and 92 more"), "{}", err.message);
-        assert!(!err.message.ends_with(super::TRUNCATION_MARKER), "{}", err.message);
+        assert!(
+            !err.message.ends_with(crate::record::TRUNCATION_MARKER),
+            "{}",
+            err.message
+        );
     }
 }
