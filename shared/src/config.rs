@@ -86,6 +86,16 @@ pub struct Config {
     pub enable_sleep_job: bool,
     /// `MAX_THUMBNAIL_SOURCE_BYTES`: the largest image the `thumbnail` job decodes.
     pub max_thumbnail_source_bytes: u64,
+    /// `MAX_IMAGE_MEMORY_BYTES`: the most memory the `thumbnail` job may need for
+    /// a decoded image plus its largest resize, judged from the image's declared
+    /// size before decoding (`image_too_large` above).
+    pub max_image_memory_bytes: u64,
+    /// `MAX_CSV_RECORD_BYTES`: the longest CSV header or record the `report` job
+    /// reads (`csv_record_too_long` above).
+    pub max_csv_record_bytes: usize,
+    /// `MAX_REPORT_GROUPS`: the most distinct groups a `report` may have
+    /// (`too_many_groups` above).
+    pub max_report_groups: usize,
 }
 
 impl Config {
@@ -141,6 +151,9 @@ impl Config {
             allow_anonymous: flag(&lookup, "ALLOW_ANONYMOUS")?,
             enable_sleep_job: flag(&lookup, "ENABLE_SLEEP_JOB")?,
             max_thumbnail_source_bytes: number(&lookup, "MAX_THUMBNAIL_SOURCE_BYTES", 40 * 1024 * 1024)?,
+            max_image_memory_bytes: number(&lookup, "MAX_IMAGE_MEMORY_BYTES", 256 * 1024 * 1024)?,
+            max_csv_record_bytes: number(&lookup, "MAX_CSV_RECORD_BYTES", 1024 * 1024)?,
+            max_report_groups: number(&lookup, "MAX_REPORT_GROUPS", 100_000)?,
         };
         if config.default_max_attempts == 0 || config.default_max_attempts > config.max_attempts_limit {
             return Err(ConfigError::Invalid {
@@ -187,6 +200,18 @@ impl Config {
                     config.max_job_timeout_seconds
                 ),
             });
+        }
+        for (name, value) in [
+            ("MAX_IMAGE_MEMORY_BYTES", config.max_image_memory_bytes),
+            ("MAX_CSV_RECORD_BYTES", config.max_csv_record_bytes as u64),
+            ("MAX_REPORT_GROUPS", config.max_report_groups as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         Ok(config)
     }
@@ -273,6 +298,9 @@ mod tests {
         assert_eq!(config.queue_for("report"), "fast");
         assert_eq!(config.default_max_attempts, 3);
         assert_eq!(config.max_request_bytes, 262_144);
+        assert_eq!(config.max_image_memory_bytes, 256 * 1024 * 1024);
+        assert_eq!(config.max_csv_record_bytes, 1024 * 1024);
+        assert_eq!(config.max_report_groups, 100_000);
         assert!(config.enable_sleep_job);
         assert_eq!(
             config.queue_name_for_source("arn:aws:sqs:us-east-1:123456789012:longrun-slow"),
@@ -362,5 +390,11 @@ mod tests {
             base(&[("ENABLE_SLEEP_JOB", "yes")]),
             Err(ConfigError::Invalid { .. })
         ));
+        for limit in ["MAX_IMAGE_MEMORY_BYTES", "MAX_CSV_RECORD_BYTES", "MAX_REPORT_GROUPS"] {
+            assert!(
+                matches!(base(&[(limit, "0")]), Err(ConfigError::Invalid { name, .. }) if name == limit),
+                "{limit}=0 accepted"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! (retry or continuation), any non-terminal state → `DEAD_LETTERED` or
 //! `CANCELLED`. Terminal states never change.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -117,17 +118,63 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// The longest job error message kept, in bytes of UTF-8: a longer one is
+/// cut on a character boundary and ends with [`TRUNCATION_MARKER`], so no
+/// error (a bad cell of any size, say) can push a job record past
+/// DynamoDB's 400 KB item limit or flood the logs.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 512;
+
+/// What ends a text that [`shorten`] cut.
+pub const TRUNCATION_MARKER: &str = "…";
+
+/// `text` if it has at most `max_bytes` bytes; otherwise its longest prefix
+/// that ends on a character boundary and, followed by [`TRUNCATION_MARKER`],
+/// fits in `max_bytes` (just the marker when `max_bytes` is smaller than it).
+pub fn shorten(text: &str, max_bytes: usize) -> Cow<'_, str> {
+    if text.len() <= max_bytes {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max_bytes.saturating_sub(TRUNCATION_MARKER.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{TRUNCATION_MARKER}", &text[..end]))
+}
+
+/// A job error message as it is kept: at most [`MAX_ERROR_MESSAGE_BYTES`].
+fn bounded_message(message: String) -> String {
+    match shorten(&message, MAX_ERROR_MESSAGE_BYTES) {
+        Cow::Borrowed(_) => message,
+        Cow::Owned(short) => short,
+    }
+}
+
 /// A coded error a job ended (or paused) with. `retryable` says whether
 /// another attempt could succeed.
+///
+/// Its message is bounded to [`MAX_ERROR_MESSAGE_BYTES`] wherever an error
+/// comes into being or leaves the process: the constructors, `Deserialize`
+/// (records read back), `Serialize` (records written, API views) and
+/// `Display` (logs), so even an error built field by field is stored and
+/// logged short.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{code}: {}", shorten(message, MAX_ERROR_MESSAGE_BYTES))]
 pub struct JobError {
     /// Machine-readable code: one of [`codes`] or a job handler's own.
     pub code: String,
-    /// What went wrong, for a human.
+    /// What went wrong, for a human; at most [`MAX_ERROR_MESSAGE_BYTES`].
+    #[serde(serialize_with = "serialize_bounded", deserialize_with = "deserialize_bounded")]
     pub message: String,
     /// Whether another attempt could succeed.
     pub retryable: bool,
+}
+
+fn serialize_bounded<S: serde::Serializer>(message: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&shorten(message, MAX_ERROR_MESSAGE_BYTES))
+}
+
+fn deserialize_bounded<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    String::deserialize(deserializer).map(bounded_message)
 }
 
 impl JobError {
@@ -135,7 +182,7 @@ impl JobError {
     pub fn permanent(code: &str, message: impl Into<String>) -> Self {
         JobError {
             code: code.to_owned(),
-            message: message.into(),
+            message: bounded_message(message.into()),
             retryable: false,
         }
     }
@@ -145,7 +192,7 @@ impl JobError {
     pub fn retryable(code: &str, message: impl Into<String>) -> Self {
         JobError {
             code: code.to_owned(),
-            message: message.into(),
+            message: bounded_message(message.into()),
             retryable: true,
         }
     }
@@ -558,5 +605,41 @@ mod tests {
         let c = json!({"input": {"b": [{"x": 1, "y": 2}, 1], "a": 1}, "type": "report"});
         assert_eq!(hash_json(&a), hash_json(&b));
         assert_ne!(hash_json(&a), hash_json(&c));
+    }
+
+    #[test]
+    fn job_error_messages_are_cut_short_on_a_char_boundary_wherever_they_come_from() {
+        // 3 bytes then 2-byte characters: a plain byte cut would split one.
+        let long = format!("abc{}", "é".repeat(100_000));
+        let check = |message: &str| {
+            assert!(message.len() <= MAX_ERROR_MESSAGE_BYTES, "{} bytes kept", message.len());
+            assert!(message.len() >= MAX_ERROR_MESSAGE_BYTES - 4, "cut too short");
+            assert!(message.starts_with("abcéé"));
+            assert!(message.ends_with(TRUNCATION_MARKER));
+        };
+        check(&JobError::permanent("bad", long.clone()).message);
+        check(&JobError::retryable("flaky", long.clone()).message);
+
+        // Read back from a stored record.
+        let stored = json!({"code": "bad", "message": long, "retryable": false});
+        check(&serde_json::from_value::<JobError>(stored).unwrap().message);
+
+        // Built field by field, it is still written and logged short.
+        let literal = JobError {
+            code: "bad".into(),
+            message: long.clone(),
+            retryable: false,
+        };
+        let written = serde_json::to_value(&literal).unwrap();
+        check(written["message"].as_str().unwrap());
+        let logged = literal.to_string();
+        check(logged.strip_prefix("bad: ").unwrap());
+
+        // Short messages pass untouched.
+        let short = JobError::permanent("bad", "line 3: not a number");
+        assert_eq!(short.message, "line 3: not a number");
+        assert_eq!(short.to_string(), "bad: line 3: not a number");
+        assert_eq!(shorten("abcdef", 6), "abcdef");
+        assert_eq!(shorten("abcdef", 5), "ab…");
     }
 }

@@ -470,3 +470,189 @@ async fn a_job_whose_lease_is_taken_stops_and_leaves_the_record_to_the_new_holde
     assert_eq!(current.status, JobStatus::Running);
     assert_eq!(current.lease_owner.as_deref(), Some("new-holder"));
 }
+
+/// Caps small enough for a test to break: CSV records of 1 KiB, 10 report
+/// groups, 1 MiB of image memory.
+fn bomb_fixture() -> Fixture {
+    let mut f = fixture();
+    f.deps.config = Arc::new(longrun::testing::config(&[
+        ("PROGRESS_INTERVAL_MS", "0"),
+        ("MAX_CSV_RECORD_BYTES", "1024"),
+        ("MAX_REPORT_GROUPS", "10"),
+        ("MAX_IMAGE_MEMORY_BYTES", "1048576"),
+    ]));
+    let mut registry = Registry::standard(&f.deps.config);
+    registry.register(Arc::new(LoudJob));
+    f.deps.registry = Arc::new(registry);
+    f
+}
+
+/// A job that fails permanently with a 300 KB message, as a handler quoting
+/// a huge input would.
+struct LoudJob;
+
+#[longrun::async_trait]
+impl longrun::job_types::JobHandler for LoudJob {
+    fn job_type(&self) -> &'static str {
+        "loud"
+    }
+    fn validate(&self, _: &Value) -> Result<(), Vec<longrun::api::FieldError>> {
+        Ok(())
+    }
+    async fn run(&self, _: &JobContext, _: &Value) -> Result<Vec<longrun::ResultObject>, JobError> {
+        Err(JobError::permanent("loud", "é".repeat(150_000)))
+    }
+}
+
+/// A small, well-behaved report job.
+fn normal_report(f: &Fixture) -> JobRecord {
+    let csv = "region,amount\neu,1\nus,2\neu,3\n";
+    add_job(
+        f,
+        "report",
+        json!({"source": {"csv": csv}, "group_by": ["region"], "values": ["amount"]}),
+        3,
+    )
+}
+
+/// Runs `bomb` then a normal report in ONE batch: the bomb ends FAILED with
+/// `code` (its message bounded), the report SUCCEEDS, and neither message is
+/// a batch item failure. Returns the bomb's error message.
+async fn bomb_then_normal(f: &Fixture, bomb: &JobRecord, code: &str) -> String {
+    let normal = normal_report(f);
+    let batch = vec![job_message(bomb, "bomb"), job_message(&normal, "normal")];
+    let response = handle(&f.deps, event(batch), &context(60)).await;
+    assert!(failures(&response).is_empty(), "{:?}", failures(&response));
+    let failed = reload(f, bomb).await;
+    assert_eq!((failed.status, failed.attempts), (JobStatus::Failed, 1));
+    let error = failed.error.expect("a failed job has its error");
+    assert_eq!(
+        (error.code.as_str(), error.retryable),
+        (code, false),
+        "{}",
+        error.message
+    );
+    assert!(error.message.len() <= longrun::record::MAX_ERROR_MESSAGE_BYTES);
+    let done = reload(f, &normal).await;
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.results.len(), 2);
+    error.message
+}
+
+/// CRC-32 (ISO-HDLC), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG of a few dozen bytes whose header declares an 8-bit RGBA image of
+/// `width` × `height` (its pixel data is junk).
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend((data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend(kind);
+        out.extend(data);
+        let crc = crc32(&out[start..]);
+        out.extend(crc.to_be_bytes());
+    };
+    let mut header = Vec::new();
+    header.extend(width.to_be_bytes());
+    header.extend(height.to_be_bytes());
+    header.extend([8, 6, 0, 0, 0]);
+    chunk(b"IHDR", &header);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x01, 0x02, 0x03]);
+    chunk(b"IEND", &[]);
+    out
+}
+
+#[tokio::test]
+async fn an_image_too_large_to_decode_fails_and_the_batch_goes_on() {
+    let f = bomb_fixture();
+    f.objects
+        .put(
+            "inputs/bomb.png",
+            longrun::bytes::Bytes::from(png_declaring(50_000, 50_000)),
+            "image/png",
+        )
+        .await
+        .unwrap();
+    let bomb = add_job(
+        &f,
+        "thumbnail",
+        json!({"source": {"key": "inputs/bomb.png"}, "widths": [64]}),
+        3,
+    );
+    let message = bomb_then_normal(&f, &bomb, "image_too_large").await;
+    assert!(message.contains("50000×50000"), "{message}");
+}
+
+#[tokio::test]
+async fn a_csv_record_longer_than_the_cap_fails_and_the_batch_goes_on() {
+    let f = bomb_fixture();
+    let csv = format!("region,amount\neu,1\n{},2\n", "x".repeat(5_000_000));
+    f.objects
+        .put("inputs/long.csv", longrun::bytes::Bytes::from(csv), "text/csv")
+        .await
+        .unwrap();
+    let bomb = add_job(
+        &f,
+        "report",
+        json!({"source": {"key": "inputs/long.csv"}, "group_by": ["region"], "values": ["amount"]}),
+        3,
+    );
+    let message = bomb_then_normal(&f, &bomb, "csv_record_too_long").await;
+    assert!(message.contains("line 3"), "{message}");
+}
+
+#[tokio::test]
+async fn a_report_with_more_groups_than_the_cap_fails_and_the_batch_goes_on() {
+    let f = bomb_fixture();
+    let mut csv = String::from("id,amount\n");
+    for i in 0..1000 {
+        csv.push_str(&format!("g{i},{i}\n"));
+    }
+    let bomb = add_job(
+        &f,
+        "report",
+        json!({"source": {"csv": csv}, "group_by": ["id"], "values": ["amount"]}),
+        3,
+    );
+    let message = bomb_then_normal(&f, &bomb, "too_many_groups").await;
+    assert!(message.contains("line 12"), "failed at the 11th group: {message}");
+}
+
+#[tokio::test]
+async fn huge_error_messages_are_stored_short_and_the_batch_goes_on() {
+    let f = bomb_fixture();
+    let loud = add_job(&f, "loud", json!({}), 3);
+    let message = bomb_then_normal(&f, &loud, "loud").await;
+    assert!(message.ends_with(longrun::record::TRUNCATION_MARKER), "{message}");
+
+    // A 200 KB cell that is not a number (within the default record cap).
+    let f = fixture();
+    let csv = format!("region,amount\neu,1\nus,{}\n", "9x".repeat(100_000));
+    f.objects
+        .put("inputs/bad.csv", longrun::bytes::Bytes::from(csv), "text/csv")
+        .await
+        .unwrap();
+    let bad_cell = add_job(
+        &f,
+        "report",
+        json!({"source": {"key": "inputs/bad.csv"}, "group_by": ["region"], "values": ["amount"]}),
+        3,
+    );
+    let message = bomb_then_normal(&f, &bad_cell, "invalid_number").await;
+    assert!(message.contains("line 3"), "{message}");
+}

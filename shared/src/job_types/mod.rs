@@ -21,9 +21,9 @@ pub(crate) mod testing;
 mod thumbnail;
 
 pub use context::{JobContext, JobRun, JobServices, StopSignal};
-pub use report::ReportJob;
+pub use report::{ReportJob, ReportLimits};
 pub use sleep::SleepJob;
-pub use thumbnail::ThumbnailJob;
+pub use thumbnail::{ThumbnailJob, ThumbnailLimits};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,8 +110,8 @@ impl Registry {
     /// Every job type, as configured (`sleep` only with `ENABLE_SLEEP_JOB`).
     pub fn standard(config: &Config) -> Self {
         let mut registry = Registry::default();
-        registry.register(Arc::new(ReportJob));
-        registry.register(Arc::new(ThumbnailJob::new(config.max_thumbnail_source_bytes)));
+        registry.register(Arc::new(ReportJob::new(ReportLimits::from_config(config))));
+        registry.register(Arc::new(ThumbnailJob::new(ThumbnailLimits::from_config(config))));
         if config.enable_sleep_job {
             registry.register(Arc::new(SleepJob));
         }

@@ -6,7 +6,15 @@
 //! every group and value column it computes count, sum, min, max and mean
 //! (blank cells are skipped; anything else that is not a number fails the
 //! job with the line and column). Writes `summary.json` and `summary.csv`.
+//!
+//! Bounded by [`ReportLimits`]: a header or record longer than
+//! `MAX_CSV_RECORD_BYTES` fails the job (`csv_record_too_long`) as soon as
+//! that many bytes have gone by without the record ending, before the CSV
+//! reader has buffered more; a report with more than `MAX_REPORT_GROUPS`
+//! groups fails (`too_many_groups`) at the first group past the cap. Error
+//! messages quote cells and column names only in short excerpts.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,15 +29,56 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::input::{check_input_key, field_error};
 use super::{JobContext, TypedJob};
 use crate::api::FieldError;
-use crate::record::{codes, JobError, ResultObject};
+use crate::config::Config;
+use crate::record::{codes, shorten, JobError, ResultObject};
 
 /// Rows between two progress reports.
 const ROWS_PER_PROGRESS: u64 = 2_000;
 /// Most group-by and value columns a report may name.
 const MAX_COLUMNS: usize = 32;
+/// The longest column name a report may name, in bytes.
+const MAX_COLUMN_NAME_BYTES: usize = 256;
+/// The most bytes of a cell or column name an error message quotes.
+const MAX_EXCERPT_BYTES: usize = 40;
+/// The most CSV columns an error message lists (with the excerpts, well
+/// within a job error message's bound).
+const MAX_LISTED_COLUMNS: usize = 8;
+
+/// Error code: a CSV header or record is longer than `MAX_CSV_RECORD_BYTES` (permanent).
+const CSV_RECORD_TOO_LONG: &str = "csv_record_too_long";
+/// Error code: the report has more than `MAX_REPORT_GROUPS` groups (permanent).
+const TOO_MANY_GROUPS: &str = "too_many_groups";
+
+/// How much of a CSV a report holds in memory at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportLimits {
+    /// The longest header or record read, in bytes (`MAX_CSV_RECORD_BYTES`).
+    pub max_record_bytes: usize,
+    /// The most distinct groups summarised (`MAX_REPORT_GROUPS`).
+    pub max_groups: usize,
+}
+
+impl ReportLimits {
+    /// The limits the configuration sets.
+    pub fn from_config(config: &Config) -> Self {
+        ReportLimits {
+            max_record_bytes: config.max_csv_record_bytes,
+            max_groups: config.max_report_groups,
+        }
+    }
+}
 
 /// The `report` job type.
-pub struct ReportJob;
+pub struct ReportJob {
+    limits: ReportLimits,
+}
+
+impl ReportJob {
+    /// Reads CSVs within `limits`.
+    pub fn new(limits: ReportLimits) -> Self {
+        ReportJob { limits }
+    }
+}
 
 /// The input of a `report` job (see the module docs).
 #[derive(Debug, Deserialize)]
@@ -124,6 +173,12 @@ impl TypedJob for ReportJob {
             if columns.iter().any(|c| c.trim().is_empty()) {
                 errors.push(field_error(field, "column names must not be blank"));
             }
+            if columns.iter().any(|c| c.len() > MAX_COLUMN_NAME_BYTES) {
+                errors.push(field_error(
+                    field,
+                    format!("column names must be at most {MAX_COLUMN_NAME_BYTES} bytes"),
+                ));
+            }
         }
         if errors.is_empty() {
             Ok(())
@@ -145,7 +200,7 @@ impl TypedJob for ReportJob {
             }
             (None, None) => return Err(JobError::permanent(codes::INVALID_INPUT, "no source")),
         };
-        let summary = summarise(ctx, reader, size, &input.group_by, &input.values).await?;
+        let summary = summarise(ctx, reader, size, &input.group_by, &input.values, self.limits).await?;
         ctx.progress(99, "writing results").await?;
         let json = serde_json::to_vec_pretty(&summary).map_err(|e| JobError::permanent("internal", e.to_string()))?;
         let csv = summary_csv(&summary)?;
@@ -173,13 +228,149 @@ impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
     }
 }
 
+/// Where a CSV reader is within the CSV's syntax, as far as telling where a
+/// record ends needs: a line break ends a record except inside quotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CsvScan {
+    /// At the start of a field, where a quote opens a quoted field.
+    FieldStart,
+    /// In an unquoted field (a quote here is just a character).
+    Unquoted,
+    /// In a quoted field, where line breaks and commas are data.
+    Quoted,
+    /// Just after a quote in a quoted field: it closed the field, or it is
+    /// the first of a doubled (escaped) quote.
+    QuoteInQuoted,
+}
+
+/// A CSV header or record longer than the limit, found while reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the CSV record starting at line {line} is longer than {max_bytes} bytes (MAX_CSV_RECORD_BYTES)")]
+struct RecordTooLong {
+    /// The line the record starts on (1 is the header).
+    line: u64,
+    /// The limit it broke.
+    max_bytes: usize,
+}
+
+/// Fails the read, with [`RecordTooLong`], once a CSV record has run past
+/// `max_record_bytes` without ending, so the CSV reader (whose record buffer
+/// grows without bound) never holds more than that much of one record. It
+/// follows the syntax the reader parses (RFC 4180: `,`, `"` quoting with
+/// doubled quotes, `\r` and `\n` ending records), so line breaks inside quoted
+/// fields do not end a record.
+struct BoundedRecords<R> {
+    inner: R,
+    max_record_bytes: usize,
+    scan: CsvScan,
+    /// Bytes of the current record so far (line breaks ending it excluded).
+    record_bytes: usize,
+    /// The line being read, from 1.
+    line: u64,
+    /// The line the current record started on.
+    record_line: u64,
+    /// Set once a record was too long: every later read fails the same way.
+    too_long: Option<RecordTooLong>,
+}
+
+impl<R> BoundedRecords<R> {
+    fn new(inner: R, max_record_bytes: usize) -> Self {
+        BoundedRecords {
+            inner,
+            max_record_bytes,
+            scan: CsvScan::FieldStart,
+            record_bytes: 0,
+            line: 1,
+            record_line: 1,
+            too_long: None,
+        }
+    }
+
+    /// Follows `bytes` through the CSV syntax; the first record running past
+    /// the limit is an error.
+    fn follow(&mut self, bytes: &[u8]) -> Result<(), RecordTooLong> {
+        use CsvScan::*;
+        for &byte in bytes {
+            let line_break = byte == b'\n' || byte == b'\r';
+            if byte == b'\n' {
+                self.line += 1;
+            }
+            if line_break && self.scan != Quoted {
+                self.scan = FieldStart;
+                self.record_bytes = 0;
+                continue;
+            }
+            if self.record_bytes == 0 {
+                self.record_line = self.line;
+            }
+            self.record_bytes += 1;
+            if self.record_bytes > self.max_record_bytes {
+                return Err(RecordTooLong {
+                    line: self.record_line,
+                    max_bytes: self.max_record_bytes,
+                });
+            }
+            self.scan = match (self.scan, byte) {
+                (Quoted, b'"') => QuoteInQuoted,
+                (Quoted, _) => Quoted,
+                (QuoteInQuoted, b'"') => Quoted,
+                (FieldStart, b'"') => Quoted,
+                (_, b',') => FieldStart,
+                _ => Unquoted,
+            };
+        }
+        Ok(())
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for BoundedRecords<R> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(too_long) = this.too_long {
+            return Poll::Ready(Err(std::io::Error::other(too_long)));
+        }
+        let before = buf.filled().len();
+        if let Err(err) = std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf)) {
+            return Poll::Ready(Err(err));
+        }
+        let followed = this.follow(&buf.filled()[before..]);
+        if let Err(too_long) = followed {
+            buf.set_filled(before);
+            this.too_long = Some(too_long);
+            return Poll::Ready(Err(std::io::Error::other(too_long)));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A CSV reader's error as a job error: a record past the limit (from
+/// [`BoundedRecords`]) or any other unreadable CSV.
+fn csv_error(err: csv_async::Error) -> JobError {
+    if let csv_async::ErrorKind::Io(io) = err.kind() {
+        if let Some(too_long) = io.get_ref().and_then(|e| e.downcast_ref::<RecordTooLong>()) {
+            return JobError::permanent(CSV_RECORD_TOO_LONG, too_long.to_string());
+        }
+    }
+    JobError::permanent("invalid_csv", err.to_string())
+}
+
+/// A short, quoted excerpt of a cell or column name for an error message.
+fn excerpt(text: &str) -> String {
+    format!("{:?}", shorten(text, MAX_EXCERPT_BYTES))
+}
+
 fn column_index(headers: &csv_async::StringRecord, name: &str) -> Result<usize, JobError> {
     headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
+        let mut listed: Vec<String> = headers.iter().take(MAX_LISTED_COLUMNS).map(excerpt).collect();
+        if headers.len() > MAX_LISTED_COLUMNS {
+            listed.push(format!("and {} more", headers.len() - MAX_LISTED_COLUMNS));
+        }
         JobError::permanent(
             "missing_column",
             format!(
-                "the CSV has no column {name:?} (columns: {})",
-                headers.iter().collect::<Vec<_>>().join(", ")
+                "the CSV has no column {} (columns: {})",
+                excerpt(name),
+                listed.join(", ")
             ),
         )
     })
@@ -191,6 +382,7 @@ async fn summarise(
     size: Option<u64>,
     group_by: &[String],
     values: &[String],
+    limits: ReportLimits,
 ) -> Result<Summary, JobError> {
     let read = Arc::new(AtomicU64::new(0));
     let counting = CountingReader {
@@ -200,9 +392,8 @@ async fn summarise(
     let mut csv = csv_async::AsyncReaderBuilder::new()
         .has_headers(true)
         .trim(csv_async::Trim::All)
-        .create_reader(counting);
-    let bad_csv = |e: csv_async::Error| JobError::permanent("invalid_csv", e.to_string());
-    let headers = csv.headers().await.map_err(bad_csv)?.clone();
+        .create_reader(BoundedRecords::new(counting, limits.max_record_bytes));
+    let headers = csv.headers().await.map_err(csv_error)?.clone();
     let group_idx: Vec<usize> = group_by
         .iter()
         .map(|c| column_index(&headers, c))
@@ -215,16 +406,27 @@ async fn summarise(
     let mut groups: BTreeMap<Vec<String>, (u64, Vec<ColumnStats>)> = BTreeMap::new();
     let mut record = csv_async::StringRecord::new();
     let mut rows: u64 = 0;
-    while csv.read_record(&mut record).await.map_err(bad_csv)? {
+    while csv.read_record(&mut record).await.map_err(csv_error)? {
         rows += 1;
         let line = record.position().map(|p| p.line()).unwrap_or(rows + 1);
         let key: Vec<String> = group_idx
             .iter()
             .map(|&i| record.get(i).unwrap_or("").to_owned())
             .collect();
-        let entry = groups
-            .entry(key)
-            .or_insert_with(|| (0, vec![ColumnStats::default(); value_idx.len()]));
+        let groups_so_far = groups.len();
+        let entry = match groups.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(_) if groups_so_far >= limits.max_groups => {
+                return Err(JobError::permanent(
+                    TOO_MANY_GROUPS,
+                    format!(
+                        "line {line}: the report has more than {} groups (MAX_REPORT_GROUPS)",
+                        limits.max_groups
+                    ),
+                ));
+            }
+            Entry::Vacant(entry) => entry.insert((0, vec![ColumnStats::default(); value_idx.len()])),
+        };
         entry.0 += 1;
         for (stats, (&i, name)) in entry.1.iter_mut().zip(value_idx.iter().zip(values)) {
             let cell = record.get(i).unwrap_or("");
@@ -234,13 +436,21 @@ async fn summarise(
             let value: f64 = cell.parse().map_err(|_| {
                 JobError::permanent(
                     "invalid_number",
-                    format!("line {line}, column {name:?}: {cell:?} is not a number"),
+                    format!(
+                        "line {line}, column {}: {} is not a number",
+                        excerpt(name),
+                        excerpt(cell)
+                    ),
                 )
             })?;
             if !value.is_finite() {
                 return Err(JobError::permanent(
                     "invalid_number",
-                    format!("line {line}, column {name:?}: {cell:?} is not a finite number"),
+                    format!(
+                        "line {line}, column {}: {} is not a finite number",
+                        excerpt(name),
+                        excerpt(cell)
+                    ),
                 ));
             }
             stats.add(value);
@@ -308,11 +518,21 @@ mod tests {
     use bytes::Bytes;
     use serde_json::{json, Value};
 
-    use super::{ReportJob, ROWS_PER_PROGRESS};
+    use super::{BoundedRecords, ReportJob, ReportLimits, ROWS_PER_PROGRESS};
     use crate::job_types::testing::harness;
     use crate::job_types::JobHandler;
     use crate::ports::ObjectStore;
     use crate::record::codes;
+
+    /// A report job with the default limits.
+    fn report() -> ReportJob {
+        report_with(&[])
+    }
+
+    /// A report job with the limits of a configuration with `overrides`.
+    fn report_with(overrides: &[(&str, &str)]) -> ReportJob {
+        ReportJob::new(ReportLimits::from_config(&crate::testing::config(overrides)))
+    }
 
     fn summary_of(h: &crate::job_types::testing::Harness) -> Value {
         let key = format!("results/{}/summary.json", h.ctx.job_id());
@@ -321,7 +541,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_bad_fields() {
-        let job = ReportJob;
+        let job = report();
         assert!(job
             .validate(&json!({"source": {"csv": "a,b\n1,2"}, "group_by": ["a"], "values": ["b"]}))
             .is_ok());
@@ -333,6 +553,11 @@ mod tests {
         assert!(job
             .validate(&json!({"source": {"key": "../x"}, "group_by": ["a"], "values": ["b"]}))
             .is_err());
+        let long_name = "c".repeat(257);
+        let errors = job
+            .validate(&json!({"source": {"csv": "a,b\n1,2"}, "group_by": ["a"], "values": [long_name]}))
+            .unwrap_err();
+        assert_eq!(errors[0].field, "input.values");
         assert!(job.validate(&json!({"group_by": ["a"], "values": ["b"]})).is_err());
         assert!(job.validate(&json!("report please")).is_err());
     }
@@ -350,7 +575,7 @@ mod tests {
             .put("inputs/sales.csv", Bytes::from(csv), "text/csv")
             .await
             .unwrap();
-        let results = ReportJob.run(&h.ctx, &input).await.unwrap();
+        let results = report().run(&h.ctx, &input).await.unwrap();
         assert_eq!(
             results.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
             ["summary.json", "summary.csv"]
@@ -382,13 +607,13 @@ mod tests {
     async fn bad_numbers_and_missing_columns_fail_permanently_with_the_place() {
         let input = json!({"source": {"csv": "g,v\nx,1\nx,abc\n"}, "group_by": ["g"], "values": ["v"]});
         let h = harness(input.clone(), None).await;
-        let err = ReportJob.run(&h.ctx, &input).await.unwrap_err();
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
         assert_eq!(err.code, "invalid_number");
         assert!(!err.retryable);
         assert!(err.message.contains("line 3"), "{}", err.message);
 
         let input = json!({"source": {"csv": "g,v\nx,1\n"}, "group_by": ["nope"], "values": ["v"]});
-        let err = ReportJob.run(&h.ctx, &input).await.unwrap_err();
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
         assert_eq!(err.code, "missing_column");
     }
 
@@ -396,7 +621,7 @@ mod tests {
     async fn a_missing_input_object_is_a_permanent_error() {
         let input = json!({"source": {"key": "inputs/none.csv"}, "group_by": ["g"], "values": ["v"]});
         let h = harness(input.clone(), None).await;
-        let err = ReportJob.run(&h.ctx, &input).await.unwrap_err();
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
         assert_eq!(err.code, codes::INPUT_NOT_FOUND);
     }
 
@@ -408,7 +633,7 @@ mod tests {
         }
         let input = json!({"source": {"csv": csv}, "group_by": ["g"], "values": ["v"]});
         let h = harness(input.clone(), None).await;
-        ReportJob.run(&h.ctx, &input).await.unwrap();
+        report().run(&h.ctx, &input).await.unwrap();
         let summary = summary_of(&h);
         assert_eq!(summary["rows"], ROWS_PER_PROGRESS * 3);
         assert_eq!(summary["groups"].as_array().unwrap().len(), 7);
@@ -417,5 +642,105 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(job.progress, 99, "last progress before results");
+    }
+
+    #[tokio::test]
+    async fn a_record_longer_than_the_cap_fails_before_the_reader_buffers_it() {
+        // The CSV reader sees the long line only through the bound: it fails
+        // having read little more than the cap, not the whole line.
+        let cap = 1000;
+        let h = harness(json!({}), None).await;
+        let long_cell = "x".repeat(200_000);
+        for (what, csv, line) in [
+            ("record", format!("g,v\na,1\n{long_cell},2\nb,3\n"), 3),
+            ("header", format!("g,v,{long_cell}\na,1\n"), 1),
+            // A quoted field's line breaks do not end its record.
+            ("quoted record", format!("g,v\n\"{}\",1\n", "ab\n".repeat(1000)), 2),
+        ] {
+            let input = json!({"source": {"key": "inputs/long.csv"}, "group_by": ["g"], "values": ["v"]});
+            h.objects
+                .put("inputs/long.csv", Bytes::from(csv), "text/csv")
+                .await
+                .unwrap();
+            let err = report_with(&[("MAX_CSV_RECORD_BYTES", "1000")])
+                .run(&h.ctx, &input)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.code.as_str(), err.retryable),
+                ("csv_record_too_long", false),
+                "{what}"
+            );
+            assert!(err.message.contains(&format!("line {line}")), "{what}: {}", err.message);
+            assert!(err.message.contains(&cap.to_string()), "{what}: {}", err.message);
+        }
+
+        // Records at the cap, quoted line breaks, doubled quotes and a stray
+        // quote inside an unquoted field all pass.
+        let at_cap = "y".repeat(cap - 2);
+        let csv = format!("g,v\n{at_cap},1\n\"a\nb\",2\n\"say \"\"hi\"\"\",3\n5\" pipe,4\r\nz,5\n");
+        let input = json!({"source": {"csv": csv}, "group_by": ["g"], "values": ["v"]});
+        report_with(&[("MAX_CSV_RECORD_BYTES", "1000")])
+            .run(&h.ctx, &input)
+            .await
+            .unwrap();
+        let summary = summary_of(&h);
+        assert_eq!(summary["rows"], 5);
+    }
+
+    #[tokio::test]
+    async fn the_record_bound_stops_reading_at_the_cap() {
+        use tokio::io::AsyncReadExt;
+        let endless = std::io::Cursor::new(vec![b'x'; 10 << 20]);
+        let mut bounded = BoundedRecords::new(endless, 4096);
+        let mut read = Vec::new();
+        let err = bounded.read_to_end(&mut read).await.unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(read.len() <= 4096, "{} bytes passed the bound", read.len());
+        assert!(bounded.read_to_end(&mut read).await.is_err(), "the failure sticks");
+    }
+
+    #[tokio::test]
+    async fn more_groups_than_the_cap_fail_at_the_first_group_past_it() {
+        let input =
+            json!({"source": {"csv": "g,v\na,1\nb,2\na,3\nc,4\nd,5\ne,6\n"}, "group_by": ["g"], "values": ["v"]});
+        let h = harness(input.clone(), None).await;
+        let err = report_with(&[("MAX_REPORT_GROUPS", "3")])
+            .run(&h.ctx, &input)
+            .await
+            .unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), ("too_many_groups", false));
+        assert!(err.message.contains("line 6"), "{}", err.message);
+        assert!(err.message.contains("more than 3 groups"), "{}", err.message);
+
+        // At the cap is fine.
+        let input = json!({"source": {"csv": "g,v\na,1\nb,2\na,3\nc,4\n"}, "group_by": ["g"], "values": ["v"]});
+        report_with(&[("MAX_REPORT_GROUPS", "3")])
+            .run(&h.ctx, &input)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn error_messages_quote_only_excerpts_of_cells_and_columns() {
+        let huge = "9x".repeat(100_000);
+        let input = json!({"source": {"csv": format!("g,v\na,{huge}\n")}, "group_by": ["g"], "values": ["v"]});
+        let h = harness(input.clone(), None).await;
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!(err.code, "invalid_number");
+        assert!(err.message.len() < 200, "{}", err.message);
+        assert!(err.message.contains("line 2"), "{}", err.message);
+
+        let many_long_columns: Vec<String> = (0..100).map(|i| format!("{i}{}", "c".repeat(5_000))).collect();
+        let csv = format!("{}\n", many_long_columns.join(","));
+        let input = json!({"source": {"csv": csv}, "group_by": ["nope"], "values": ["v"]});
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!(err.code, "missing_column");
+        assert!(err.message.contains("and 92 more"), "{}", err.message);
+        assert!(
+            !err.message.ends_with(crate::record::TRUNCATION_MARKER),
+            "{}",
+            err.message
+        );
     }
 }

@@ -5,31 +5,64 @@
 //! needs the whole image), and writes one PNG per width,
 //! `thumb_<width>.png`, keeping the aspect ratio and never upscaling.
 //! Decoding and resizing run on the blocking pool; progress per variant.
+//!
+//! Before decoding, the memory the decoded image and its largest resize
+//! would take is worked out from the size and pixel format the image
+//! declares in its header and the requested widths; above
+//! `MAX_IMAGE_MEMORY_BYTES` the job fails (`image_too_large`) without
+//! decoding. The decoder itself runs under `image`'s [`Limits`] too.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use image::imageops::FilterType;
-use image::{DynamicImage, ImageFormat};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use super::input::{check_input_key, field_error};
 use super::{JobContext, TypedJob};
 use crate::api::FieldError;
+use crate::config::Config;
 use crate::record::{codes, JobError, ResultObject};
 
 const MAX_VARIANTS: usize = 8;
 const MAX_WIDTH: u32 = 4096;
 
+/// Error code: decoding and resizing the image would take more than
+/// `MAX_IMAGE_MEMORY_BYTES` (permanent).
+const IMAGE_TOO_LARGE: &str = "image_too_large";
+/// Bytes per pixel of the intermediate image a resize samples into (RGBA, `f32`).
+const RESIZE_SAMPLE_BYTES_PER_PIXEL: u64 = 16;
+
+/// How large an image the `thumbnail` job takes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThumbnailLimits {
+    /// The largest source file read, in bytes (`MAX_THUMBNAIL_SOURCE_BYTES`).
+    pub max_source_bytes: u64,
+    /// The most memory the decoded image and its largest resize may take
+    /// together, in bytes (`MAX_IMAGE_MEMORY_BYTES`).
+    pub max_image_memory_bytes: u64,
+}
+
+impl ThumbnailLimits {
+    /// The limits the configuration sets.
+    pub fn from_config(config: &Config) -> Self {
+        ThumbnailLimits {
+            max_source_bytes: config.max_thumbnail_source_bytes,
+            max_image_memory_bytes: config.max_image_memory_bytes,
+        }
+    }
+}
+
 /// The `thumbnail` job type.
 pub struct ThumbnailJob {
-    max_source_bytes: u64,
+    limits: ThumbnailLimits,
 }
 
 impl ThumbnailJob {
-    /// Refuses source images larger than `max_source_bytes`.
-    pub fn new(max_source_bytes: u64) -> Self {
-        ThumbnailJob { max_source_bytes }
+    /// Refuses sources and images beyond `limits`.
+    pub fn new(limits: ThumbnailLimits) -> Self {
+        ThumbnailJob { limits }
     }
 }
 
@@ -90,27 +123,28 @@ impl TypedJob for ThumbnailJob {
         let too_large = || {
             JobError::permanent(
                 "source_too_large",
-                format!("the image is larger than {} bytes", self.max_source_bytes),
+                format!("the image is larger than {} bytes", self.limits.max_source_bytes),
             )
         };
-        if object.size.is_some_and(|s| s > self.max_source_bytes) {
+        if object.size.is_some_and(|s| s > self.limits.max_source_bytes) {
             return Err(too_large());
         }
         let mut source = Vec::with_capacity(object.size.unwrap_or(0) as usize);
         object
             .body
-            .take(self.max_source_bytes + 1)
+            .take(self.limits.max_source_bytes + 1)
             .read_to_end(&mut source)
             .await
             .map_err(|e| JobError::retryable(codes::STORAGE, e.to_string()))?;
-        if source.len() as u64 > self.max_source_bytes {
+        if source.len() as u64 > self.limits.max_source_bytes {
             return Err(too_large());
         }
         ctx.progress(5, "decoding").await?;
-        let image = tokio::task::spawn_blocking(move || image::load_from_memory(&source))
+        let widths = input.widths.clone();
+        let max_memory = self.limits.max_image_memory_bytes;
+        let image = tokio::task::spawn_blocking(move || decode_within(&source, &widths, max_memory))
             .await
-            .map_err(|e| JobError::permanent("internal", e.to_string()))?
-            .map_err(|e| JobError::permanent("invalid_image", e.to_string()))?;
+            .map_err(|e| JobError::permanent("internal", e.to_string()))??;
         let image = std::sync::Arc::new(image);
 
         let mut results = Vec::with_capacity(input.widths.len());
@@ -132,10 +166,116 @@ impl TypedJob for ThumbnailJob {
     }
 }
 
+/// The size of the thumbnail of a `width` × `height` image asked for at
+/// `requested_width`: that width (or the image's own, if smaller) and the
+/// height that keeps the aspect ratio.
+fn thumbnail_size(width: u32, height: u32, requested_width: u32) -> (u32, u32) {
+    let target = requested_width.min(width);
+    let target_height = ((u64::from(height) * u64::from(target)) / u64::from(width.max(1))).max(1) as u32;
+    (target, target_height)
+}
+
+/// The memory a thumbnail job needs for one image, worked out from its
+/// header: the decoded image, held throughout, and the largest of its
+/// resizes, one at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MemoryPlan {
+    /// Bytes of the decoded image.
+    decoded: u64,
+    /// Bytes the largest resize takes at its peak.
+    largest_resize: u64,
+    /// The requested width of that resize.
+    largest_resize_width: Option<u32>,
+}
+
+impl MemoryPlan {
+    /// The plan for a `width` × `height` image of `bytes_per_pixel` resized
+    /// to `requested_widths`. A resize takes its intermediate samples (the
+    /// source's width × the thumbnail's height, RGBA `f32`) plus the
+    /// thumbnail and its PNG encoding (counted at the thumbnail's raw size);
+    /// a width the image already has is a copy instead.
+    fn new(width: u32, height: u32, bytes_per_pixel: u8, requested_widths: &[u32]) -> Self {
+        let bytes_per_pixel = u64::from(bytes_per_pixel);
+        let area = |w: u32, h: u32| u64::from(w).saturating_mul(u64::from(h));
+        let (largest_resize, largest_resize_width) = requested_widths
+            .iter()
+            .map(|&requested| {
+                let (target, target_height) = thumbnail_size(width, height, requested);
+                let thumbnail = area(target, target_height).saturating_mul(bytes_per_pixel);
+                let samples = if (target, target_height) == (width, height) {
+                    0
+                } else {
+                    area(width, target_height).saturating_mul(RESIZE_SAMPLE_BYTES_PER_PIXEL)
+                };
+                (samples.saturating_add(thumbnail.saturating_mul(2)), Some(requested))
+            })
+            .max()
+            .unwrap_or((0, None));
+        MemoryPlan {
+            decoded: area(width, height).saturating_mul(bytes_per_pixel),
+            largest_resize,
+            largest_resize_width,
+        }
+    }
+
+    /// Bytes at the peak: the decoded image and its largest resize.
+    fn peak(&self) -> u64 {
+        self.decoded.saturating_add(self.largest_resize)
+    }
+}
+
+/// Decodes `source` if the image it declares, and its resizes to
+/// `requested_widths`, fit in `max_memory` bytes; refuses it from its header
+/// alone otherwise.
+fn decode_within(source: &[u8], requested_widths: &[u32], max_memory: u64) -> Result<DynamicImage, JobError> {
+    let invalid = |e: ImageError| JobError::permanent("invalid_image", e.to_string());
+    let too_large = |message: String| JobError::permanent(IMAGE_TOO_LARGE, message);
+    let limit_error = |e: ImageError| match e {
+        ImageError::Limits(limit) => too_large(format!(
+            "the image is beyond MAX_IMAGE_MEMORY_BYTES ({max_memory} bytes): {limit}"
+        )),
+        other => invalid(other),
+    };
+    // A side longer than the budget could not fit even at one byte a pixel.
+    let max_side = u32::try_from(max_memory).unwrap_or(u32::MAX);
+    let limits = |max_alloc: u64| {
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(max_side);
+        limits.max_image_height = Some(max_side);
+        limits.max_alloc = Some(max_alloc);
+        limits
+    };
+    let reader = |max_alloc: u64| {
+        let mut reader = ImageReader::new(std::io::Cursor::new(source))
+            .with_guessed_format()
+            .map_err(|e| JobError::permanent("invalid_image", e.to_string()))?;
+        reader.limits(limits(max_alloc));
+        Ok::<_, JobError>(reader)
+    };
+
+    // The header: size and pixel format, nothing decoded yet.
+    let header = reader(max_memory)?.into_decoder().map_err(limit_error)?;
+    let (width, height) = header.dimensions();
+    let plan = MemoryPlan::new(width, height, header.color_type().bytes_per_pixel(), requested_widths);
+    drop(header);
+    if plan.peak() > max_memory {
+        let resize = plan
+            .largest_resize_width
+            .map_or(String::new(), |w| format!(" and resizing it to width {w}"));
+        return Err(too_large(format!(
+            "decoding this {width}×{height} image{resize} needs about {} bytes, more than \
+             MAX_IMAGE_MEMORY_BYTES ({max_memory})",
+            plan.peak()
+        )));
+    }
+
+    // The decode, under what the resizes leave of the budget.
+    reader(max_memory - plan.largest_resize)?.decode().map_err(limit_error)
+}
+
 /// The image scaled to `width` (or its own width, if smaller), as PNG bytes.
 fn resize_png(image: &DynamicImage, width: u32) -> Result<Vec<u8>, JobError> {
-    let target = width.min(image.width());
-    let height = ((u64::from(image.height()) * u64::from(target)) / u64::from(image.width().max(1))).max(1) as u32;
+    let (target, height) = thumbnail_size(image.width(), image.height(), width);
     let resized = image.resize_exact(target, height, FilterType::Triangle);
     let mut out = std::io::Cursor::new(Vec::new());
     resized
@@ -151,10 +291,63 @@ mod tests {
     use image::{DynamicImage, ImageFormat};
     use serde_json::json;
 
-    use super::ThumbnailJob;
+    use super::{ThumbnailJob, ThumbnailLimits};
     use crate::job_types::testing::harness;
     use crate::job_types::JobHandler;
     use crate::ports::ObjectStore;
+
+    /// A thumbnail job reading sources up to `max_source_bytes`, with the
+    /// default image memory budget.
+    fn thumbnails(max_source_bytes: u64) -> ThumbnailJob {
+        ThumbnailJob::new(ThumbnailLimits {
+            max_source_bytes,
+            ..ThumbnailLimits::from_config(&crate::testing::config(&[]))
+        })
+    }
+
+    /// A thumbnail job with the limits of a configuration with `overrides`.
+    fn thumbnails_with(overrides: &[(&str, &str)]) -> ThumbnailJob {
+        ThumbnailJob::new(ThumbnailLimits::from_config(&crate::testing::config(overrides)))
+    }
+
+    /// CRC-32 (ISO-HDLC), as PNG chunks carry it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A PNG a few dozen bytes long whose header declares an 8-bit RGBA
+    /// image of `width` × `height`; its pixel data is junk, so decoding it
+    /// could only fail as `invalid_image`.
+    fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            out.extend((data.len() as u32).to_be_bytes());
+            let start = out.len();
+            out.extend(kind);
+            out.extend(data);
+            let crc = crc32(&out[start..]);
+            out.extend(crc.to_be_bytes());
+        };
+        let mut header = Vec::new();
+        header.extend(width.to_be_bytes());
+        header.extend(height.to_be_bytes());
+        header.extend([8, 6, 0, 0, 0]);
+        chunk(b"IHDR", &header);
+        chunk(b"IDAT", &[0x78, 0x9c, 0x01, 0x02, 0x03]);
+        chunk(b"IEND", &[]);
+        out
+    }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let image = image::RgbImage::from_fn(width, height, |x, y| {
@@ -169,7 +362,7 @@ mod tests {
 
     #[test]
     fn validation_rejects_bad_widths_and_keys() {
-        let job = ThumbnailJob::new(1000);
+        let job = thumbnails(1000);
         assert!(job
             .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [32, 64]}))
             .is_ok());
@@ -201,7 +394,7 @@ mod tests {
             .put("inputs/pic.png", Bytes::from(png(200, 100)), "image/png")
             .await
             .unwrap();
-        let results = ThumbnailJob::new(1 << 20).run(&h.ctx, &input).await.unwrap();
+        let results = thumbnails(1 << 20).run(&h.ctx, &input).await.unwrap();
         let dims: Vec<(String, (u32, u32))> = results
             .iter()
             .map(|r| {
@@ -228,14 +421,72 @@ mod tests {
             .put("inputs/pic.png", Bytes::from_static(b"not an image"), "image/png")
             .await
             .unwrap();
-        let err = ThumbnailJob::new(1 << 20).run(&h.ctx, &input).await.unwrap_err();
+        let err = thumbnails(1 << 20).run(&h.ctx, &input).await.unwrap_err();
         assert_eq!((err.code.as_str(), err.retryable), ("invalid_image", false));
 
         h.objects
             .put("inputs/pic.png", Bytes::from(png(50, 50)), "image/png")
             .await
             .unwrap();
-        let err = ThumbnailJob::new(10).run(&h.ctx, &input).await.unwrap_err();
+        let err = thumbnails(10).run(&h.ctx, &input).await.unwrap_err();
         assert_eq!(err.code, "source_too_large");
+    }
+
+    #[tokio::test]
+    async fn an_image_declaring_more_pixels_than_the_budget_is_refused_before_decoding() {
+        let input = json!({"source": {"key": "inputs/bomb.png"}, "widths": [64]});
+        let h = harness(input.clone(), None).await;
+
+        // 1000 × 1000 RGBA is 4 MB decoded: over a 1 MiB budget, though well
+        // within what `image` refuses by default. Refused from the header:
+        // decoding the junk pixel data would have been `invalid_image`.
+        h.objects
+            .put("inputs/bomb.png", Bytes::from(png_declaring(1000, 1000)), "image/png")
+            .await
+            .unwrap();
+        let err = thumbnails_with(&[("MAX_IMAGE_MEMORY_BYTES", "1048576")])
+            .run(&h.ctx, &input)
+            .await
+            .unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), ("image_too_large", false));
+        assert!(err.message.contains("1000×1000"), "{}", err.message);
+
+        // A 60-byte file declaring 100 000 × 100 000 (40 GB) under the defaults.
+        h.objects
+            .put(
+                "inputs/bomb.png",
+                Bytes::from(png_declaring(100_000, 100_000)),
+                "image/png",
+            )
+            .await
+            .unwrap();
+        let err = thumbnails(1 << 20).run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), ("image_too_large", false));
+    }
+
+    #[tokio::test]
+    async fn the_requested_widths_count_towards_the_image_budget() {
+        // 200 × 100 RGB: 60 000 bytes decoded. At width 500 it is copied
+        // (2 × 60 000 more); at width 100 its resize samples 200 × 50 pixels
+        // of 16 bytes (160 000) and writes 2 × 15 000: 250 000 in all.
+        let h = harness(json!({}), None).await;
+        h.objects
+            .put("inputs/pic.png", Bytes::from(png(200, 100)), "image/png")
+            .await
+            .unwrap();
+        let job = thumbnails_with(&[("MAX_IMAGE_MEMORY_BYTES", "200000")]);
+        let copy = json!({"source": {"key": "inputs/pic.png"}, "widths": [500]});
+        job.run(&h.ctx, &copy).await.unwrap();
+
+        let resize = json!({"source": {"key": "inputs/pic.png"}, "widths": [500, 100]});
+        let err = job.run(&h.ctx, &resize).await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), ("image_too_large", false));
+        assert!(err.message.contains("width 100"), "{}", err.message);
+        assert!(err.message.contains("250000"), "{}", err.message);
+
+        thumbnails_with(&[("MAX_IMAGE_MEMORY_BYTES", "250000")])
+            .run(&h.ctx, &resize)
+            .await
+            .unwrap();
     }
 }
