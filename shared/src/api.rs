@@ -8,6 +8,36 @@ use crate::ports::StoreError;
 use crate::record::{JobError, JobRecord};
 use crate::time::rfc3339;
 
+/// `POST /uploads` body: how many bytes the caller will upload, and a file
+/// name for the key (`input` when absent).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    /// The exact size of the upload; the URL is signed for it.
+    pub bytes: u64,
+    /// The last segment of the key: `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 128 bytes.
+    #[serde(default)]
+    pub filename: Option<String>,
+}
+
+/// `POST /uploads` answer: where to PUT the input, and the key a job names it by.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UploadTicket {
+    /// The object key, under the caller's own `inputs/<hash>/` prefix: the
+    /// `input.source.key` of the jobs that read it.
+    pub key: String,
+    /// The presigned URL to send the bytes to.
+    pub upload_url: String,
+    /// Always `PUT`.
+    pub method: String,
+    /// Headers the upload must carry exactly (they are signed).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// When the URL stops working, RFC 3339.
+    pub expires_at: String,
+    /// The size the URL is signed for.
+    pub bytes: u64,
+}
+
 /// `POST /jobs` body.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

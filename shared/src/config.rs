@@ -61,6 +61,10 @@ pub struct Config {
     pub result_url_ttl: Duration,
     /// `PROGRESS_INTERVAL_MS`: the least time between two progress writes of one job.
     pub progress_interval: Duration,
+    /// `MAX_UPLOAD_BYTES`: the largest input `POST /uploads` hands out a URL for.
+    pub max_upload_bytes: u64,
+    /// `UPLOAD_URL_TTL_SECONDS`: lifetime of a presigned upload URL, 1 s to 1 hour.
+    pub upload_url_ttl: Duration,
     /// `ENQUEUE_GRACE_SECONDS`: how long after submit (or `run_at`) a queued job counts as overdue.
     pub enqueue_grace_seconds: i64,
     /// `LEASE_SECONDS`: how long a claim or a heartbeat holds a job (and hides its message).
@@ -139,6 +143,8 @@ impl Config {
             max_delay_seconds: number(&lookup, "MAX_DELAY_SECONDS", 900)?,
             job_retention_seconds: number::<i64>(&lookup, "JOB_RETENTION_DAYS", 7)? * 86_400,
             result_url_ttl: Duration::from_secs(number(&lookup, "RESULT_URL_TTL_SECONDS", 900)?),
+            max_upload_bytes: number(&lookup, "MAX_UPLOAD_BYTES", 100 * 1024 * 1024)?,
+            upload_url_ttl: Duration::from_secs(number(&lookup, "UPLOAD_URL_TTL_SECONDS", 300)?),
             progress_interval: Duration::from_millis(number(&lookup, "PROGRESS_INTERVAL_MS", 1000)?),
             enqueue_grace_seconds: number(&lookup, "ENQUEUE_GRACE_SECONDS", 120)?,
             lease_seconds: number(&lookup, "LEASE_SECONDS", 60)?,
@@ -182,6 +188,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "HEARTBEAT_SECONDS",
                 reason: format!("must be between 1 and half of LEASE_SECONDS ({})", config.lease_seconds),
+            });
+        }
+        if !(1..=3600).contains(&config.upload_url_ttl.as_secs()) {
+            return Err(ConfigError::Invalid {
+                name: "UPLOAD_URL_TTL_SECONDS",
+                reason: "must be between 1 and 3600: an upload URL is for the upload that follows".into(),
+            });
+        }
+        if config.max_upload_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MAX_UPLOAD_BYTES",
+                reason: "must be at least 1".into(),
             });
         }
         if !(1..=MAX_RESULT_URL_TTL_SECONDS).contains(&config.result_url_ttl.as_secs()) {

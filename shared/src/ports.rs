@@ -209,6 +209,9 @@ pub trait JobQueue: Send + Sync {
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError>;
 }
 
+/// The content type every upload is signed for (and sent with).
+pub const UPLOAD_CONTENT_TYPE: &str = "application/octet-stream";
+
 /// An object failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -239,4 +242,9 @@ pub trait ObjectStore: Send + Sync {
 
     /// A URL anyone holding it may GET the object with, for `ttl`.
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError>;
+
+    /// A URL anyone holding it may PUT exactly `bytes` bytes of
+    /// `application/octet-stream` to `key` with, for `ttl` (both headers
+    /// are signed, so S3 refuses another length).
+    async fn presign_put(&self, key: &str, bytes: u64, ttl: Duration) -> Result<String, ObjectError>;
 }

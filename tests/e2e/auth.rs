@@ -54,3 +54,48 @@ async fn every_route_refuses_a_caller_without_identity() {
     );
     assert_eq!(stack.cancel(&id).await.status, 202, "its owner still can");
 }
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn an_upload_is_its_owners_alone() {
+    let stack = Stack::from_env().await;
+    let key = stack
+        .upload("sales.csv", b"region,amount\neu,10\nus,5\n".to_vec())
+        .await;
+    let report = |key: &str| json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["region"], "values": ["amount"]}});
+
+    // Another caller can neither name it nor a key beside it.
+    let mallory = format!("{}-mallory", stack.owner);
+    for named in [key.clone(), key.replace("sales.csv", "other.csv")] {
+        let refused = stack
+            .http
+            .post(format!("{}/jobs", stack.api))
+            .bearer_auth(&mallory)
+            .json(&report(&named))
+            .send()
+            .await
+            .expect("POST /jobs");
+        assert_eq!(refused.status().as_u16(), 422, "{named}");
+        let problem: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "input.source.key", "{problem}");
+        assert!(!problem.to_string().contains(&stack.owner), "{problem}");
+    }
+
+    // Its owner can, and the job reads the uploaded bytes.
+    let id = stack.submit_ok(&report(&key)).await;
+    let done = stack.wait_terminal(&id, std::time::Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&stack.download(done["result_url"].as_str().unwrap()).await).unwrap();
+    assert_eq!(summary["rows"], 2, "{summary}");
+
+    // Uploads need an identity too.
+    let anonymous = stack
+        .http
+        .post(format!("{}/uploads", stack.api))
+        .json(&json!({"bytes": 10}))
+        .send()
+        .await
+        .expect("POST /uploads");
+    assert_eq!(anonymous.status().as_u16(), 401);
+}

@@ -76,8 +76,7 @@ fn close(a: f64, b: f64) -> bool {
 async fn a_report_from_s3_succeeds_with_the_right_numbers() {
     let stack = Stack::from_env().await;
     let csv = sales_csv(30_000);
-    let key = format!("inputs/{}/sales.csv", stack.owner);
-    stack.upload(&key, csv.clone().into_bytes(), "text/csv").await;
+    let key = stack.upload("sales.csv", csv.clone().into_bytes()).await;
     let submitted = stack
         .submit(
             &json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["region"], "values": ["amount", "quantity"]}}),
@@ -157,8 +156,7 @@ async fn a_thumbnail_job_writes_resized_pngs() {
     image::DynamicImage::ImageRgb8(image)
         .write_to(&mut png, image::ImageFormat::Png)
         .unwrap();
-    let key = format!("inputs/{}/photo.png", stack.owner);
-    stack.upload(&key, png.into_inner(), "image/png").await;
+    let key = stack.upload("photo.png", png.into_inner()).await;
 
     let submitted = stack
         .submit(

@@ -15,7 +15,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::primitives::ByteStream;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
@@ -228,17 +227,35 @@ impl Stack {
             .collect()
     }
 
-    /// Uploads an input object.
-    pub async fn upload(&self, key: &str, bytes: Vec<u8>, content_type: &str) {
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .expect("upload input");
+    /// `POST /uploads` as `owner`.
+    pub async fn request_upload(&self, owner: &str, body: &Value) -> Answer {
+        let request = self
+            .http
+            .post(format!("{}/uploads", self.api))
+            .bearer_auth(owner)
+            .json(body);
+        Self::answer(request.send().await.expect("POST /uploads")).await
+    }
+
+    /// Uploads an input the way a caller does: `POST /uploads` for a
+    /// presigned URL, then a plain HTTP PUT of the bytes with the headers
+    /// it names. The key a job names the input by.
+    pub async fn upload(&self, filename: &str, bytes: Vec<u8>) -> String {
+        let ticket = self
+            .request_upload(
+                &self.owner,
+                &serde_json::json!({"bytes": bytes.len(), "filename": filename}),
+            )
+            .await;
+        assert_eq!(ticket.status, 201, "{:?}", ticket.body);
+        let url = ticket.body["upload_url"].as_str().expect("upload_url");
+        let mut put = self.http.put(url).body(bytes);
+        for (name, value) in ticket.body["headers"].as_object().expect("headers") {
+            put = put.header(name.as_str(), value.as_str().expect("header value"));
+        }
+        let response = put.send().await.expect("PUT the upload");
+        assert!(response.status().is_success(), "PUT {url}: {}", response.status());
+        ticket.body["key"].as_str().expect("key").to_owned()
     }
 
     /// Downloads a (presigned) URL.

@@ -9,18 +9,22 @@
 //! another body answers `422`, and so does a key whose id holds another
 //! caller's job (never handed back). Every refusal is `application/problem+json`.
 
+mod upload;
+
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use longrun::access::owns_input;
 use longrun::api::{FieldError, JobView, Problem, SubmitRequest};
 use longrun::apigw::{body_bytes, caller, header, json_response, problem_response};
 use longrun::aws::AwsClients;
 use longrun::job_types::Registry;
 use longrun::lambda::HttpFunction;
-use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore};
+use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
 use longrun::record::{hash_json, NewJob};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
@@ -38,15 +42,18 @@ pub struct SubmitDeps {
     pub registry: Arc<Registry>,
     pub store: Arc<dyn JobStore>,
     pub queue: Arc<dyn JobQueue>,
+    /// Only to presign uploads under `inputs/`; submit reads no objects.
+    pub objects: Arc<dyn ObjectStore>,
 }
 
 impl SubmitDeps {
-    /// The production wiring: DynamoDB and SQS.
+    /// The production wiring: DynamoDB, SQS, and S3 for presigning uploads.
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
         SubmitDeps {
             registry: Arc::new(Registry::standard(&config)),
             store: clients.job_store(&config),
             queue: clients.job_queue(&config),
+            objects: clients.object_store(&config),
             config,
         }
     }
@@ -68,8 +75,12 @@ pub enum Submitted {
     Replayed(Box<JobRecord>),
 }
 
-/// Handles one API Gateway request; never fails, every error is a problem response.
+/// Handles one API Gateway request (`POST /jobs`, or `POST /uploads`);
+/// never fails, every error is a problem response.
 pub async fn handle(deps: &SubmitDeps, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    if request.route_key.as_deref() == Some(upload::ROUTE) {
+        return upload::handle(deps, &request).await;
+    }
     match submit(deps, &request).await {
         Ok(Submitted::Accepted(job)) => respond(202, &job),
         Ok(Submitted::Replayed(job)) => respond(200, &job),
@@ -94,18 +105,8 @@ fn respond(status: u16, job: &JobRecord) -> ApiGatewayV2httpResponse {
 /// Validates, writes and enqueues a job.
 pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<Submitted, Problem> {
     let owner = caller(request, deps.config.allow_anonymous)?;
-    let content_type = header(request, "content-type").unwrap_or("");
-    if !is_json_media_type(content_type) {
-        return Err(Problem::unsupported_media_type(format!(
-            "send the job as JSON with Content-Type: application/json (got {content_type:?})"
-        )));
-    }
     let idempotency_key = idempotency_key(request)?;
-    let body = body_bytes(request)?;
-    if body.len() > deps.config.max_request_bytes {
-        return Err(Problem::too_large(deps.config.max_request_bytes));
-    }
-    let submit_request = parse_request(&body)?;
+    let submit_request: SubmitRequest = json_body(deps, request, "job")?;
     let id = match &idempotency_key {
         Some(key) => JobId::for_idempotency_key(&owner, key),
         None => JobId::random(),
@@ -182,9 +183,32 @@ fn idempotency_key(request: &ApiGatewayV2httpRequest) -> Result<Option<String>, 
     Ok(Some(key.to_owned()))
 }
 
-fn parse_request(body: &[u8]) -> Result<SubmitRequest, Problem> {
+/// The request's JSON body as a `T` (a `what`: "job", "upload"): JSON media
+/// type (415), at most `MAX_REQUEST_BYTES` (413), well-formed (400), an
+/// object of the right shape (422).
+pub(crate) fn json_body<T: DeserializeOwned>(
+    deps: &SubmitDeps,
+    request: &ApiGatewayV2httpRequest,
+    what: &str,
+) -> Result<T, Problem> {
+    let content_type = header(request, "content-type").unwrap_or("");
+    if !is_json_media_type(content_type) {
+        return Err(Problem::unsupported_media_type(format!(
+            "send the {what} as JSON with Content-Type: application/json (got {content_type:?})"
+        )));
+    }
+    let body = body_bytes(request)?;
+    if body.len() > deps.config.max_request_bytes {
+        return Err(Problem::too_large(deps.config.max_request_bytes));
+    }
+    parse_json(&body, what)
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Problem::malformed("the request body is empty; send a JSON job"));
+        return Err(Problem::malformed(format!(
+            "the request body is empty; send a JSON {what}"
+        )));
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| Problem::malformed(format!("the body is not valid JSON: {e}")))?;
@@ -193,7 +217,7 @@ fn parse_request(body: &[u8]) -> Result<SubmitRequest, Problem> {
     }
     serde_json::from_value(value).map_err(|e| {
         Problem::invalid(
-            "the body is not a valid job",
+            format!("the body is not a valid {what}"),
             vec![FieldError {
                 field: "body".into(),
                 message: e.to_string(),
@@ -218,6 +242,16 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
         ));
     };
     let mut errors = handler.validate(&request.input).err().unwrap_or_default();
+    for (field, key) in handler.input_keys(&request.input) {
+        // Only the caller's own uploads; the same answer whether another
+        // owner's key exists or not, so nothing is learnt about it.
+        if !owns_input(owner, &key) && !errors.iter().any(|e| e.field == field) {
+            errors.push(FieldError {
+                field: field.into(),
+                message: "must be a key this caller uploaded (POST /uploads answers one)".into(),
+            });
+        }
+    }
     let config = &deps.config;
     let queue = request
         .queue

@@ -1,8 +1,9 @@
 //! Submit's unit tests, over the in-memory adapters.
 
 use super::*;
+use longrun::access::input_prefix;
 use longrun::apigw::HttpEvent;
-use longrun::memory::{MemoryJobQueue, MemoryJobStore};
+use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::JobStatus;
 
 struct Fixture {
@@ -19,6 +20,7 @@ fn fixture() -> Fixture {
         registry: Arc::new(Registry::standard(&config)),
         store: store.clone(),
         queue: queue.clone(),
+        objects: Arc::new(MemoryObjectStore::new()),
         config,
     };
     Fixture { deps, store, queue }
@@ -76,9 +78,10 @@ async fn accepts_a_job_writes_one_record_and_sends_one_message() {
 #[tokio::test]
 async fn routes_job_types_to_their_queue_and_honours_delay() {
     let f = fixture();
+    let key = format!("{}u1/a.png", input_prefix("alice"));
     let body =
-        r#"{"type": "thumbnail", "input": {"source": {"key": "inputs/a.png"}, "widths": [8]}, "delay_seconds": 30}"#;
-    let response = handle(&f.deps, post(body, &[], Some("alice"))).await;
+        json!({"type": "thumbnail", "input": {"source": {"key": key}, "widths": [8]}, "delay_seconds": 30}).to_string();
+    let response = handle(&f.deps, post(&body, &[], Some("alice"))).await;
     assert_eq!(response.status_code, 202, "{:?}", response.body);
     let sent = f.queue.sent();
     assert_eq!((sent[0].queue.as_str(), sent[0].delay_seconds), ("slow", 30));
@@ -315,4 +318,105 @@ async fn anonymous_callers_are_one_shared_owner_only_when_allowed() {
     let id = longrun::JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
     let stored = f.store.get(&id).await.unwrap().unwrap();
     assert_eq!(stored.owner, longrun::apigw::ANONYMOUS_OWNER);
+}
+
+fn upload_request(body: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
+    let mut request = post(body, &[], owner);
+    request.route_key = Some("POST /uploads".into());
+    request.raw_path = Some("/uploads".into());
+    request
+}
+
+#[tokio::test]
+async fn an_upload_is_a_short_lived_put_under_the_callers_own_prefix() {
+    let f = fixture();
+    let response = handle(
+        &f.deps,
+        upload_request(r#"{"bytes": 1234, "filename": "sales.csv"}"#, Some("alice")),
+    )
+    .await;
+    assert_eq!(response.status_code, 201, "{:?}", response.body);
+    let ticket: longrun::api::UploadTicket = serde_json::from_value(body_json(&response)).unwrap();
+    let prefix = input_prefix("alice");
+    let rest = ticket.key.strip_prefix(&prefix).expect("under alice's prefix");
+    let (id, name) = rest.split_once('/').unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{rest}");
+    assert_eq!(name, "sales.csv");
+    assert!(longrun::access::owns_input("alice", &ticket.key));
+    assert!(!longrun::access::owns_input("bob", &ticket.key));
+    assert_eq!((ticket.method.as_str(), ticket.bytes), ("PUT", 1234));
+    assert_eq!(ticket.headers["content-length"], "1234");
+    assert_eq!(ticket.headers["content-type"], "application/octet-stream");
+    assert!(
+        ticket.upload_url.contains("bytes=1234") && ticket.upload_url.contains("expires_in=300"),
+        "{}",
+        ticket.upload_url
+    );
+    let second = handle(&f.deps, upload_request(r#"{"bytes": 1}"#, Some("alice"))).await;
+    let second: longrun::api::UploadTicket = serde_json::from_value(body_json(&second)).unwrap();
+    assert_ne!(second.key, ticket.key, "every upload gets a key of its own");
+    assert!(second.key.ends_with("/input"));
+    assert!(
+        f.store.is_empty() && f.queue.sent().is_empty(),
+        "an upload writes no job"
+    );
+}
+
+#[tokio::test]
+async fn uploads_refuse_bad_sizes_names_bodies_and_anonymous_callers() {
+    let f = fixture();
+    let cap = f.deps.config.max_upload_bytes;
+    let cases = [
+        (r#"{"bytes": 0}"#.to_owned(), 422),
+        (format!(r#"{{"bytes": {}}}"#, cap + 1), 422),
+        (r#"{"bytes": -1}"#.to_owned(), 422),
+        (r#"{"bytes": 10, "filename": "../x"}"#.to_owned(), 422),
+        (r#"{"bytes": 10, "filename": "a/b"}"#.to_owned(), 422),
+        (r#"{"bytes": 10, "filename": ".hidden"}"#.to_owned(), 422),
+        (r#"{"bytes": 10, "key": "inputs/x"}"#.to_owned(), 422),
+        ("{not json".to_owned(), 400),
+    ];
+    for (body, status) in &cases {
+        let response = handle(&f.deps, upload_request(body, Some("alice"))).await;
+        assert_eq!(response.status_code, *status, "{body}: {:?}", response.body);
+        assert_eq!(response.headers["content-type"], "application/problem+json");
+    }
+    let at_cap = handle(
+        &f.deps,
+        upload_request(&format!(r#"{{"bytes": {cap}}}"#), Some("alice")),
+    )
+    .await;
+    assert_eq!(at_cap.status_code, 201);
+    assert_eq!(
+        handle(&f.deps, upload_request(r#"{"bytes": 1}"#, None))
+            .await
+            .status_code,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_job_may_only_name_its_owners_own_inputs() {
+    let f = fixture();
+    let report = |key: &str| {
+        json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["g"], "values": ["v"]}}).to_string()
+    };
+    let alices = format!("{}u1/sales.csv", input_prefix("alice"));
+    let refused = [
+        alices.clone(),
+        "inputs/sales.csv".to_owned(),
+        format!("{}u1/../../{}x.csv", input_prefix("bob"), input_prefix("bob")),
+        format!("{}u1//sales.csv", input_prefix("bob")),
+        format!("{}%2e%2e/sales.csv", input_prefix("bob")),
+    ];
+    for key in &refused {
+        let response = handle(&f.deps, post(&report(key), &[], Some("bob"))).await;
+        assert_eq!(response.status_code, 422, "{key}");
+        let problem = body_json(&response);
+        assert_eq!(problem["errors"][0]["field"], "input.source.key", "{problem}");
+        assert!(!problem.to_string().contains("alice"), "nothing about alice: {problem}");
+    }
+    assert!(f.store.is_empty());
+    let own = handle(&f.deps, post(&report(&alices), &[], Some("alice"))).await;
+    assert_eq!(own.status_code, 202, "{:?}", own.body);
 }

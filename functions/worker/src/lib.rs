@@ -154,6 +154,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     let signal = Arc::new(StopSignal::default());
     let ctx = JobContext::new(
         JobRun {
+            owner: job.owner.clone(),
             job_id: job.id.clone(),
             attempt: job.attempts,
             lease_owner: lease.owner.clone(),

@@ -37,6 +37,11 @@ fn fixture() -> Fixture {
     }
 }
 
+/// A key under the input prefix of `alice`, the owner of the fixture's jobs.
+fn alice_input(name: &str) -> String {
+    format!("{}{name}", longrun::access::input_prefix("alice"))
+}
+
 fn add_job(f: &Fixture, job_type: &str, input: Value, max_attempts: u32) -> JobRecord {
     let mut job = longrun::testing::queued_job("alice", job_type, input);
     job.max_attempts = max_attempts;
@@ -582,7 +587,7 @@ async fn an_image_too_large_to_decode_fails_and_the_batch_goes_on() {
     let f = bomb_fixture();
     f.objects
         .put(
-            "inputs/bomb.png",
+            &alice_input("bomb.png"),
             longrun::bytes::Bytes::from(png_declaring(50_000, 50_000)),
             "image/png",
         )
@@ -591,7 +596,7 @@ async fn an_image_too_large_to_decode_fails_and_the_batch_goes_on() {
     let bomb = add_job(
         &f,
         "thumbnail",
-        json!({"source": {"key": "inputs/bomb.png"}, "widths": [64]}),
+        json!({"source": {"key": alice_input("bomb.png")}, "widths": [64]}),
         3,
     );
     let message = bomb_then_normal(&f, &bomb, "image_too_large").await;
@@ -603,13 +608,13 @@ async fn a_csv_record_longer_than_the_cap_fails_and_the_batch_goes_on() {
     let f = bomb_fixture();
     let csv = format!("region,amount\neu,1\n{},2\n", "x".repeat(5_000_000));
     f.objects
-        .put("inputs/long.csv", longrun::bytes::Bytes::from(csv), "text/csv")
+        .put(&alice_input("long.csv"), longrun::bytes::Bytes::from(csv), "text/csv")
         .await
         .unwrap();
     let bomb = add_job(
         &f,
         "report",
-        json!({"source": {"key": "inputs/long.csv"}, "group_by": ["region"], "values": ["amount"]}),
+        json!({"source": {"key": alice_input("long.csv")}, "group_by": ["region"], "values": ["amount"]}),
         3,
     );
     let message = bomb_then_normal(&f, &bomb, "csv_record_too_long").await;
@@ -644,15 +649,53 @@ async fn huge_error_messages_are_stored_short_and_the_batch_goes_on() {
     let f = fixture();
     let csv = format!("region,amount\neu,1\nus,{}\n", "9x".repeat(100_000));
     f.objects
-        .put("inputs/bad.csv", longrun::bytes::Bytes::from(csv), "text/csv")
+        .put(&alice_input("bad.csv"), longrun::bytes::Bytes::from(csv), "text/csv")
         .await
         .unwrap();
     let bad_cell = add_job(
         &f,
         "report",
-        json!({"source": {"key": "inputs/bad.csv"}, "group_by": ["region"], "values": ["amount"]}),
+        json!({"source": {"key": alice_input("bad.csv")}, "group_by": ["region"], "values": ["amount"]}),
         3,
     );
     let message = bomb_then_normal(&f, &bad_cell, "invalid_number").await;
     assert!(message.contains("line 3"), "{message}");
+}
+
+#[tokio::test]
+async fn a_job_naming_another_owners_input_fails_exactly_like_a_missing_one() {
+    let f = fixture();
+    let bobs_key = format!("{}secret.csv", longrun::access::input_prefix("bob"));
+    f.objects
+        .put(
+            &bobs_key,
+            longrun::bytes::Bytes::from_static(b"region,amount\neu,1\n"),
+            "text/csv",
+        )
+        .await
+        .unwrap();
+    let missing_key = alice_input("missing.csv");
+    let report = |key: &str| json!({"source": {"key": key}, "group_by": ["region"], "values": ["amount"]});
+    // Records written past submit's check, as a tampered or replayed message would carry them.
+    let stealing = add_job(&f, "report", report(&bobs_key), 3);
+    let missing = add_job(&f, "report", report(&missing_key), 3);
+    let response = handle(
+        &f.deps,
+        event(vec![job_message(&stealing, "steal"), job_message(&missing, "missing")]),
+        &context(60),
+    )
+    .await;
+    assert!(failures(&response).is_empty());
+    let stolen = reload(&f, &stealing).await;
+    let absent = reload(&f, &missing).await;
+    assert_eq!((stolen.status, absent.status), (JobStatus::Failed, JobStatus::Failed));
+    let (stolen_error, absent_error) = (stolen.error.unwrap(), absent.error.unwrap());
+    assert_eq!(stolen_error.code, codes::INPUT_NOT_FOUND);
+    assert_eq!(
+        stolen_error.message.replace(&bobs_key, "KEY"),
+        absent_error.message.replace(&missing_key, "KEY"),
+        "the same answer whether the key is someone else's or does not exist"
+    );
+    assert!(stolen.results.is_empty());
+    assert_eq!(f.objects.keys(), [bobs_key], "nothing written, bob's input untouched");
 }

@@ -352,7 +352,7 @@ async fn streaming_memory(bench: &Bench) {
     println!("| --- | --- | --- | --- | --- | --- |");
     let worker = bench.function("FastWorkerFunction").sqs().expect("an SQS function");
     for megabytes in [8usize, 64, 256] {
-        let key = format!("inputs/bench/{megabytes}mb.csv");
+        let key = format!("{}{megabytes}mb.csv", longrun::access::input_prefix("bench"));
         let (csv, rows) = generate_csv(megabytes * 1024 * 1024);
         bench
             .plain

@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 use super::describe;
-use crate::ports::{ObjectError, ObjectReader, ObjectStore};
+use crate::ports::{ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
 
 /// The jobs bucket as an [`ObjectStore`].
 pub struct S3ObjectStore {
@@ -53,6 +53,22 @@ impl ObjectStore for S3ObjectStore {
             }
             Err(err) => Err(ObjectError::Unavailable(describe(&err))),
         }
+    }
+
+    async fn presign_put(&self, key: &str, bytes: u64, ttl: Duration) -> Result<String, ObjectError> {
+        let presigning = PresigningConfig::expires_in(ttl).map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+        let length = i64::try_from(bytes).map_err(|e| ObjectError::Unavailable(e.to_string()))?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(UPLOAD_CONTENT_TYPE)
+            .content_length(length)
+            .presigned(presigning)
+            .await
+            .map_err(|e| ObjectError::Unavailable(describe(&e)))?;
+        Ok(request.uri().to_owned())
     }
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError> {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::access::owns_input;
 use crate::ports::{JobStore, ObjectError, ObjectReader, ObjectStore, StoreError};
 use crate::record::{codes, JobError, JobId, ProgressUpdate, ResultObject};
 use crate::time::now_ms;
@@ -51,6 +52,8 @@ impl StopSignal {
 /// One run of one job: which job and attempt, under which lease, until
 /// when, and from which checkpoint.
 pub struct JobRun {
+    /// The job's owner: the only one whose inputs it may read.
+    pub owner: String,
     /// The job this run is of.
     pub job_id: JobId,
     /// 1 for the first run, 2 for the first retry, …
@@ -180,9 +183,17 @@ impl JobContext {
     }
 
     /// Opens an input object for streaming.
+    /// Only the owner's own inputs ([`owns_input`]) open: any other key
+    /// fails exactly as a missing one does, without a read, so a job cannot
+    /// read another owner's input or learn whether it exists.
     pub async fn open_input(&self, key: &str) -> Result<ObjectReader, JobError> {
+        let not_found = || JobError::permanent(codes::INPUT_NOT_FOUND, format!("no input object {key}"));
+        if !owns_input(&self.run.owner, key) {
+            tracing::warn!(%key, "the job names an input outside its owner's prefix; refused as not found");
+            return Err(not_found());
+        }
         self.services.objects.open(key).await.map_err(|err| match err {
-            ObjectError::NotFound(_) => JobError::permanent(codes::INPUT_NOT_FOUND, format!("no input object {key}")),
+            ObjectError::NotFound(_) => not_found(),
             other => JobError::retryable(codes::STORAGE, other.to_string()),
         })
     }

@@ -49,6 +49,14 @@ pub trait JobHandler: Send + Sync {
     /// instead of failing later in the worker.
     fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>>;
 
+    /// The object keys an input names for the job to read, each with its
+    /// field (e.g. `("input.source.key", key)`), so submit can hold them to
+    /// the caller's own prefix. None by default.
+    fn input_keys(&self, input: &Value) -> Vec<(&'static str, String)> {
+        let _ = input;
+        Vec::new()
+    }
+
     /// Does the work and returns the result objects it wrote through `ctx`.
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError>;
 }
@@ -76,6 +84,13 @@ pub trait TypedJob: Send + Sync {
         Ok(())
     }
 
+    /// The object keys the input names for the job to read, with their
+    /// fields ([`JobHandler::input_keys`]). None by default.
+    fn input_keys(&self, input: &Self::Input) -> Vec<(&'static str, String)> {
+        let _ = input;
+        Vec::new()
+    }
+
     /// Does the work and returns the result objects it wrote through `ctx`.
     async fn run(&self, ctx: &JobContext, input: Self::Input) -> Result<Vec<ResultObject>, JobError>;
 }
@@ -91,6 +106,12 @@ impl<T: TypedJob> JobHandler for T {
     fn validate(&self, input: &Value) -> Result<(), Vec<FieldError>> {
         let input = parse_input::<T::Input>(input).map_err(|e| vec![field_error("input", e.to_string())])?;
         self.check(&input)
+    }
+
+    fn input_keys(&self, input: &Value) -> Vec<(&'static str, String)> {
+        parse_input::<T::Input>(input)
+            .map(|input| TypedJob::input_keys(self, &input))
+            .unwrap_or_default()
     }
 
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {

@@ -159,6 +159,15 @@ impl TypedJob for ReportJob {
         "report"
     }
 
+    fn input_keys(&self, input: &ReportInput) -> Vec<(&'static str, String)> {
+        input
+            .source
+            .key
+            .iter()
+            .map(|key| ("input.source.key", key.clone()))
+            .collect()
+    }
+
     fn check(&self, input: &ReportInput) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         match (&input.source.key, &input.source.csv) {
@@ -519,7 +528,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::{BoundedRecords, ReportJob, ReportLimits, ROWS_PER_PROGRESS};
-    use crate::job_types::testing::harness;
+    use crate::job_types::testing::{harness, input_key};
     use crate::job_types::JobHandler;
     use crate::ports::ObjectStore;
     use crate::record::codes;
@@ -569,10 +578,11 @@ mod tests {
                    us,a,3,2\n\
                    eu,b,-2,\n\
                    eu,a,1.5,4\n";
-        let input = json!({"source": {"key": "inputs/sales.csv"}, "group_by": ["region"], "values": ["amount", "qty"]});
+        let input =
+            json!({"source": {"key": input_key("sales.csv")}, "group_by": ["region"], "values": ["amount", "qty"]});
         let h = harness(input.clone(), None).await;
         h.objects
-            .put("inputs/sales.csv", Bytes::from(csv), "text/csv")
+            .put(&input_key("sales.csv"), Bytes::from(csv), "text/csv")
             .await
             .unwrap();
         let results = report().run(&h.ctx, &input).await.unwrap();
@@ -619,7 +629,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_input_object_is_a_permanent_error() {
-        let input = json!({"source": {"key": "inputs/none.csv"}, "group_by": ["g"], "values": ["v"]});
+        let input = json!({"source": {"key": input_key("none.csv")}, "group_by": ["g"], "values": ["v"]});
         let h = harness(input.clone(), None).await;
         let err = report().run(&h.ctx, &input).await.unwrap_err();
         assert_eq!(err.code, codes::INPUT_NOT_FOUND);
@@ -657,9 +667,9 @@ mod tests {
             // A quoted field's line breaks do not end its record.
             ("quoted record", format!("g,v\n\"{}\",1\n", "ab\n".repeat(1000)), 2),
         ] {
-            let input = json!({"source": {"key": "inputs/long.csv"}, "group_by": ["g"], "values": ["v"]});
+            let input = json!({"source": {"key": input_key("long.csv")}, "group_by": ["g"], "values": ["v"]});
             h.objects
-                .put("inputs/long.csv", Bytes::from(csv), "text/csv")
+                .put(&input_key("long.csv"), Bytes::from(csv), "text/csv")
                 .await
                 .unwrap();
             let err = report_with(&[("MAX_CSV_RECORD_BYTES", "1000")])

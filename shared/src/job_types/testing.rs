@@ -25,7 +25,7 @@ pub struct Harness {
 pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
     let store = Arc::new(MemoryJobStore::new());
     let objects = Arc::new(MemoryObjectStore::new());
-    let mut job = crate::testing::queued_job("tester", "test", input);
+    let mut job = crate::testing::queued_job(HARNESS_OWNER, "test", input);
     job.checkpoint = checkpoint.clone();
     store.insert(job.clone());
     let lease = Lease::new(now_ms() + 600_000);
@@ -34,6 +34,7 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
     };
     let ctx = JobContext::new(
         JobRun {
+            owner: claimed.owner.clone(),
             job_id: claimed.id.clone(),
             attempt: claimed.attempts,
             lease_owner: lease.owner,
@@ -48,4 +49,12 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
         Arc::new(StopSignal::default()),
     );
     Harness { store, objects, ctx }
+}
+
+/// The owner of the harness's job.
+pub const HARNESS_OWNER: &str = "tester";
+
+/// A key under the harness owner's input prefix: what its job may read.
+pub fn input_key(name: &str) -> String {
+    format!("{}{name}", crate::access::input_prefix(HARNESS_OWNER))
 }

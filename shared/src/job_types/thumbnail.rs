@@ -88,6 +88,10 @@ impl TypedJob for ThumbnailJob {
         "thumbnail"
     }
 
+    fn input_keys(&self, input: &ThumbnailInput) -> Vec<(&'static str, String)> {
+        vec![("input.source.key", input.source.key.clone())]
+    }
+
     fn check(&self, input: &ThumbnailInput) -> Result<(), Vec<FieldError>> {
         let mut errors: Vec<FieldError> = check_input_key("input.source.key", &input.source.key)
             .err()
@@ -292,7 +296,7 @@ mod tests {
     use serde_json::json;
 
     use super::{ThumbnailJob, ThumbnailLimits};
-    use crate::job_types::testing::harness;
+    use crate::job_types::testing::{harness, input_key};
     use crate::job_types::JobHandler;
     use crate::ports::ObjectStore;
 
@@ -364,34 +368,34 @@ mod tests {
     fn validation_rejects_bad_widths_and_keys() {
         let job = thumbnails(1000);
         assert!(job
-            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [32, 64]}))
+            .validate(&json!({"source": {"key": input_key("a.png")}, "widths": [32, 64]}))
             .is_ok());
         assert!(job
-            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": []}))
+            .validate(&json!({"source": {"key": input_key("a.png")}, "widths": []}))
             .is_err());
         assert!(job
-            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [0]}))
+            .validate(&json!({"source": {"key": input_key("a.png")}, "widths": [0]}))
             .is_err());
         assert!(job
-            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [5000]}))
+            .validate(&json!({"source": {"key": input_key("a.png")}, "widths": [5000]}))
             .is_err());
         assert!(job
-            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [8, 8]}))
+            .validate(&json!({"source": {"key": input_key("a.png")}, "widths": [8, 8]}))
             .is_err());
         assert!(job
             .validate(&json!({"source": {"key": "other/a.png"}, "widths": [8]}))
             .is_err());
         assert!(job
-            .validate(&json!({"source": {"key": "inputs/a.png"}, "widths": [-1]}))
+            .validate(&json!({"source": {"key": input_key("a.png")}, "widths": [-1]}))
             .is_err());
     }
 
     #[tokio::test]
     async fn writes_one_png_per_width_keeping_aspect_and_never_upscaling() {
-        let input = json!({"source": {"key": "inputs/pic.png"}, "widths": [40, 10, 500]});
+        let input = json!({"source": {"key": input_key("pic.png")}, "widths": [40, 10, 500]});
         let h = harness(input.clone(), None).await;
         h.objects
-            .put("inputs/pic.png", Bytes::from(png(200, 100)), "image/png")
+            .put(&input_key("pic.png"), Bytes::from(png(200, 100)), "image/png")
             .await
             .unwrap();
         let results = thumbnails(1 << 20).run(&h.ctx, &input).await.unwrap();
@@ -415,17 +419,17 @@ mod tests {
 
     #[tokio::test]
     async fn undecodable_or_oversized_sources_fail_permanently() {
-        let input = json!({"source": {"key": "inputs/pic.png"}, "widths": [10]});
+        let input = json!({"source": {"key": input_key("pic.png")}, "widths": [10]});
         let h = harness(input.clone(), None).await;
         h.objects
-            .put("inputs/pic.png", Bytes::from_static(b"not an image"), "image/png")
+            .put(&input_key("pic.png"), Bytes::from_static(b"not an image"), "image/png")
             .await
             .unwrap();
         let err = thumbnails(1 << 20).run(&h.ctx, &input).await.unwrap_err();
         assert_eq!((err.code.as_str(), err.retryable), ("invalid_image", false));
 
         h.objects
-            .put("inputs/pic.png", Bytes::from(png(50, 50)), "image/png")
+            .put(&input_key("pic.png"), Bytes::from(png(50, 50)), "image/png")
             .await
             .unwrap();
         let err = thumbnails(10).run(&h.ctx, &input).await.unwrap_err();
@@ -434,14 +438,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_image_declaring_more_pixels_than_the_budget_is_refused_before_decoding() {
-        let input = json!({"source": {"key": "inputs/bomb.png"}, "widths": [64]});
+        let input = json!({"source": {"key": input_key("bomb.png")}, "widths": [64]});
         let h = harness(input.clone(), None).await;
 
         // 1000 × 1000 RGBA is 4 MB decoded: over a 1 MiB budget, though well
         // within what `image` refuses by default. Refused from the header:
         // decoding the junk pixel data would have been `invalid_image`.
         h.objects
-            .put("inputs/bomb.png", Bytes::from(png_declaring(1000, 1000)), "image/png")
+            .put(
+                &input_key("bomb.png"),
+                Bytes::from(png_declaring(1000, 1000)),
+                "image/png",
+            )
             .await
             .unwrap();
         let err = thumbnails_with(&[("MAX_IMAGE_MEMORY_BYTES", "1048576")])
@@ -454,7 +462,7 @@ mod tests {
         // A 60-byte file declaring 100 000 × 100 000 (40 GB) under the defaults.
         h.objects
             .put(
-                "inputs/bomb.png",
+                &input_key("bomb.png"),
                 Bytes::from(png_declaring(100_000, 100_000)),
                 "image/png",
             )
@@ -471,14 +479,14 @@ mod tests {
         // of 16 bytes (160 000) and writes 2 × 15 000: 250 000 in all.
         let h = harness(json!({}), None).await;
         h.objects
-            .put("inputs/pic.png", Bytes::from(png(200, 100)), "image/png")
+            .put(&input_key("pic.png"), Bytes::from(png(200, 100)), "image/png")
             .await
             .unwrap();
         let job = thumbnails_with(&[("MAX_IMAGE_MEMORY_BYTES", "200000")]);
-        let copy = json!({"source": {"key": "inputs/pic.png"}, "widths": [500]});
+        let copy = json!({"source": {"key": input_key("pic.png")}, "widths": [500]});
         job.run(&h.ctx, &copy).await.unwrap();
 
-        let resize = json!({"source": {"key": "inputs/pic.png"}, "widths": [500, 100]});
+        let resize = json!({"source": {"key": input_key("pic.png")}, "widths": [500, 100]});
         let err = job.run(&h.ctx, &resize).await.unwrap_err();
         assert_eq!((err.code.as_str(), err.retryable), ("image_too_large", false));
         assert!(err.message.contains("width 100"), "{}", err.message);

@@ -56,4 +56,8 @@ impl ObjectStore for MemoryObjectStore {
         // Like S3, presigning does not look the object up.
         Ok(format!("memory://{key}?expires_in={}", ttl.as_secs()))
     }
+
+    async fn presign_put(&self, key: &str, bytes: u64, ttl: Duration) -> Result<String, ObjectError> {
+        Ok(format!("memory://{key}?put&bytes={bytes}&expires_in={}", ttl.as_secs()))
+    }
 }

@@ -61,11 +61,18 @@ fn functions_carry_routes_event_sources_and_timeouts() {
     assert_eq!(submit.binary, "submit");
     assert_eq!(
         submit.http_routes,
-        [HttpRoute {
-            method: "POST".into(),
-            path: "/jobs".into(),
-            authorizer: None,
-        }]
+        [
+            HttpRoute {
+                method: "POST".into(),
+                path: "/jobs".into(),
+                authorizer: None,
+            },
+            HttpRoute {
+                method: "POST".into(),
+                path: "/uploads".into(),
+                authorizer: None,
+            }
+        ]
     );
     assert_eq!(submit.timeout_seconds, 10, "from Globals");
     assert_eq!(by_id("StatusFunction").http_routes[0].path, "/jobs/{id}");
@@ -207,7 +214,7 @@ fn the_api_authenticates_every_route_by_default() {
         .into_iter()
         .flat_map(|f| f.http_routes.into_iter().map(move |r| (f.logical_id.clone(), r)))
         .collect();
-    assert_eq!(routes.len(), 4, "{routes:?}");
+    assert_eq!(routes.len(), 5, "{routes:?}");
     for (function, route) in &routes {
         assert!(
             route.authorizer.as_deref().is_none_or(|a| a != "NONE"),
