@@ -99,3 +99,70 @@ async fn an_upload_is_its_owners_alone() {
         .expect("POST /uploads");
     assert_eq!(anonymous.status().as_u16(), 401);
 }
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn another_owner_reaches_nothing_of_a_job_and_learns_nothing() {
+    let stack = Stack::from_env().await;
+    let key = stack.upload("sales.csv", b"region,amount\neu,10\n".to_vec()).await;
+    let id = stack
+        .submit_ok(
+            &json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["region"], "values": ["amount"]}}),
+        )
+        .await;
+    let done = stack.wait_terminal(&id, std::time::Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let result_key = format!("results/{id}/summary.json");
+    let mallory = format!("{}-mallory", stack.owner);
+    let as_mallory = |request: reqwest::RequestBuilder| request.bearer_auth(&mallory).send();
+
+    // Reading and cancelling it answer exactly as for a job that does not exist.
+    let unknown = "0190b0c4-0000-7000-8000-000000000000";
+    for (theirs, none) in [
+        (
+            format!("{}/jobs/{id}", stack.api),
+            format!("{}/jobs/{unknown}", stack.api),
+        ),
+        (
+            format!("{}/jobs/{id}?wait=1", stack.api),
+            format!("{}/jobs/{unknown}?wait=1", stack.api),
+        ),
+    ] {
+        let theirs = as_mallory(stack.http.get(&theirs)).await.unwrap();
+        let none = as_mallory(stack.http.get(&none)).await.unwrap();
+        assert_eq!((theirs.status().as_u16(), none.status().as_u16()), (404, 404));
+        let (theirs, none): (serde_json::Value, serde_json::Value) =
+            (theirs.json().await.unwrap(), none.json().await.unwrap());
+        assert_eq!(
+            theirs["detail"].as_str().unwrap().replace(&id, "ID"),
+            none["detail"].as_str().unwrap().replace(unknown, "ID")
+        );
+    }
+    let cancel = as_mallory(stack.http.post(format!("{}/jobs/{id}/cancel", stack.api)))
+        .await
+        .unwrap();
+    assert_eq!(cancel.status().as_u16(), 404);
+    let listed: serde_json::Value = as_mallory(stack.http.get(format!("{}/jobs", stack.api)))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!listed.to_string().contains(&id), "{listed}");
+
+    // Neither the input nor the result can be named as an input, by any job type.
+    for named in [&key, &result_key] {
+        for body in [
+            json!({"type": "report", "input": {"source": {"key": named}, "group_by": ["region"], "values": ["amount"]}}),
+            json!({"type": "thumbnail", "input": {"source": {"key": named}, "widths": [8]}}),
+        ] {
+            let refused = as_mallory(stack.http.post(format!("{}/jobs", stack.api)).json(&body))
+                .await
+                .unwrap();
+            assert_eq!(refused.status().as_u16(), 422, "{body}");
+            let problem: serde_json::Value = refused.json().await.unwrap();
+            assert_eq!(problem["errors"][0]["field"], "input.source.key", "{problem}");
+            assert!(!problem.to_string().contains(&stack.owner), "{problem}");
+        }
+    }
+}
