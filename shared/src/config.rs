@@ -61,6 +61,9 @@ pub struct Config {
     pub result_url_ttl: Duration,
     /// `PROGRESS_INTERVAL_MS`: the least time between two progress writes of one job.
     pub progress_interval: Duration,
+    /// `MAX_STALLED_RUNS`: runs in a row that may run out of invocation time
+    /// without saving a checkpoint before the job fails `no_progress`.
+    pub max_stalled_runs: u32,
     /// `MAX_UPLOAD_BYTES`: the largest input `POST /uploads` hands out a URL for.
     pub max_upload_bytes: u64,
     /// `UPLOAD_URL_TTL_SECONDS`: lifetime of a presigned upload URL, 1 s to 1 hour.
@@ -143,6 +146,7 @@ impl Config {
             max_delay_seconds: number(&lookup, "MAX_DELAY_SECONDS", 900)?,
             job_retention_seconds: number::<i64>(&lookup, "JOB_RETENTION_DAYS", 7)? * 86_400,
             result_url_ttl: Duration::from_secs(number(&lookup, "RESULT_URL_TTL_SECONDS", 900)?),
+            max_stalled_runs: number(&lookup, "MAX_STALLED_RUNS", 3)?,
             max_upload_bytes: number(&lookup, "MAX_UPLOAD_BYTES", 100 * 1024 * 1024)?,
             upload_url_ttl: Duration::from_secs(number(&lookup, "UPLOAD_URL_TTL_SECONDS", 300)?),
             progress_interval: Duration::from_millis(number(&lookup, "PROGRESS_INTERVAL_MS", 1000)?),
@@ -194,6 +198,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "UPLOAD_URL_TTL_SECONDS",
                 reason: "must be between 1 and 3600: an upload URL is for the upload that follows".into(),
+            });
+        }
+        if config.max_stalled_runs == 0 {
+            return Err(ConfigError::Invalid {
+                name: "MAX_STALLED_RUNS",
+                reason: "must be at least 1".into(),
             });
         }
         if config.max_upload_bytes == 0 {

@@ -230,6 +230,9 @@ pub mod codes {
     pub const DEAD_LETTERED: &str = "dead_lettered";
     /// The job was started more than `MAX_CLAIMS` times without finishing (permanent).
     pub const TOO_MANY_CRASHES: &str = "too_many_crashes";
+    /// The job ran out of invocation time `MAX_STALLED_RUNS` times in a row
+    /// without saving a checkpoint: continuing would only repeat the same work.
+    pub const NO_PROGRESS: &str = "no_progress";
 }
 
 /// One object a job wrote, under `results/<job_id>/<name>`.
@@ -308,6 +311,10 @@ pub struct JobRecord {
     pub expires_at: i64,
     /// Write counter: 1 at creation, one more with every write.
     pub version: u64,
+    /// Runs in a row that ran out of invocation time without saving a
+    /// checkpoint (a job making no progress across continuations); a run
+    /// that saves one starts the count again, and `MAX_STALLED_RUNS` ends it.
+    pub stalled_runs: u32,
 }
 
 /// What a new job needs; the rest of the record starts from defaults.
@@ -365,6 +372,7 @@ impl JobRecord {
             due_at: Some(run_at.unwrap_or(now_ms) + enqueue_grace_ms),
             expires_at: now_ms / 1000 + retention_seconds,
             version: 1,
+            stalled_runs: 0,
         }
     }
 
@@ -470,6 +478,9 @@ pub enum Finish {
         run_at: i64,
         /// When it counts as overdue: `run_at` plus the enqueue grace.
         due_at: i64,
+        /// The record's new [`JobRecord::stalled_runs`]: 0 when this run
+        /// saved a checkpoint, one more than before when it did not.
+        stalled_runs: u32,
     },
 }
 

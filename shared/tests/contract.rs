@@ -264,12 +264,15 @@ mod cases {
                 &Finish::Continuation {
                     run_at: now + 1_000,
                     due_at: now + 61_000,
+                    stalled_runs: 2,
                 },
                 now + 10,
             )
             .await
             .unwrap();
         assert_eq!((queued.status, queued.attempts), (JobStatus::Queued, 0));
+        assert_eq!(queued.stalled_runs, 2, "the count of runs without a checkpoint is kept");
+        assert_eq!(store.get(&job.id).await.unwrap().unwrap().stalled_runs, 2);
         assert_eq!((queued.run_at, queued.due_at), (Some(now + 1_000), Some(now + 61_000)));
         assert_eq!((queued.lease_owner, queued.finished_at), (None, None));
         let again = claimed(

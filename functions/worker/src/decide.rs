@@ -81,6 +81,28 @@ pub fn after_run(
     }
 }
 
+/// The job's [`JobRecord::stalled_runs`] after a run that ran out of
+/// invocation time: 0 when it `saved_checkpoint`, one more otherwise. At
+/// `max_stalled_runs` the job makes no progress across continuations (every
+/// run starts from the same checkpoint and stops at the same deadline), so it
+/// ends FAILED `no_progress` instead of looping for its whole timeout.
+pub fn stalled_runs_after(job: &JobRecord, saved_checkpoint: bool, max_stalled_runs: u32) -> Result<u32, JobError> {
+    if saved_checkpoint {
+        return Ok(0);
+    }
+    let stalled = job.stalled_runs.saturating_add(1);
+    if stalled >= max_stalled_runs {
+        return Err(JobError::permanent(
+            codes::NO_PROGRESS,
+            format!(
+                "the job ran out of invocation time {stalled} times in a row without saving a checkpoint; \
+                 it needs a longer worker timeout or to checkpoint its progress"
+            ),
+        ));
+    }
+    Ok(stalled)
+}
+
 fn job_timeout() -> JobError {
     JobError::permanent(codes::JOB_TIMEOUT, "the job ran past its timeout_seconds")
 }
@@ -286,6 +308,31 @@ mod tests {
             let refusal = refusal_at_start(job, now, 10);
             assert_eq!(refusal.as_ref().map(|e| e.code.as_str()), expected, "{case}");
             assert!(refusal.is_none_or(|e| !e.retryable), "{case}: refusals are permanent");
+        }
+    }
+
+    #[test]
+    fn continuations_without_a_checkpoint_are_counted_and_capped() {
+        let stalled = |runs: u32| {
+            let mut job = job(1, 3);
+            job.stalled_runs = runs;
+            job
+        };
+        let cases = [
+            ("a run that saved a checkpoint starts the count again", 2, true, Ok(0)),
+            ("the first run without one", 0, false, Ok(1)),
+            ("the second in a row", 1, false, Ok(2)),
+            ("the third in a row ends it", 2, false, Err(codes::NO_PROGRESS)),
+            ("past the cap, still ended", 7, false, Err(codes::NO_PROGRESS)),
+        ];
+        for (case, runs, saved, expected) in cases {
+            let got = stalled_runs_after(&stalled(runs), saved, 3);
+            assert_eq!(
+                got.as_ref().map_err(|e| e.code.as_str()),
+                expected.as_ref().map_err(|c| *c),
+                "{case}"
+            );
+            assert!(got.is_ok() || !got.unwrap_err().retryable, "{case}: permanent");
         }
     }
 

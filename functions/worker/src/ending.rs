@@ -87,10 +87,16 @@ pub(crate) async fn continue_later(
     message: &SqsMessage,
     job: &JobRecord,
     lease: &Lease,
+    stalled_runs: u32,
 ) -> Disposition {
     let run_at = now_ms() + i64::from(CONTINUE_AFTER_SECONDS) * 1000;
     let due_at = run_at + deps.config.enqueue_grace_ms();
-    match finish(deps, job, lease, Finish::Continuation { run_at, due_at }).await {
+    let continuation = Finish::Continuation {
+        run_at,
+        due_at,
+        stalled_runs,
+    };
+    match finish(deps, job, lease, continuation).await {
         Recorded::Written => {
             let fresh = JobMessage {
                 job_id: job.id.clone(),

@@ -24,7 +24,9 @@
 //!    cancel seen wins over errors), FAILED, a retry after an exponential
 //!    backoff (retryable errors while attempts remain, and crashes, which
 //!    `maxReceiveCount` bounds instead), a continuation from the checkpoint
-//!    in a new invocation, or nothing when another worker took the lease.
+//!    in a new invocation (unless `MAX_STALLED_RUNS` runs in a row saved no
+//!    checkpoint: FAILED `no_progress`, [`decide::stalled_runs_after`]), or
+//!    nothing when another worker took the lease.
 //! 8. **End** ([`ending`]): the decision is written under the lease, and the
 //!    message is acknowledged, redelivered after the backoff, or replaced by
 //!    a fresh one.
@@ -34,9 +36,12 @@ mod delivery;
 mod ending;
 mod heartbeat;
 
-pub use decide::{after_run, backoff_seconds, refusal_at_start, unknown_job_type, AfterRun, FirstStop};
+pub use decide::{
+    after_run, backoff_seconds, refusal_at_start, stalled_runs_after, unknown_job_type, AfterRun, FirstStop,
+};
 pub use delivery::Disposition;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,8 +157,10 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     };
     let stop_at = tokio::time::Instant::now() + Duration::from_millis((stop_at_ms - now_ms()).max(0) as u64);
     let signal = Arc::new(StopSignal::default());
+    let saved_checkpoint = Arc::new(AtomicBool::new(false));
     let ctx = JobContext::new(
         JobRun {
+            saved_checkpoint: saved_checkpoint.clone(),
             owner: job.owner.clone(),
             job_id: job.id.clone(),
             attempt: job.attempts,
@@ -206,7 +213,13 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             let backoff = backoff_seconds(config, job.attempts);
             retry(deps, message, &job, &lease, error, backoff).await
         }
-        AfterRun::Continue => continue_later(deps, message, &job, &lease).await,
+        AfterRun::Continue => {
+            let saved = saved_checkpoint.load(Ordering::SeqCst);
+            match stalled_runs_after(&job, saved, config.max_stalled_runs) {
+                Ok(stalled_runs) => continue_later(deps, message, &job, &lease, stalled_runs).await,
+                Err(error) => finish(deps, &job, &lease, Finish::Failed { error }).await.disposition(),
+            }
+        }
         AfterRun::LeaveToNewHolder => {
             tracing::warn!("lease lost mid-run; the new holder finishes the job");
             Disposition::Ack

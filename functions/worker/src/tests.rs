@@ -324,6 +324,7 @@ async fn a_job_still_running_at_the_deadline_continues_in_a_new_invocation() {
     assert_eq!(queued.status, JobStatus::Queued);
     assert_eq!(queued.attempts, 0, "a continuation is not an attempt");
     assert_eq!(queued.error, None);
+    assert_eq!(queued.stalled_runs, 0, "it saved checkpoints: progress, not a stall");
     assert!(
         queued.checkpoint.is_some(),
         "progress made is kept for the next invocation"
@@ -698,4 +699,33 @@ async fn a_job_naming_another_owners_input_fails_exactly_like_a_missing_one() {
     );
     assert!(stolen.results.is_empty());
     assert_eq!(f.objects.keys(), [bobs_key], "nothing written, bob's input untouched");
+}
+
+#[tokio::test]
+async fn a_job_that_never_checkpoints_stops_after_max_stalled_runs_not_its_timeout() {
+    let f = heartbeat_fixture();
+    let job = add_job(&f, "silent", json!({"seconds": 600}), 3);
+    let max = f.deps.config.max_stalled_runs;
+    for run in 1..=max {
+        // 4 s left, 3 s safety margin: each run gets about 1 s, then its deadline.
+        let response = handle(&f.deps, event(vec![job_message(&job, &format!("m{run}"))]), &context(4)).await;
+        assert!(failures(&response).is_empty());
+        let now = reload(&f, &job).await;
+        if run < max {
+            assert_eq!(
+                (now.status, now.stalled_runs),
+                (JobStatus::Queued, run),
+                "run {run} continues"
+            );
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        } else {
+            assert_eq!(now.status, JobStatus::Failed, "run {run}");
+            assert_eq!(now.error.unwrap().code, codes::NO_PROGRESS);
+        }
+    }
+    assert_eq!(
+        f.queue.sent().len() as u32,
+        max - 1,
+        "a continuation per stalled run before the last"
+    );
 }

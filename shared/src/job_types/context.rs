@@ -3,7 +3,7 @@
 //! [`JobServices`] (the store and object store), and the [`StopSignal`]
 //! through which it learns it must stop.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,6 +65,9 @@ pub struct JobRun {
     pub stop_at: Instant,
     /// The checkpoint a previous attempt saved, to resume from.
     pub checkpoint: Option<Value>,
+    /// Set once this run has saved a checkpoint: the worker reads it to tell
+    /// a run that made progress from one that did not.
+    pub saved_checkpoint: Arc<AtomicBool>,
 }
 
 /// What a running job reports through and reads and writes objects with.
@@ -154,6 +157,7 @@ impl JobContext {
             }
             *last = Some(now);
         }
+        let saves_checkpoint = checkpoint.is_some();
         let update = ProgressUpdate {
             progress: percent.min(100),
             message: Some(message),
@@ -165,11 +169,15 @@ impl JobContext {
             .record_progress(&self.run.job_id, &self.run.lease_owner, &update, now_ms())
             .await
         {
-            Ok(ack) if ack.cancel_requested => {
-                self.signal.cancel();
+            Ok(ack) => {
+                if saves_checkpoint {
+                    self.run.saved_checkpoint.store(true, Ordering::SeqCst);
+                }
+                if ack.cancel_requested {
+                    self.signal.cancel();
+                }
                 self.check()
             }
-            Ok(_) => Ok(()),
             Err(StoreError::LeaseLost) => {
                 self.signal.lease_lost();
                 self.check()

@@ -34,6 +34,7 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
     };
     let ctx = JobContext::new(
         JobRun {
+            saved_checkpoint: Default::default(),
             owner: claimed.owner.clone(),
             job_id: claimed.id.clone(),
             attempt: claimed.attempts,

@@ -162,8 +162,13 @@ impl JobStore for MemoryJobStore {
                 job.due_at = Some(*due_at);
                 return Ok(job.clone());
             }
-            Finish::Continuation { run_at, due_at } => {
+            Finish::Continuation {
+                run_at,
+                due_at,
+                stalled_runs,
+            } => {
                 job.attempts = job.attempts.saturating_sub(1);
+                job.stalled_runs = *stalled_runs;
                 job.run_at = Some(*run_at);
                 job.due_at = Some(*due_at);
                 return Ok(job.clone());
@@ -248,6 +253,7 @@ impl JobStore for MemoryJobStore {
         job.status = JobStatus::Queued;
         job.attempts = 0;
         job.cancel_requested = false;
+        job.stalled_runs = 0;
         job.finished_at = None;
         job.run_at = None;
         job.due_at = Some(due_at);

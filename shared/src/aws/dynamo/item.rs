@@ -54,6 +54,7 @@ impl From<&JobRecord> for Item {
         item.insert("updated_at".into(), n(job.updated_at));
         item.insert("expires_at".into(), n(job.expires_at));
         item.insert("version".into(), n(job.version as i64));
+        item.insert("stalled_runs".into(), n(i64::from(job.stalled_runs)));
         let optional_numbers = [
             ("lease_expires_at", job.lease_expires_at),
             ("started_at", job.started_at),
@@ -128,6 +129,7 @@ impl TryFrom<&Item> for JobRecord {
             due_at: item.get_n("due_at")?,
             expires_at: item.get_n("expires_at")?.unwrap_or(0),
             version: item.get_n("version")?.unwrap_or(0),
+            stalled_runs: item.get_n("stalled_runs")?.unwrap_or(0),
         })
     }
 }

@@ -245,9 +245,13 @@ impl JobStore for DynamoJobStore {
                 back_to_queue(*run_at, *due_at, now_ms).set("error", json(error)?)
             }
             // Not a new attempt: the claim counted one, this gives it back.
-            Finish::Continuation { run_at, due_at } => {
-                back_to_queue(*run_at, *due_at, now_ms).increment("attempts", -1)
-            }
+            Finish::Continuation {
+                run_at,
+                due_at,
+                stalled_runs,
+            } => back_to_queue(*run_at, *due_at, now_ms)
+                .increment("attempts", -1)
+                .set("stalled_runs", n(i64::from(*stalled_runs))),
             Finish::Succeeded { results } => ended()
                 .set("results", json(results)?)
                 .set("progress", n(100))
@@ -324,6 +328,7 @@ impl JobStore for DynamoJobStore {
             .set("due_shard", s(DUE_SHARD))
             .set("updated_at", n(now_ms))
             .set("attempts", n(0))
+            .set("stalled_runs", n(0))
             .set("cancel_requested", AttributeValue::Bool(false))
             .set("expires_at", n(JobRecord::expiry_after(now_ms, self.retention_seconds)))
             .increment("version", 1)
