@@ -73,10 +73,10 @@ timeout 150 "$VENV/bin/schemathesis" run "$LONGRUN_API_URL/openapi.yaml" --url "
   --checks all --exclude-checks ignored_auth,positive_data_acceptance,unsupported_method \
   --max-examples 20 --max-response-time 25 --request-timeout 25 \
   --no-color ${SCHEMATHESIS_EXTRA_ARGS:-} >.local/schemathesis.log 2>&1 || fuzz_status=$?
-fuzz_cases=$(grep -A1 '^Test cases:' .local/schemathesis.log | tail -n 1 | sed 's/^ *//')
+fuzz_cases=$(grep -A1 '^Test cases:' .local/schemathesis.log | tail -n 1 | sed 's/^ *//' || true)
 if [ "$fuzz_status" -ne 0 ]; then
   cat .local/schemathesis.log
-  [ "$fuzz_status" -eq 124 ] && echo "schemathesis: stopped after 150s"
+  if [ "$fuzz_status" -eq 124 ]; then echo "schemathesis: stopped after 150s"; fi
   status=1
 fi
 echo "schemathesis: $([ "$fuzz_status" -eq 0 ] && echo passed || echo "FAILED (exit $fuzz_status)"): ${fuzz_cases:-no test cases} (.local/schemathesis.log)"
