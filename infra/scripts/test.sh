@@ -59,6 +59,27 @@ if [ "$status" -ne 0 ]; then
   tail -n 80 .local/test-runtime.log
 fi
 [ -f "$LONGRUN_SOAK_REPORT" ] && cat "$LONGRUN_SOAK_REPORT"
+
+# Fuzz the running API against the OpenAPI document it serves (Schemathesis,
+# pinned in infra/requirements-emulator.txt): schema-valid and invalid
+# requests to every operation, plus stateful sequences along the document's
+# links (submit, then get or cancel the job it made). Every check but three:
+# see the README's Tests section. Bounded by --max-examples per operation,
+# and by a hard timeout. SCHEMATHESIS_EXTRA_ARGS adds options (e.g. --seed).
+fuzz_status=0
+# shellcheck disable=SC2086 # the extra arguments are separate words on purpose
+timeout 150 "$VENV/bin/schemathesis" run "$LONGRUN_API_URL/openapi.yaml" --url "$LONGRUN_API_URL" \
+  --header 'Authorization: Bearer schemathesis' \
+  --checks all --exclude-checks ignored_auth,positive_data_acceptance,unsupported_method \
+  --max-examples 20 --max-response-time 25 --request-timeout 25 \
+  --no-color ${SCHEMATHESIS_EXTRA_ARGS:-} >.local/schemathesis.log 2>&1 || fuzz_status=$?
+fuzz_cases=$(grep -A1 '^Test cases:' .local/schemathesis.log | tail -n 1 | sed 's/^ *//' || true)
+if [ "$fuzz_status" -ne 0 ]; then
+  cat .local/schemathesis.log
+  if [ "$fuzz_status" -eq 124 ]; then echo "schemathesis: stopped after 150s"; fi
+  status=1
+fi
+echo "schemathesis: $([ "$fuzz_status" -eq 0 ] && echo passed || echo "FAILED (exit $fuzz_status)"): ${fuzz_cases:-no test cases} (.local/schemathesis.log)"
 echo "make test: $(( $(date +%s) - started ))s wall time"
 # One closing line over every test binary: "tests: N passed, N failed".
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

@@ -7,7 +7,8 @@
 //! deployed function behind a missing authorizer would (unless the template
 //! sets `AllowAnonymous=true`).
 //! Also serves `/_local/health`, `/_local/resources` (physical names and
-//! ARNs) and `/_local/environment/{FunctionLogicalId}` for scripts and tests.
+//! ARNs) and `/_local/environment/{FunctionLogicalId}` for scripts and tests,
+//! and the API's OpenAPI document at `/openapi.yaml` (no bearer token needed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body as EventBody;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -24,6 +26,7 @@ use base64::Engine;
 use longrun::apigw::HttpEvent;
 
 use crate::functions::LocalFunction;
+use crate::openapi;
 use crate::resources::Deployed;
 
 /// API Gateway's own payload limit.
@@ -69,6 +72,10 @@ pub struct LocalApi {
 pub fn app(api: Arc<LocalApi>) -> Router {
     Router::new()
         .route("/_local/health", get(|| async { "ok" }))
+        .route(
+            "/openapi.yaml",
+            get(|| async { ([(CONTENT_TYPE, openapi::MEDIA_TYPE)], openapi::DOCUMENT) }),
+        )
         .route(
             "/_local/resources",
             get(|State(api): State<Arc<LocalApi>>| async move { Json(api.deployed.clone()) }),

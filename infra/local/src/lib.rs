@@ -3,11 +3,13 @@
 //! queues and buckets on the emulator ([`resources`]), wires every function
 //! to the same handler functions the Lambdas run ([`functions`]), serves
 //! the HTTP API as API Gateway would ([`api`]) and feeds the workers as the
-//! SQS event source mapping would ([`event_source`]).
+//! SQS event source mapping would ([`event_source`]), and serves the API's
+//! OpenAPI document ([`openapi`]).
 
 pub mod api;
 pub mod event_source;
 pub mod functions;
+pub mod openapi;
 pub mod resources;
 pub mod schedule;
 pub mod template;
