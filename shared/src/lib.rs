@@ -17,6 +17,7 @@ pub mod aws;
 pub mod config;
 pub mod job_types;
 pub mod lambda;
+mod list_cursor;
 pub mod memory;
 pub mod ports;
 pub mod record;

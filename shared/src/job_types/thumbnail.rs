@@ -314,45 +314,6 @@ mod tests {
         ThumbnailJob::new(ThumbnailLimits::from_config(&crate::testing::config(overrides)))
     }
 
-    /// CRC-32 (ISO-HDLC), as PNG chunks carry it.
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
-    /// A PNG a few dozen bytes long whose header declares an 8-bit RGBA
-    /// image of `width` × `height`; its pixel data is junk, so decoding it
-    /// could only fail as `invalid_image`.
-    fn png_declaring(width: u32, height: u32) -> Vec<u8> {
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        let mut chunk = |kind: &[u8], data: &[u8]| {
-            out.extend((data.len() as u32).to_be_bytes());
-            let start = out.len();
-            out.extend(kind);
-            out.extend(data);
-            let crc = crc32(&out[start..]);
-            out.extend(crc.to_be_bytes());
-        };
-        let mut header = Vec::new();
-        header.extend(width.to_be_bytes());
-        header.extend(height.to_be_bytes());
-        header.extend([8, 6, 0, 0, 0]);
-        chunk(b"IHDR", &header);
-        chunk(b"IDAT", &[0x78, 0x9c, 0x01, 0x02, 0x03]);
-        chunk(b"IEND", &[]);
-        out
-    }
-
     fn png(width: u32, height: u32) -> Vec<u8> {
         let image = image::RgbImage::from_fn(width, height, |x, y| {
             image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
@@ -447,7 +408,7 @@ mod tests {
         h.objects
             .put(
                 &input_key("bomb.png"),
-                Bytes::from(png_declaring(1000, 1000)),
+                Bytes::from(crate::testing::png_declaring(1000, 1000)),
                 "image/png",
             )
             .await
@@ -463,7 +424,7 @@ mod tests {
         h.objects
             .put(
                 &input_key("bomb.png"),
-                Bytes::from(png_declaring(100_000, 100_000)),
+                Bytes::from(crate::testing::png_declaring(100_000, 100_000)),
                 "image/png",
             )
             .await

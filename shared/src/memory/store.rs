@@ -8,15 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use base64::Engine;
 
+use crate::list_cursor;
 use crate::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
 };
 use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
-
-/// How list cursors are written: URL-safe, so they pass as a query parameter.
-const CURSOR_ENCODING: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Job records in a map, with a switch to make every call fail.
 pub struct MemoryJobStore {
@@ -270,7 +267,7 @@ impl JobStore for MemoryJobStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<JobPage, StoreError> {
-        let after = cursor.map(|raw| decode_cursor(raw, owner)).transpose()?;
+        let after = cursor.map(|raw| list_cursor::decode(raw, owner)).transpose()?;
         let jobs = self.jobs()?;
         let mut mine: Vec<&JobRecord> = jobs.values().filter(|j| j.owner == owner).collect();
         mine.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
@@ -286,7 +283,7 @@ impl JobStore for MemoryJobStore {
         let next_cursor = page
             .last()
             .filter(|_| more)
-            .map(|j| encode_cursor(j.created_at, &j.id, owner));
+            .map(|j| list_cursor::encode(j.created_at, j.id.as_str(), owner));
         Ok(JobPage {
             jobs: page
                 .into_iter()
@@ -318,30 +315,6 @@ impl JobStore for MemoryJobStore {
             _ => Ok(false),
         }
     }
-}
-
-/// A list cursor: the last job of a page (`created_at`, id) and the owner it
-/// was handed to, as opaque URL-safe base64, like the DynamoDB store's.
-fn encode_cursor(created_at: i64, id: &JobId, owner: &str) -> String {
-    CURSOR_ENCODING.encode(format!("{created_at}\n{id}\n{owner}"))
-}
-
-/// The (`created_at`, id) a cursor stands for; only `owner`'s own cursors decode.
-fn decode_cursor(cursor: &str, owner: &str) -> Result<(i64, JobId), StoreError> {
-    let text = CURSOR_ENCODING
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or(StoreError::InvalidCursor)?;
-    let mut parts = text.splitn(3, '\n');
-    let (Some(created_at), Some(id), Some(cursor_owner)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(StoreError::InvalidCursor);
-    };
-    if cursor_owner != owner {
-        return Err(StoreError::InvalidCursor);
-    }
-    let created_at = created_at.parse().map_err(|_| StoreError::InvalidCursor)?;
-    Ok((created_at, JobId::parse(id).ok_or(StoreError::InvalidCursor)?))
 }
 
 /// What every terminal transition writes.

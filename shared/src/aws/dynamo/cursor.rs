@@ -2,39 +2,23 @@
 //! URL-safe string (base64 of `created_at`, job id and owner), and back.
 //! A cursor only decodes for the owner it was handed to.
 
-use base64::Engine;
-
 use super::item::{n, s, Attributes, Item};
+use crate::list_cursor;
 use crate::ports::StoreError;
-use crate::record::JobId;
-
-const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// A page's last key, as an opaque URL-safe cursor.
 pub(super) fn encode_cursor(key: &Item) -> String {
     let created = key.get_n::<i64>("created_at").ok().flatten().unwrap_or(0);
     let id = key.get_s("pk").ok().flatten().unwrap_or_default();
     let owner = key.get_s("owner").ok().flatten().unwrap_or_default();
-    ENGINE.encode(format!("{created}\n{id}\n{owner}"))
+    list_cursor::encode(created, &id, &owner)
 }
 
 /// The start key a cursor stands for; only `owner`'s own cursors decode.
 pub(super) fn decode_cursor(cursor: &str, owner: &str) -> Result<Item, StoreError> {
-    let text = ENGINE
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(StoreError::InvalidCursor)?;
-    let mut parts = text.splitn(3, '\n');
-    let (Some(created), Some(id), Some(cursor_owner)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(StoreError::InvalidCursor);
-    };
-    let created: i64 = created.parse().map_err(|_| StoreError::InvalidCursor)?;
-    if cursor_owner != owner || JobId::parse(id).is_none() {
-        return Err(StoreError::InvalidCursor);
-    }
+    let (created, id) = list_cursor::decode(cursor, owner)?;
     Ok(Item::from([
-        ("pk".to_owned(), s(id)),
+        ("pk".to_owned(), s(id.as_str())),
         ("owner".to_owned(), s(owner)),
         ("created_at".to_owned(), n(created)),
     ]))
@@ -43,6 +27,7 @@ pub(super) fn decode_cursor(cursor: &str, owner: &str) -> Result<Item, StoreErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::JobId;
 
     fn key(owner: &str) -> (JobId, Item) {
         let id = JobId::random();
@@ -69,7 +54,7 @@ mod tests {
             decode_cursor("not a cursor", "alice"),
             Err(StoreError::InvalidCursor)
         ));
-        let forged = ENGINE.encode("1\nnot-an-id\nalice");
+        let forged = list_cursor::encode(1, "not-an-id", "alice");
         assert!(matches!(
             decode_cursor(&forged, "alice"),
             Err(StoreError::InvalidCursor)
