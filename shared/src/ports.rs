@@ -68,10 +68,11 @@ pub enum Transition {
 /// What a cancel request did.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CancelOutcome {
-    /// The job was queued and is now CANCELLED.
+    /// No worker held the job (queued, or running under an expired lease)
+    /// and it is now CANCELLED.
     Cancelled(Box<JobRecord>),
-    /// The job is running; `cancel_requested` is set and it stops at its next
-    /// progress write or heartbeat.
+    /// The job is running under a live lease; `cancel_requested` is set and
+    /// it stops at its next progress write or heartbeat.
     Requested(Box<JobRecord>),
     /// The job had already ended; nothing changed.
     AlreadyFinished(Box<JobRecord>),
@@ -109,8 +110,10 @@ pub trait JobStore: Send + Sync {
     /// Reads a record (strongly consistent).
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
 
-    /// Takes the job for a run: QUEUED and due, or RUNNING with an expired
-    /// lease, becomes RUNNING under `lease` with `attempts + 1`.
+    /// Takes the job for a run ([`JobRecord::claimable_at`]): QUEUED and due
+    /// becomes RUNNING under `lease` with `attempts + 1`; RUNNING under an
+    /// expired lease is taken over with `takeovers + 1` (a crash does not
+    /// use up an attempt). Either way `resends` goes back to 0.
     async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError>;
 
     /// Records progress (and optionally a checkpoint) under the lease.
@@ -134,22 +137,30 @@ pub trait JobStore: Send + Sync {
         now_ms: i64,
     ) -> Result<JobRecord, StoreError>;
 
-    /// Cancels a queued job at once, or asks a running one to stop.
+    /// Cancels a job no worker holds ([`JobRecord::unheld_at`]: queued, or
+    /// running under an expired lease) at once, or asks a running one to stop.
     async fn request_cancel(&self, id: &JobId, now_ms: i64) -> Result<CancelOutcome, StoreError>;
 
-    /// Marks a job DEAD_LETTERED with `error`: only a QUEUED job that is due
-    /// (not one waiting out a retry backoff), or a RUNNING one whose lease has
-    /// expired (a live worker keeps its job).
+    /// Marks a job DEAD_LETTERED with `error`, for a dead letter sent in
+    /// generation `redrives`: only while the job is still in that
+    /// generation (a message from before a redrive is stale) and
+    /// [`JobRecord::dead_letterable_at`] — QUEUED and due (not waiting out a
+    /// retry backoff), or RUNNING under an expired lease (a live worker keeps
+    /// its job), and not asked to cancel.
     async fn dead_letter(
         &self,
         id: &JobId,
         error: &crate::record::JobError,
+        redrives: u32,
         now_ms: i64,
     ) -> Result<Transition, StoreError>;
 
-    /// Puts a DEAD_LETTERED job back to QUEUED (operator redrive), due at `due_at`.
-    /// Fresh count of attempts, no cancel request, and the store's retention
-    /// counted from now.
+    /// Puts a DEAD_LETTERED job back to QUEUED (operator redrive), due at
+    /// `due_at`, as a fresh run in a new generation (`redrives + 1`): no
+    /// attempts, takeovers, resends or stalled runs counted, no cancel
+    /// request, no `started_at` (its `timeout_seconds` counts from the next
+    /// start), and the store's retention counted from now. Its checkpoint,
+    /// progress and last error are kept.
     async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError>;
 
     /// A page of `owner`'s jobs, newest first, optionally only those in
@@ -168,13 +179,14 @@ pub trait JobStore: Send + Sync {
     /// (the sparse due index; eventually consistent).
     async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError>;
 
-    /// Moves `due_at` from `expected` to `new_due_at`; `false` when it was no
-    /// longer `expected` (someone else acted on the job).
-    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError>;
+    /// Moves `due_at` from `expected` to `new_due_at`, and with `resent`
+    /// counts one more resend; `false` when it was no longer `expected`
+    /// (someone else acted on the job).
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError>;
 }
 
-/// The body of a queue message: only the job id (the record is the truth)
-/// and when it was enqueued.
+/// The body of a queue message: only the job id (the record is the truth),
+/// when it was enqueued, and the job's generation then.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobMessage {
@@ -182,6 +194,26 @@ pub struct JobMessage {
     pub job_id: JobId,
     /// When the message was sent, epoch milliseconds.
     pub enqueued_at: i64,
+    /// The job's [`JobRecord::redrives`] when the message was sent (left out
+    /// of the body while 0): a dead letter only ends the generation it
+    /// belongs to.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redrives: u32,
+}
+
+impl JobMessage {
+    /// A message for `job`, sent now, in its current generation.
+    pub fn for_job(job: &JobRecord, now_ms: i64) -> Self {
+        JobMessage {
+            job_id: job.id.clone(),
+            enqueued_at: now_ms,
+            redrives: job.redrives,
+        }
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A queue failure.

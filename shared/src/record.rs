@@ -235,12 +235,18 @@ pub mod codes {
     pub const NO_PROGRESS: &str = "no_progress";
 }
 
-/// One object a job wrote, under `results/<job_id>/<name>`.
+/// How many times [`JobRecord::resend_wait_ms`] doubles at most.
+pub const MAX_RESEND_DOUBLINGS: u32 = 6;
+
+/// One object a job wrote, under `results/<job_id>/<run>/<name>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultObject {
     /// The object's name within the job's results, the last part of `key`.
     pub name: String,
-    /// The full S3 key, `results/<job_id>/<name>`.
+    /// The full S3 key, `results/<job_id>/<run>/<name>`: `<run>` names the
+    /// run (claim) that wrote it, so no other run — a zombie that lost its
+    /// lease, or a later job reusing an expired idempotency key — can write
+    /// to a key a finished job points to.
     pub key: String,
     /// The MIME type it was written with.
     pub content_type: String,
@@ -268,8 +274,10 @@ pub struct JobRecord {
     /// SHA-256 over the canonical request; tells an idempotent replay from a
     /// reuse of the key with another body.
     pub request_hash: String,
-    /// Runs started so far (each claim counts, a continuation gives its
-    /// attempt back); reset to 0 when a DEAD_LETTERED job is redriven.
+    /// Runs started from the queue so far (a continuation gives its attempt
+    /// back; a takeover of a crashed run is not a new attempt but a
+    /// [`takeovers`](Self::takeovers)); reset to 0 by a redrive.
+    /// `max_attempts` bounds it for retryable errors.
     pub attempts: u32,
     /// How many attempts retryable errors may use before the job ends FAILED.
     pub max_attempts: u32,
@@ -315,6 +323,21 @@ pub struct JobRecord {
     /// checkpoint (a job making no progress across continuations); a run
     /// that saves one starts the count again, and `MAX_STALLED_RUNS` ends it.
     pub stalled_runs: u32,
+    /// Claims that took the job over from a run whose lease had expired
+    /// (its worker crashed, froze or lost touch with the store). They do
+    /// not use up `max_attempts`; `attempts + takeovers` is bounded by
+    /// `MAX_CLAIMS`. Reset to 0 by a redrive.
+    pub takeovers: u32,
+    /// How many times an operator redrove the job out of DEAD_LETTERED: the
+    /// job's generation. Every queue message carries the generation it was
+    /// sent in ([`JobMessage::redrives`](crate::ports::JobMessage)), so a
+    /// dead letter from before a redrive cannot end the redriven job.
+    pub redrives: u32,
+    /// Messages the reconciler (or a replayed submit) sent for the job since
+    /// a worker last claimed it. Each one doubles the wait before the next
+    /// ([`JobRecord::resend_wait_ms`]), so a backlog gets a bounded number
+    /// of duplicates while a lost message is still recovered.
+    pub resends: u32,
 }
 
 /// What a new job needs; the rest of the record starts from defaults.
@@ -373,6 +396,9 @@ impl JobRecord {
             expires_at: now_ms / 1000 + retention_seconds,
             version: 1,
             stalled_runs: 0,
+            takeovers: 0,
+            redrives: 0,
+            resends: 0,
         }
     }
 
@@ -388,28 +414,62 @@ impl JobRecord {
         self.status == JobStatus::Running && self.lease_expires_at.is_some_and(|t| t < now_ms)
     }
 
-    /// Whether a worker may take this job now: queued, due and not asked to
-    /// stop, or running under a lease that has expired. The one home of the
-    /// rule; the DynamoDB claim condition (`aws::dynamo`) encodes the same, and
-    /// the contract tests hold both to it.
+    /// Whether a worker may take this job now: queued and due, or running
+    /// under a lease that has expired (a takeover) — and in both cases not
+    /// asked to stop: a cancel request wins over every claim. The one home of
+    /// the rule; the DynamoDB claim conditions (`aws::dynamo`) encode the
+    /// same, and the contract tests hold both to it.
     pub fn claimable_at(&self, now_ms: i64) -> bool {
+        !self.cancel_requested
+            && match self.status {
+                JobStatus::Queued => self.is_due_at(now_ms),
+                JobStatus::Running => self.lease_expired_at(now_ms),
+                _ => false,
+            }
+    }
+
+    /// Whether no worker holds the job: queued, or running under a lease
+    /// that has expired. A cancel request ends such a job CANCELLED at once
+    /// (nobody is there to see it at a heartbeat). Same home and same
+    /// contract as [`claimable_at`](Self::claimable_at).
+    pub fn unheld_at(&self, now_ms: i64) -> bool {
         match self.status {
-            JobStatus::Queued => self.is_due_at(now_ms) && !self.cancel_requested,
+            JobStatus::Queued => true,
             JobStatus::Running => self.lease_expired_at(now_ms),
             _ => false,
         }
     }
 
+    /// Whether this job must end CANCELLED now rather than run: its owner
+    /// asked to cancel and no worker holds it. The worker, the reconciler
+    /// and the dead-letter function all end such a job instead of running,
+    /// re-sending or dead-lettering it.
+    pub fn cancel_pending_at(&self, now_ms: i64) -> bool {
+        self.cancel_requested && self.unheld_at(now_ms)
+    }
+
     /// Whether the dead-letter function may end this job DEAD_LETTERED now:
     /// queued and due (not waiting out a retry backoff), or running under an
-    /// expired lease (a live worker keeps its job). Same home and same
-    /// contract as [`claimable_at`](Self::claimable_at).
+    /// expired lease (a live worker keeps its job), and not asked to cancel
+    /// (a cancel request wins: such a job ends CANCELLED). Same home and
+    /// same contract as [`claimable_at`](Self::claimable_at).
     pub fn dead_letterable_at(&self, now_ms: i64) -> bool {
-        match self.status {
-            JobStatus::Queued => self.is_due_at(now_ms),
-            JobStatus::Running => self.lease_expired_at(now_ms),
-            _ => false,
-        }
+        !self.cancel_requested
+            && match self.status {
+                JobStatus::Queued => self.is_due_at(now_ms),
+                JobStatus::Running => self.lease_expired_at(now_ms),
+                _ => false,
+            }
+    }
+
+    /// How long the reconciler waits, after it sends this job again, before
+    /// the next resend, when `resends` messages were re-sent before this one
+    /// since the last claim: `grace_ms` after the first, doubling with every
+    /// resend up to 64 × `grace_ms`. A job waiting behind a backlog thus gets
+    /// at most about log2(backlog / grace) + 1 duplicates, and a truly lost
+    /// message is still sent again.
+    pub fn resend_wait_ms(resends: u32, grace_ms: i64) -> i64 {
+        grace_ms.saturating_mul(1 << resends.min(MAX_RESEND_DOUBLINGS))
     }
 
     /// When the job's own deadline passes (its first start plus its timeout).

@@ -119,7 +119,11 @@ mod cases {
         claimed(store.claim(&job.id, &first, now).await.unwrap());
         let second = Lease::new(now + 80_000);
         let taken = claimed(store.claim(&job.id, &second, now + 20_000).await.unwrap());
-        assert_eq!(taken.attempts, 2);
+        assert_eq!(
+            (taken.attempts, taken.takeovers),
+            (1, 1),
+            "a takeover of a crashed run is counted as one, and uses no attempt"
+        );
         assert_eq!(taken.started_at, Some(now), "started_at keeps the first start");
 
         let update = ProgressUpdate {
@@ -400,7 +404,7 @@ mod cases {
         let error = JobError::permanent("dead_lettered", "too many receives");
         let queued = new_job(now);
         store.create(&queued, now).await.unwrap();
-        match store.dead_letter(&queued.id, &error, now + 1).await.unwrap() {
+        match store.dead_letter(&queued.id, &error, 0, now + 1).await.unwrap() {
             Transition::Done(job) => {
                 assert_eq!(
                     (job.status, job.error.as_ref()),
@@ -411,7 +415,7 @@ mod cases {
             other => panic!("expected Done, got {other:?}"),
         }
         assert!(matches!(
-            store.dead_letter(&queued.id, &error, now + 2).await.unwrap(),
+            store.dead_letter(&queued.id, &error, 0, now + 2).await.unwrap(),
             Transition::Refused(_)
         ));
 
@@ -419,15 +423,15 @@ mod cases {
         store.create(&live, now).await.unwrap();
         claimed(store.claim(&live.id, &Lease::new(now + 60_000), now).await.unwrap());
         assert!(matches!(
-            store.dead_letter(&live.id, &error, now + 1).await.unwrap(),
+            store.dead_letter(&live.id, &error, 0, now + 1).await.unwrap(),
             Transition::Refused(_)
         ));
-        match store.dead_letter(&live.id, &error, now + 60_001).await.unwrap() {
+        match store.dead_letter(&live.id, &error, 0, now + 60_001).await.unwrap() {
             Transition::Done(job) => assert_eq!((job.status, job.lease_owner), (JobStatus::DeadLettered, None)),
             other => panic!("an expired lease is a crash: {other:?}"),
         }
         assert_eq!(
-            store.dead_letter(&JobId::random(), &error, now).await.unwrap(),
+            store.dead_letter(&JobId::random(), &error, 0, now).await.unwrap(),
             Transition::NotFound
         );
 
@@ -446,11 +450,11 @@ mod cases {
             .await
             .unwrap();
         assert!(matches!(
-            store.dead_letter(&backing_off.id, &error, now + 2).await.unwrap(),
+            store.dead_letter(&backing_off.id, &error, 0, now + 2).await.unwrap(),
             Transition::Refused(_)
         ));
         assert!(matches!(
-            store.dead_letter(&backing_off.id, &error, now + 10_000).await.unwrap(),
+            store.dead_letter(&backing_off.id, &error, 0, now + 10_000).await.unwrap(),
             Transition::Done(_)
         ));
 
@@ -466,10 +470,19 @@ mod cases {
                     (JobStatus::Queued, Some(now + 60_000), None)
                 );
                 assert_eq!((job.attempts, job.cancel_requested), (0, false), "a fresh start");
+                assert_eq!(job.started_at, None, "its timeout counts from the next start");
+                assert_eq!((job.takeovers, job.resends, job.redrives), (0, 0, 1), "a new generation");
                 assert_eq!(job.expires_at, (now + 5) / 1000 + RETENTION_SECONDS);
             }
             other => panic!("expected Done, got {other:?}"),
         }
+        assert!(
+            matches!(
+                store.dead_letter(&queued.id, &error, 0, now + 5).await.unwrap(),
+                Transition::Refused(_)
+            ),
+            "a dead letter of the generation before the redrive is stale"
+        );
         claimed(
             store
                 .claim(&queued.id, &Lease::new(now + 60_000), now + 6)
@@ -512,8 +525,8 @@ mod cases {
         records
     }
 
-    /// The store's claim and dead-letter conditions say what
-    /// `JobRecord::claimable_at` and `JobRecord::dead_letterable_at` say,
+    /// The store's claim, dead-letter and cancel conditions say what
+    /// `JobRecord::claimable_at`, `dead_letterable_at` and `unheld_at` say,
     /// for every combination of the fields they read: the rules have one home.
     pub async fn claim_and_dead_letter_conditions_follow_the_record_rules(store: &dyn JobStore) {
         let now = now_ms();
@@ -547,13 +560,26 @@ mod cases {
             for_dead_letter.id = JobId::random();
             store.create(&for_dead_letter, now).await.unwrap();
             let dead = matches!(
-                store.dead_letter(&for_dead_letter.id, &error, now).await.unwrap(),
+                store.dead_letter(&for_dead_letter.id, &error, 0, now).await.unwrap(),
                 Transition::Done(_)
             );
             if dead != job.dead_letterable_at(now) {
                 disagreements.push(format!(
                     "dead letter: store {dead}, rule {} for {state}",
                     job.dead_letterable_at(now)
+                ));
+            }
+            let mut for_cancel = job.clone();
+            for_cancel.id = JobId::random();
+            store.create(&for_cancel, now).await.unwrap();
+            let ended = matches!(
+                store.request_cancel(&for_cancel.id, now).await.unwrap(),
+                CancelOutcome::Cancelled(_)
+            );
+            if ended != job.unheld_at(now) {
+                disagreements.push(format!(
+                    "cancel at once: store {ended}, rule {} for {state}",
+                    job.unheld_at(now)
                 ));
             }
         }
@@ -571,17 +597,38 @@ mod cases {
         assert!(found.contains(&overdue.id));
         assert!(!found.contains(&not_yet.id));
 
-        assert!(store.defer_due(&overdue.id, now - 100_000, now + 60_000).await.unwrap());
+        assert!(store.defer_due(&overdue.id, now - 100_000, now + 60_000, true).await.unwrap());
         assert!(
-            !store.defer_due(&overdue.id, now - 100_000, now + 90_000).await.unwrap(),
+            !store.defer_due(&overdue.id, now - 100_000, now + 90_000, true).await.unwrap(),
             "only once"
         );
-        assert_eq!(
-            store.get(&overdue.id).await.unwrap().unwrap().due_at,
-            Some(now + 60_000)
-        );
+        let deferred = store.get(&overdue.id).await.unwrap().unwrap();
+        assert_eq!((deferred.due_at, deferred.resends), (Some(now + 60_000), 1));
         assert!(!store.overdue(now, 10_000).await.unwrap().contains(&overdue.id));
-        assert!(!store.defer_due(&JobId::random(), 1, 2).await.unwrap());
+        assert!(!store.defer_due(&JobId::random(), 1, 2, false).await.unwrap());
+        assert!(store.defer_due(&overdue.id, now + 60_000, now + 120_000, false).await.unwrap());
+        assert_eq!(store.get(&overdue.id).await.unwrap().unwrap().resends, 1, "a plain deferral is no resend");
+        let running = claimed(store.claim(&overdue.id, &Lease::new(now + 60_000), now).await.unwrap());
+        assert_eq!(running.resends, 0, "a claim starts the count of resends again");
+    }
+
+    /// The due index is spread over shards; the reconciler's read finds an
+    /// overdue job whichever shard its id puts it in.
+    pub async fn overdue_jobs_are_found_in_every_shard(store: &dyn JobStore) {
+        let now = now_ms();
+        let mut by_shard = std::collections::BTreeMap::new();
+        while by_shard.len() < longrun::aws::DUE_SHARDS {
+            let mut job = new_job(now - 200_000);
+            job.due_at = Some(now - 100_000);
+            by_shard.entry(longrun::aws::due_shard(&job.id)).or_insert(job);
+        }
+        for job in by_shard.values() {
+            store.create(job, now).await.unwrap();
+        }
+        let found = store.overdue(now, 10_000).await.unwrap();
+        for (shard, job) in &by_shard {
+            assert!(found.contains(&job.id), "the overdue job in {shard} was not found");
+        }
     }
 
     pub async fn owners_list_their_own_jobs_newest_first_in_pages(store: &dyn JobStore) {
@@ -673,6 +720,7 @@ mod cases {
         let message = JobMessage {
             job_id: JobId::random(),
             enqueued_at: now_ms(),
+            redrives: 0,
         };
         assert!(matches!(
             queue.enqueue("no-such-queue", &message, 0).await,
@@ -781,6 +829,7 @@ contract! {
         dead_lettering_spares_live_and_ended_jobs,
         claim_and_dead_letter_conditions_follow_the_record_rules,
         overdue_jobs_are_found_and_deferred_once,
+        overdue_jobs_are_found_in_every_shard,
         owners_list_their_own_jobs_newest_first_in_pages,
         a_cursor_only_pages_for_the_owner_it_was_handed_to;
     objects: objects_stream_back_byte_for_byte;

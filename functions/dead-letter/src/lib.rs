@@ -3,7 +3,11 @@
 //! A message lands in a DLQ after `maxReceiveCount` receives: its job
 //! crashed every time, or it was poison. For a message that names a job, the
 //! job becomes DEAD_LETTERED with the reason (receives, queue, last error)
-//! unless a live worker still holds it or it has already ended. A message
+//! unless a live worker still holds it or it has already ended — and only
+//! in the generation the message was sent in: a stale or duplicate dead
+//! letter from before an operator's redrive ([`JobMessage::redrives`]) leaves
+//! the redriven job alone. A job whose owner asked to cancel, and that no
+//! worker holds, ends CANCELLED instead: a cancel request wins. A message
 //! that names no job is kept: written with its body and attributes to
 //! `dead-letters/<queue>/<message_id>.json` in the jobs bucket and logged,
 //! then acknowledged, so nothing is lost and nothing loops. Redrive with
@@ -95,6 +99,18 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
         let Some(job) = job else {
             return keep(deps, message, "the message names no job").await;
         };
+        if job.redrives != job_message.redrives {
+            tracing::info!(
+                message_generation = job_message.redrives,
+                job_generation = job.redrives,
+                "dead letter from before a redrive; the redriven job is left alone"
+            );
+            return Ok(());
+        }
+        let now = now_ms();
+        if job.cancel_pending_at(now) {
+            return cancel(deps, &job.id, now).await;
+        }
         let last_error = job
             .error
             .as_ref()
@@ -107,10 +123,12 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
                 queue_name(message)
             ),
         );
-        match deps.store.dead_letter(&job.id, &error, now_ms()).await? {
+        match deps.store.dead_letter(&job.id, &error, job_message.redrives, now).await? {
             Transition::Done(_) => tracing::warn!(%receives, "job dead-lettered"),
+            // Asked to cancel between the read and the write.
+            Transition::Refused(current) if current.cancel_pending_at(now) => return cancel(deps, &job.id, now).await,
             Transition::Refused(current) => {
-                tracing::info!(status = %current.status, "dead letter for a job that is live or ended; left as it is")
+                tracing::info!(status = %current.status, "dead letter for a job that is live, ended or redriven; left as it is")
             }
             Transition::NotFound => return keep(deps, message, "the message names no job").await,
         }
@@ -118,6 +136,13 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
     }
     .instrument(span)
     .await
+}
+
+/// Ends a job whose owner asked to cancel and that no worker holds.
+async fn cancel(deps: &DeadLetterDeps, id: &longrun::JobId, now: i64) -> Result<(), DeadLetterError> {
+    let outcome = deps.store.request_cancel(id, now).await?;
+    tracing::info!(?outcome, "dead letter for a job with a cancel request; cancelled instead");
+    Ok(())
 }
 
 /// Keeps a message that names no job: logged with its body and stored.
@@ -230,6 +255,53 @@ mod tests {
             JobStatus::Running
         );
         assert!(f.objects.keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_from_before_a_redrive_leaves_the_redriven_job_alone() {
+        let f = fixture();
+        let first = job(&f);
+        let stale = for_job(&first);
+        handle(&f.deps, batch(vec![stale.clone()])).await;
+        assert_eq!(f.store.get(&first.id).await.unwrap().unwrap().status, JobStatus::DeadLettered);
+
+        // The operator redrives it; the old message (or a duplicate of it)
+        // reaches the dead-letter function again.
+        let now = now_ms();
+        f.store.requeue_dead_lettered(&first.id, now, now + 60_000).await.unwrap();
+        let redriven = f.store.get(&first.id).await.unwrap().unwrap();
+        assert_eq!((redriven.status, redriven.redrives), (JobStatus::Queued, 1));
+        let response = handle(&f.deps, batch(vec![stale])).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            f.store.get(&first.id).await.unwrap().unwrap().status,
+            JobStatus::Queued,
+            "a generation-0 dead letter must not end generation 1"
+        );
+
+        // A dead letter of the redriven generation still ends it.
+        let current = JobMessage::for_job(&redriven, now);
+        handle(&f.deps, batch(vec![message("m2", &serde_json::to_string(&current).unwrap())])).await;
+        assert_eq!(f.store.get(&first.id).await.unwrap().unwrap().status, JobStatus::DeadLettered);
+    }
+
+    #[tokio::test]
+    async fn a_job_with_a_cancel_request_ends_cancelled_not_dead_lettered() {
+        let f = fixture();
+        let mut queued = job(&f);
+        queued.cancel_requested = true;
+        f.store.insert(queued.clone());
+
+        let crashed = job(&f);
+        let now = now_ms();
+        f.store.claim(&crashed.id, &Lease::new(now - 1_000), now - 2_000).await.unwrap();
+        f.store.request_cancel(&crashed.id, now - 1_500).await.unwrap();
+
+        handle(&f.deps, batch(vec![for_job(&queued), for_job(&crashed)])).await;
+        for id in [&queued.id, &crashed.id] {
+            let ended = f.store.get(id).await.unwrap().unwrap();
+            assert_eq!(ended.status, JobStatus::Cancelled, "{id}");
+        }
     }
 
     #[tokio::test]

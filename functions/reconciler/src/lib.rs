@@ -3,20 +3,27 @@
 //! Every non-terminal job carries `due_at`, the time by which something must
 //! have happened to it (queued: enqueue grace after submit or `run_at`;
 //! running: its lease expiry, moved by every heartbeat). The reconciler
-//! reads the sparse `due` index for jobs past it, re-reads each record, and
-//! for a queued job that is due, or a running job whose lease has expired,
-//! moves `due_at` one grace period on (conditionally, so two reconcilers do
-//! not both act) and sends its id to its queue again. This recovers a job
-//! whose SendMessage failed after the put, a job whose worker died after its
-//! message was dropped as a duplicate, and a message lost past retention.
+//! reads the sparse `due` index (every shard) for jobs past it, re-reads
+//! each record, and for a queued job that is due, or a running job whose
+//! lease has expired, moves `due_at` on (conditionally, so two reconcilers
+//! do not both act) and sends its id to its queue again. This recovers a
+//! job whose SendMessage failed after the put, a job whose worker died after
+//! its message was dropped as a duplicate, and a message lost past retention.
 //! Re-sending is always safe: the worker's claim is idempotent.
+//!
+//! A backlog looks like lost messages (nothing has claimed the job yet), so
+//! the wait before each further resend doubles
+//! ([`JobRecord::resend_wait_ms`]) until a worker claims the job: a job
+//! behind a backlog of length B gets at most about log2(B / grace) + 1
+//! duplicates, and a truly lost message is still sent again. A job whose
+//! owner asked to cancel and that no worker holds ends CANCELLED here.
 
 use std::sync::Arc;
 
 use longrun::aws::AwsClients;
 use longrun::lambda::{BoxError, ScheduledFunction};
 use longrun::ports::{JobMessage, JobQueue, JobStore, QueueError, StoreError};
-use longrun::{Config, JobId, JobStatus};
+use longrun::{Config, JobId, JobRecord};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -107,30 +114,33 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
     let Some(due_at) = job.due_at.filter(|&d| d < now_ms) else {
         return Ok(Action::Skipped);
     };
-    if job.status == JobStatus::Queued && job.cancel_requested {
-        // Asked to stop while it ran, then sent back: it ends here.
+    if job.cancel_pending_at(now_ms) {
+        // Asked to stop, and no worker holds it to see that: it ends here.
         deps.store.request_cancel(id, now_ms).await?;
-        tracing::info!("cancelled a queued job with a cancel request");
+        tracing::info!(status = %job.status, "cancelled a job with a cancel request that no worker holds");
         return Ok(Action::Cancelled);
     }
     // Queued and due, or running under an expired lease: a worker would take it.
     let stuck = job.claimable_at(now_ms);
+    let grace = deps.config.enqueue_grace_ms();
     // Moved on either way, so nothing sits at the head of the index for ever;
-    // conditional, so two reconcilers do not both act on one job.
-    if !deps
-        .store
-        .defer_due(id, due_at, now_ms + deps.config.enqueue_grace_ms())
-        .await?
-        || !stuck
-    {
+    // conditional, so two reconcilers do not both act on one job. A resend
+    // waits twice as long as the one before it before the next.
+    let next_due = if stuck {
+        now_ms + JobRecord::resend_wait_ms(job.resends, grace)
+    } else {
+        now_ms + grace
+    };
+    if !deps.store.defer_due(id, due_at, next_due, stuck).await? || !stuck {
         return Ok(Action::Skipped);
     }
-    let message = JobMessage {
-        job_id: id.clone(),
-        enqueued_at: now_ms,
-    };
-    deps.queue.enqueue(&job.queue, &message, 0).await?;
-    tracing::warn!(status = %job.status, overdue_ms = now_ms - due_at, "re-enqueued an overdue job");
+    deps.queue.enqueue(&job.queue, &JobMessage::for_job(&job, now_ms), 0).await?;
+    tracing::warn!(
+        status = %job.status,
+        overdue_ms = now_ms - due_at,
+        resends = job.resends + 1,
+        "re-enqueued an overdue job"
+    );
     Ok(Action::Enqueued)
 }
 
@@ -140,7 +150,7 @@ mod tests {
     use longrun::memory::{MemoryJobQueue, MemoryJobStore};
     use longrun::record::Lease;
     use longrun::time::now_ms;
-    use longrun::JobRecord;
+    use longrun::{JobRecord, JobStatus};
     use serde_json::json;
 
     fn fixture() -> (ReconcilerDeps, Arc<MemoryJobStore>, Arc<MemoryJobQueue>) {
@@ -231,6 +241,59 @@ mod tests {
             store.get(&stopped.id).await.unwrap().unwrap().status,
             JobStatus::Cancelled
         );
+    }
+
+    #[tokio::test]
+    async fn a_backlog_gets_a_bounded_number_of_duplicates_and_a_claim_starts_the_count_again() {
+        let (deps, store, queue) = fixture();
+        let start = now_ms();
+        let grace = 60_000;
+        let backlog: Vec<JobRecord> = (0..100).map(|_| job(&store, start)).collect();
+        // No worker takes anything for an hour; the reconciler runs every 2 s.
+        let hour = 3_600_000;
+        let mut t = start;
+        while t <= start + hour {
+            handle(&deps, t).await.unwrap();
+            t += 2_000;
+        }
+        let sent = queue.sent();
+        for job in &backlog {
+            let resends = sent.iter().filter(|m| m.message.job_id == job.id).count();
+            // Waits of 1, 1, 2, 4, 8, 16, 32 graces after the grace of the
+            // first send fit in the hour: 7 resends; one per grace would be 59.
+            assert!((1..=7).contains(&resends), "{resends} resends of one job in an hour");
+        }
+        assert!(sent.len() <= 700, "{} messages for a backlog of 100", sent.len());
+
+        // A worker claims one, and it is lost again: the count starts over,
+        // so its next resend comes one grace after its new due time.
+        let first = &backlog[0];
+        let now = start + hour;
+        store.claim(&first.id, &Lease::new(now + 1_000), now).await.unwrap();
+        assert_eq!(store.get(&first.id).await.unwrap().unwrap().resends, 0);
+        let before = queue.sent().len();
+        handle(&deps, now + 1_001).await.unwrap();
+        let after: Vec<_> = queue.sent().into_iter().skip(before).collect();
+        assert_eq!(after.len(), 1, "the crashed run's job is sent again at once");
+        assert_eq!(after[0].message.job_id, first.id);
+        assert_eq!(
+            store.get(&first.id).await.unwrap().unwrap().due_at,
+            Some(now + 1_001 + grace)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_running_job_with_a_cancel_request_and_a_dead_worker_ends_cancelled_not_resent() {
+        let (deps, store, queue) = fixture();
+        let now = now_ms();
+        let crashed = job(&store, now - 10_000);
+        store.claim(&crashed.id, &Lease::new(now - 5_000), now - 9_000).await.unwrap();
+        store.request_cancel(&crashed.id, now - 8_000).await.unwrap();
+        assert_eq!(store.get(&crashed.id).await.unwrap().unwrap().status, JobStatus::Running);
+        let report = handle(&deps, now).await.unwrap();
+        assert_eq!((report.cancelled, report.enqueued), (1, 0));
+        assert!(queue.sent().is_empty());
+        assert_eq!(store.get(&crashed.id).await.unwrap().unwrap().status, JobStatus::Cancelled);
     }
 
     #[tokio::test]

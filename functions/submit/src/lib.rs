@@ -23,7 +23,7 @@ use longrun::lambda::HttpFunction;
 use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
 use longrun::record::{hash_json, NewJob};
 use longrun::time::now_ms;
-use longrun::{Config, JobId, JobRecord};
+use longrun::{Config, JobId, JobRecord, JobStatus};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -134,6 +134,7 @@ async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submit
         }
         Ok(CreateOutcome::Exists(existing)) if existing.request_hash == job.request_hash => {
             tracing::info!(status = %existing.status, "idempotent replay");
+            resend_on_replay(deps, &existing, now).await;
             return Ok(Submitted::Replayed(existing));
         }
         Ok(CreateOutcome::Exists(existing)) => {
@@ -148,10 +149,7 @@ async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submit
             ));
         }
     }
-    let message = JobMessage {
-        job_id: job.id.clone(),
-        enqueued_at: now,
-    };
+    let message = JobMessage::for_job(&job, now);
     if let Err(err) = deps.queue.enqueue(&job.queue, &message, delay_seconds).await {
         // The record is written and due at `due_at`; the reconciler sends it
         // again. The job is accepted either way, so the answer stays 202.
@@ -160,6 +158,37 @@ async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submit
         tracing::info!(queue = %job.queue, "job accepted");
     }
     Ok(Submitted::Accepted(Box::new(job)))
+}
+
+/// How long a job must have waited unstarted since it became due before a
+/// replayed submit sends it again: a replay right after the first submit
+/// (a client retrying a timed-out request) finds its message on its way.
+pub const REPLAY_RESEND_AFTER_MS: i64 = 1_000;
+
+/// A replayed submit of a job that never started (QUEUED, due for at least
+/// [`REPLAY_RESEND_AFTER_MS`], no run yet, nothing re-sent): the first
+/// submit's message may have been lost (its SendMessage failed after the
+/// put, say), so the job is sent once more now rather than after the
+/// reconciler's grace period. At most once per job: the conditional
+/// `defer_due` counts it as a resend, and a replay that finds one counted
+/// sends nothing. Failures are logged, not answered: the job is accepted
+/// either way and the reconciler still has it.
+async fn resend_on_replay(deps: &SubmitDeps, job: &JobRecord, now: i64) {
+    let never_started = job.status == JobStatus::Queued && job.started_at.is_none() && job.attempts == 0;
+    let waited = now - job.run_at.unwrap_or(job.created_at) >= REPLAY_RESEND_AFTER_MS;
+    let Some(due_at) = job.due_at else { return };
+    if !never_started || !waited || job.resends > 0 || !job.claimable_at(now) {
+        return;
+    }
+    let next_due = now + JobRecord::resend_wait_ms(0, deps.config.enqueue_grace_ms());
+    match deps.store.defer_due(&job.id, due_at, next_due, true).await {
+        Ok(true) => match deps.queue.enqueue(&job.queue, &JobMessage::for_job(job, now), 0).await {
+            Ok(()) => tracing::info!("replay of a job not started yet: sent it once more"),
+            Err(err) => tracing::warn!(error = %err, "replay resend failed; the reconciler sends it"),
+        },
+        Ok(false) => {}
+        Err(err) => tracing::warn!(error = %err, "replay resend not recorded; the reconciler sends it"),
+    }
 }
 
 fn is_json_media_type(content_type: &str) -> bool {

@@ -89,6 +89,30 @@ async fn routes_job_types_to_their_queue_and_honours_delay() {
 }
 
 #[tokio::test]
+async fn a_replay_of_a_job_that_never_started_sends_it_again_once() {
+    let f = fixture();
+    let key = [("Idempotency-Key", "lost-message")];
+    f.queue.fail_next_sends(1);
+    let first = handle(&f.deps, post(SLEEP, &key, Some("alice"))).await;
+    assert_eq!(first.status_code, 202, "accepted: the record is durable");
+    assert!(f.queue.sent().is_empty(), "its message was lost");
+    let id = longrun::JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
+
+    // The client retries a few seconds later: the job has not started.
+    let mut waiting = f.store.get(&id).await.unwrap().unwrap();
+    waiting.created_at -= 5_000;
+    f.store.insert(waiting);
+    for _ in 0..3 {
+        let replay = handle(&f.deps, post(SLEEP, &key, Some("alice"))).await;
+        assert_eq!(replay.status_code, 200);
+    }
+    let sent = f.queue.sent();
+    assert_eq!(sent.len(), 1, "sent again once, not once per replay");
+    assert_eq!(sent[0].message.job_id, id);
+    assert_eq!(f.store.get(&id).await.unwrap().unwrap().resends, 1);
+}
+
+#[tokio::test]
 async fn replays_with_the_same_key_and_body_return_the_same_job() {
     let f = fixture();
     let key = [("Idempotency-Key", "order-42")];
@@ -99,7 +123,7 @@ async fn replays_with_the_same_key_and_body_return_the_same_job() {
     assert_eq!(second.status_code, 200);
     assert_eq!(body_json(&first)["id"], body_json(&second)["id"]);
     assert_eq!(f.store.len(), 1, "no second record");
-    assert_eq!(f.queue.sent().len(), 1, "no second message");
+    assert_eq!(f.queue.sent().len(), 1, "no second message: the first is on its way");
 
     // Keys are per caller: bob's order-42 is another job.
     let bob = handle(&f.deps, post(SLEEP, &key, Some("bob"))).await;

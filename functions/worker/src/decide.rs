@@ -8,14 +8,16 @@ use longrun::{Config, JobRecord};
 use rand::Rng;
 
 /// Why a claimed job must not start: it ends FAILED with this error at once.
-/// In order: started too often (crashes are bounded by the queue's
-/// `maxReceiveCount`, but a job re-sent by the reconciler starts a new
-/// count, so `max_claims` caps them for good), or past its own deadline.
+/// In order: started too often, attempts and takeovers together (crashes
+/// are bounded by the queue's `maxReceiveCount`, but a job re-sent by the
+/// reconciler starts a new count, so `max_claims` caps them for good), or
+/// past its own deadline.
 pub fn refusal_at_start(job: &JobRecord, now_ms: i64, max_claims: u32) -> Option<JobError> {
-    if job.attempts > max_claims {
+    let starts = job.attempts + job.takeovers;
+    if starts > max_claims {
         return Some(JobError::permanent(
             codes::TOO_MANY_CRASHES,
-            format!("the job was started {} times without finishing", job.attempts - 1),
+            format!("the job was started {} times without finishing", starts - 1),
         ));
     }
     if job.deadline_ms().is_some_and(|deadline| now_ms >= deadline) {

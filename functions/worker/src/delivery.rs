@@ -35,20 +35,24 @@ pub(crate) async fn poison(deps: &WorkerDeps, message: &SqsMessage) -> Dispositi
     Disposition::Redeliver
 }
 
-/// A message this invocation will not run (no time left, job not due yet):
-/// handed on as a fresh message, delayed `delay_seconds`, so that being
-/// passed over never adds up to its receive count (and the dead-letter
-/// queue). Redelivered with that visibility when it cannot be sent (or names no job).
+/// A message this invocation will not run now (no time left, job not due
+/// yet, a retry's backoff, a store fault): handed on as a fresh message,
+/// delayed `delay_seconds` (at most SQS's 900: a job still not due then is
+/// passed on again), so that being passed over never adds up to its receive
+/// count (and the dead-letter queue). The fresh message keeps the job's
+/// generation. Redelivered with that visibility when it cannot be sent (or
+/// names no job).
 pub(crate) async fn pass_on(deps: &WorkerDeps, message: &SqsMessage, delay_seconds: u32) -> Disposition {
+    let delay_seconds = delay_seconds.min(SQS_MAX_DELAY_SECONDS);
     let job_message = serde_json::from_str::<JobMessage>(message.body.as_deref().unwrap_or(""));
     let queue = message
         .event_source_arn
         .as_deref()
         .and_then(|arn| deps.config.queue_name_for_source(arn));
-    if let (Ok(job_message), Some(queue), true) = (job_message, queue, delay_seconds <= SQS_MAX_DELAY_SECONDS) {
+    if let (Ok(job_message), Some(queue)) = (job_message, queue) {
         let fresh = JobMessage {
-            job_id: job_message.job_id,
             enqueued_at: now_ms(),
+            ..job_message
         };
         match deps.queue.enqueue(queue, &fresh, delay_seconds).await {
             Ok(()) => return Disposition::Ack,
@@ -57,6 +61,13 @@ pub(crate) async fn pass_on(deps: &WorkerDeps, message: &SqsMessage, delay_secon
     }
     hide_for(deps, message, delay_seconds).await;
     Disposition::Redeliver
+}
+
+/// A store fault before the run (claim, cancel): the message is passed on
+/// after a short backoff rather than redelivered, so a store outage never
+/// walks a healthy job to the dead-letter queue.
+pub(crate) async fn pass_on_after_store_fault(deps: &WorkerDeps, message: &SqsMessage) -> Disposition {
+    pass_on(deps, message, backoff_seconds(&deps.config, 1)).await
 }
 
 /// Hides the message for `seconds` from now (its visibility timeout, on its

@@ -1,16 +1,23 @@
 //! Writing the end of a run under the lease, and what that means for the
-//! message: a terminal end acknowledges it; a retry hides it for the backoff
-//! and redelivers it; a continuation sends a fresh message and acknowledges
-//! the old one. A write fenced off by a lost lease leaves the job to its new
-//! holder; a store failure redelivers the message.
+//! message: a terminal end acknowledges it; a retry hands the job on as a
+//! fresh message delayed by the backoff (a crash instead redelivers the
+//! message itself, so crashes count towards the dead-letter queue); a
+//! continuation sends a fresh message and acknowledges the old one. A write
+//! fenced off by a lost lease leaves the job to its new holder. A write that
+//! fails on a store fault is tried again while the lease lasts; if it still
+//! fails, the job comes back as a fresh message just after its lease
+//! expires, to be taken over (which uses no attempt).
+
+use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
 use longrun::ports::{JobMessage, StoreError};
-use longrun::record::{Finish, JobError, Lease};
+use longrun::record::{codes, Finish, JobError, Lease};
 use longrun::time::now_ms;
 use longrun::JobRecord;
 
-use crate::delivery::{hide_for, Disposition};
+use crate::delivery::{hide_for, pass_on, Disposition};
+use crate::heartbeat::lapse_margin_ms;
 use crate::WorkerDeps;
 
 /// Whether the end of a run was written.
@@ -19,42 +26,88 @@ pub(crate) enum Recorded {
     Written,
     /// The lease was taken: the new holder decides.
     NotOurs,
-    /// The store failed; the message should come back.
+    /// The store kept failing while the lease lasted.
     StoreFailed,
 }
 
-impl Recorded {
-    pub(crate) fn disposition(self) -> Disposition {
-        match self {
-            Recorded::Written | Recorded::NotOurs => Disposition::Ack,
-            Recorded::StoreFailed => Disposition::Redeliver,
-        }
-    }
-}
+/// Waits between tries of an end that failed on a store fault.
+const FINISH_RETRY_WAITS_MS: [u64; 3] = [200, 500, 1_000];
 
-/// Writes the end of a run under the lease.
+/// Writes the end of a run under the lease, trying again on a store fault
+/// while the lease leaves time (the SDK's own retries come first).
 pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finish) -> Recorded {
     let status = finish.status();
-    match deps.store.finish(&job.id, &lease.owner, &finish, now_ms()).await {
-        Ok(_) => {
-            match &finish {
-                Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),
-                _ => tracing::info!(%status, attempt = job.attempts, "job ended"),
+    let give_up_at = lease.expires_at - lapse_margin_ms(deps.config.lease_seconds);
+    let mut waits = FINISH_RETRY_WAITS_MS.iter();
+    loop {
+        match deps.store.finish(&job.id, &lease.owner, &finish, now_ms()).await {
+            Ok(_) => {
+                match &finish {
+                    Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),
+                    _ => tracing::info!(%status, attempt = job.attempts, "job ended"),
+                }
+                return Recorded::Written;
             }
-            Recorded::Written
-        }
-        Err(StoreError::LeaseLost) => {
-            tracing::warn!(%status, "lease lost before the end was written; the new holder decides");
-            Recorded::NotOurs
-        }
-        Err(err) => {
-            tracing::error!(error = %err, %status, "could not write the end of the run; the message will come back");
-            Recorded::StoreFailed
+            Err(StoreError::LeaseLost) => {
+                tracing::warn!(%status, "lease lost before the end was written; the new holder decides");
+                return Recorded::NotOurs;
+            }
+            Err(err) => match waits.next() {
+                Some(&wait) if now_ms() + wait as i64 <= give_up_at => {
+                    tracing::warn!(error = %err, %status, wait_ms = wait, "could not write the end of the run; trying again");
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                _ => {
+                    tracing::error!(error = %err, %status, "could not write the end of the run");
+                    return Recorded::StoreFailed;
+                }
+            },
         }
     }
 }
 
-/// Back to QUEUED with a backoff; the message is hidden that long and redelivered.
+/// Writes a terminal end (or any end whose message needs nothing more) and
+/// settles the message accordingly.
+pub(crate) async fn end(
+    deps: &WorkerDeps,
+    message: &SqsMessage,
+    job: &JobRecord,
+    lease: &Lease,
+    end: Finish,
+) -> Disposition {
+    match finish(deps, job, lease, end).await {
+        Recorded::Written | Recorded::NotOurs => Disposition::Ack,
+        Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
+    }
+}
+
+/// The run stops without writing its end (the store is unreachable): the
+/// record still says RUNNING under this run's lease until
+/// `lease_expires_at`. The job is passed on to come back one second after
+/// that, when the next worker may take it over, instead of waiting for the
+/// reconciler or the message's own visibility timeout (and a receive).
+pub(crate) async fn return_after_lease(
+    deps: &WorkerDeps,
+    message: &SqsMessage,
+    job: &JobRecord,
+    lease_expires_at: i64,
+) -> Disposition {
+    let wait_ms = (lease_expires_at - now_ms()).max(0);
+    let delay = (wait_ms / 1000 + 1) as u32;
+    tracing::warn!(
+        lease_expires_at,
+        status = %job.status,
+        delay_seconds = delay,
+        "the run could not record its end; the job comes back once its lease expires"
+    );
+    pass_on(deps, message, delay).await
+}
+
+/// Back to QUEUED with a backoff. A retryable error hands the job on as a
+/// fresh message delayed by the backoff, so retries never add up to the
+/// message's receive count; a crash (`handler_panicked`) hides the message
+/// itself for the backoff and redelivers it, so that crashes, and only
+/// they, reach the dead-letter queue after `maxReceiveCount`.
 pub(crate) async fn retry(
     deps: &WorkerDeps,
     message: &SqsMessage,
@@ -64,15 +117,17 @@ pub(crate) async fn retry(
     backoff: u32,
 ) -> Disposition {
     tracing::warn!(error = %error, attempt = job.attempts, backoff_seconds = backoff, "retryable failure; backing off");
+    let crashed = error.is(codes::HANDLER_PANICKED);
     let run_at = now_ms() + i64::from(backoff) * 1000;
     let due_at = run_at + deps.config.enqueue_grace_ms();
     match finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await {
-        Recorded::Written => {
+        Recorded::Written if crashed => {
             hide_for(deps, message, backoff).await;
             Disposition::Redeliver
         }
+        Recorded::Written => pass_on(deps, message, backoff).await,
         Recorded::NotOurs => Disposition::Ack,
-        Recorded::StoreFailed => Disposition::Redeliver,
+        Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
     }
 }
 
@@ -98,10 +153,7 @@ pub(crate) async fn continue_later(
     };
     match finish(deps, job, lease, continuation).await {
         Recorded::Written => {
-            let fresh = JobMessage {
-                job_id: job.id.clone(),
-                enqueued_at: now_ms(),
-            };
+            let fresh = JobMessage::for_job(job, now_ms());
             match deps.queue.enqueue(&job.queue, &fresh, CONTINUE_AFTER_SECONDS).await {
                 Ok(()) => {
                     tracing::info!("invocation deadline; the job continues in a new invocation");
@@ -115,6 +167,6 @@ pub(crate) async fn continue_later(
             }
         }
         Recorded::NotOurs => Disposition::Ack,
-        Recorded::StoreFailed => Disposition::Redeliver,
+        Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
     }
 }

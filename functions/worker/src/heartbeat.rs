@@ -1,9 +1,16 @@
-//! The heartbeat beside a running job: every `HEARTBEAT_SECONDS` it extends
-//! the job's lease (and `due_at`) and hides its message as long again, and
-//! raises the job's stop signal when a cancel is requested, when the lease
-//! is lost, or when the store has been unreachable so long that the lease
-//! may have expired.
+//! The heartbeat beside a running job. Every `HEARTBEAT_SECONDS` it extends
+//! the job's lease (and `due_at`) and then, only once the lease is extended,
+//! hides the message as long again; it raises the job's stop signal when a
+//! cancel is requested.
+//!
+//! It ends, and with it the run ([`HeartbeatEnd`]), when the lease is lost
+//! (another worker holds the job) or about to lapse: when extending failed
+//! (a store error, or a call that hangs: every attempt is bounded by the
+//! time the lease has left) until [`lapse_margin_ms`] before the lease's
+//! expiry, the run stops there, before any other worker may claim the job,
+//! not at the next tick after a failed call.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,38 +24,102 @@ use longrun::JobId;
 use crate::delivery::hide_for;
 use crate::WorkerDeps;
 
-/// Runs until aborted (the run ended) or until it stops the job.
-pub(crate) async fn heartbeat(deps: WorkerDeps, message: SqsMessage, id: JobId, lease: Lease, signal: Arc<StopSignal>) {
+/// Why a heartbeat stopped its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeartbeatEnd {
+    /// The store fenced the extension off: another worker holds the job.
+    LeaseLost,
+    /// The lease could not be extended in time and lapses at
+    /// `lease_expires_at` (epoch ms); the run stopped just before.
+    Lapsing { lease_expires_at: i64 },
+}
+
+/// How long before its lease expires a run whose lease could not be
+/// extended stops: a quarter of the lease, at most 5 s. Stopping before the
+/// expiry leaves room for clock skew between this worker and the next one.
+pub(crate) fn lapse_margin_ms(lease_seconds: u32) -> i64 {
+    (i64::from(lease_seconds) * 1000 / 4).min(5_000)
+}
+
+/// How soon a failed extension is tried again.
+const RETRY_EXTENSION_MS: i64 = 1_000;
+
+/// Runs until aborted (the run ended) or until it stops the run.
+/// `held_until` is the lease's current expiry, shared with the run (which
+/// fences its result writes by it); the heartbeat moves it on.
+pub(crate) async fn heartbeat(
+    deps: WorkerDeps,
+    message: SqsMessage,
+    id: JobId,
+    lease: Lease,
+    signal: Arc<StopSignal>,
+    held_until: Arc<AtomicI64>,
+) -> HeartbeatEnd {
     let config = &deps.config;
-    let mut held_until = lease.expires_at;
-    let mut ticks = tokio::time::interval(Duration::from_secs(u64::from(config.heartbeat_seconds)));
-    ticks.tick().await;
+    let interval_ms = i64::from(config.heartbeat_seconds) * 1000;
+    let margin_ms = lapse_margin_ms(config.lease_seconds);
+    let mut next_at = now_ms() + interval_ms;
     loop {
-        ticks.tick().await;
+        let lease_expires_at = held_until.load(Ordering::SeqCst);
+        let lapse_at = lease_expires_at - margin_ms;
+        sleep_until_ms(next_at.min(lapse_at)).await;
         let now = now_ms();
+        if now >= lapse_at {
+            tracing::error!(lease_expires_at, "the lease could not be extended and is about to lapse; stopping the run");
+            signal.lease_lost();
+            return HeartbeatEnd::Lapsing { lease_expires_at };
+        }
         let extended = Lease {
             owner: lease.owner.clone(),
             expires_at: now + i64::from(config.lease_seconds) * 1000,
         };
-        match deps.store.extend_lease(&id, &extended, now).await {
-            Ok(ack) => {
-                held_until = extended.expires_at;
+        let attempt = tokio::time::timeout(
+            Duration::from_millis((lapse_at - now).max(0) as u64),
+            deps.store.extend_lease(&id, &extended, now),
+        );
+        match attempt.await {
+            Ok(Ok(ack)) => {
+                held_until.store(extended.expires_at, Ordering::SeqCst);
                 if ack.cancel_requested {
                     signal.cancel();
                 }
+                next_at = now + interval_ms;
+                // Only now: a message whose job's lease was not extended must
+                // not be hidden past the lease.
+                let remaining = Duration::from_millis((extended.expires_at - margin_ms - now_ms()).max(0) as u64);
+                let _ = tokio::time::timeout(remaining, hide_for(&deps, &message, config.heartbeat_visibility_seconds()))
+                    .await;
             }
-            Err(StoreError::LeaseLost) => {
+            Ok(Err(StoreError::LeaseLost)) => {
                 tracing::warn!("heartbeat found the lease lost");
                 signal.lease_lost();
-                return;
+                return HeartbeatEnd::LeaseLost;
             }
-            Err(err) if now_ms() >= held_until => {
-                tracing::error!(error = %err, "the lease expired while the store was unreachable; stopping");
-                signal.lease_lost();
-                return;
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, lease_expires_at, "heartbeat could not extend the lease; trying again");
+                next_at = now_ms() + RETRY_EXTENSION_MS;
             }
-            Err(err) => tracing::warn!(error = %err, "heartbeat could not extend the lease"),
+            Err(_) => {
+                tracing::warn!(lease_expires_at, "heartbeat's lease extension did not answer in time");
+                next_at = now_ms();
+            }
         }
-        hide_for(&deps, &message, config.heartbeat_visibility_seconds()).await;
+    }
+}
+
+async fn sleep_until_ms(at_ms: i64) {
+    let wait = (at_ms - now_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_margin_is_a_quarter_of_the_lease_at_most_five_seconds() {
+        assert_eq!(lapse_margin_ms(4), 1_000);
+        assert_eq!(lapse_margin_ms(60), 5_000);
+        assert_eq!(lapse_margin_ms(8), 2_000);
     }
 }

@@ -7,19 +7,26 @@
 //!    dead-letter queue ([`delivery`]).
 //! 2. **Time check.** With less than `DEADLINE_SAFETY_MS` of invocation
 //!    left, no job starts: the message is passed on as a fresh one.
-//! 3. **Claim.** A conditional update sets a lease of `LEASE_SECONDS`. No
-//!    such job → poison. Not claimable: a finished or running job is a
-//!    duplicate delivery (acknowledged); a queued job with a cancel request
-//!    ends CANCELLED; a job not due yet is passed on, delayed until it is.
+//! 3. **Claim.** A conditional update sets a lease of `LEASE_SECONDS` (a
+//!    takeover of a crashed run counts a takeover, not an attempt). No such
+//!    job → poison. Not claimable: a job with a cancel request that no
+//!    worker holds ends CANCELLED (a cancel wins over every claim); a
+//!    finished or running job is a duplicate delivery (acknowledged); a job
+//!    not due yet is passed on, delayed until it is. A claim that fails on a
+//!    store fault passes the message on after a short backoff, so store
+//!    faults never add up to the dead-letter queue.
 //! 4. **Hide.** The message stays hidden as long as the lease lives.
 //! 5. **Refuse to start** ([`decide::refusal_at_start`]): started more than
 //!    `MAX_CLAIMS` times, or past its own `timeout_seconds`, or of a type
 //!    this worker does not run → FAILED at once.
 //! 6. **Run.** The job type's handler runs with a [`JobContext`] while the
-//!    [`heartbeat`] extends the lease and the message's visibility every
-//!    `HEARTBEAT_SECONDS` and passes on cancel requests and a lost lease. The
-//!    run stops at the earlier of the invocation deadline (less the safety
-//!    margin) and the job's own deadline; a panic is caught.
+//!    [`heartbeat`] extends the lease and then the message's visibility every
+//!    `HEARTBEAT_SECONDS` and passes on cancel requests. The run stops at the
+//!    earliest of the invocation deadline (less the safety margin), the
+//!    job's own deadline, a lost lease, and a lease about to lapse because
+//!    it could not be extended (the job is then passed on to come back just
+//!    after the lease expires); a panic is caught. Results go to keys of
+//!    this run's own, written only while its lease holds.
 //! 7. **Decide** ([`decide::after_run`], pure): SUCCEEDED, CANCELLED (a
 //!    cancel seen wins over errors), FAILED, a retry after an exponential
 //!    backoff (retryable errors while attempts remain, and crashes, which
@@ -27,9 +34,12 @@
 //!    in a new invocation (unless `MAX_STALLED_RUNS` runs in a row saved no
 //!    checkpoint: FAILED `no_progress`, [`decide::stalled_runs_after`]), or
 //!    nothing when another worker took the lease.
-//! 8. **End** ([`ending`]): the decision is written under the lease, and the
-//!    message is acknowledged, redelivered after the backoff, or replaced by
-//!    a fresh one.
+//! 8. **End** ([`ending`]): the decision is written under the lease (tried
+//!    again on a store fault while the lease and invocation last), and the
+//!    message is acknowledged, or replaced by a fresh one (a retry, a
+//!    continuation, an end that could not be written). Only crashes (a
+//!    panic, a killed process) and poison redeliver the message itself and
+//!    so count towards the dead-letter queue.
 
 mod decide;
 mod delivery;
@@ -41,7 +51,7 @@ pub use decide::{
 };
 pub use delivery::Disposition;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,8 +65,9 @@ use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord, JobStatus};
 use tracing::Instrument;
 
-use delivery::{hide_for, pass_on, poison};
-use ending::{continue_later, finish, retry};
+use delivery::{hide_for, pass_on, pass_on_after_store_fault, poison};
+use ending::{continue_later, end, retry, return_after_lease};
+use heartbeat::HeartbeatEnd;
 
 /// What the worker needs; built once per process.
 #[derive(Clone)]
@@ -134,18 +145,18 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         }
         Ok(ClaimOutcome::NotClaimable(job)) => return not_claimable(deps, message, &job).await,
         Err(err) => {
-            tracing::warn!(error = %err, "claim failed; the message will come back");
-            return Disposition::Redeliver;
+            tracing::warn!(error = %err, "claim failed on a store fault; passing the message on");
+            return pass_on_after_store_fault(deps, message).await;
         }
     };
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
     hide_for(deps, message, config.heartbeat_visibility_seconds()).await;
     if let Some(error) = refusal_at_start(&job, now, config.max_claims) {
-        return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
+        return end(deps, message, &job, &lease, Finish::Failed { error }).await;
     }
     let Some(handler) = deps.registry.get(&job.job_type) else {
         let error = unknown_job_type(&job.job_type);
-        return finish(deps, &job, &lease, Finish::Failed { error }).await.disposition();
+        return end(deps, message, &job, &lease, Finish::Failed { error }).await;
     };
 
     let job_deadline_ms = job.deadline_ms().unwrap_or(i64::MAX);
@@ -158,6 +169,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     let stop_at = tokio::time::Instant::now() + Duration::from_millis((stop_at_ms - now_ms()).max(0) as u64);
     let signal = Arc::new(StopSignal::default());
     let saved_checkpoint = Arc::new(AtomicBool::new(false));
+    let lease_held_until = Arc::new(AtomicI64::new(lease.expires_at));
     let ctx = JobContext::new(
         JobRun {
             saved_checkpoint: saved_checkpoint.clone(),
@@ -165,6 +177,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             job_id: job.id.clone(),
             attempt: job.attempts,
             lease_owner: lease.owner.clone(),
+            lease_held_until: lease_held_until.clone(),
             stop_at,
             checkpoint: job.checkpoint.clone(),
         },
@@ -175,40 +188,61 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         },
         signal.clone(),
     );
-    let heartbeat = tokio::spawn(
+    let mut heartbeat = tokio::spawn(
         heartbeat::heartbeat(
             deps.clone(),
             message.clone(),
             job.id.clone(),
             lease.clone(),
             signal.clone(),
+            lease_held_until.clone(),
         )
         .instrument(tracing::Span::current()),
     );
     let input = job.input.clone();
     let mut task = tokio::spawn(async move { handler.run(&ctx, &input).await }.instrument(tracing::Span::current()));
-    let outcome = tokio::time::timeout_at(stop_at, &mut task).await;
-    // Stop the heartbeat for good before the last write and visibility change.
-    heartbeat.abort();
-    let _ = heartbeat.await;
-    let outcome = match outcome {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(join_error)) => {
+    let stopped = tokio::select! {
+        joined = &mut task => Stopped::Ran(joined),
+        () = tokio::time::sleep_until(stop_at) => Stopped::OutOfTime,
+        end = &mut heartbeat => Stopped::Heartbeat(end.ok()),
+    };
+    // Stop the heartbeat for good before the last write and visibility
+    // change, and the handler if it is still running (a finished task or
+    // heartbeat must not be awaited again).
+    if !matches!(stopped, Stopped::Heartbeat(_)) {
+        heartbeat.abort();
+        let _ = heartbeat.await;
+    }
+    if !matches!(stopped, Stopped::Ran(_)) {
+        task.abort();
+        let _ = task.await;
+    }
+    let outcome = match stopped {
+        Stopped::Ran(Ok(outcome)) => outcome,
+        Stopped::Ran(Err(join_error)) => {
             tracing::error!(error = %join_error, "job handler panicked");
             Err(JobError::retryable(codes::HANDLER_PANICKED, "the job handler panicked"))
         }
-        Err(_) => {
-            task.abort();
-            let _ = task.await;
-            Err(JobError::retryable(
-                codes::INVOCATION_DEADLINE,
-                "the invocation ran out of time; the job continues from its last checkpoint",
-            ))
+        Stopped::OutOfTime => Err(JobError::retryable(
+            codes::INVOCATION_DEADLINE,
+            "the invocation ran out of time; the job continues from its last checkpoint",
+        )),
+        Stopped::Heartbeat(Some(HeartbeatEnd::Lapsing { lease_expires_at })) => {
+            // Nobody can write to the record now; the job comes back as soon
+            // as its lease has expired and another worker may take it over.
+            return return_after_lease(deps, message, &job, lease_expires_at).await;
         }
+        Stopped::Heartbeat(_) => Err(JobError::permanent(codes::LEASE_LOST, "another worker took over this job")),
+    };
+    // The lease as the heartbeat last extended it: the ending's write and
+    // its fallbacks count from that expiry.
+    let lease = Lease {
+        expires_at: lease_held_until.load(Ordering::SeqCst),
+        ..lease
     };
     let cancel_seen = signal.reason().is_some_and(|r| r.is(codes::CANCELLED));
     match after_run(outcome, &job, cancel_seen, first_stop) {
-        AfterRun::End(end) => finish(deps, &job, &lease, end).await.disposition(),
+        AfterRun::End(ending) => end(deps, message, &job, &lease, ending).await,
         AfterRun::Retry(error) => {
             let backoff = backoff_seconds(config, job.attempts);
             retry(deps, message, &job, &lease, error, backoff).await
@@ -217,7 +251,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             let saved = saved_checkpoint.load(Ordering::SeqCst);
             match stalled_runs_after(&job, saved, config.max_stalled_runs) {
                 Ok(stalled_runs) => continue_later(deps, message, &job, &lease, stalled_runs).await,
-                Err(error) => finish(deps, &job, &lease, Finish::Failed { error }).await.disposition(),
+                Err(error) => end(deps, message, &job, &lease, Finish::Failed { error }).await,
             }
         }
         AfterRun::LeaveToNewHolder => {
@@ -227,10 +261,34 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     }
 }
 
+/// What stopped a run first.
+enum Stopped {
+    /// The handler returned (or panicked).
+    Ran(Result<Result<Vec<longrun::ResultObject>, JobError>, tokio::task::JoinError>),
+    /// The earlier of the invocation's and the job's deadline came.
+    OutOfTime,
+    /// The heartbeat ended the run (`None`: it panicked, taken as a lost lease).
+    Heartbeat(Option<HeartbeatEnd>),
+}
+
 /// A message for a job this worker may not run now.
 async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord) -> Disposition {
     let now = now_ms();
     match job.status {
+        _ if job.cancel_pending_at(now) => {
+            // Asked to stop, and no worker holds it (queued, or its run
+            // crashed): a cancel wins over a takeover; it ends here.
+            match deps.store.request_cancel(&job.id, now).await {
+                Ok(_) => {
+                    tracing::info!(status = %job.status, "job with a cancel request that no worker holds; cancelled");
+                    Disposition::Ack
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not cancel; passing the message on");
+                    pass_on_after_store_fault(deps, message).await
+                }
+            }
+        }
         status if status.is_terminal() => {
             tracing::info!(%status, "duplicate delivery of a finished job; dropping it");
             Disposition::Ack
@@ -240,19 +298,6 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
             // dies, the reconciler re-enqueues the job when its lease expires.
             tracing::info!(lease_expires_at = ?job.lease_expires_at, "duplicate delivery of a running job; dropping it");
             Disposition::Ack
-        }
-        _ if job.cancel_requested => {
-            // Asked to stop while it ran, then sent back: it ends here.
-            match deps.store.request_cancel(&job.id, now).await {
-                Ok(_) => {
-                    tracing::info!("queued job with a cancel request; cancelled");
-                    Disposition::Ack
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not cancel; the message will come back");
-                    Disposition::Redeliver
-                }
-            }
         }
         _ => {
             let run_at = job.run_at.unwrap_or(now);

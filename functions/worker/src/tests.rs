@@ -64,11 +64,7 @@ fn message(id: &str, body: &str) -> SqsMessage {
 }
 
 fn job_message(job: &JobRecord, message_id: &str) -> SqsMessage {
-    let body = serde_json::to_string(&JobMessage {
-        job_id: job.id.clone(),
-        enqueued_at: now_ms(),
-    })
-    .unwrap();
+    let body = serde_json::to_string(&JobMessage::for_job(job, now_ms())).unwrap();
     message(message_id, &body)
 }
 
@@ -150,25 +146,29 @@ async fn a_duplicate_delivery_of_a_running_job_is_dropped() {
 }
 
 #[tokio::test]
-async fn a_retryable_failure_requeues_with_backoff_and_returns_the_message() {
+async fn a_retryable_failure_requeues_with_backoff_through_a_fresh_message() {
     let f = fixture();
     let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "retryable"}), 3);
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
-    assert_eq!(failures(&response), ["m1"]);
+    assert!(
+        failures(&response).is_empty(),
+        "acknowledged: a retry must not add up to the message's receive count"
+    );
     let queued = reload(&f, &job).await;
     assert_eq!(queued.status, JobStatus::Queued);
     assert_eq!(queued.attempts, 1);
     assert_eq!(queued.error.as_ref().map(|e| e.code.as_str()), Some("sleep_failed"));
     let changes = f.queue.visibility_changes();
-    assert_eq!(
-        changes.len(),
-        2,
-        "hidden for the lease at the claim, then for the backoff"
-    );
+    assert_eq!(changes.len(), 1, "hidden for the lease at the claim, nothing more");
     assert_eq!(changes[0].2, f.deps.config.heartbeat_visibility_seconds());
-    let (queue, receipt, seconds) = &changes[1];
-    assert_eq!((queue.as_str(), receipt.as_str()), ("fast", "receipt-m1"));
-    assert!((2..=4).contains(seconds), "first backoff is 2..=4 s, got {seconds}");
+    let sent = f.queue.sent();
+    assert_eq!(sent.len(), 1, "the retry goes out as a fresh message");
+    assert_eq!((sent[0].queue.as_str(), &sent[0].message.job_id), ("fast", &job.id));
+    assert!(
+        (2..=4).contains(&sent[0].delay_seconds),
+        "first backoff is 2..=4 s, got {}",
+        sent[0].delay_seconds
+    );
     let wait = queued.run_at.unwrap() - now_ms();
     assert!(wait > 1000 && wait <= 4000, "run_at {wait} ms ahead");
 
@@ -177,8 +177,8 @@ async fn a_retryable_failure_requeues_with_backoff_and_returns_the_message() {
     assert!(failures(&early).is_empty());
     assert_eq!(reload(&f, &job).await.attempts, 1);
     let passed = f.queue.sent();
-    assert_eq!(passed.len(), 1);
-    assert!((1..=4).contains(&passed[0].delay_seconds), "{:?}", passed[0]);
+    assert_eq!(passed.len(), 2, "the retry's message, then the duplicate passed on");
+    assert!((1..=4).contains(&passed[1].delay_seconds), "{:?}", passed[1]);
 }
 
 #[tokio::test]
@@ -265,7 +265,11 @@ async fn an_expired_lease_is_taken_over_and_resumes_from_the_checkpoint() {
     let response = handle(&f.deps, event(vec![job_message(&job, "m2")]), &context(60)).await;
     assert!(failures(&response).is_empty());
     let done = reload(&f, &job).await;
-    assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 2));
+    assert_eq!(
+        (done.status, done.attempts, done.takeovers),
+        (JobStatus::Succeeded, 1, 1),
+        "a takeover uses no attempt"
+    );
     let body: Value = serde_json::from_slice(&f.objects.object(&done.results[0].key).unwrap().0).unwrap();
     assert_eq!(body["resumed_from_ms"], 400);
 }
@@ -689,5 +693,261 @@ async fn a_job_that_never_checkpoints_stops_after_max_stalled_runs_not_its_timeo
         f.queue.sent().len() as u32,
         max - 1,
         "a continuation per stalled run before the last"
+    );
+}
+
+/// A fixture whose leases are short (4 s, heartbeat every second), as in
+/// the end-to-end runtime, to see what a worker does when its lease lapses.
+fn short_lease_fixture(store: Arc<dyn JobStore>) -> (WorkerDeps, Arc<MemoryJobQueue>) {
+    let config = Arc::new(longrun::testing::config(&[
+        ("PROGRESS_INTERVAL_MS", "0"),
+        ("RETRY_BASE_SECONDS", "4"),
+        ("RETRY_MAX_SECONDS", "60"),
+        ("LEASE_SECONDS", "4"),
+        ("HEARTBEAT_SECONDS", "1"),
+    ]));
+    let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
+    let deps = WorkerDeps {
+        registry: Arc::new(Registry::standard(&config)),
+        store,
+        queue: queue.clone(),
+        objects: Arc::new(MemoryObjectStore::new()),
+        config,
+    };
+    (deps, queue)
+}
+
+/// Runs `handle` under a generous guard: a worker that never stops fails
+/// the test instead of hanging it (a liveness check, not a timing one).
+async fn handle_within(deps: &WorkerDeps, event: SqsEvent, seconds: u64) -> SqsBatchResponse {
+    tokio::time::timeout(Duration::from_secs(seconds), handle(deps, event, &context(600)))
+        .await
+        .expect("the worker must stop the run once its lease lapses")
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_cannot_be_extended_stops_before_it_lapses_and_comes_back_after() {
+    let store = Arc::new(MemoryJobStore::new());
+    let (deps, queue) = short_lease_fixture(store.clone());
+    let mut job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
+    job.max_attempts = 3;
+    store.insert(job.clone());
+    // The store goes down just after the claim, for good.
+    let down = store.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        down.set_unavailable(true);
+    });
+    let response = handle_within(&deps, event(vec![job_message(&job, "m1")]), 30).await;
+    assert!(failures(&response).is_empty(), "passed on, not redelivered");
+    assert_eq!(
+        queue.visibility_changes().len(),
+        1,
+        "hidden at the claim only: never extended after a failed lease extension"
+    );
+    let sent = queue.sent();
+    assert_eq!(sent.len(), 1, "the job is passed on to come back after its lease");
+    assert_eq!(sent[0].message.job_id, job.id);
+    assert!((1..=4).contains(&sent[0].delay_seconds), "{:?}", sent[0]);
+
+    // When it comes back the store is up again: it is taken over and finishes.
+    store.set_unavailable(false);
+    let record = store.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Running, "nobody could write the end");
+    assert!(record.lease_expires_at.unwrap() > now_ms() - 5_000);
+}
+
+/// A store whose heartbeat calls never answer: a hanging request.
+struct HangingHeartbeats(Arc<MemoryJobStore>);
+
+#[longrun::async_trait]
+impl JobStore for HangingHeartbeats {
+    async fn create(&self, job: &JobRecord, now: i64) -> Result<longrun::ports::CreateOutcome, longrun::ports::StoreError> {
+        self.0.create(job, now).await
+    }
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, longrun::ports::StoreError> {
+        self.0.get(id).await
+    }
+    async fn claim(&self, id: &JobId, lease: &Lease, now: i64) -> Result<ClaimOutcome, longrun::ports::StoreError> {
+        self.0.claim(id, lease, now).await
+    }
+    async fn record_progress(
+        &self,
+        id: &JobId,
+        owner: &str,
+        update: &longrun::record::ProgressUpdate,
+        now: i64,
+    ) -> Result<longrun::ports::ProgressAck, longrun::ports::StoreError> {
+        self.0.record_progress(id, owner, update, now).await
+    }
+    async fn extend_lease(
+        &self,
+        _id: &JobId,
+        _lease: &Lease,
+        _now: i64,
+    ) -> Result<longrun::ports::ProgressAck, longrun::ports::StoreError> {
+        std::future::pending().await
+    }
+    async fn finish(
+        &self,
+        id: &JobId,
+        owner: &str,
+        finish: &Finish,
+        now: i64,
+    ) -> Result<JobRecord, longrun::ports::StoreError> {
+        self.0.finish(id, owner, finish, now).await
+    }
+    async fn request_cancel(&self, id: &JobId, now: i64) -> Result<longrun::ports::CancelOutcome, longrun::ports::StoreError> {
+        self.0.request_cancel(id, now).await
+    }
+    async fn dead_letter(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        redrives: u32,
+        now: i64,
+    ) -> Result<longrun::ports::Transition, longrun::ports::StoreError> {
+        self.0.dead_letter(id, error, redrives, now).await
+    }
+    async fn requeue_dead_lettered(
+        &self,
+        id: &JobId,
+        now: i64,
+        due_at: i64,
+    ) -> Result<longrun::ports::Transition, longrun::ports::StoreError> {
+        self.0.requeue_dead_lettered(id, now, due_at).await
+    }
+    async fn list_by_owner(
+        &self,
+        owner: &str,
+        status: Option<JobStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<longrun::ports::JobPage, longrun::ports::StoreError> {
+        self.0.list_by_owner(owner, status, limit, cursor).await
+    }
+    async fn overdue(&self, now: i64, limit: usize) -> Result<Vec<JobId>, longrun::ports::StoreError> {
+        self.0.overdue(now, limit).await
+    }
+    async fn defer_due(&self, id: &JobId, expected: i64, new: i64, resent: bool) -> Result<bool, longrun::ports::StoreError> {
+        self.0.defer_due(id, expected, new, resent).await
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_heartbeat_call_cannot_keep_a_run_past_its_lease() {
+    let memory = Arc::new(MemoryJobStore::new());
+    let (deps, queue) = short_lease_fixture(Arc::new(HangingHeartbeats(memory.clone())));
+    let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
+    memory.insert(job.clone());
+    let response = handle_within(&deps, event(vec![job_message(&job, "m1")]), 30).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(queue.sent().len(), 1, "passed on to come back after the lease");
+    let record = memory.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(record.status, JobStatus::Running, "its lease simply lapses");
+    assert!(record.lease_expires_at.unwrap() <= now_ms() + 1_000, "never extended");
+}
+
+#[tokio::test]
+async fn a_cancel_request_wins_over_a_takeover() {
+    let f = fixture();
+    let mut crashed = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    crashed.status = JobStatus::Running;
+    crashed.attempts = 1;
+    crashed.lease_owner = Some("dead".into());
+    crashed.lease_expires_at = Some(now_ms() - 1);
+    crashed.cancel_requested = true;
+    f.store.insert(crashed.clone());
+    let response = handle(&f.deps, event(vec![job_message(&crashed, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let ended = reload(&f, &crashed).await;
+    assert_eq!(
+        (ended.status, ended.attempts, ended.takeovers),
+        (JobStatus::Cancelled, 1, 0),
+        "cancelled without another run"
+    );
+    assert!(f.objects.keys().is_empty(), "the handler never ran");
+}
+
+#[tokio::test]
+async fn a_redriven_job_runs_afresh_even_long_after_its_first_start() {
+    let f = fixture();
+    let mut dead = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    dead.timeout_seconds = 5;
+    dead.status = JobStatus::DeadLettered;
+    dead.started_at = Some(now_ms() - 3_600_000);
+    dead.finished_at = Some(now_ms() - 3_000_000);
+    dead.due_at = None;
+    f.store.insert(dead.clone());
+    let now = now_ms();
+    f.store.requeue_dead_lettered(&dead.id, now, now + 60_000).await.unwrap();
+    let redriven = reload(&f, &dead).await;
+    let response = handle(&f.deps, event(vec![job_message(&redriven, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    let done = reload(&f, &dead).await;
+    assert_eq!(
+        done.status,
+        JobStatus::Succeeded,
+        "a redrive starts a fresh run: {:?}",
+        done.error
+    );
+    assert!(done.started_at.unwrap() >= now, "its timeout counts from the new start");
+}
+
+#[tokio::test]
+async fn store_faults_around_runs_never_redeliver_a_message() {
+    // A job that fails retryably every time, run until it ends, with the
+    // store down at every other claim: no message is ever reported back
+    // (which would count a receive towards the dead-letter queue); the job
+    // ends FAILED by its own max_attempts, never dead-lettered.
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "retryable"}), 3);
+    let mut next = job_message(&job, "m0");
+    for round in 0..12 {
+        f.store.set_unavailable(round % 2 == 0);
+        let before = f.queue.sent().len();
+        let response = handle(&f.deps, event(vec![next.clone()]), &context(60)).await;
+        f.store.set_unavailable(false);
+        assert!(failures(&response).is_empty(), "round {round}: a message was redelivered");
+        let record = reload(&f, &job).await;
+        if record.status.is_terminal() {
+            assert_eq!(record.status, JobStatus::Failed);
+            assert_eq!(record.error.unwrap().code, "sleep_failed");
+            assert_eq!(record.attempts, 3);
+            return;
+        }
+        // Time passes: the backoff is over.
+        let mut due = record.clone();
+        due.run_at = None;
+        f.store.insert(due);
+        let sent = f.queue.sent();
+        assert_eq!(sent.len(), before + 1, "round {round}: the job went on as a fresh message");
+        let body = serde_json::to_string(&sent.last().unwrap().message).unwrap();
+        next = message(&format!("m{}", round + 1), &body);
+    }
+    panic!("the job never ended");
+}
+
+#[tokio::test]
+async fn an_end_that_cannot_be_written_brings_the_job_back_after_its_lease_not_via_a_receive() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0.4}), 3);
+    let store = f.store.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        store.set_unavailable(true);
+    });
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    f.store.set_unavailable(false);
+    assert!(failures(&response).is_empty(), "passed on, not redelivered");
+    let record = reload(&f, &job).await;
+    assert_eq!(record.status, JobStatus::Running, "the end was never written");
+    let sent = f.queue.sent();
+    assert_eq!(sent.len(), 1);
+    let lease_left = (record.lease_expires_at.unwrap() - now_ms()) / 1000;
+    assert!(
+        (lease_left..=lease_left + 2).contains(&i64::from(sent[0].delay_seconds)),
+        "back just after the lease expires: delay {} s, lease {lease_left} s",
+        sent[0].delay_seconds
     );
 }

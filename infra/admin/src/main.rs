@@ -80,10 +80,7 @@ async fn main() -> ExitCode {
         let due_at = now + config.enqueue_grace_ms();
         match store.requeue_dead_lettered(&id, now, due_at).await {
             Ok(Transition::Done(job)) => {
-                let message = JobMessage {
-                    job_id: id.clone(),
-                    enqueued_at: now,
-                };
+                let message = JobMessage::for_job(&job, now);
                 match queue.enqueue(&job.queue, &message, 0).await {
                     Ok(()) => println!("{id}: requeued on {}", job.queue),
                     // Still queued and due: the reconciler sends it after the grace period.

@@ -177,7 +177,7 @@ impl Bench {
             ("created_at", AttributeValue::N(now.to_string())),
             ("updated_at", AttributeValue::N(now.to_string())),
             ("due_at", AttributeValue::N(now.to_string())),
-            ("due_shard", AttributeValue::S("due".into())),
+            ("due_shard", AttributeValue::S(longrun::aws::due_shard(&id))),
             ("expires_at", AttributeValue::N((now / 1000 + 86_400).to_string())),
             ("version", AttributeValue::N("1".into())),
         ]
@@ -372,7 +372,7 @@ async fn streaming_memory(bench: &Bench) {
         event.records = vec![serde_json::from_value(serde_json::json!({
             "messageId": "bench",
             "receiptHandle": "bench",
-            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(&id).unwrap(), enqueued_at: now_ms() }).unwrap(),
+            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(&id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
             "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
         }))
         .unwrap()];

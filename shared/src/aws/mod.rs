@@ -8,7 +8,7 @@ mod faults;
 mod s3;
 mod sqs;
 
-pub use dynamo::{DynamoJobStore, DUE_INDEX, OWNER_INDEX};
+pub use dynamo::{due_shard, due_shards, DynamoJobStore, DUE_INDEX, DUE_SHARDS, OWNER_INDEX};
 pub use faults::FaultInjector;
 pub use s3::S3ObjectStore;
 pub use sqs::SqsJobQueue;

@@ -3,7 +3,7 @@
 //! [`JobServices`] (the store and object store), and the [`StopSignal`]
 //! through which it learns it must stop.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,8 +58,12 @@ pub struct JobRun {
     pub job_id: JobId,
     /// 1 for the first run, 2 for the first retry, …
     pub attempt: u32,
-    /// The owner of the lease this run holds; every write is fenced by it.
+    /// The owner of the lease this run holds; every write is fenced by it,
+    /// and it names the run in the keys of its results.
     pub lease_owner: String,
+    /// When the run's lease expires (epoch ms), as the heartbeat last
+    /// extended it; no result is written after it.
+    pub lease_held_until: Arc<AtomicI64>,
     /// When the job must stop: the invocation's deadline less a safety
     /// margin, or the job's own timeout, whichever comes first.
     pub stop_at: Instant,
@@ -206,10 +210,28 @@ impl JobContext {
         })
     }
 
-    /// Writes one result object under `results/<job_id>/<name>`. The key is
-    /// deterministic, so a re-run overwrites rather than duplicates.
+    /// The key this run writes a result named `name` to:
+    /// `results/<job_id>/<run>/<name>`, `<run>` being the run's lease token.
+    pub fn result_key(&self, name: &str) -> String {
+        format!("results/{}/{}/{name}", self.run.job_id, self.run.lease_owner)
+    }
+
+    /// Writes one result object under `results/<job_id>/<run>/<name>`,
+    /// where `<run>` is this run's lease token: a key no other run writes.
+    /// A zombie (a run that lost its lease, or outlived it) therefore cannot
+    /// change the objects a finished job points to; and it writes nothing at
+    /// all once its lease is known lost or past its expiry (checked before
+    /// the put, without a request).
     pub async fn put_result(&self, name: &str, body: Bytes, content_type: &str) -> Result<ResultObject, JobError> {
-        let key = format!("results/{}/{name}", self.run.job_id);
+        self.check()?;
+        if now_ms() >= self.run.lease_held_until.load(Ordering::SeqCst) {
+            self.signal.lease_lost();
+            return Err(JobError::permanent(
+                codes::LEASE_LOST,
+                "the run's lease expired before its result was written",
+            ));
+        }
+        let key = self.result_key(name);
         let bytes = body.len() as u64;
         self.services
             .objects
@@ -266,15 +288,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn results_go_under_the_job_prefix() {
+    async fn results_go_under_the_job_and_run_prefix() {
         let h = harness(json!({}), None).await;
         let result = h
             .ctx
             .put_result("out.txt", Bytes::from_static(b"hello"), "text/plain")
             .await
             .unwrap();
-        assert_eq!(result.key, format!("results/{}/out.txt", h.ctx.job_id()));
+        assert_eq!(
+            result.key,
+            format!("results/{}/{}/out.txt", h.ctx.job_id(), h.ctx.run.lease_owner)
+        );
         assert_eq!(result.bytes, 5);
         assert_eq!(h.objects.object(&result.key).unwrap().0, Bytes::from_static(b"hello"));
+    }
+
+    #[tokio::test]
+    async fn a_run_past_its_lease_or_without_it_writes_no_result() {
+        let h = harness(json!({}), None).await;
+        h.ctx.run.lease_held_until.store(now_ms() - 1, Ordering::SeqCst);
+        let err = h
+            .ctx
+            .put_result("out.txt", Bytes::from_static(b"late"), "text/plain")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, codes::LEASE_LOST);
+        assert!(h.objects.keys().is_empty(), "nothing written past the lease");
+
+        let h = harness(json!({}), None).await;
+        h.ctx.signal.lease_lost();
+        let err = h
+            .ctx
+            .put_result("out.txt", Bytes::from_static(b"zombie"), "text/plain")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, codes::LEASE_LOST);
+        assert!(h.objects.keys().is_empty(), "nothing written by a run that lost its lease");
     }
 }

@@ -544,7 +544,7 @@ mod tests {
     }
 
     fn summary_of(h: &crate::job_types::testing::Harness) -> Value {
-        let key = format!("results/{}/summary.json", h.ctx.job_id());
+        let key = h.ctx.result_key("summary.json");
         serde_json::from_slice(&h.objects.object(&key).expect("summary.json written").0).unwrap()
     }
 
@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(eu["stats"]["qty"]["mean"], 2.5);
         assert_eq!(summary["groups"][1]["key"]["region"], "us");
 
-        let csv_key = format!("results/{}/summary.csv", h.ctx.job_id());
+        let csv_key = h.ctx.result_key("summary.csv");
         let csv_out = String::from_utf8(h.objects.object(&csv_key).unwrap().0.to_vec()).unwrap();
         let mut lines = csv_out.lines();
         assert_eq!(

@@ -39,6 +39,7 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
             job_id: claimed.id.clone(),
             attempt: claimed.attempts,
             lease_owner: lease.owner,
+            lease_held_until: Arc::new(std::sync::atomic::AtomicI64::new(lease.expires_at)),
             stop_at: Instant::now() + Duration::from_secs(600),
             checkpoint,
         },

@@ -100,10 +100,15 @@ impl JobStore for MemoryJobStore {
         if !job.claimable_at(now_ms) {
             return Ok(ClaimOutcome::NotClaimable(Box::new(job.clone())));
         }
+        if job.status == JobStatus::Running {
+            job.takeovers += 1;
+        } else {
+            job.attempts += 1;
+        }
         job.status = JobStatus::Running;
         job.lease_owner = Some(lease.owner.clone());
         job.lease_expires_at = Some(lease.expires_at);
-        job.attempts += 1;
+        job.resends = 0;
         job.started_at.get_or_insert(now_ms);
         job.due_at = Some(lease.expires_at);
         job.updated_at = now_ms;
@@ -203,8 +208,10 @@ impl JobStore for MemoryJobStore {
             return Ok(CancelOutcome::NotFound);
         };
         match job.status {
-            JobStatus::Queued => {
+            _ if job.unheld_at(now_ms) => {
                 job.status = JobStatus::Cancelled;
+                job.lease_owner = None;
+                job.lease_expires_at = None;
                 job.cancel_requested = true;
                 job.updated_at = now_ms;
                 job.version += 1;
@@ -221,12 +228,18 @@ impl JobStore for MemoryJobStore {
         }
     }
 
-    async fn dead_letter(&self, id: &JobId, error: &JobError, now_ms: i64) -> Result<Transition, StoreError> {
+    async fn dead_letter(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        redrives: u32,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
         let mut jobs = self.jobs()?;
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
         };
-        if !job.dead_letterable_at(now_ms) {
+        if job.redrives != redrives || !job.dead_letterable_at(now_ms) {
             return Ok(Transition::Refused(Box::new(job.clone())));
         }
         job.status = JobStatus::DeadLettered;
@@ -249,8 +262,12 @@ impl JobStore for MemoryJobStore {
         }
         job.status = JobStatus::Queued;
         job.attempts = 0;
+        job.takeovers = 0;
+        job.resends = 0;
+        job.redrives += 1;
         job.cancel_requested = false;
         job.stalled_runs = 0;
+        job.started_at = None;
         job.finished_at = None;
         job.run_at = None;
         job.due_at = Some(due_at);
@@ -304,11 +321,14 @@ impl JobStore for MemoryJobStore {
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
-    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError> {
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
         let mut jobs = self.jobs()?;
         match jobs.get_mut(id) {
             Some(job) if job.due_at == Some(expected) => {
                 job.due_at = Some(new_due_at);
+                if resent {
+                    job.resends += 1;
+                }
                 job.version += 1;
                 Ok(true)
             }

@@ -44,12 +44,13 @@ impl Update {
         self.value(&format!(":{name}"), value)
     }
 
-    /// `SET #name = #name + :name`: a number attribute changed by `by`
-    /// (negative to count down). Unlike DynamoDB's `ADD` action, the
-    /// attribute must already exist.
+    /// `SET #name = if_not_exists(#name, :zero) + :name`: a number attribute
+    /// changed by `by` (negative to count down), counted from 0 when absent
+    /// (a record written before the counter existed).
     pub fn increment(mut self, name: &str, by: i64) -> Self {
-        self.set.push(format!("#{name} = #{name} + :{name}"));
-        self.value(&format!(":{name}"), AttributeValue::N(by.to_string()))
+        self.set.push(format!("#{name} = if_not_exists(#{name}, :zero) + :{name}"));
+        self.value(":zero", AttributeValue::N("0".into()))
+            .value(&format!(":{name}"), AttributeValue::N(by.to_string()))
     }
 
     /// `REMOVE #name`.
@@ -148,7 +149,8 @@ mod tests {
         assert_eq!(
             expression,
             "SET #status = :status, #started_at = if_not_exists(#started_at, :started_at), \
-             #attempts = #attempts + :attempts, #retries_left = #retries_left + :retries_left \
+             #attempts = if_not_exists(#attempts, :zero) + :attempts, \
+             #retries_left = if_not_exists(#retries_left, :zero) + :retries_left \
              REMOVE #lease_owner, #due_shard"
         );
         assert_eq!(
@@ -169,6 +171,7 @@ mod tests {
                 (":started_at".to_owned(), n(7)),
                 (":attempts".to_owned(), n(1)),
                 (":retries_left".to_owned(), n(-1)),
+                (":zero".to_owned(), n(0)),
             ])
         );
     }
@@ -218,7 +221,7 @@ mod tests {
             .apply(client.update_item());
         assert_eq!(
             request.get_update_expression().as_deref(),
-            Some("SET #status = :status, #version = #version + :version REMOVE #due_at")
+            Some("SET #status = :status, #version = if_not_exists(#version, :zero) + :version REMOVE #due_at")
         );
         assert_eq!(request.get_condition_expression().as_deref(), Some("#status = :queued"));
         assert_eq!(
@@ -230,6 +233,7 @@ mod tests {
             Some(&HashMap::from([
                 (":status".to_owned(), s("CANCELLED")),
                 (":version".to_owned(), n(1)),
+                (":zero".to_owned(), n(0)),
                 (":queued".to_owned(), s("QUEUED")),
             ]))
         );

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::DUE_SHARD;
+use super::due_shard;
 use crate::ports::StoreError;
 use crate::record::{JobId, JobRecord, JobStatus};
 
@@ -55,6 +55,9 @@ impl From<&JobRecord> for Item {
         item.insert("expires_at".into(), n(job.expires_at));
         item.insert("version".into(), n(job.version as i64));
         item.insert("stalled_runs".into(), n(i64::from(job.stalled_runs)));
+        item.insert("takeovers".into(), n(i64::from(job.takeovers)));
+        item.insert("redrives".into(), n(i64::from(job.redrives)));
+        item.insert("resends".into(), n(i64::from(job.resends)));
         let optional_numbers = [
             ("lease_expires_at", job.lease_expires_at),
             ("started_at", job.started_at),
@@ -68,7 +71,7 @@ impl From<&JobRecord> for Item {
             }
         }
         if job.due_at.is_some() {
-            item.insert("due_shard".into(), s(DUE_SHARD));
+            item.insert("due_shard".into(), s(&due_shard(&job.id)));
         }
         if let Some(owner) = &job.lease_owner {
             item.insert("lease_owner".into(), s(owner));
@@ -130,6 +133,9 @@ impl TryFrom<&Item> for JobRecord {
             expires_at: item.get_n("expires_at")?.unwrap_or(0),
             version: item.get_n("version")?.unwrap_or(0),
             stalled_runs: item.get_n("stalled_runs")?.unwrap_or(0),
+            takeovers: item.get_n("takeovers")?.unwrap_or(0),
+            redrives: item.get_n("redrives")?.unwrap_or(0),
+            resends: item.get_n("resends")?.unwrap_or(0),
         })
     }
 }
@@ -209,12 +215,36 @@ mod tests {
             bytes: 10,
         }];
         job.error = Some(JobError::retryable("boom", "it broke"));
+        (job.takeovers, job.redrives, job.resends) = (2, 1, 3);
         let item = Item::from(&job);
-        assert_eq!(item["due_shard"], s(DUE_SHARD));
+        assert_eq!(item["due_shard"], s(&due_shard(&job.id)));
         assert_eq!(JobRecord::try_from(&item).unwrap(), job);
 
         job.due_at = None;
         assert!(!Item::from(&job).contains_key("due_shard"));
+    }
+
+    #[test]
+    fn due_shards_spread_ids_evenly_over_every_shard() {
+        use super::super::{due_shards, DUE_SHARDS};
+        let shards: Vec<String> = due_shards().collect();
+        assert_eq!(shards.len(), DUE_SHARDS);
+        let mut counts = std::collections::HashMap::new();
+        for i in 0..4_000 {
+            let id = if i % 2 == 0 {
+                JobId::random()
+            } else {
+                JobId::for_idempotency_key("alice", &i.to_string())
+            };
+            let shard = due_shard(&id);
+            assert!(shards.contains(&shard), "{shard} is not one the reconciler reads");
+            *counts.entry(shard).or_insert(0) += 1;
+        }
+        // 250 expected per shard; far outside chance if ids did not spread.
+        for shard in &shards {
+            let count = counts.get(shard).copied().unwrap_or(0);
+            assert!((150..=350).contains(&count), "{shard}: {count} of 4000 ids");
+        }
     }
 
     #[test]

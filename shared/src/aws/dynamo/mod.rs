@@ -2,7 +2,10 @@
 //! Every write is a single conditional request; a failed condition returns
 //! the old item (`ReturnValuesOnConditionCheckFailure = ALL_OLD`) so callers
 //! learn why without a second read. Non-terminal jobs carry `due_shard` and
-//! `due_at`, the keys of the sparse index the reconciler scans.
+//! `due_at`, the keys of the sparse index the reconciler scans; the index is
+//! spread over [`DUE_SHARDS`] partition keys ([`due_shard`]) so that the
+//! writes of claims, heartbeats and finishes do not all land on one
+//! partition of the index.
 //!
 //! The item codec lives in [`item`], list cursors in [`cursor`], and every
 //! update is written with the [`expr::Update`] builder.
@@ -24,27 +27,50 @@ use crate::ports::{
 };
 use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 
-/// The partition key of the sparse due index; every non-terminal job has it.
-pub const DUE_SHARD: &str = "due";
+/// How many partition keys the sparse due index is spread over: one per
+/// hex digit a job id can end with (the random or hashed end of its UUID).
+/// A GSI partition takes about 1,000 writes/s; see the README's capacity model.
+pub const DUE_SHARDS: usize = 16;
+
+/// The due index's partition key for job `id`: `due-<last hex digit of the
+/// id>`, `due-0` … `due-f`. Stable for the life of the job, spread evenly.
+pub fn due_shard(id: &JobId) -> String {
+    let last = id.as_str().chars().last().unwrap_or('0');
+    format!("due-{last}")
+}
+
+/// Every partition key of the due index, in order; the reconciler reads them all.
+pub fn due_shards() -> impl Iterator<Item = String> {
+    "0123456789abcdef".chars().map(|digit| format!("due-{digit}"))
+}
 /// The name of the sparse due index (`due_shard`, `due_at`) in `template.yaml`.
 pub const DUE_INDEX: &str = "due";
 /// The name of the owner index (`owner`, `created_at`) in `template.yaml`.
 pub const OWNER_INDEX: &str = "by-owner";
 
-/// When a worker may claim a job. The one home of this rule is
-/// [`JobRecord::claimable_at`] (`shared/src/record.rs`); this condition must
-/// stay equal to it, and the contract tests hold both to it.
-/// `attribute_exists(pk)` makes a missing job fail without an old item, which
-/// tells "not found" from "not claimable".
-const CLAIMABLE: &str = "attribute_exists(pk) AND (\
-    (#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now) AND #cancel_requested = :false) \
-    OR (#status = :running AND #lease_expires_at < :now))";
+/// When a worker may start a queued job: the first half of
+/// [`JobRecord::claimable_at`] (`shared/src/record.rs`), the one home of the
+/// rule; [`TAKEOVER`] is the other half. The two conditions must stay equal
+/// to it, and the contract tests hold them to it. `attribute_exists(pk)`
+/// makes a missing job fail without an old item, which tells "not found"
+/// from "not claimable".
+const CLAIMABLE_QUEUED: &str = "attribute_exists(pk) AND #status = :queued \
+    AND (attribute_not_exists(#run_at) OR #run_at <= :now) AND #cancel_requested = :false";
+
+/// When a worker may take over a running job whose lease expired: the second
+/// half of [`JobRecord::claimable_at`].
+const TAKEOVER: &str = "#status = :running AND #lease_expires_at < :now AND #cancel_requested = :false";
+
+/// When a cancel request ends a job at once: [`JobRecord::unheld_at`].
+const UNHELD: &str = "#status = :queued OR (#status = :running AND #lease_expires_at < :now)";
 
 /// When the dead-letter function may end a job. The one home of this rule is
 /// [`JobRecord::dead_letterable_at`] (`shared/src/record.rs`); this condition
-/// must stay equal to it, and the contract tests hold both to it.
-const DEAD_LETTERABLE: &str = "(#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
-    OR (#status = :running AND #lease_expires_at < :now)";
+/// must stay equal to it, and the contract tests hold both to it. The
+/// generation check ([`JobRecord::redrives`]) is added per request.
+const DEAD_LETTERABLE: &str = "#cancel_requested = :false AND (\
+    (#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
+    OR (#status = :running AND #lease_expires_at < :now))";
 
 /// The [`JobStore`] of a DynamoDB table laid out as in `template.yaml`.
 pub struct DynamoJobStore {
@@ -107,6 +133,40 @@ impl DynamoJobStore {
             Err(UpdateError::Refused(Some(old))) => Ok(Transition::Refused(Box::new(JobRecord::try_from(&old)?))),
             Err(UpdateError::Refused(None)) => Ok(Transition::NotFound),
             Err(UpdateError::Store(err)) => Err(err),
+        }
+    }
+}
+
+impl DynamoJobStore {
+    /// Up to `limit` ids from one shard of the due index whose `due_at` is before `now_ms`.
+    async fn overdue_in(&self, shard: &str, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("#due_shard = :shard AND #due_at < :now")
+                .expression_attribute_names("#due_shard", "due_shard")
+                .expression_attribute_names("#due_at", "due_at")
+                .expression_attribute_values(":shard", s(shard))
+                .expression_attribute_values(":now", n(now_ms))
+                .limit((limit - ids.len()).min(1000) as i32)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            for item in output.items() {
+                if let Some(id) = item.get_s("pk")?.as_deref().and_then(JobId::parse) {
+                    ids.push(id);
+                }
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() || ids.len() >= limit {
+                return Ok(ids);
+            }
         }
     }
 }
@@ -187,21 +247,36 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {
-        let update = Update::new()
-            .set("status", s(JobStatus::Running.as_str()))
-            .set("lease_owner", s(&lease.owner))
-            .set("lease_expires_at", n(lease.expires_at))
-            .increment("attempts", 1)
-            .set_if_not_exists("started_at", n(now_ms))
-            .set("due_at", n(lease.expires_at))
-            .set("updated_at", n(now_ms))
-            .increment("version", 1)
-            .condition(CLAIMABLE)
-            .value(":queued", s(JobStatus::Queued.as_str()))
-            .value(":running", s(JobStatus::Running.as_str()))
-            .value(":now", n(now_ms))
-            .value(":false", AttributeValue::Bool(false));
-        Ok(match self.transition(id, update).await? {
+        // One request on the usual path (a queued job); a takeover, rare by
+        // nature, costs a second one, so that it counts a takeover and not
+        // an attempt.
+        let claimed = |counter: &str| {
+            Update::new()
+                .set("status", s(JobStatus::Running.as_str()))
+                .set("lease_owner", s(&lease.owner))
+                .set("lease_expires_at", n(lease.expires_at))
+                .increment(counter, 1)
+                .set("resends", n(0))
+                .set_if_not_exists("started_at", n(now_ms))
+                .set("due_at", n(lease.expires_at))
+                .set("updated_at", n(now_ms))
+                .increment("version", 1)
+                .value(":running", s(JobStatus::Running.as_str()))
+                .value(":now", n(now_ms))
+                .value(":false", AttributeValue::Bool(false))
+        };
+        let queued = claimed("attempts")
+            .condition(CLAIMABLE_QUEUED)
+            .value(":queued", s(JobStatus::Queued.as_str()));
+        let found = match self.transition(id, queued).await? {
+            Transition::Done(job) => return Ok(ClaimOutcome::Claimed(job)),
+            Transition::NotFound => return Ok(ClaimOutcome::NotFound),
+            Transition::Refused(job) => job,
+        };
+        if !(found.status == JobStatus::Running && found.claimable_at(now_ms)) {
+            return Ok(ClaimOutcome::NotClaimable(found));
+        }
+        Ok(match self.transition(id, claimed("takeovers").condition(TAKEOVER)).await? {
             Transition::Done(job) => ClaimOutcome::Claimed(job),
             Transition::Refused(job) => ClaimOutcome::NotClaimable(job),
             Transition::NotFound => ClaimOutcome::NotFound,
@@ -279,11 +354,15 @@ impl JobStore for DynamoJobStore {
     async fn request_cancel(&self, id: &JobId, now_ms: i64) -> Result<CancelOutcome, StoreError> {
         // A job can move between QUEUED and RUNNING while we ask; a few rounds settle it.
         for _ in 0..4 {
-            let queued = end_of_job(JobStatus::Cancelled, now_ms, self.retention_seconds)
+            let unheld = end_of_job(JobStatus::Cancelled, now_ms, self.retention_seconds)
                 .set("cancel_requested", AttributeValue::Bool(true))
-                .condition("#status = :queued")
-                .value(":queued", s(JobStatus::Queued.as_str()));
-            let found = match self.transition(id, queued).await? {
+                .remove("lease_owner")
+                .remove("lease_expires_at")
+                .condition(UNHELD)
+                .value(":queued", s(JobStatus::Queued.as_str()))
+                .value(":running", s(JobStatus::Running.as_str()))
+                .value(":now", n(now_ms));
+            let found = match self.transition(id, unheld).await? {
                 Transition::Done(job) => return Ok(CancelOutcome::Cancelled(job)),
                 Transition::NotFound => return Ok(CancelOutcome::NotFound),
                 Transition::Refused(job) => job,
@@ -295,8 +374,9 @@ impl JobStore for DynamoJobStore {
                 .set("cancel_requested", AttributeValue::Bool(true))
                 .set("updated_at", n(now_ms))
                 .increment("version", 1)
-                .condition("#status = :running")
-                .value(":running", s(JobStatus::Running.as_str()));
+                .condition("#status = :running AND #lease_expires_at >= :now")
+                .value(":running", s(JobStatus::Running.as_str()))
+                .value(":now", n(now_ms));
             match self.transition(id, running).await? {
                 Transition::Done(job) => return Ok(CancelOutcome::Requested(job)),
                 Transition::NotFound => return Ok(CancelOutcome::NotFound),
@@ -309,15 +389,29 @@ impl JobStore for DynamoJobStore {
         ))
     }
 
-    async fn dead_letter(&self, id: &JobId, error: &JobError, now_ms: i64) -> Result<Transition, StoreError> {
+    async fn dead_letter(
+        &self,
+        id: &JobId,
+        error: &JobError,
+        redrives: u32,
+        now_ms: i64,
+    ) -> Result<Transition, StoreError> {
+        // Records written before generations existed have no `redrives`: generation 0.
+        let generation = if redrives == 0 {
+            "(attribute_not_exists(#redrives) OR #redrives = :redrives)"
+        } else {
+            "#redrives = :redrives"
+        };
         let update = end_of_job(JobStatus::DeadLettered, now_ms, self.retention_seconds)
             .set("error", json(error)?)
             .remove("lease_owner")
             .remove("lease_expires_at")
-            .condition(DEAD_LETTERABLE)
+            .condition(&format!("{generation} AND ({DEAD_LETTERABLE})"))
+            .value(":redrives", n(i64::from(redrives)))
             .value(":queued", s(JobStatus::Queued.as_str()))
             .value(":running", s(JobStatus::Running.as_str()))
-            .value(":now", n(now_ms));
+            .value(":now", n(now_ms))
+            .value(":false", AttributeValue::Bool(false));
         self.transition(id, update).await
     }
 
@@ -325,10 +419,14 @@ impl JobStore for DynamoJobStore {
         let update = Update::new()
             .set("status", s(JobStatus::Queued.as_str()))
             .set("due_at", n(due_at))
-            .set("due_shard", s(DUE_SHARD))
+            .set("due_shard", s(&due_shard(id)))
             .set("updated_at", n(now_ms))
             .set("attempts", n(0))
+            .set("takeovers", n(0))
+            .set("resends", n(0))
             .set("stalled_runs", n(0))
+            .increment("redrives", 1)
+            .remove("started_at")
             .set("cancel_requested", AttributeValue::Bool(false))
             .set("expires_at", n(JobRecord::expiry_after(now_ms, self.retention_seconds)))
             .increment("version", 1)
@@ -376,40 +474,24 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        // An even share of `limit` from every shard, the most overdue of
+        // each first, so one crowded shard cannot hide the others; what a
+        // shard holds beyond its share waits for the next pass.
+        let share = limit.div_ceil(DUE_SHARDS).max(1);
         let mut ids = Vec::new();
-        let mut start_key = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(DUE_INDEX)
-                .key_condition_expression("#due_shard = :shard AND #due_at < :now")
-                .expression_attribute_names("#due_shard", "due_shard")
-                .expression_attribute_names("#due_at", "due_at")
-                .expression_attribute_values(":shard", s(DUE_SHARD))
-                .expression_attribute_values(":now", n(now_ms))
-                .limit((limit - ids.len()).min(1000) as i32)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-            for item in output.items() {
-                if let Some(id) = item.get_s("pk")?.as_deref().and_then(JobId::parse) {
-                    ids.push(id);
-                }
-            }
-            start_key = output.last_evaluated_key;
-            if start_key.is_none() || ids.len() >= limit {
-                return Ok(ids);
-            }
+        for shard in due_shards() {
+            ids.extend(self.overdue_in(&shard, now_ms, share).await?);
         }
+        ids.truncate(limit);
+        Ok(ids)
     }
 
-    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64) -> Result<bool, StoreError> {
-        let update = Update::new()
-            .set("due_at", n(new_due_at))
-            .increment("version", 1)
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
+        let mut update = Update::new().set("due_at", n(new_due_at)).increment("version", 1);
+        if resent {
+            update = update.increment("resends", 1);
+        }
+        let update = update
             .condition("#due_at = :expected")
             .value(":expected", n(expected));
         Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
