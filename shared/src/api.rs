@@ -93,8 +93,12 @@ pub struct JobView {
     /// The latest progress message, if the job gave one; cleared on success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Runs started so far, continuations after a checkpoint not counted.
+    /// Runs started from the queue so far: continuations after a checkpoint
+    /// and takeovers of a crashed run not counted.
     pub attempts: u32,
+    /// Times another worker took the job over from a run that crashed or
+    /// lost touch (its lease expired); they use no attempt.
+    pub takeovers: u32,
     /// How many attempts retryable errors may use before the job fails.
     pub max_attempts: u32,
     /// The job's deadline in seconds, counted from its first start.
@@ -139,6 +143,7 @@ impl JobView {
             progress: job.progress,
             message: job.progress_message.clone(),
             attempts: job.attempts,
+            takeovers: job.takeovers,
             max_attempts: job.max_attempts,
             timeout_seconds: job.timeout_seconds,
             cancel_requested: job.cancel_requested,

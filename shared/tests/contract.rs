@@ -454,7 +454,10 @@ mod cases {
             Transition::Refused(_)
         ));
         assert!(matches!(
-            store.dead_letter(&backing_off.id, &error, 0, now + 10_000).await.unwrap(),
+            store
+                .dead_letter(&backing_off.id, &error, 0, now + 10_000)
+                .await
+                .unwrap(),
             Transition::Done(_)
         ));
 
@@ -471,7 +474,11 @@ mod cases {
                 );
                 assert_eq!((job.attempts, job.cancel_requested), (0, false), "a fresh start");
                 assert_eq!(job.started_at, None, "its timeout counts from the next start");
-                assert_eq!((job.takeovers, job.resends, job.redrives), (0, 0, 1), "a new generation");
+                assert_eq!(
+                    (job.takeovers, job.resends, job.redrives),
+                    (0, 0, 1),
+                    "a new generation"
+                );
                 assert_eq!(job.expires_at, (now + 5) / 1000 + RETENTION_SECONDS);
             }
             other => panic!("expected Done, got {other:?}"),
@@ -587,27 +594,44 @@ mod cases {
     }
 
     pub async fn overdue_jobs_are_found_and_deferred_once(store: &dyn JobStore) {
-        let now = now_ms();
+        // Due far in the future, read "as of" later still: the reconciler of
+        // the runtime sharing the emulator's table never sees these jobs as
+        // overdue, so nothing races the deferrals below.
+        let now = now_ms() + 10_000_000_000;
         let mut overdue = new_job(now - 200_000);
         overdue.due_at = Some(now - 100_000);
-        store.create(&overdue, now).await.unwrap();
-        let not_yet = new_job(now);
-        store.create(&not_yet, now).await.unwrap();
-        let found = store.overdue(now, 10_000).await.unwrap();
+        store.create(&overdue, now_ms()).await.unwrap();
+        let mut not_yet = new_job(now);
+        not_yet.due_at = Some(now + 60_000);
+        store.create(&not_yet, now_ms()).await.unwrap();
+        let found = store.overdue(now, 100_000).await.unwrap();
         assert!(found.contains(&overdue.id));
         assert!(!found.contains(&not_yet.id));
 
-        assert!(store.defer_due(&overdue.id, now - 100_000, now + 60_000, true).await.unwrap());
+        assert!(store
+            .defer_due(&overdue.id, now - 100_000, now + 60_000, true)
+            .await
+            .unwrap());
         assert!(
-            !store.defer_due(&overdue.id, now - 100_000, now + 90_000, true).await.unwrap(),
+            !store
+                .defer_due(&overdue.id, now - 100_000, now + 90_000, true)
+                .await
+                .unwrap(),
             "only once"
         );
         let deferred = store.get(&overdue.id).await.unwrap().unwrap();
         assert_eq!((deferred.due_at, deferred.resends), (Some(now + 60_000), 1));
         assert!(!store.overdue(now, 10_000).await.unwrap().contains(&overdue.id));
         assert!(!store.defer_due(&JobId::random(), 1, 2, false).await.unwrap());
-        assert!(store.defer_due(&overdue.id, now + 60_000, now + 120_000, false).await.unwrap());
-        assert_eq!(store.get(&overdue.id).await.unwrap().unwrap().resends, 1, "a plain deferral is no resend");
+        assert!(store
+            .defer_due(&overdue.id, now + 60_000, now + 120_000, false)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.get(&overdue.id).await.unwrap().unwrap().resends,
+            1,
+            "a plain deferral is no resend"
+        );
         let running = claimed(store.claim(&overdue.id, &Lease::new(now + 60_000), now).await.unwrap());
         assert_eq!(running.resends, 0, "a claim starts the count of resends again");
     }
@@ -615,7 +639,8 @@ mod cases {
     /// The due index is spread over shards; the reconciler's read finds an
     /// overdue job whichever shard its id puts it in.
     pub async fn overdue_jobs_are_found_in_every_shard(store: &dyn JobStore) {
-        let now = now_ms();
+        // Due far in the future (see `overdue_jobs_are_found_and_deferred_once`).
+        let now = now_ms() + 10_000_000_000;
         let mut by_shard = std::collections::BTreeMap::new();
         while by_shard.len() < longrun::aws::DUE_SHARDS {
             let mut job = new_job(now - 200_000);
@@ -623,9 +648,9 @@ mod cases {
             by_shard.entry(longrun::aws::due_shard(&job.id)).or_insert(job);
         }
         for job in by_shard.values() {
-            store.create(job, now).await.unwrap();
+            store.create(job, now_ms()).await.unwrap();
         }
-        let found = store.overdue(now, 10_000).await.unwrap();
+        let found = store.overdue(now, 100_000).await.unwrap();
         for (shard, job) in &by_shard {
             assert!(found.contains(&job.id), "the overdue job in {shard} was not found");
         }

@@ -1,8 +1,11 @@
 //! Soak: a few hundred jobs of mixed outcomes while the runtime is killed
-//! (`kill -9`) and restarted at random moments. Afterwards every job is
-//! terminal with the outcome its kind must have, none is lost, and none
-//! completed twice. The counts are printed and written to
-//! `LONGRUN_SOAK_REPORT` when set (`make test` shows them).
+//! (`kill -9`) and restarted at random moments, every restart with
+//! transient DynamoDB and SQS faults injected into the worker, reconciler
+//! and dead-letter functions ([`FAULTS`]). Afterwards every job is terminal
+//! with the outcome its kind must have (store faults never use up an
+//! attempt or walk a job to the DLQ), none is lost, none completed twice,
+//! and no result object changed after its job ended. The counts are printed
+//! and written to `LONGRUN_SOAK_REPORT` when set (`make test` shows them).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -58,9 +61,21 @@ impl Kind {
     }
 }
 
+/// The faults every restarted runtime injects: a share of the functions'
+/// DynamoDB and SQS calls fail before they are sent, as in an outage.
+const FAULTS: &[&str] = &[
+    "WorkerFunction:UpdateItem=0.05",
+    "WorkerFunction:SendMessage=0.05",
+    "WorkerFunction:ChangeMessageVisibility=0.1",
+    "ReconcilerFunction:Query=0.2",
+    "ReconcilerFunction:UpdateItem=0.1",
+    "DeadLetterFunction:GetItem=0.1",
+    "DeadLetterFunction:UpdateItem=0.1",
+];
+
 #[tokio::test]
 #[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
-async fn hundreds_of_jobs_survive_random_worker_kills() {
+async fn hundreds_of_jobs_survive_random_worker_kills_and_store_faults() {
     let jobs: usize = std::env::var("LONGRUN_SOAK_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -70,7 +85,10 @@ async fn hundreds_of_jobs_survive_random_worker_kills() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     // A longer enqueue grace than the other tests: the backlog itself must not look overdue.
-    let mut runtime = LocalRuntime::start("longrun-soak", &["--parameter-overrides", "EnqueueGraceSeconds=30"]).await;
+    let grace = ["--parameter-overrides", "EnqueueGraceSeconds=30"];
+    let mut runtime = LocalRuntime::start("longrun-soak", &grace).await;
+    let mut faulty: Vec<&str> = FAULTS.iter().flat_map(|rule| ["--fault", rule]).collect();
+    faulty.extend(grace);
     let stack = Stack::local(&runtime).await;
     let mut submitted: Vec<(String, Kind)> = Vec::with_capacity(jobs);
     for i in 0..jobs {
@@ -87,13 +105,15 @@ async fn hundreds_of_jobs_survive_random_worker_kills() {
         seed ^= seed << 17;
         tokio::time::sleep(Duration::from_millis(2_500 + seed % 3_000)).await;
         runtime.kill();
-        runtime.restart().await;
+        runtime.restart_with(&faulty).await;
     }
 
     let mut stack = Stack::local(&runtime).await;
     stack.owner = owner;
     let started = Instant::now();
     let mut outcomes: BTreeMap<String, Value> = BTreeMap::new();
+    // The result objects of each job as they were when it was first seen ended.
+    let mut results_at_end: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     while outcomes.len() < submitted.len() {
         for (id, _) in &submitted {
             if outcomes.contains_key(id) {
@@ -101,6 +121,7 @@ async fn hundreds_of_jobs_survive_random_worker_kills() {
             }
             let view = stack.job(id).await;
             if !matches!(view["status"].as_str(), Some("QUEUED") | Some("RUNNING")) {
+                results_at_end.insert(id.clone(), stack.result_etags(id).await);
                 outcomes.insert(id.clone(), view);
             }
         }
@@ -135,19 +156,29 @@ async fn hundreds_of_jobs_survive_random_worker_kills() {
         let done = completions.get(id).copied().unwrap_or(0);
         assert!(done <= 1, "job {id} completed {done} times");
         if status == "SUCCEEDED" {
-            assert!(
-                !stack.result_keys(id).await.is_empty(),
-                "job {id} SUCCEEDED without results"
+            assert!(!results_at_end[id].is_empty(), "job {id} SUCCEEDED without results");
+        }
+        assert_eq!(
+            stack.result_etags(id).await,
+            results_at_end[id],
+            "job {id}: its result objects changed after it ended"
+        );
+        if *kind != Kind::AlwaysCrashes {
+            // Kills are takeovers and store faults are passed on: neither uses an attempt.
+            let attempts_expected = 1 + u64::from(*kind == Kind::FailsOnceThenSucceeds);
+            assert_eq!(
+                view["attempts"].as_u64(),
+                Some(attempts_expected),
+                "job {id} ({kind:?}) used attempts on kills or faults: {view}"
             );
         }
-        let retries_expected = u64::from(*kind == Kind::FailsOnceThenSucceeds);
-        if view["attempts"].as_u64().unwrap_or(0) > 1 + retries_expected && *kind != Kind::AlwaysCrashes {
+        if view["takeovers"].as_u64().unwrap_or(0) > 0 {
             taken_over += 1;
         }
         *by_status.entry(status).or_default() += 1;
     }
     let report = format!(
-        "soak: {} jobs, {kills} kill -9 + restarts, {:.0} s to drain after the last restart; outcomes {:?}; \
+        "soak: {} jobs, {kills} kill -9 + restarts with injected store faults, {:.0} s to drain after the last restart; outcomes {:?}; \
          lost 0, completed twice 0, {taken_over} jobs taken over after a kill",
         submitted.len(),
         started.elapsed().as_secs_f64(),

@@ -210,6 +210,24 @@ impl Stack {
         answer.body["id"].as_str().expect("job id").to_owned()
     }
 
+    /// Every result object stored for a job, key to ETag: what a later
+    /// listing is compared with to prove nothing changed.
+    pub async fn result_etags(&self, id: &str) -> std::collections::BTreeMap<String, String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("results/{id}/"))
+            .send()
+            .await
+            .expect("list results");
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| Some((o.key()?.to_owned(), o.e_tag().unwrap_or_default().to_owned())))
+            .collect()
+    }
+
     /// The keys of the result objects stored for a job.
     pub async fn result_keys(&self, id: &str) -> Vec<String> {
         let listed = self

@@ -141,7 +141,10 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
 /// Ends a job whose owner asked to cancel and that no worker holds.
 async fn cancel(deps: &DeadLetterDeps, id: &longrun::JobId, now: i64) -> Result<(), DeadLetterError> {
     let outcome = deps.store.request_cancel(id, now).await?;
-    tracing::info!(?outcome, "dead letter for a job with a cancel request; cancelled instead");
+    tracing::info!(
+        ?outcome,
+        "dead letter for a job with a cancel request; cancelled instead"
+    );
     Ok(())
 }
 
@@ -263,12 +266,18 @@ mod tests {
         let first = job(&f);
         let stale = for_job(&first);
         handle(&f.deps, batch(vec![stale.clone()])).await;
-        assert_eq!(f.store.get(&first.id).await.unwrap().unwrap().status, JobStatus::DeadLettered);
+        assert_eq!(
+            f.store.get(&first.id).await.unwrap().unwrap().status,
+            JobStatus::DeadLettered
+        );
 
         // The operator redrives it; the old message (or a duplicate of it)
         // reaches the dead-letter function again.
         let now = now_ms();
-        f.store.requeue_dead_lettered(&first.id, now, now + 60_000).await.unwrap();
+        f.store
+            .requeue_dead_lettered(&first.id, now, now + 60_000)
+            .await
+            .unwrap();
         let redriven = f.store.get(&first.id).await.unwrap().unwrap();
         assert_eq!((redriven.status, redriven.redrives), (JobStatus::Queued, 1));
         let response = handle(&f.deps, batch(vec![stale])).await;
@@ -281,8 +290,15 @@ mod tests {
 
         // A dead letter of the redriven generation still ends it.
         let current = JobMessage::for_job(&redriven, now);
-        handle(&f.deps, batch(vec![message("m2", &serde_json::to_string(&current).unwrap())])).await;
-        assert_eq!(f.store.get(&first.id).await.unwrap().unwrap().status, JobStatus::DeadLettered);
+        handle(
+            &f.deps,
+            batch(vec![message("m2", &serde_json::to_string(&current).unwrap())]),
+        )
+        .await;
+        assert_eq!(
+            f.store.get(&first.id).await.unwrap().unwrap().status,
+            JobStatus::DeadLettered
+        );
     }
 
     #[tokio::test]
@@ -294,7 +310,10 @@ mod tests {
 
         let crashed = job(&f);
         let now = now_ms();
-        f.store.claim(&crashed.id, &Lease::new(now - 1_000), now - 2_000).await.unwrap();
+        f.store
+            .claim(&crashed.id, &Lease::new(now - 1_000), now - 2_000)
+            .await
+            .unwrap();
         f.store.request_cancel(&crashed.id, now - 1_500).await.unwrap();
 
         handle(&f.deps, batch(vec![for_job(&queued), for_job(&crashed)])).await;

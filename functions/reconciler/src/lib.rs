@@ -134,7 +134,9 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
     if !deps.store.defer_due(id, due_at, next_due, stuck).await? || !stuck {
         return Ok(Action::Skipped);
     }
-    deps.queue.enqueue(&job.queue, &JobMessage::for_job(&job, now_ms), 0).await?;
+    deps.queue
+        .enqueue(&job.queue, &JobMessage::for_job(&job, now_ms), 0)
+        .await?;
     tracing::warn!(
         status = %job.status,
         overdue_ms = now_ms - due_at,
@@ -287,13 +289,22 @@ mod tests {
         let (deps, store, queue) = fixture();
         let now = now_ms();
         let crashed = job(&store, now - 10_000);
-        store.claim(&crashed.id, &Lease::new(now - 5_000), now - 9_000).await.unwrap();
+        store
+            .claim(&crashed.id, &Lease::new(now - 5_000), now - 9_000)
+            .await
+            .unwrap();
         store.request_cancel(&crashed.id, now - 8_000).await.unwrap();
-        assert_eq!(store.get(&crashed.id).await.unwrap().unwrap().status, JobStatus::Running);
+        assert_eq!(
+            store.get(&crashed.id).await.unwrap().unwrap().status,
+            JobStatus::Running
+        );
         let report = handle(&deps, now).await.unwrap();
         assert_eq!((report.cancelled, report.enqueued), (1, 0));
         assert!(queue.sent().is_empty());
-        assert_eq!(store.get(&crashed.id).await.unwrap().unwrap().status, JobStatus::Cancelled);
+        assert_eq!(
+            store.get(&crashed.id).await.unwrap().unwrap().status,
+            JobStatus::Cancelled
+        );
     }
 
     #[tokio::test]

@@ -65,7 +65,10 @@ pub(crate) async fn heartbeat(
         sleep_until_ms(next_at.min(lapse_at)).await;
         let now = now_ms();
         if now >= lapse_at {
-            tracing::error!(lease_expires_at, "the lease could not be extended and is about to lapse; stopping the run");
+            tracing::error!(
+                lease_expires_at,
+                "the lease could not be extended and is about to lapse; stopping the run"
+            );
             signal.lease_lost();
             return HeartbeatEnd::Lapsing { lease_expires_at };
         }
@@ -87,8 +90,11 @@ pub(crate) async fn heartbeat(
                 // Only now: a message whose job's lease was not extended must
                 // not be hidden past the lease.
                 let remaining = Duration::from_millis((extended.expires_at - margin_ms - now_ms()).max(0) as u64);
-                let _ = tokio::time::timeout(remaining, hide_for(&deps, &message, config.heartbeat_visibility_seconds()))
-                    .await;
+                let _ = tokio::time::timeout(
+                    remaining,
+                    hide_for(&deps, &message, config.heartbeat_visibility_seconds()),
+                )
+                .await;
             }
             Ok(Err(StoreError::LeaseLost)) => {
                 tracing::warn!("heartbeat found the lease lost");

@@ -232,7 +232,10 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             // as its lease has expired and another worker may take it over.
             return return_after_lease(deps, message, &job, lease_expires_at).await;
         }
-        Stopped::Heartbeat(_) => Err(JobError::permanent(codes::LEASE_LOST, "another worker took over this job")),
+        Stopped::Heartbeat(_) => Err(JobError::permanent(
+            codes::LEASE_LOST,
+            "another worker took over this job",
+        )),
     };
     // The lease as the heartbeat last extended it: the ending's write and
     // its fallbacks count from that expiry.

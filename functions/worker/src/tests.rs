@@ -762,7 +762,11 @@ struct HangingHeartbeats(Arc<MemoryJobStore>);
 
 #[longrun::async_trait]
 impl JobStore for HangingHeartbeats {
-    async fn create(&self, job: &JobRecord, now: i64) -> Result<longrun::ports::CreateOutcome, longrun::ports::StoreError> {
+    async fn create(
+        &self,
+        job: &JobRecord,
+        now: i64,
+    ) -> Result<longrun::ports::CreateOutcome, longrun::ports::StoreError> {
         self.0.create(job, now).await
     }
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, longrun::ports::StoreError> {
@@ -797,7 +801,11 @@ impl JobStore for HangingHeartbeats {
     ) -> Result<JobRecord, longrun::ports::StoreError> {
         self.0.finish(id, owner, finish, now).await
     }
-    async fn request_cancel(&self, id: &JobId, now: i64) -> Result<longrun::ports::CancelOutcome, longrun::ports::StoreError> {
+    async fn request_cancel(
+        &self,
+        id: &JobId,
+        now: i64,
+    ) -> Result<longrun::ports::CancelOutcome, longrun::ports::StoreError> {
         self.0.request_cancel(id, now).await
     }
     async fn dead_letter(
@@ -829,7 +837,13 @@ impl JobStore for HangingHeartbeats {
     async fn overdue(&self, now: i64, limit: usize) -> Result<Vec<JobId>, longrun::ports::StoreError> {
         self.0.overdue(now, limit).await
     }
-    async fn defer_due(&self, id: &JobId, expected: i64, new: i64, resent: bool) -> Result<bool, longrun::ports::StoreError> {
+    async fn defer_due(
+        &self,
+        id: &JobId,
+        expected: i64,
+        new: i64,
+        resent: bool,
+    ) -> Result<bool, longrun::ports::StoreError> {
         self.0.defer_due(id, expected, new, resent).await
     }
 }
@@ -880,7 +894,10 @@ async fn a_redriven_job_runs_afresh_even_long_after_its_first_start() {
     dead.due_at = None;
     f.store.insert(dead.clone());
     let now = now_ms();
-    f.store.requeue_dead_lettered(&dead.id, now, now + 60_000).await.unwrap();
+    f.store
+        .requeue_dead_lettered(&dead.id, now, now + 60_000)
+        .await
+        .unwrap();
     let redriven = reload(&f, &dead).await;
     let response = handle(&f.deps, event(vec![job_message(&redriven, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty());
@@ -908,7 +925,10 @@ async fn store_faults_around_runs_never_redeliver_a_message() {
         let before = f.queue.sent().len();
         let response = handle(&f.deps, event(vec![next.clone()]), &context(60)).await;
         f.store.set_unavailable(false);
-        assert!(failures(&response).is_empty(), "round {round}: a message was redelivered");
+        assert!(
+            failures(&response).is_empty(),
+            "round {round}: a message was redelivered"
+        );
         let record = reload(&f, &job).await;
         if record.status.is_terminal() {
             assert_eq!(record.status, JobStatus::Failed);
@@ -921,7 +941,11 @@ async fn store_faults_around_runs_never_redeliver_a_message() {
         due.run_at = None;
         f.store.insert(due);
         let sent = f.queue.sent();
-        assert_eq!(sent.len(), before + 1, "round {round}: the job went on as a fresh message");
+        assert_eq!(
+            sent.len(),
+            before + 1,
+            "round {round}: the job went on as a fresh message"
+        );
         let body = serde_json::to_string(&sent.last().unwrap().message).unwrap();
         next = message(&format!("m{}", round + 1), &body);
     }

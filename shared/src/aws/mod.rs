@@ -14,8 +14,64 @@ pub use s3::S3ObjectStore;
 pub use sqs::SqsJobQueue;
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use aws_smithy_types::timeout::TimeoutConfig;
 
 use crate::config::Config;
+
+/// Time limits on every SDK call, so that a request that hangs (a stalled
+/// connection, a black-holed endpoint) fails instead of stalling the caller
+/// — above all the worker's heartbeat, which must learn in time that it
+/// could not extend its lease. Each attempt is bounded, and the whole
+/// operation with the SDK's retries (3 attempts in its standard mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SdkTimeouts {
+    /// Opening a connection.
+    pub connect: Duration,
+    /// One attempt of a DynamoDB or SQS call.
+    pub attempt: Duration,
+    /// A DynamoDB or SQS call with its retries.
+    pub operation: Duration,
+    /// One attempt of an S3 call (until its response starts; a streamed
+    /// body is read after it, under the job's own deadline).
+    pub object_attempt: Duration,
+    /// An S3 call with its retries.
+    pub object_operation: Duration,
+}
+
+impl Default for SdkTimeouts {
+    /// 3 s to connect; DynamoDB and SQS 5 s an attempt, 12 s in all (well
+    /// inside a 60 s lease); S3 60 s an attempt, 150 s in all (results of
+    /// a few MB on a slow link).
+    fn default() -> Self {
+        SdkTimeouts {
+            connect: Duration::from_secs(3),
+            attempt: Duration::from_secs(5),
+            operation: Duration::from_secs(12),
+            object_attempt: Duration::from_secs(60),
+            object_operation: Duration::from_secs(150),
+        }
+    }
+}
+
+impl SdkTimeouts {
+    fn records(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+
+    fn objects(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.object_attempt)
+            .operation_timeout(self.object_operation)
+            .build()
+    }
+}
 
 /// The SDK clients a process needs, built once in `main`.
 #[derive(Clone, Debug)]
@@ -44,11 +100,19 @@ impl AwsClients {
         Self::with_faults(shared, None)
     }
 
-    /// Clients that fail calls as `faults` says (none when `None`).
+    /// Clients that fail calls as `faults` says (none when `None`), with the
+    /// default [`SdkTimeouts`].
     pub fn with_faults(shared: &aws_config::SdkConfig, faults: Option<FaultInjector>) -> Self {
-        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(shared);
-        let mut sqs = aws_sdk_sqs::config::Builder::from(shared);
-        let mut s3 = aws_sdk_s3::config::Builder::from(shared).force_path_style(shared.endpoint_url().is_some());
+        Self::build(shared, faults, SdkTimeouts::default())
+    }
+
+    /// Clients that fail calls as `faults` says, each call bounded by `timeouts`.
+    pub fn build(shared: &aws_config::SdkConfig, faults: Option<FaultInjector>, timeouts: SdkTimeouts) -> Self {
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(shared).timeout_config(timeouts.records());
+        let mut sqs = aws_sdk_sqs::config::Builder::from(shared).timeout_config(timeouts.records());
+        let mut s3 = aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(shared.endpoint_url().is_some())
+            .timeout_config(timeouts.objects());
         if let Some(faults) = faults {
             dynamodb = dynamodb.interceptor(faults.clone());
             sqs = sqs.interceptor(faults.clone());

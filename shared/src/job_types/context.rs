@@ -323,6 +323,9 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code, codes::LEASE_LOST);
-        assert!(h.objects.keys().is_empty(), "nothing written by a run that lost its lease");
+        assert!(
+            h.objects.keys().is_empty(),
+            "nothing written by a run that lost its lease"
+        );
     }
 }

@@ -48,7 +48,8 @@ impl Update {
     /// changed by `by` (negative to count down), counted from 0 when absent
     /// (a record written before the counter existed).
     pub fn increment(mut self, name: &str, by: i64) -> Self {
-        self.set.push(format!("#{name} = if_not_exists(#{name}, :zero) + :{name}"));
+        self.set
+            .push(format!("#{name} = if_not_exists(#{name}, :zero) + :{name}"));
         self.value(":zero", AttributeValue::N("0".into()))
             .value(&format!(":{name}"), AttributeValue::N(by.to_string()))
     }

@@ -261,7 +261,6 @@ impl JobStore for DynamoJobStore {
                 .set("due_at", n(lease.expires_at))
                 .set("updated_at", n(now_ms))
                 .increment("version", 1)
-                .value(":running", s(JobStatus::Running.as_str()))
                 .value(":now", n(now_ms))
                 .value(":false", AttributeValue::Bool(false))
         };
@@ -276,7 +275,10 @@ impl JobStore for DynamoJobStore {
         if !(found.status == JobStatus::Running && found.claimable_at(now_ms)) {
             return Ok(ClaimOutcome::NotClaimable(found));
         }
-        Ok(match self.transition(id, claimed("takeovers").condition(TAKEOVER)).await? {
+        let takeover = claimed("takeovers")
+            .condition(TAKEOVER)
+            .value(":running", s(JobStatus::Running.as_str()));
+        Ok(match self.transition(id, takeover).await? {
             Transition::Done(job) => ClaimOutcome::Claimed(job),
             Transition::Refused(job) => ClaimOutcome::NotClaimable(job),
             Transition::NotFound => ClaimOutcome::NotFound,
@@ -374,9 +376,8 @@ impl JobStore for DynamoJobStore {
                 .set("cancel_requested", AttributeValue::Bool(true))
                 .set("updated_at", n(now_ms))
                 .increment("version", 1)
-                .condition("#status = :running AND #lease_expires_at >= :now")
-                .value(":running", s(JobStatus::Running.as_str()))
-                .value(":now", n(now_ms));
+                .condition("#status = :running")
+                .value(":running", s(JobStatus::Running.as_str()));
             match self.transition(id, running).await? {
                 Transition::Done(job) => return Ok(CancelOutcome::Requested(job)),
                 Transition::NotFound => return Ok(CancelOutcome::NotFound),
@@ -477,10 +478,22 @@ impl JobStore for DynamoJobStore {
         // An even share of `limit` from every shard, the most overdue of
         // each first, so one crowded shard cannot hide the others; what a
         // shard holds beyond its share waits for the next pass.
+        // A shard that cannot be read is skipped (its jobs wait for the next
+        // pass) rather than failing the pass for the other fifteen.
         let share = limit.div_ceil(DUE_SHARDS).max(1);
         let mut ids = Vec::new();
+        let mut failed = Vec::new();
         for shard in due_shards() {
-            ids.extend(self.overdue_in(&shard, now_ms, share).await?);
+            match self.overdue_in(&shard, now_ms, share).await {
+                Ok(found) => ids.extend(found),
+                Err(err) => {
+                    tracing::warn!(%shard, error = %err, "could not read a shard of the due index; skipped this pass");
+                    failed.push(err);
+                }
+            }
+        }
+        if failed.len() == DUE_SHARDS {
+            return Err(failed.remove(0));
         }
         ids.truncate(limit);
         Ok(ids)
@@ -491,9 +504,7 @@ impl JobStore for DynamoJobStore {
         if resent {
             update = update.increment("resends", 1);
         }
-        let update = update
-            .condition("#due_at = :expected")
-            .value(":expected", n(expected));
+        let update = update.condition("#due_at = :expected").value(":expected", n(expected));
         Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
     }
 }
