@@ -31,8 +31,8 @@ DDB_LOCAL_VERSION=10.3.0
 DDB_LOCAL_INTEGRITY="sha512-zX5eS7o+qw1uSAZ+EQwppmNLRs84Rt7Rgn7x5En9Jqb1gwe1bwXCa/n56QeenvU5jelsrAkXbTQvvTh1OeCPrQ=="
 DDB_LOCAL_DIR="$ROOT/.local/dynamodb-local-$DDB_LOCAL_VERSION"
 STATE="$ROOT/.local/localstack-lane"
-LS_LOG="$ROOT/.local/test-localstack.log"
-DDB_LOG="$ROOT/.local/test-dynamodb-local.log"
+LS_LOG=.local/test-localstack.log
+DDB_LOG=.local/test-dynamodb-local.log
 mkdir -p .local
 
 if [ ! -x "$LOCALSTACK_VENV/bin/python" ]; then
