@@ -121,11 +121,13 @@ HOME="$STATE/home" OVERRIDE_IN_DOCKER=0 DNS_ADDRESS=0 DISABLE_EVENTS=1 SKIP_SSL_
 ls_pid=$!
 
 # DynamoDB Local, in memory (-sharedDb: one database whatever the caller's
-# credentials and region).
+# credentials and region), without telemetry, in a directory of its own (it
+# writes a metadata file where it starts).
 ddb_port=$(free_port)
-HOME="$STATE/home" java -XX:-UsePerfData -Djava.io.tmpdir="$STATE" \
+mkdir -p "$STATE/dynamodb-local"
+(cd "$STATE/dynamodb-local" && HOME="$STATE/home" exec java -XX:-UsePerfData -Djava.io.tmpdir="$STATE" \
   -Djava.library.path="$DDB_LOCAL_DIR/DynamoDBLocal_lib" -jar "$DDB_LOCAL_DIR/DynamoDBLocal.jar" \
-  -inMemory -sharedDb -port "$ddb_port" >"$DDB_LOG" 2>&1 &
+  -inMemory -sharedDb -disableTelemetry -port "$ddb_port") >"$DDB_LOG" 2>&1 &
 ddb_pid=$!
 
 if ! wait_for_url "http://127.0.0.1:$ls_port/_localstack/health" 90 ||
