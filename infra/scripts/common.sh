@@ -1,4 +1,4 @@
-# Shared by the scripts in infra/scripts: the project venv, the emulator and
+# Shared by the scripts in infra/scripts: the project venv, the emulators and
 # waiting for ports. Source it; it defines functions only.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,6 +28,26 @@ while time.time() < deadline:
         with urllib.request.urlopen(url, timeout=2) as r:
             if 200 <= r.status < 300:
                 sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.2)
+print(f"{url} did not answer within {limit:.0f}s", file=sys.stderr)
+sys.exit(1)
+PY
+}
+
+# wait_for_answer URL SECONDS: until URL answers HTTP at all (any status), or fail.
+wait_for_answer() {
+  "$PY" - "$1" "$2" <<'PY'
+import sys, time, urllib.error, urllib.request
+url, limit = sys.argv[1], float(sys.argv[2])
+deadline = time.time() + limit
+while time.time() < deadline:
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
     except Exception:
         pass
     time.sleep(0.2)

@@ -7,7 +7,9 @@ source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 use_emulator_credentials
 mkdir -p .local
-started=$(date +%s)
+# test-localstack.sh runs this script as its lane: its name and start time.
+lane="${TEST_LANE:-make test}"
+started="${TEST_STARTED:-$(date +%s)}"
 
 cargo build --workspace --all-targets
 
@@ -85,7 +87,7 @@ if [ "$fuzz_status" -ne 0 ]; then
   status=1
 fi
 echo "schemathesis: $([ "$fuzz_status" -eq 0 ] && echo passed || echo "FAILED (exit $fuzz_status)"): ${fuzz_cases:-no test cases} (.local/schemathesis.log)"
-echo "make test: $(( $(date +%s) - started ))s wall time"
+echo "$lane: $(( $(date +%s) - started ))s wall time"
 # One closing line over every test binary: "tests: N passed, N failed".
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' .local/test-output.log

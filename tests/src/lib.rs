@@ -7,7 +7,8 @@
 //!
 //! Endpoint-agnostic: `LONGRUN_API_URL` is the API's base URL (the local
 //! runtime, a LocalStack deployment or a real one); the SDK finds the
-//! resources' endpoint the standard way (`AWS_ENDPOINT_URL` for an emulator).
+//! resources' endpoint the standard way (`AWS_ENDPOINT_URL` for an emulator,
+//! and a service's own `AWS_ENDPOINT_URL_DYNAMODB`, `…_SQS`, `…_S3` before it).
 //! Resource names come from `LONGRUN_JOBS_BUCKET`, `LONGRUN_JOBS_TABLE`,
 //! `LONGRUN_FAST_QUEUE_URL` and `LONGRUN_SLOW_QUEUE_URL` when set (a
 //! deployed stack's outputs), otherwise from the local runtime's

@@ -1,5 +1,7 @@
 //! `longrun-local`: runs the stack of `template.yaml` on this machine
-//! against the AWS emulator at `AWS_ENDPOINT_URL`.
+//! against the AWS emulator at `AWS_ENDPOINT_URL` (a service's own variable,
+//! such as `AWS_ENDPOINT_URL_DYNAMODB`, sends that service elsewhere: the SDK
+//! prefers it, e.g. LocalStack for SQS and S3 plus DynamoDB Local).
 //!
 //! ```text
 //! longrun-local [--template template.yaml] [--stack longrun-local] [--port 3000]
@@ -83,10 +85,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             std::process::exit(2);
         }
     };
-    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+    let Ok(mut endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
         eprintln!("AWS_ENDPOINT_URL is not set: the local runtime only runs against an emulator (make dev starts one)");
         std::process::exit(2);
     };
+    for service in ["DYNAMODB", "SQS", "S3"] {
+        if let Some(own) = std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            endpoint.push_str(&format!(", {} at {own}", service.to_lowercase()));
+        }
+    }
     let shared = aws_config::load_from_env().await;
     let clients = AwsClients::from_sdk_config(&shared);
     let stack = longrun_local::start(&cli.options, &shared, &clients).await?;
