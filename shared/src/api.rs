@@ -130,6 +130,11 @@ pub struct JobView {
     /// Every result object, presigned; empty (and omitted) unless SUCCEEDED.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub results: Vec<ResultView>,
+    /// Only on `GET /jobs/{id}` of a QUEUED job: how many messages wait in
+    /// its queue (visible plus delayed), sampled at most
+    /// `QUEUE_DEPTH_SAMPLE_MS` ago — roughly the work ahead of it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub queue_depth: Option<u64>,
 }
 
 impl JobView {
@@ -155,6 +160,7 @@ impl JobView {
             error: job.error.clone(),
             result_url: results.first().map(|r| r.url.clone()),
             results,
+            queue_depth: None,
         }
     }
 }
@@ -270,6 +276,15 @@ impl Problem {
     }
 
     /// 503: a dependency is unavailable; retry after a while.
+    /// `503` busy: the job's queue holds more waiting work than it may; the
+    /// job was not accepted, retry after `retry_after` seconds.
+    pub fn busy(detail: impl Into<String>, retry_after: u32) -> Self {
+        let mut problem = Self::new(503, "busy", "System busy", detail);
+        problem.retry_after = Some(retry_after);
+        problem
+    }
+
+    /// `503`: a dependency is down; retry after `retry_after` seconds.
     pub fn unavailable(detail: impl Into<String>, retry_after: u32) -> Self {
         let mut problem = Self::new(503, "unavailable", "Service unavailable", detail);
         problem.retry_after = Some(retry_after);

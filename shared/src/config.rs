@@ -42,6 +42,14 @@ pub struct Config {
     pub default_queue: String,
     /// `JOB_QUEUES`: `job_type=queue,…` routes job types to queues.
     pub job_queues: BTreeMap<String, String>,
+    /// `QUEUE_MAX_DEPTHS`: `queue=messages,…`: submit answers `503` with a
+    /// `Retry-After` while that many messages wait in the queue (visible plus
+    /// delayed). A queue not named has no limit.
+    pub queue_max_depths: BTreeMap<String, u64>,
+    /// `QUEUE_DEPTH_SAMPLE_MS`: how old a sampled queue depth may be before a
+    /// process reads it again (one GetQueueAttributes per queue per interval,
+    /// not per request); 0 reads it on every request.
+    pub queue_depth_sample: Duration,
     /// `DEFAULT_MAX_ATTEMPTS`: attempts a job gets unless it asks for fewer/more.
     pub default_max_attempts: u32,
     /// `MAX_ATTEMPTS_LIMIT`: the most attempts a job may ask for; kept below the
@@ -133,12 +141,32 @@ impl Config {
                 reason: format!("{job_type} routes to unknown queue {queue:?}"),
             });
         }
+        let queue_max_depths = parse_pairs("QUEUE_MAX_DEPTHS", &lookup("QUEUE_MAX_DEPTHS").unwrap_or_default())?
+            .into_iter()
+            .map(|(queue, depth)| {
+                let invalid = |reason: String| ConfigError::Invalid {
+                    name: "QUEUE_MAX_DEPTHS",
+                    reason,
+                };
+                if !queue_urls.contains_key(&queue) {
+                    return Err(invalid(format!("{queue:?} is not a queue in QUEUE_URLS")));
+                }
+                match depth.parse::<u64>() {
+                    Ok(depth) if depth > 0 => Ok((queue, depth)),
+                    _ => Err(invalid(format!(
+                        "{queue}={depth}: the depth must be a whole number above 0"
+                    ))),
+                }
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
         let config = Config {
             jobs_table: required("JOBS_TABLE")?,
             jobs_bucket: required("JOBS_BUCKET")?,
             queue_urls,
             default_queue,
             job_queues,
+            queue_max_depths,
+            queue_depth_sample: Duration::from_millis(number(&lookup, "QUEUE_DEPTH_SAMPLE_MS", 5000)?),
             default_max_attempts: number(&lookup, "DEFAULT_MAX_ATTEMPTS", 3)?,
             max_attempts_limit: number(&lookup, "MAX_ATTEMPTS_LIMIT", 5)?,
             max_claims: number(&lookup, "MAX_CLAIMS", 10)?,

@@ -14,6 +14,7 @@ pub mod access;
 pub mod api;
 pub mod apigw;
 pub mod aws;
+pub mod backpressure;
 pub mod config;
 pub mod job_types;
 pub mod lambda;

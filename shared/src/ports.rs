@@ -239,6 +239,11 @@ pub trait JobQueue: Send + Sync {
 
     /// Hides a received message for `seconds` more (backoff, heartbeat).
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError>;
+
+    /// How many messages wait in the queue named `queue`: visible plus
+    /// delayed (accepted work not yet started; messages being worked on are
+    /// not counted). Approximate, as SQS reports it.
+    async fn depth(&self, queue: &str) -> Result<u64, QueueError>;
 }
 
 /// The content type every upload is signed for (and sent with).

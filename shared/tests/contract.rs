@@ -741,6 +741,23 @@ mod cases {
         ));
     }
 
+    pub async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQueue) {
+        assert_eq!(queue.depth("fast").await.unwrap(), 0);
+        let message = |n: i64| JobMessage {
+            job_id: JobId::random(),
+            enqueued_at: n,
+            redrives: 0,
+        };
+        queue.enqueue("fast", &message(1), 0).await.unwrap();
+        queue.enqueue("fast", &message(2), 0).await.unwrap();
+        queue.enqueue("fast", &message(3), 60).await.unwrap();
+        assert_eq!(queue.depth("fast").await.unwrap(), 3, "two waiting and one delayed");
+        assert!(matches!(
+            queue.depth("no-such-queue").await,
+            Err(QueueError::UnknownQueue(_))
+        ));
+    }
+
     pub async fn unknown_queues_are_refused(queue: &dyn JobQueue) {
         let message = JobMessage {
             job_id: JobId::random(),
@@ -858,5 +875,5 @@ contract! {
         owners_list_their_own_jobs_newest_first_in_pages,
         a_cursor_only_pages_for_the_owner_it_was_handed_to;
     objects: objects_stream_back_byte_for_byte;
-    queues: unknown_queues_are_refused
+    queues: unknown_queues_are_refused, depth_counts_waiting_and_delayed_messages
 }

@@ -198,3 +198,58 @@ async fn a_setting_changed_in_the_template_changes_the_local_stack() {
         .await;
     assert_eq!(attributes(&stack).await[&QueueAttributeName::VisibilityTimeout], "480");
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator and the local runtime: make test"]
+async fn a_deep_queue_refuses_new_work_with_503_until_it_drains_and_loses_nothing() {
+    // No workers at first, a limit of 3 waiting jobs on the fast queue, and
+    // a depth read on every submit.
+    let limits = ["--parameter-overrides", "FastQueueMaxDepth=3 QueueDepthSampleMs=0"];
+    let mut paused = vec!["--no-workers"];
+    paused.extend(limits);
+    let mut runtime = LocalRuntime::start("longrun-busy", &paused).await;
+    let stack = Stack::local(&runtime).await;
+    let owner = stack.owner.clone();
+    let job = json!({"type": "sleep", "input": {"seconds": 0.2}});
+    let mut accepted = Vec::new();
+    for i in 0..3 {
+        let answer = stack.submit(&job, Some(&format!("busy-{i}"))).await;
+        assert_eq!(answer.status, 202, "{:?}", answer.body);
+        accepted.push(answer.body["id"].as_str().unwrap().to_owned());
+    }
+    let refused = stack.submit(&job, Some("busy-3")).await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert_eq!(refused.body["type"], "urn:longrun:problem:busy");
+    let retry_after: u64 = refused.header("retry-after").expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    // A replay of accepted work is answered, not refused.
+    let replay = stack.submit(&job, Some("busy-0")).await;
+    assert_eq!(
+        (replay.status, replay.body["id"].as_str()),
+        (200, Some(accepted[0].as_str()))
+    );
+
+    // Workers come back: the queue drains, the accepted jobs all finish, and
+    // submits are accepted again.
+    runtime.restart_with(&limits).await;
+    let mut stack = Stack::local(&runtime).await;
+    stack.owner = owner;
+    for id in &accepted {
+        let done = stack.wait_terminal(id, Duration::from_secs(60)).await;
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    }
+    let started = std::time::Instant::now();
+    let again = loop {
+        let answer = stack.submit(&job, Some("busy-3")).await;
+        if answer.status != 503 || started.elapsed() > Duration::from_secs(60) {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(again.status, 202, "accepted once the queue drained: {:?}", again.body);
+    let id = again.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        stack.wait_terminal(&id, Duration::from_secs(60)).await["status"],
+        "SUCCEEDED"
+    );
+}

@@ -9,6 +9,10 @@
 //! caller's job, an unknown id and a malformed id are all `404`, so ids
 //! cannot be probed. `?wait=N` (N ≤ 20) long-polls: it answers as soon as
 //! the job is terminal, or after N seconds with whatever it is then.
+//!
+//! A QUEUED job's view carries `queue_depth`: how many messages wait in its
+//! queue (sampled, at most `QUEUE_DEPTH_SAMPLE_MS` old) — roughly the work
+//! ahead of it, for a caller deciding whether to wait.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +22,7 @@ use longrun::access::owned_job;
 use longrun::api::{JobList, JobView, Problem, ResultView};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
+use longrun::backpressure::DepthGauge;
 use longrun::lambda::HttpFunction;
 use longrun::ports::{JobStore, ObjectStore};
 use longrun::{Config, JobRecord, JobStatus};
@@ -34,14 +39,17 @@ pub struct StatusDeps {
     pub config: Arc<Config>,
     pub store: Arc<dyn JobStore>,
     pub objects: Arc<dyn ObjectStore>,
+    /// Sampled queue depths, shown on QUEUED jobs.
+    pub depths: Arc<DepthGauge>,
 }
 
 impl StatusDeps {
-    /// The production wiring: DynamoDB and S3 (read-only use).
+    /// The production wiring: DynamoDB, S3 and SQS (read-only use).
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
         StatusDeps {
             store: clients.job_store(&config),
             objects: clients.object_store(&config),
+            depths: Arc::new(DepthGauge::new(clients.job_queue(&config), config.queue_depth_sample)),
             config,
         }
     }
@@ -87,7 +95,11 @@ async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: 
         job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     }
     let results = presigned_results(deps, &job).await?;
-    Ok(JobView::new(&job, results))
+    let mut view = JobView::new(&job, results);
+    if job.status == JobStatus::Queued {
+        view.queue_depth = deps.depths.depth(&job.queue).await;
+    }
+    Ok(view)
 }
 
 async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<JobList, Problem> {

@@ -3,8 +3,9 @@
 use super::*;
 use longrun::apigw::HttpEvent;
 use longrun::bytes::Bytes;
-use longrun::memory::{MemoryJobStore, MemoryObjectStore};
+use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::ports::ClaimOutcome;
+use longrun::ports::JobQueue;
 use longrun::record::{Finish, JobError, Lease};
 use longrun::time::now_ms;
 use longrun::{JobId, ResultObject};
@@ -13,16 +14,42 @@ use serde_json::{json, Value};
 struct Fixture {
     deps: StatusDeps,
     store: Arc<MemoryJobStore>,
+    queue: Arc<MemoryJobQueue>,
 }
 
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryJobStore::new());
+    let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
+    let config = Arc::new(longrun::testing::config(&[("QUEUE_DEPTH_SAMPLE_MS", "0")]));
     let deps = StatusDeps {
-        config: Arc::new(longrun::testing::config(&[])),
+        depths: Arc::new(longrun::backpressure::DepthGauge::new(
+            queue.clone(),
+            config.queue_depth_sample,
+        )),
+        config,
         store: store.clone(),
         objects: Arc::new(MemoryObjectStore::new()),
     };
-    Fixture { deps, store }
+    Fixture { deps, store, queue }
+}
+
+#[tokio::test]
+async fn a_queued_job_shows_the_work_waiting_in_its_queue_and_others_do_not() {
+    let f = fixture();
+    let job = queued_job("alice");
+    f.store.insert(job.clone());
+    for _ in 0..4 {
+        let message = longrun::ports::JobMessage::for_job(&job, now_ms());
+        f.queue.enqueue(&job.queue, &message, 0).await.unwrap();
+    }
+    let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
+    assert_eq!(view["queue_depth"], 4, "{view}");
+
+    let lease = Lease::new(now_ms() + 60_000);
+    f.store.claim(&job.id, &lease, now_ms()).await.unwrap();
+    let running = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
+    assert_eq!(running["status"], "RUNNING");
+    assert!(running.get("queue_depth").is_none(), "{running}");
 }
 
 fn queued_job(owner: &str) -> JobRecord {

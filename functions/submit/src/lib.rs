@@ -18,6 +18,7 @@ use longrun::access::owns_input;
 use longrun::api::{FieldError, JobView, Problem, SubmitRequest};
 use longrun::apigw::{body_bytes, caller, header, json_response, problem_response};
 use longrun::aws::AwsClients;
+use longrun::backpressure::{busy_retry_after, DepthGauge};
 use longrun::job_types::Registry;
 use longrun::lambda::HttpFunction;
 use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
@@ -44,15 +45,19 @@ pub struct SubmitDeps {
     pub queue: Arc<dyn JobQueue>,
     /// Only to presign uploads under `inputs/`; submit reads no objects.
     pub objects: Arc<dyn ObjectStore>,
+    /// Sampled depths of the queues, for backpressure (`QUEUE_MAX_DEPTHS`).
+    pub depths: Arc<DepthGauge>,
 }
 
 impl SubmitDeps {
     /// The production wiring: DynamoDB, SQS, and S3 for presigning uploads.
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        let queue = clients.job_queue(&config);
         SubmitDeps {
             registry: Arc::new(Registry::standard(&config)),
             store: clients.job_store(&config),
-            queue: clients.job_queue(&config),
+            depths: Arc::new(DepthGauge::new(queue.clone(), config.queue_depth_sample)),
+            queue,
             objects: clients.object_store(&config),
             config,
         }
@@ -113,7 +118,57 @@ pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Res
     };
     let new_job = validate(deps, submit_request, id, &owner)?;
     let span = tracing::info_span!("submit", job_id = %new_job.id, job_type = %new_job.job_type, owner = %owner);
-    create_and_enqueue(deps, new_job).instrument(span).await
+    async {
+        if let Some(busy) = backpressure(deps, &new_job).await {
+            return replay_despite_backpressure(deps, &new_job, idempotency_key.is_some(), busy).await;
+        }
+        create_and_enqueue(deps, new_job).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// `Some(503 busy)` when the job's queue holds `QUEUE_MAX_DEPTHS` or more
+/// waiting messages (as last sampled).
+async fn backpressure(deps: &SubmitDeps, job: &NewJob) -> Option<Problem> {
+    let max = *deps.config.queue_max_depths.get(&job.queue)?;
+    let depth = deps.depths.depth(&job.queue).await?;
+    let retry_after = busy_retry_after(depth, max, deps.config.queue_depth_sample)?;
+    tracing::warn!(queue = %job.queue, depth, max, retry_after, "queue too deep; refusing new work");
+    Some(Problem::busy(
+        format!(
+            "the {} queue holds {depth} waiting jobs, its limit is {max}; nothing was accepted, \
+             retry after {retry_after} s (with the same Idempotency-Key)",
+            job.queue
+        ),
+        retry_after,
+    ))
+}
+
+/// A busy queue refuses new work, never accepted work: a submit with an
+/// idempotency key whose job already exists (a replay) still gets its job.
+async fn replay_despite_backpressure(
+    deps: &SubmitDeps,
+    job: &NewJob,
+    has_key: bool,
+    busy: Problem,
+) -> Result<Submitted, Problem> {
+    if !has_key {
+        return Err(busy);
+    }
+    match deps.store.get(&job.id).await {
+        Ok(Some(existing)) if existing.expires_at >= now_ms() / 1000 => {
+            if existing.owner != job.owner {
+                return Err(Problem::idempotency_conflict(job.id.as_str()));
+            }
+            if existing.request_hash != job.request_hash {
+                return Err(Problem::idempotency_conflict(existing.id.as_str()));
+            }
+            tracing::info!(status = %existing.status, "idempotent replay while busy");
+            Ok(Submitted::Replayed(Box::new(existing)))
+        }
+        _ => Err(busy),
+    }
 }
 
 async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submitted, Problem> {

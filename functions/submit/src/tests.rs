@@ -13,17 +13,58 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let config = Arc::new(longrun::testing::config(&[("MAX_REQUEST_BYTES", "2048")]));
+    fixture_with(&[])
+}
+
+fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
+    let mut settings = vec![("MAX_REQUEST_BYTES", "2048")];
+    settings.extend_from_slice(overrides);
+    let config = Arc::new(longrun::testing::config(&settings));
     let store = Arc::new(MemoryJobStore::new());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
     let deps = SubmitDeps {
         registry: Arc::new(Registry::standard(&config)),
         store: store.clone(),
+        depths: Arc::new(longrun::backpressure::DepthGauge::new(
+            queue.clone(),
+            config.queue_depth_sample,
+        )),
         queue: queue.clone(),
         objects: Arc::new(MemoryObjectStore::new()),
         config,
     };
     Fixture { deps, store, queue }
+}
+
+#[tokio::test]
+async fn a_queue_at_its_depth_limit_refuses_new_work_with_503_and_retry_after_but_not_replays() {
+    let f = fixture_with(&[("QUEUE_MAX_DEPTHS", "fast=2"), ("QUEUE_DEPTH_SAMPLE_MS", "0")]);
+    let first = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "k1")], Some("alice"))).await;
+    assert_eq!(first.status_code, 202);
+    let second = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(second.status_code, 202);
+
+    let refused = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(refused.status_code, 503, "{:?}", refused.body);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(refused.headers["content-type"], "application/problem+json");
+    let problem = body_json(&refused);
+    assert_eq!(problem["status"], 503);
+    assert!(problem["detail"].as_str().unwrap().contains("limit is 2"), "{problem}");
+    assert_eq!(f.store.len(), 2, "nothing written for the refused job");
+
+    // Accepted work is never refused: the replay of the first still answers.
+    let replay = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "k1")], Some("alice"))).await;
+    assert_eq!(replay.status_code, 200);
+    assert_eq!(body_json(&replay)["id"], body_json(&first)["id"]);
+    // A new key while busy is new work: refused.
+    let new_key = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "k2")], Some("alice"))).await;
+    assert_eq!(new_key.status_code, 503);
+
+    // The slow queue has no limit here: other work goes on.
+    let thumbnail = json!({"type": "thumbnail", "input": {"source": {"key": format!("{}a.png", input_prefix("alice"))}, "widths": [8]}});
+    let slow = handle(&f.deps, post(&thumbnail.to_string(), &[], Some("alice"))).await;
+    assert_eq!(slow.status_code, 202, "{:?}", slow.body);
 }
 
 fn post(body: &str, headers: &[(&str, &str)], owner: Option<&str>) -> ApiGatewayV2httpRequest {

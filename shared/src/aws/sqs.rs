@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::describe;
 use crate::ports::{JobMessage, JobQueue, QueueError};
@@ -40,6 +41,23 @@ impl JobQueue for SqsJobQueue {
             .await
             .map_err(|e| QueueError::Unavailable(describe(&e)))?;
         Ok(())
+    }
+
+    async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(self.url(queue)?)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+        let attributes = output.attributes.unwrap_or_default();
+        let count =
+            |name: QueueAttributeName| -> u64 { attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
+            + count(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
     }
 
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {

@@ -25,6 +25,7 @@ pub struct MemoryJobQueue {
     sent: Mutex<Vec<QueuedMessage>>,
     visibility_changes: Mutex<Vec<(String, String, u32)>>,
     failing_sends: AtomicUsize,
+    depth_reads: AtomicUsize,
     queues: Vec<String>,
 }
 
@@ -45,6 +46,11 @@ impl MemoryJobQueue {
     /// Every message sent so far, oldest first.
     pub fn sent(&self) -> Vec<QueuedMessage> {
         self.sent.lock().unwrap().clone()
+    }
+
+    /// How many times [`JobQueue::depth`] was asked.
+    pub fn depth_reads(&self) -> usize {
+        self.depth_reads.load(Ordering::SeqCst)
     }
 
     /// `(queue, receipt_handle, seconds)` of every visibility change.
@@ -71,6 +77,15 @@ impl JobQueue for MemoryJobQueue {
             delay_seconds,
         });
         Ok(())
+    }
+
+    /// Every message sent to `queue` so far: nothing consumes them here.
+    async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
+        if !self.queues.iter().any(|q| q == queue) {
+            return Err(QueueError::UnknownQueue(queue.to_owned()));
+        }
+        self.depth_reads.fetch_add(1, Ordering::SeqCst);
+        Ok(self.sent.lock().unwrap().iter().filter(|m| m.queue == queue).count() as u64)
     }
 
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {
