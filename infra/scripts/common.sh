@@ -17,17 +17,21 @@ free_port() {
   "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_for_url URL SECONDS: until URL answers 2xx, or fail.
+# wait_for_url URL SECONDS [any]: until URL answers 2xx (with "any": any
+# HTTP status at all), or fail.
 wait_for_url() {
-  "$PY" - "$1" "$2" <<'PY'
-import sys, time, urllib.request
-url, limit = sys.argv[1], float(sys.argv[2])
+  "$PY" - "$1" "$2" "${3:-2xx}" <<'PY'
+import sys, time, urllib.error, urllib.request
+url, limit, accept = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 deadline = time.time() + limit
 while time.time() < deadline:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
-            if 200 <= r.status < 300:
+            if accept == "any" or 200 <= r.status < 300:
                 sys.exit(0)
+    except urllib.error.HTTPError:
+        if accept == "any":
+            sys.exit(0)
     except Exception:
         pass
     time.sleep(0.2)
@@ -38,22 +42,7 @@ PY
 
 # wait_for_answer URL SECONDS: until URL answers HTTP at all (any status), or fail.
 wait_for_answer() {
-  "$PY" - "$1" "$2" <<'PY'
-import sys, time, urllib.error, urllib.request
-url, limit = sys.argv[1], float(sys.argv[2])
-deadline = time.time() + limit
-while time.time() < deadline:
-    try:
-        urllib.request.urlopen(url, timeout=2).close()
-        sys.exit(0)
-    except urllib.error.HTTPError:
-        sys.exit(0)
-    except Exception:
-        pass
-    time.sleep(0.2)
-print(f"{url} did not answer within {limit:.0f}s", file=sys.stderr)
-sys.exit(1)
-PY
+  wait_for_url "$1" "$2" any
 }
 
 # start_moto PORT LOGFILE: starts moto server in the background; sets MOTO_PID.

@@ -231,19 +231,7 @@ impl Stack {
 
     /// The keys of the result objects stored for a job.
     pub async fn result_keys(&self, id: &str) -> Vec<String> {
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(format!("results/{id}/"))
-            .send()
-            .await
-            .expect("list results");
-        listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect()
+        self.result_etags(id).await.into_keys().collect()
     }
 
     /// `POST /uploads` as `owner`.
