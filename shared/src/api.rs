@@ -276,6 +276,21 @@ impl Problem {
     }
 
     /// 503: a dependency is unavailable; retry after a while.
+    /// `429`: the owner already has `limit` active jobs; retry after `retry_after` seconds.
+    pub fn quota_exceeded(limit: u32, retry_after: u32) -> Self {
+        let mut problem = Self::new(
+            429,
+            "quota-exceeded",
+            "Too many active jobs",
+            format!(
+                "you have {limit} jobs queued or running, the most allowed; nothing was accepted. \
+                 Retry after {retry_after} s (with the same Idempotency-Key), or when one of them ends"
+            ),
+        );
+        problem.retry_after = Some(retry_after);
+        problem
+    }
+
     /// `503` busy: the job's queue holds more waiting work than it may; the
     /// job was not accepted, retry after `retry_after` seconds.
     pub fn busy(detail: impl Into<String>, retry_after: u32) -> Self {

@@ -46,6 +46,9 @@ pub struct Config {
     /// `Retry-After` while that many messages wait in the queue (visible plus
     /// delayed). A queue not named has no limit.
     pub queue_max_depths: BTreeMap<String, u64>,
+    /// `MAX_ACTIVE_JOBS_PER_OWNER`: the most QUEUED or RUNNING jobs one owner
+    /// may have; a submit over it is `429` with a `Retry-After`. 0: no limit.
+    pub max_active_jobs_per_owner: u32,
     /// `QUEUE_DEPTH_SAMPLE_MS`: how old a sampled queue depth may be before a
     /// process reads it again (one GetQueueAttributes per queue per interval,
     /// not per request); 0 reads it on every request.
@@ -167,6 +170,7 @@ impl Config {
             job_queues,
             queue_max_depths,
             queue_depth_sample: Duration::from_millis(number(&lookup, "QUEUE_DEPTH_SAMPLE_MS", 5000)?),
+            max_active_jobs_per_owner: number(&lookup, "MAX_ACTIVE_JOBS_PER_OWNER", 0)?,
             default_max_attempts: number(&lookup, "DEFAULT_MAX_ATTEMPTS", 3)?,
             max_attempts_limit: number(&lookup, "MAX_ATTEMPTS_LIMIT", 5)?,
             max_claims: number(&lookup, "MAX_CLAIMS", 10)?,

@@ -80,6 +80,22 @@ pub enum CancelOutcome {
     NotFound,
 }
 
+/// What reserving a slot of an owner's quota of active jobs found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlotOutcome {
+    /// The job holds a slot: `newly` when this call took it, not when the
+    /// job already held one (a replay).
+    Reserved {
+        /// Whether this call added the job to the owner's active set.
+        newly: bool,
+    },
+    /// Every slot is held; these are the jobs holding them.
+    Full {
+        /// The owner's active set as stored.
+        active: Vec<JobId>,
+    },
+}
+
 /// One page of a caller's jobs, newest first.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobPage {
@@ -178,6 +194,19 @@ pub trait JobStore: Send + Sync {
     /// Ids of up to `limit` non-terminal jobs whose `due_at` is before `now_ms`
     /// (the sparse due index; eventually consistent).
     async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError>;
+
+    /// Adds job `id` to `owner`'s set of active jobs, unless the set already
+    /// holds `limit` others (one conditional request: exact under concurrent
+    /// submits). A job already in the set is `Reserved { newly: false }`.
+    async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError>;
+
+    /// Takes job `id` out of `owner`'s active set; idempotent. A store with
+    /// owner quotas on does this itself whenever a job ends (finish, cancel,
+    /// dead-letter).
+    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), StoreError>;
+
+    /// `owner`'s active set: the jobs holding a slot of its quota.
+    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError>;
 
     /// Moves `due_at` from `expected` to `new_due_at`, and with `resent`
     /// counts one more resend; `false` when it was no longer `expected`

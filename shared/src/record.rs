@@ -46,6 +46,14 @@ impl JobId {
         (canonical == raw).then_some(JobId(canonical))
     }
 
+    /// When a random (v7) id was made, epoch milliseconds; `None` for an id
+    /// derived from an idempotency key.
+    pub fn created_ms(&self) -> Option<i64> {
+        let uuid = uuid::Uuid::try_parse(&self.0).ok()?;
+        let (seconds, nanos) = uuid.get_timestamp()?.to_unix();
+        Some(seconds as i64 * 1000 + i64::from(nanos / 1_000_000))
+    }
+
     /// The id as text: the canonical (lower-case, hyphenated) UUID.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -611,7 +619,10 @@ mod tests {
             JobId::for_idempotency_key("ab", "c"),
             JobId::for_idempotency_key("a", "bc")
         );
-        assert_eq!(JobId::parse(a.as_str()), Some(a));
+        assert_eq!(JobId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(a.created_ms(), None, "a derived id carries no time");
+        let made = JobId::random().created_ms().unwrap();
+        assert!((made - crate::time::now_ms()).abs() < 5_000, "{made}");
     }
 
     #[test]

@@ -636,6 +636,64 @@ mod cases {
         assert_eq!(running.resends, 0, "a claim starts the count of resends again");
     }
 
+    pub async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn JobStore) {
+        use longrun::ports::SlotOutcome;
+        let owner = format!("slots-{}", uuid::Uuid::new_v4());
+        let (a, b, c) = (JobId::random(), JobId::random(), JobId::random());
+        assert_eq!(store.active_slots(&owner).await.unwrap(), Vec::<JobId>::new());
+        assert_eq!(
+            store.reserve_slot(&owner, &a, 2).await.unwrap(),
+            SlotOutcome::Reserved { newly: true }
+        );
+        assert_eq!(
+            store.reserve_slot(&owner, &a, 2).await.unwrap(),
+            SlotOutcome::Reserved { newly: false },
+            "a job already holding a slot keeps it"
+        );
+        assert_eq!(
+            store.reserve_slot(&owner, &b, 2).await.unwrap(),
+            SlotOutcome::Reserved { newly: true }
+        );
+        match store.reserve_slot(&owner, &c, 2).await.unwrap() {
+            SlotOutcome::Full { mut active } => {
+                active.sort();
+                let mut expected = vec![a.clone(), b.clone()];
+                expected.sort();
+                assert_eq!(active, expected);
+            }
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert_eq!(
+            store.reserve_slot(&owner, &a, 2).await.unwrap(),
+            SlotOutcome::Reserved { newly: false },
+            "a replay passes a full set"
+        );
+        store.release_slot(&owner, &a).await.unwrap();
+        store.release_slot(&owner, &a).await.unwrap();
+        store.release_slot(&owner, &a).await.unwrap();
+        assert_eq!(
+            store.active_slots(&owner).await.unwrap(),
+            vec![b.clone()],
+            "release is idempotent"
+        );
+        assert_eq!(
+            store.reserve_slot(&owner, &c, 2).await.unwrap(),
+            SlotOutcome::Reserved { newly: true }
+        );
+        store.release_slot(&owner, &b).await.unwrap();
+        store.release_slot(&owner, &c).await.unwrap();
+        assert!(store.active_slots(&owner).await.unwrap().is_empty());
+        assert!(
+            store
+                .list_by_owner(&owner, None, 10, None)
+                .await
+                .unwrap()
+                .jobs
+                .is_empty(),
+            "the quota item is no job of the owner's"
+        );
+    }
+
     /// The due index is spread over shards; the reconciler's read finds an
     /// overdue job whichever shard its id puts it in.
     pub async fn overdue_jobs_are_found_in_every_shard(store: &dyn JobStore) {
@@ -872,6 +930,7 @@ contract! {
         claim_and_dead_letter_conditions_follow_the_record_rules,
         overdue_jobs_are_found_and_deferred_once,
         overdue_jobs_are_found_in_every_shard,
+        owner_slots_are_exact_idempotent_and_bounded,
         owners_list_their_own_jobs_newest_first_in_pages,
         a_cursor_only_pages_for_the_owner_it_was_handed_to;
     objects: objects_stream_back_byte_for_byte;

@@ -253,3 +253,99 @@ async fn a_deep_queue_refuses_new_work_with_503_until_it_drains_and_loses_nothin
         "SUCCEEDED"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator and the local runtime: make test"]
+async fn a_hundred_concurrent_submits_against_a_quota_of_ten_accept_exactly_ten() {
+    // No workers during the burst, so no job ends (and frees its slot) in it.
+    let quota = ["--parameter-overrides", "MaxActiveJobsPerOwner=10"];
+    let mut paused = vec!["--no-workers"];
+    paused.extend(quota);
+    let mut runtime = LocalRuntime::start("longrun-quota", &paused).await;
+    let stack = std::sync::Arc::new(Stack::local(&runtime).await);
+    // Four kinds, so that the accepted ones end every way a job can end.
+    let kind = |i: usize| i % 4;
+    let body = |i: usize| match kind(i) {
+        0 => json!({"type": "sleep", "input": {"seconds": 0.5}}),
+        1 => json!({"type": "sleep", "input": {"seconds": 0.5, "fail": "permanent"}}),
+        2 => json!({"type": "sleep", "input": {"seconds": 30}}),
+        _ => json!({"type": "sleep", "input": {"seconds": 0, "fail": "panic", "fail_attempts": 100}}),
+    };
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let stack = stack.clone();
+            let body = body(i);
+            tokio::spawn(async move { (i, stack.submit(&body, None).await) })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let accepted: Vec<(usize, String)> = answers
+        .iter()
+        .filter(|(_, a)| a.status == 202)
+        .map(|(i, a)| (*i, a.body["id"].as_str().unwrap().to_owned()))
+        .collect();
+    let refused: Vec<_> = answers.iter().filter(|(_, a)| a.status == 429).collect();
+    assert_eq!(
+        (accepted.len(), refused.len()),
+        (10, 90),
+        "statuses: {:?}",
+        answers.iter().map(|(_, a)| a.status).collect::<Vec<_>>()
+    );
+    assert!(refused
+        .iter()
+        .all(|(_, a)| a.header("retry-after").is_some() && a.body["type"] == "urn:longrun:problem:quota-exceeded"));
+    assert_eq!(
+        stack.active_slots(&stack.owner).await.len(),
+        10,
+        "the set holds the accepted jobs"
+    );
+    // The operator sees the same.
+    let admin = std::env::var("LONGRUN_ADMIN_BIN").expect("LONGRUN_ADMIN_BIN");
+    let output = std::process::Command::new(admin)
+        .args(["--local", &runtime.api, "usage", &stack.owner])
+        .output()
+        .expect("run longrun-admin");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        printed.contains(&format!("{}: 10 active of 10", stack.owner)),
+        "{printed}"
+    );
+    assert!(
+        accepted.iter().all(|(_, id)| printed.contains(id.as_str())),
+        "{printed}"
+    );
+
+    // Another owner is unaffected.
+    let mut other = Stack::local(&runtime).await;
+    other.owner = format!("{}-other", stack.owner);
+    let quick = json!({"type": "sleep", "input": {"seconds": 0}});
+    assert_eq!(other.submit(&quick, None).await.status, 202);
+
+    // Workers come back.
+    runtime.restart_with(&quota).await;
+    let mut stack = Stack::local(&runtime).await;
+    stack.owner = other.owner.trim_end_matches("-other").to_owned();
+
+    // The long sleepers are cancelled; the others succeed, fail, or crash
+    // their way to the dead-letter queue. Then the owner holds no slot.
+    for (i, id) in &accepted {
+        if kind(*i) == 2 {
+            assert_eq!(stack.cancel(id).await.status, 202);
+        }
+    }
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (_, id) in &accepted {
+        let done = stack.wait_terminal(id, Duration::from_secs(120)).await;
+        *outcomes.entry(done["status"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        stack.active_slots(&stack.owner).await,
+        Vec::<String>::new(),
+        "every slot given back; outcomes {outcomes:?}"
+    );
+    assert_eq!(stack.submit(&quick, None).await.status, 202);
+}

@@ -85,7 +85,11 @@ async fn hundreds_of_jobs_survive_random_worker_kills_and_store_faults() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     // A longer enqueue grace than the other tests: the backlog itself must not look overdue.
-    let grace = ["--parameter-overrides", "EnqueueGraceSeconds=30"];
+    // No quota of active jobs: the soak submits all 200 as one owner up front.
+    let grace = [
+        "--parameter-overrides",
+        "EnqueueGraceSeconds=30 MaxActiveJobsPerOwner=0",
+    ];
     let mut runtime = LocalRuntime::start("longrun-soak", &grace).await;
     let mut faulty: Vec<&str> = FAULTS.iter().flat_map(|rule| ["--fault", rule]).collect();
     faulty.extend(grace);

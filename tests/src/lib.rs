@@ -314,6 +314,28 @@ impl Stack {
     }
 
     /// The raw job item, straight from the table.
+    /// The job ids in `owner`'s quota item (its active set), sorted.
+    pub async fn active_slots(&self, owner: &str) -> Vec<String> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("owner#{owner}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get the quota item")
+            .item;
+        let mut ids = item
+            .and_then(|item| item.get("active").and_then(|a| a.as_ss().ok().cloned()))
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     pub async fn item(&self, id: &str) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
         self.dynamodb
             .get_item()

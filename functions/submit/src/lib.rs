@@ -21,7 +21,7 @@ use longrun::aws::AwsClients;
 use longrun::backpressure::{busy_retry_after, DepthGauge};
 use longrun::job_types::Registry;
 use longrun::lambda::HttpFunction;
-use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
+use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore, SlotOutcome};
 use longrun::record::{hash_json, NewJob};
 use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord, JobStatus};
@@ -120,12 +120,96 @@ pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Res
     let span = tracing::info_span!("submit", job_id = %new_job.id, job_type = %new_job.job_type, owner = %owner);
     async {
         if let Some(busy) = backpressure(deps, &new_job).await {
-            return replay_despite_backpressure(deps, &new_job, idempotency_key.is_some(), busy).await;
+            return refused_unless_replay(deps, &new_job, idempotency_key.is_some(), busy).await;
         }
-        create_and_enqueue(deps, new_job).await
+        create_within_quota(deps, new_job, idempotency_key.is_some()).await
     }
     .instrument(span)
     .await
+}
+
+/// `Retry-After` of a `429` for an owner at its quota of active jobs.
+pub const QUOTA_RETRY_AFTER_SECONDS: u32 = 5;
+
+/// How old a reservation of a random job id must be, with no record
+/// written for it, before submit takes it for leaked (a crash between the
+/// reservation and the put) and frees it.
+const LEAKED_RESERVATION_MS: i64 = 60_000;
+
+/// Creates the job within its owner's quota (`MAX_ACTIVE_JOBS_PER_OWNER`):
+/// a slot of the owner's active set is reserved first (one conditional
+/// request, exact under concurrent submits), then the job is written. A
+/// slot this submit took but did not turn into a live job (a replay of an
+/// ended job, a reused key, a store failure) is given back.
+async fn create_within_quota(deps: &SubmitDeps, new_job: NewJob, has_key: bool) -> Result<Submitted, Problem> {
+    let limit = deps.config.max_active_jobs_per_owner;
+    if limit == 0 {
+        return create_and_enqueue(deps, new_job).await;
+    }
+    let (owner, id) = (new_job.owner.clone(), new_job.id.clone());
+    let newly = match reserve_slot(deps, &owner, &id, limit).await {
+        Ok(newly) => newly,
+        Err(problem) if problem.status == 429 => return refused_unless_replay(deps, &new_job, has_key, problem).await,
+        Err(problem) => return Err(problem),
+    };
+    let outcome = create_and_enqueue(deps, new_job).await;
+    let holds_live_job = match &outcome {
+        Ok(Submitted::Accepted(_)) => true,
+        Ok(Submitted::Replayed(job)) => !job.status.is_terminal(),
+        Err(_) => false,
+    };
+    if newly && !holds_live_job {
+        if let Err(err) = deps.store.release_slot(&owner, &id).await {
+            tracing::warn!(error = %err, "could not give back an unused quota slot; a later submit repairs it");
+        }
+    }
+    outcome
+}
+
+/// Reserves a slot for job `id`: `Ok(newly)`, or `429` when the owner's
+/// set is full even after dropping the jobs in it that have ended (their
+/// release lost to a crash) — exact, not eventually so.
+async fn reserve_slot(deps: &SubmitDeps, owner: &str, id: &JobId, limit: u32) -> Result<bool, Problem> {
+    for round in 0..2 {
+        match deps.store.reserve_slot(owner, id, limit).await {
+            Ok(SlotOutcome::Reserved { newly }) => return Ok(newly),
+            Ok(SlotOutcome::Full { active }) if round == 0 => {
+                if repair_slots(deps, owner, &active).await == 0 {
+                    break;
+                }
+            }
+            Ok(SlotOutcome::Full { .. }) => break,
+            Err(err) => {
+                tracing::error!(error = %err, "job store unavailable");
+                return Err(Problem::unavailable(
+                    "the job store is unavailable; retry (with the same Idempotency-Key) later",
+                    UNAVAILABLE_RETRY_SECONDS,
+                ));
+            }
+        }
+    }
+    tracing::warn!(limit, "owner at its quota of active jobs; refused");
+    Err(Problem::quota_exceeded(limit, QUOTA_RETRY_AFTER_SECONDS))
+}
+
+/// Frees the slots of a full set that no live job holds: jobs that have
+/// ended, and random ids reserved over a minute ago whose record was never
+/// written. How many it freed.
+async fn repair_slots(deps: &SubmitDeps, owner: &str, active: &[JobId]) -> usize {
+    let now = now_ms();
+    let mut freed = 0;
+    for id in active {
+        let stale = match deps.store.get(id).await {
+            Ok(Some(job)) => job.status.is_terminal() || job.owner != owner,
+            Ok(None) => id.created_ms().is_some_and(|made| now - made > LEAKED_RESERVATION_MS),
+            Err(_) => false,
+        };
+        if stale && deps.store.release_slot(owner, id).await.is_ok() {
+            tracing::warn!(job_id = %id, "freed a quota slot no live job held");
+            freed += 1;
+        }
+    }
+    freed
 }
 
 /// `Some(503 busy)` when the job's queue holds `QUEUE_MAX_DEPTHS` or more
@@ -145,9 +229,10 @@ async fn backpressure(deps: &SubmitDeps, job: &NewJob) -> Option<Problem> {
     ))
 }
 
-/// A busy queue refuses new work, never accepted work: a submit with an
-/// idempotency key whose job already exists (a replay) still gets its job.
-async fn replay_despite_backpressure(
+/// A busy queue or a full quota refuses new work, never accepted work: a
+/// submit with an idempotency key whose job already exists (a replay) still
+/// gets its job.
+async fn refused_unless_replay(
     deps: &SubmitDeps,
     job: &NewJob,
     has_key: bool,
@@ -164,7 +249,7 @@ async fn replay_despite_backpressure(
             if existing.request_hash != job.request_hash {
                 return Err(Problem::idempotency_conflict(existing.id.as_str()));
             }
-            tracing::info!(status = %existing.status, "idempotent replay while busy");
+            tracing::info!(status = %existing.status, "idempotent replay of a job while new work is refused");
             Ok(Submitted::Replayed(Box::new(existing)))
         }
         _ => Err(busy),

@@ -20,7 +20,7 @@ fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
     let mut settings = vec![("MAX_REQUEST_BYTES", "2048")];
     settings.extend_from_slice(overrides);
     let config = Arc::new(longrun::testing::config(&settings));
-    let store = Arc::new(MemoryJobStore::new());
+    let store = Arc::new(MemoryJobStore::new().with_owner_quotas());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
     let deps = SubmitDeps {
         registry: Arc::new(Registry::standard(&config)),
@@ -34,6 +34,52 @@ fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
         config,
     };
     Fixture { deps, store, queue }
+}
+
+#[tokio::test]
+async fn an_owner_at_its_quota_gets_429_until_a_job_ends_and_others_are_unaffected() {
+    let f = fixture_with(&[("MAX_ACTIVE_JOBS_PER_OWNER", "2")]);
+    let mut ids = Vec::new();
+    for key in ["q1", "q2"] {
+        let accepted = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", key)], Some("alice"))).await;
+        assert_eq!(accepted.status_code, 202);
+        ids.push(longrun::JobId::parse(body_json(&accepted)["id"].as_str().unwrap()).unwrap());
+    }
+    let refused = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(refused.status_code, 429, "{:?}", refused.body);
+    assert_eq!(refused.headers["retry-after"], QUOTA_RETRY_AFTER_SECONDS.to_string());
+    assert_eq!(body_json(&refused)["type"], "urn:longrun:problem:quota-exceeded");
+    assert_eq!(f.store.len(), 2, "nothing written for the refused job");
+    // A replay of accepted work still answers; another owner is unaffected.
+    let replay = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "q1")], Some("alice"))).await;
+    assert_eq!(replay.status_code, 200);
+    let bob = handle(&f.deps, post(SLEEP, &[], Some("bob"))).await;
+    assert_eq!(bob.status_code, 202);
+
+    // One of alice's jobs ends (cancelled): its slot comes back.
+    f.store.request_cancel(&ids[0], longrun::time::now_ms()).await.unwrap();
+    assert_eq!(f.store.active_slots("alice").await.unwrap(), vec![ids[1].clone()]);
+    let next = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(next.status_code, 202);
+    // The replay of the ended job answers without taking a slot.
+    let ended_replay = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "q1")], Some("alice"))).await;
+    assert_eq!(ended_replay.status_code, 200);
+    assert_eq!(f.store.active_slots("alice").await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_slot_leaked_by_a_crash_is_freed_when_the_quota_is_found_full() {
+    let f = fixture_with(&[("MAX_ACTIVE_JOBS_PER_OWNER", "1")]);
+    let first = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    let id = longrun::JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
+    // The job ended, but its release was lost (a crash between the two writes).
+    let mut ended = f.store.get(&id).await.unwrap().unwrap();
+    ended.status = JobStatus::Succeeded;
+    f.store.insert(ended);
+    assert_eq!(f.store.active_slots("alice").await.unwrap(), vec![id.clone()]);
+    let next = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(next.status_code, 202, "the leaked slot was repaired: {:?}", next.body);
+    assert_eq!(f.store.active_slots("alice").await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -837,6 +837,20 @@ impl JobStore for HangingHeartbeats {
     async fn overdue(&self, now: i64, limit: usize) -> Result<Vec<JobId>, longrun::ports::StoreError> {
         self.0.overdue(now, limit).await
     }
+    async fn reserve_slot(
+        &self,
+        owner: &str,
+        id: &JobId,
+        limit: u32,
+    ) -> Result<longrun::ports::SlotOutcome, longrun::ports::StoreError> {
+        self.0.reserve_slot(owner, id, limit).await
+    }
+    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), longrun::ports::StoreError> {
+        self.0.release_slot(owner, id).await
+    }
+    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, longrun::ports::StoreError> {
+        self.0.active_slots(owner).await
+    }
     async fn defer_due(
         &self,
         id: &JobId,

@@ -4,11 +4,15 @@
 //!
 //! ```text
 //! longrun-admin [--local http://127.0.0.1:3000] requeue JOB_ID...
+//! longrun-admin [--local http://127.0.0.1:3000] usage OWNER...
 //! ```
 //!
+//! `usage` prints each owner's quota usage: how many of its
+//! `MAX_ACTIVE_JOBS_PER_OWNER` slots its active jobs hold, and which jobs.
+//!
 //! `requeue` redrives dead-lettered jobs: each DEAD_LETTERED job goes back
-//! to QUEUED (attempts and last error kept) and its id is sent to its queue
-//! again. This is the redrive for both AWS and the emulator: SQS's own
+//! to QUEUED as a fresh run in a new generation and its id is sent to its
+//! queue again. This is the redrive for both AWS and the emulator: SQS's own
 //! StartMessageMoveTask would only move messages, and a worker drops a
 //! message whose job is DEAD_LETTERED (moto does not implement it anyway).
 //! Configuration comes from the same environment variables as the functions
@@ -23,7 +27,8 @@ use longrun::ports::{JobMessage, JobQueue, JobStore, Transition};
 use longrun::time::now_ms;
 use longrun::{Config, JobId};
 
-const USAGE: &str = "usage: longrun-admin [--local URL] requeue JOB_ID...";
+const USAGE: &str =
+    "usage: longrun-admin [--local URL] requeue JOB_ID...\n       longrun-admin [--local URL] usage OWNER...";
 
 async fn config(local: Option<&str>) -> Result<Config, String> {
     let Some(url) = local else {
@@ -51,7 +56,9 @@ async fn main() -> ExitCode {
         local = Some(args.remove(1));
         args.remove(0);
     }
-    let (Some("requeue"), ids) = (args.first().map(String::as_str), args.get(1..).unwrap_or_default()) else {
+    let (Some(command @ ("requeue" | "usage")), ids) =
+        (args.first().map(String::as_str), args.get(1..).unwrap_or_default())
+    else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
@@ -68,6 +75,9 @@ async fn main() -> ExitCode {
     };
     let clients = AwsClients::load().await;
     let store = clients.job_store(&config);
+    if command == "usage" {
+        return usage(store.as_ref(), &config, ids).await;
+    }
     let queue = clients.job_queue(&config);
     let mut failed = false;
     for raw in ids {
@@ -97,6 +107,34 @@ async fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{id}: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints each owner's quota usage; fails if a read fails.
+async fn usage(store: &dyn JobStore, config: &Config, owners: &[String]) -> ExitCode {
+    let limit = match config.max_active_jobs_per_owner {
+        0 => "no limit".to_owned(),
+        n => n.to_string(),
+    };
+    let mut failed = false;
+    for owner in owners {
+        match store.active_slots(owner).await {
+            Ok(active) => {
+                println!("{owner}: {} active of {limit}", active.len());
+                for id in active {
+                    println!("  {id}");
+                }
+            }
+            Err(e) => {
+                eprintln!("{owner}: {e}");
                 failed = true;
             }
         }

@@ -126,12 +126,12 @@ impl AwsClients {
     }
 
     /// The [`JobStore`](crate::ports::JobStore) on the `JOBS_TABLE` table.
+    /// Ending a job releases its quota slot when `MAX_ACTIVE_JOBS_PER_OWNER` is above 0.
     pub fn job_store(&self, config: &Config) -> Arc<DynamoJobStore> {
-        Arc::new(DynamoJobStore::new(
-            self.dynamodb.clone(),
-            &config.jobs_table,
-            config.job_retention_seconds,
-        ))
+        Arc::new(
+            DynamoJobStore::new(self.dynamodb.clone(), &config.jobs_table, config.job_retention_seconds)
+                .with_owner_quotas(config.max_active_jobs_per_owner > 0),
+        )
     }
 
     /// The [`JobQueue`](crate::ports::JobQueue) over the `QUEUE_URLS` queues.

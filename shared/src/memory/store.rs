@@ -3,7 +3,7 @@
 //! decided by [`JobRecord::claimable_at`] and [`JobRecord::dead_letterable_at`],
 //! the one home of those rules.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -11,7 +11,7 @@ use async_trait::async_trait;
 
 use crate::list_cursor;
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, Transition,
 };
 use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 
@@ -20,6 +20,10 @@ pub struct MemoryJobStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
     unavailable: AtomicBool,
     retention_seconds: i64,
+    /// Each owner's set of active jobs (quotas).
+    slots: Mutex<HashMap<String, BTreeSet<JobId>>>,
+    /// Whether ending a job releases its slot.
+    owner_quotas: bool,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
@@ -43,6 +47,23 @@ impl MemoryJobStore {
             jobs: Mutex::default(),
             unavailable: AtomicBool::default(),
             retention_seconds,
+            slots: Mutex::default(),
+            owner_quotas: false,
+        }
+    }
+
+    /// The same store, releasing a job's quota slot whenever the job ends.
+    pub fn with_owner_quotas(mut self) -> Self {
+        self.owner_quotas = true;
+        self
+    }
+
+    /// Releases the slot of a job that just ended, when quotas are on.
+    fn ended(&self, job: &JobRecord) {
+        if self.owner_quotas && job.status.is_terminal() {
+            if let Some(set) = self.slots.lock().unwrap().get_mut(&job.owner) {
+                set.remove(&job.id);
+            }
         }
     }
 
@@ -185,7 +206,10 @@ impl JobStore for MemoryJobStore {
             Finish::Cancelled => {}
         }
         end(job, now_ms, self.retention_seconds);
-        Ok(job.clone())
+        let ended = job.clone();
+        drop(jobs);
+        self.ended(&ended);
+        Ok(ended)
     }
 
     async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
@@ -216,7 +240,10 @@ impl JobStore for MemoryJobStore {
                 job.updated_at = now_ms;
                 job.version += 1;
                 end(job, now_ms, self.retention_seconds);
-                Ok(CancelOutcome::Cancelled(Box::new(job.clone())))
+                let ended = job.clone();
+                drop(jobs);
+                self.ended(&ended);
+                Ok(CancelOutcome::Cancelled(Box::new(ended)))
             }
             JobStatus::Running => {
                 job.cancel_requested = true;
@@ -249,7 +276,10 @@ impl JobStore for MemoryJobStore {
         job.updated_at = now_ms;
         job.version += 1;
         end(job, now_ms, self.retention_seconds);
-        Ok(Transition::Done(Box::new(job.clone())))
+        let ended = job.clone();
+        drop(jobs);
+        self.ended(&ended);
+        Ok(Transition::Done(Box::new(ended)))
     }
 
     async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
@@ -319,6 +349,41 @@ impl JobStore for MemoryJobStore {
             .collect();
         due.sort();
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
+
+    async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
+        let _reachable = self.jobs()?;
+        let mut slots = self.slots.lock().unwrap();
+        let set = slots.entry(owner.to_owned()).or_default();
+        if set.contains(id) {
+            return Ok(SlotOutcome::Reserved { newly: false });
+        }
+        if set.len() >= limit as usize {
+            return Ok(SlotOutcome::Full {
+                active: set.iter().cloned().collect(),
+            });
+        }
+        set.insert(id.clone());
+        Ok(SlotOutcome::Reserved { newly: true })
+    }
+
+    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), StoreError> {
+        let _reachable = self.jobs()?;
+        if let Some(set) = self.slots.lock().unwrap().get_mut(owner) {
+            set.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError> {
+        let _reachable = self.jobs()?;
+        Ok(self
+            .slots
+            .lock()
+            .unwrap()
+            .get(owner)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {

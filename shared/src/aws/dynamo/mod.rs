@@ -23,7 +23,7 @@ use self::expr::Update;
 use self::item::{json, n, s, Attributes, Item};
 use super::describe;
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, StoreError, Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, Transition,
 };
 use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 
@@ -77,6 +77,15 @@ pub struct DynamoJobStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
     retention_seconds: i64,
+    owner_quotas: bool,
+}
+
+/// The key of an owner's quota item in the jobs table: `owner#<owner>`. It
+/// holds `active`, the string set of the owner's active job ids; having no
+/// `owner`, `created_at` or `due_shard`, it is in neither index, and no job
+/// id (a UUID) can name it.
+fn quota_key(owner: &str) -> AttributeValue {
+    s(&format!("owner#{owner}"))
 }
 
 impl DynamoJobStore {
@@ -87,6 +96,25 @@ impl DynamoJobStore {
             client,
             table: table.to_owned(),
             retention_seconds,
+            owner_quotas: false,
+        }
+    }
+
+    /// The same store, releasing a job's quota slot whenever the job ends
+    /// (`MAX_ACTIVE_JOBS_PER_OWNER` above 0).
+    pub fn with_owner_quotas(mut self, on: bool) -> Self {
+        self.owner_quotas = on;
+        self
+    }
+
+    /// After a job ended: its slot goes back to its owner, when quotas are
+    /// on. A failure is logged and left; submit repairs the set when it is
+    /// found full (it drops ids whose jobs have ended).
+    async fn ended(&self, job: &JobRecord) {
+        if self.owner_quotas && job.status.is_terminal() {
+            if let Err(err) = self.release_slot(&job.owner, &job.id).await {
+                tracing::warn!(job_id = %job.id, error = %err, "could not release the job's quota slot; submit repairs it");
+            }
         }
     }
 
@@ -339,7 +367,9 @@ impl JobStore for DynamoJobStore {
         };
         let update = update.remove("lease_owner").remove("lease_expires_at");
         let item = self.fenced_update(id, update, lease_owner).await?;
-        JobRecord::try_from(&item)
+        let job = JobRecord::try_from(&item)?;
+        self.ended(&job).await;
+        Ok(job)
     }
 
     async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
@@ -365,7 +395,10 @@ impl JobStore for DynamoJobStore {
                 .value(":running", s(JobStatus::Running.as_str()))
                 .value(":now", n(now_ms));
             let found = match self.transition(id, unheld).await? {
-                Transition::Done(job) => return Ok(CancelOutcome::Cancelled(job)),
+                Transition::Done(job) => {
+                    self.ended(&job).await;
+                    return Ok(CancelOutcome::Cancelled(job));
+                }
                 Transition::NotFound => return Ok(CancelOutcome::NotFound),
                 Transition::Refused(job) => job,
             };
@@ -413,7 +446,11 @@ impl JobStore for DynamoJobStore {
             .value(":running", s(JobStatus::Running.as_str()))
             .value(":now", n(now_ms))
             .value(":false", AttributeValue::Bool(false));
-        self.transition(id, update).await
+        let outcome = self.transition(id, update).await?;
+        if let Transition::Done(job) = &outcome {
+            self.ended(job).await;
+        }
+        Ok(outcome)
     }
 
     async fn requeue_dead_lettered(&self, id: &JobId, now_ms: i64, due_at: i64) -> Result<Transition, StoreError> {
@@ -497,6 +534,79 @@ impl JobStore for DynamoJobStore {
         }
         ids.truncate(limit);
         Ok(ids)
+    }
+
+    async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner))
+            .update_expression("ADD #active :ids")
+            .condition_expression("attribute_not_exists(#active) OR size(#active) < :limit OR contains(#active, :id)")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.to_string()]))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let held = output
+                    .attributes
+                    .and_then(|old| old.get("active").and_then(|a| a.as_ss().ok().cloned()))
+                    .is_some_and(|ids| ids.iter().any(|held| held == id.as_str()));
+                Ok(SlotOutcome::Reserved { newly: !held })
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(SlotOutcome::Full {
+                    active: e
+                        .item
+                        .as_ref()
+                        .and_then(|old| old.get("active").and_then(|a| a.as_ss().ok().cloned()))
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|raw| JobId::parse(raw))
+                        .collect(),
+                }),
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner))
+            .update_expression("DELETE #active :ids")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.to_string()]))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(())
+    }
+
+    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(output
+            .item
+            .and_then(|item| item.get("active").and_then(|a| a.as_ss().ok().cloned()))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|raw| JobId::parse(raw))
+            .collect())
     }
 
     async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
