@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ports::StoreError;
-use crate::record::{JobError, JobRecord};
+use crate::record::{JobError, JobRecord, Priority};
 use crate::time::rfc3339;
 
 /// `POST /uploads` body: how many bytes the caller will upload, and a file
@@ -47,10 +47,11 @@ pub struct SubmitRequest {
     pub job_type: String,
     /// The job's input, inline; its job type validates it.
     pub input: Value,
-    /// The logical queue to run on; by default the one `JOB_QUEUES` routes the
-    /// type to, else `DEFAULT_QUEUE`.
+    /// `high`, `normal` (when absent) or `low`: picks the queue the job
+    /// waits in (`PRIORITY_QUEUES`; normal jobs go where `JOB_QUEUES` routes
+    /// their type). Callers do not name queues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queue: Option<String>,
+    pub priority: Option<Priority>,
     /// Seconds to wait before the job may start; 0 when absent, at most `MAX_DELAY_SECONDS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<u32>,
@@ -88,6 +89,8 @@ pub struct JobView {
     pub status: String,
     /// The logical queue it runs on.
     pub queue: String,
+    /// `high`, `normal` or `low`.
+    pub priority: Priority,
     /// Percent done, 0–100; 100 once SUCCEEDED.
     pub progress: u8,
     /// The latest progress message, if the job gave one; cleared on success.
@@ -145,6 +148,7 @@ impl JobView {
             job_type: job.job_type.clone(),
             status: job.status.to_string(),
             queue: job.queue.clone(),
+            priority: job.priority,
             progress: job.progress,
             message: job.progress_message.clone(),
             attempts: job.attempts,
@@ -179,7 +183,7 @@ pub struct JobList {
 /// One field-level complaint inside a problem.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
-    /// The request field at fault, as a dotted path (`type`, `queue`, `input.widths`).
+    /// The request field at fault, as a dotted path (`type`, `priority`, `input.widths`).
     pub field: String,
     /// What is wrong with it.
     pub message: String,

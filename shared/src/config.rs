@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::env;
 use std::time::Duration;
 
+use crate::record::Priority;
+
 /// The largest request body a job record can hold beside its other attributes.
 pub const MAX_REQUEST_BYTES_LIMIT: usize = 350_000;
 
@@ -42,6 +44,10 @@ pub struct Config {
     pub default_queue: String,
     /// `JOB_QUEUES`: `job_type=queue,…` routes job types to queues.
     pub job_queues: BTreeMap<String, String>,
+    /// `PRIORITY_QUEUES`: `priority=queue,…` for `high` and `low` jobs (e.g.
+    /// `high=urgent,low=bulk`); a priority not named, and `normal`, goes
+    /// where `JOB_QUEUES` routes the job's type.
+    pub priority_queues: BTreeMap<Priority, String>,
     /// `QUEUE_MAX_DEPTHS`: `queue=messages,…`: submit answers `503` with a
     /// `Retry-After` while that many messages wait in the queue (visible plus
     /// delayed). A queue not named has no limit.
@@ -144,6 +150,21 @@ impl Config {
                 reason: format!("{job_type} routes to unknown queue {queue:?}"),
             });
         }
+        let priority_queues = parse_pairs("PRIORITY_QUEUES", &lookup("PRIORITY_QUEUES").unwrap_or_default())?
+            .into_iter()
+            .map(|(priority, queue)| {
+                let invalid = |reason: String| ConfigError::Invalid {
+                    name: "PRIORITY_QUEUES",
+                    reason,
+                };
+                let priority = Priority::parse(&priority)
+                    .ok_or_else(|| invalid(format!("{priority:?} is not high, normal or low")))?;
+                if !queue_urls.contains_key(&queue) {
+                    return Err(invalid(format!("{queue:?} is not a queue in QUEUE_URLS")));
+                }
+                Ok((priority, queue))
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
         let queue_max_depths = parse_pairs("QUEUE_MAX_DEPTHS", &lookup("QUEUE_MAX_DEPTHS").unwrap_or_default())?
             .into_iter()
             .map(|(queue, depth)| {
@@ -169,6 +190,7 @@ impl Config {
             default_queue,
             job_queues,
             queue_max_depths,
+            priority_queues,
             queue_depth_sample: Duration::from_millis(number(&lookup, "QUEUE_DEPTH_SAMPLE_MS", 5000)?),
             max_active_jobs_per_owner: number(&lookup, "MAX_ACTIVE_JOBS_PER_OWNER", 0)?,
             default_max_attempts: number(&lookup, "DEFAULT_MAX_ATTEMPTS", 3)?,
@@ -291,6 +313,15 @@ impl Config {
     /// The queue a job of `job_type` goes to when the request names none.
     pub fn queue_for(&self, job_type: &str) -> &str {
         self.job_queues.get(job_type).unwrap_or(&self.default_queue)
+    }
+
+    /// The queue a job of `job_type` at `priority` waits in: the priority's
+    /// own queue (`PRIORITY_QUEUES`), else the type's ([`queue_for`](Self::queue_for)).
+    pub fn queue_for_priority(&self, job_type: &str, priority: Priority) -> &str {
+        self.priority_queues
+            .get(&priority)
+            .map(String::as_str)
+            .unwrap_or_else(|| self.queue_for(job_type))
     }
 
     /// The logical name of the queue behind an SQS ARN or URL (its last segment

@@ -126,6 +126,39 @@ impl fmt::Display for JobStatus {
     }
 }
 
+/// How urgent a job is: it picks the queue (and so the workers) the job
+/// waits in, so that a backlog of normal or low jobs never delays a high one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Overtakes everything else: its own queue and workers.
+    High,
+    /// The job type's own queue (fast or slow).
+    #[default]
+    Normal,
+    /// Bulk work: its own queue, with few workers, behind everything else.
+    Low,
+}
+
+impl Priority {
+    /// Every priority, most urgent first.
+    pub const ALL: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+    /// The form stored and shown: `high`, `normal`, `low`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+
+    /// The priority whose [`as_str`](Self::as_str) is exactly `raw`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+}
+
 /// The longest job error message kept, in bytes of UTF-8: a longer one is
 /// cut on a character boundary and ends with [`TRUNCATION_MARKER`], so no
 /// error (a bad cell of any size, say) can push a job record past
@@ -273,8 +306,10 @@ pub struct JobRecord {
     pub owner: String,
     /// The job type: which registered handler runs it.
     pub job_type: String,
-    /// Logical queue name (`fast`, `slow`), not a URL.
+    /// Logical queue name (`fast`, `slow`, `urgent`, `bulk`), not a URL.
     pub queue: String,
+    /// How urgent the job is; it chose `queue`.
+    pub priority: Priority,
     /// Where the job is in its life.
     pub status: JobStatus,
     /// The input as submitted, inline JSON.
@@ -357,8 +392,10 @@ pub struct NewJob {
     pub owner: String,
     /// Which registered handler runs the job.
     pub job_type: String,
-    /// Logical queue name (`fast`, `slow`).
+    /// Logical queue name (`fast`, `slow`, `urgent`, `bulk`).
     pub queue: String,
+    /// How urgent the job is.
+    pub priority: Priority,
     /// The validated input, inline JSON.
     pub input: Value,
     /// SHA-256 over the canonical request ([`JobRecord::request_hash`]).
@@ -381,6 +418,7 @@ impl JobRecord {
             owner: new.owner,
             job_type: new.job_type,
             queue: new.queue,
+            priority: new.priority,
             status: JobStatus::Queued,
             input: new.input,
             request_hash: new.request_hash,

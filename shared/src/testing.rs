@@ -6,17 +6,20 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 
-/// A valid configuration (queues `fast` and `slow`, thumbnails routed to
-/// `slow`, the `sleep` job enabled), with `overrides` applied on top.
+/// A valid configuration (queues `fast`, `slow`, `urgent` for high and
+/// `bulk` for low priority, thumbnails routed to `slow`, the `sleep` job
+/// enabled), with `overrides` applied on top.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     let mut vars: BTreeMap<String, String> = [
         ("JOBS_TABLE", "jobs"),
         ("JOBS_BUCKET", "bucket"),
         (
             "QUEUE_URLS",
-            "fast=http://sqs.local/1/longrun-fast,slow=http://sqs.local/1/longrun-slow",
+            "fast=http://sqs.local/1/longrun-fast,slow=http://sqs.local/1/longrun-slow,\
+             urgent=http://sqs.local/1/longrun-urgent,bulk=http://sqs.local/1/longrun-bulk",
         ),
         ("JOB_QUEUES", "thumbnail=slow"),
+        ("PRIORITY_QUEUES", "high=urgent,low=bulk"),
         ("ENABLE_SLEEP_JOB", "true"),
     ]
     .into_iter()
@@ -43,6 +46,7 @@ pub fn queued_job_at(owner: &str, job_type: &str, input: serde_json::Value, now_
             owner: owner.into(),
             job_type: job_type.into(),
             queue: "fast".into(),
+            priority: crate::record::Priority::Normal,
             input,
             request_hash: "request-hash".into(),
             max_attempts: 3,

@@ -349,3 +349,47 @@ async fn a_hundred_concurrent_submits_against_a_quota_of_ten_accept_exactly_ten(
     );
     assert_eq!(stack.submit(&quick, None).await.status, 202);
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator and the local runtime: make test"]
+async fn a_high_priority_job_overtakes_a_backlog_of_low_priority_ones() {
+    let runtime = LocalRuntime::start(
+        "longrun-priority",
+        &[
+            "--parameter-overrides",
+            "MaxActiveJobsPerOwner=0 BulkWorkerMaxConcurrency=2",
+        ],
+    )
+    .await;
+    let stack = Stack::local(&runtime).await;
+    let low = json!({"type": "sleep", "priority": "low", "input": {"seconds": 0.3}});
+    let mut backlog = Vec::new();
+    for _ in 0..200 {
+        backlog.push(stack.submit_ok(&low).await);
+    }
+    let urgent = stack
+        .submit_ok(&json!({"type": "sleep", "priority": "high", "input": {"seconds": 0.1}}))
+        .await;
+    let done = stack.wait_terminal(&urgent, Duration::from_secs(60)).await;
+    assert_eq!(
+        (done["status"].as_str(), done["queue"].as_str()),
+        (Some("SUCCEEDED"), Some("urgent"))
+    );
+    let mut finished = 0;
+    for id in &backlog {
+        if stack.job(id).await["status"] == "SUCCEEDED" {
+            finished += 1;
+        }
+    }
+    // Two bulk workers at 0.3 s a job need half a minute for the backlog;
+    // the high job waits behind none of it.
+    assert!(
+        finished < 100,
+        "{finished} of 200 low jobs finished before the high one"
+    );
+    let first = stack.job(&backlog[0]).await;
+    assert_eq!(
+        (first["priority"].as_str(), first["queue"].as_str()),
+        (Some("low"), Some("bulk"))
+    );
+}

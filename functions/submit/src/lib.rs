@@ -422,19 +422,8 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
         }
     }
     let config = &deps.config;
-    let queue = request
-        .queue
-        .clone()
-        .unwrap_or_else(|| config.queue_for(&request.job_type).to_owned());
-    if !config.queue_urls.contains_key(&queue) {
-        errors.push(FieldError {
-            field: "queue".into(),
-            message: format!(
-                "unknown queue; known queues: {}",
-                config.queue_urls.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        });
-    }
+    let priority = request.priority.unwrap_or_default();
+    let queue = config.queue_for_priority(&request.job_type, priority).to_owned();
     let delay_seconds = request.delay_seconds.unwrap_or(0);
     if delay_seconds > config.max_delay_seconds {
         errors.push(FieldError {
@@ -465,7 +454,7 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
     let request_hash = hash_json(&json!({
         "type": request.job_type,
         "input": request.input,
-        "queue": queue,
+        "priority": priority.as_str(),
         "delay_seconds": delay_seconds,
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
@@ -475,6 +464,7 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
         owner: owner.to_owned(),
         job_type: request.job_type,
         queue,
+        priority,
         input: request.input,
         request_hash,
         max_attempts,

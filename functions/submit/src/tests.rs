@@ -21,7 +21,7 @@ fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
     settings.extend_from_slice(overrides);
     let config = Arc::new(longrun::testing::config(&settings));
     let store = Arc::new(MemoryJobStore::new().with_owner_quotas());
-    let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
+    let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow", "urgent", "bulk"]));
     let deps = SubmitDeps {
         registry: Arc::new(Registry::standard(&config)),
         store: store.clone(),
@@ -80,6 +80,37 @@ async fn a_slot_leaked_by_a_crash_is_freed_when_the_quota_is_found_full() {
     let next = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(next.status_code, 202, "the leaked slot was repaired: {:?}", next.body);
     assert_eq!(f.store.active_slots("alice").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_priority_picks_the_queue_and_callers_cannot_name_one() {
+    let f = fixture();
+    let thumbnail = |priority: &str| {
+        json!({"type": "thumbnail", "priority": priority,
+               "input": {"source": {"key": format!("{}a.png", input_prefix("alice"))}, "widths": [8]}})
+        .to_string()
+    };
+    for (priority, queue) in [("high", "urgent"), ("normal", "slow"), ("low", "bulk")] {
+        let answer = handle(&f.deps, post(&thumbnail(priority), &[], Some("alice"))).await;
+        assert_eq!(answer.status_code, 202, "{:?}", answer.body);
+        let view = body_json(&answer);
+        assert_eq!(
+            (view["priority"].as_str(), view["queue"].as_str()),
+            (Some(priority), Some(queue))
+        );
+        assert_eq!(f.queue.sent().last().unwrap().queue, queue);
+    }
+    let plain = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(body_json(&plain)["priority"], "normal", "normal when absent");
+    assert_eq!(body_json(&plain)["queue"], "fast");
+
+    for bad in [
+        r#"{"type": "sleep", "input": {"seconds": 1}, "priority": "urgent"}"#,
+        r#"{"type": "sleep", "input": {"seconds": 1}, "queue": "slow"}"#,
+    ] {
+        let refused = handle(&f.deps, post(bad, &[], Some("alice"))).await;
+        assert_eq!(refused.status_code, 422, "{bad}: {:?}", refused.body);
+    }
 }
 
 #[tokio::test]

@@ -167,7 +167,10 @@ fn intrinsics_resolve_against_parameters_and_resources() {
     let functions = template.functions().unwrap();
     let env = &functions[0].environment;
     let resolve = |name: &str| template.resolve(&env[name], &FakeResources).unwrap();
-    assert_eq!(resolve("QUEUE_URLS"), "fast=ref-of-FastQueue,slow=ref-of-SlowQueue");
+    assert_eq!(
+        resolve("QUEUE_URLS"),
+        "fast=ref-of-FastQueue,slow=ref-of-SlowQueue,urgent=ref-of-UrgentQueue,bulk=ref-of-BulkQueue"
+    );
     assert_eq!(resolve("JOBS_TABLE"), "ref-of-JobsTable");
     assert_eq!(resolve("ENABLE_SLEEP_JOB"), "true");
     let sub: Yaml = serde_yaml::from_str("!Sub 'arn:${AWS::Region}:${JobsBucket.Arn}/x'").unwrap();

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::due_shard;
 use crate::ports::StoreError;
-use crate::record::{JobId, JobRecord, JobStatus};
+use crate::record::{JobId, JobRecord, JobStatus, Priority};
 
 /// A DynamoDB item: attribute name to value.
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -42,6 +42,7 @@ impl From<&JobRecord> for Item {
         item.insert("owner".into(), s(&job.owner));
         item.insert("job_type".into(), s(&job.job_type));
         item.insert("queue".into(), s(&job.queue));
+        item.insert("priority".into(), s(job.priority.as_str()));
         item.insert("status".into(), s(job.status.as_str()));
         item.insert("input".into(), AttributeValue::S(job.input.to_string()));
         item.insert("request_hash".into(), s(&job.request_hash));
@@ -110,6 +111,10 @@ impl TryFrom<&Item> for JobRecord {
             owner: item.required_s("owner")?,
             job_type: item.required_s("job_type")?,
             queue: item.required_s("queue")?,
+            priority: match item.get_s("priority")? {
+                None => Priority::Normal,
+                Some(raw) => Priority::parse(&raw).ok_or_else(|| corrupt("priority"))?,
+            },
             status,
             input: item.get_json("input")?.unwrap_or(serde_json::Value::Null),
             request_hash: item.required_s("request_hash")?,
