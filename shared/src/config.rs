@@ -52,6 +52,11 @@ pub struct Config {
     /// `Retry-After` while that many messages wait in the queue (visible plus
     /// delayed). A queue not named has no limit.
     pub queue_max_depths: BTreeMap<String, u64>,
+    /// `BATCH_CONCURRENCY`: how many messages of one SQS batch a worker
+    /// invocation runs at once (at least 1). Each running job holds its own
+    /// buffers (a thumbnail up to `MAX_IMAGE_MEMORY_BYTES`), so this times
+    /// the largest job must fit the worker's memory.
+    pub batch_concurrency: usize,
     /// `MAX_ACTIVE_JOBS_PER_OWNER`: the most QUEUED or RUNNING jobs one owner
     /// may have; a submit over it is `429` with a `Retry-After`. 0: no limit.
     pub max_active_jobs_per_owner: u32,
@@ -193,6 +198,7 @@ impl Config {
             priority_queues,
             queue_depth_sample: Duration::from_millis(number(&lookup, "QUEUE_DEPTH_SAMPLE_MS", 5000)?),
             max_active_jobs_per_owner: number(&lookup, "MAX_ACTIVE_JOBS_PER_OWNER", 0)?,
+            batch_concurrency: number(&lookup, "BATCH_CONCURRENCY", 10)?,
             default_max_attempts: number(&lookup, "DEFAULT_MAX_ATTEMPTS", 3)?,
             max_attempts_limit: number(&lookup, "MAX_ATTEMPTS_LIMIT", 5)?,
             max_claims: number(&lookup, "MAX_CLAIMS", 10)?,
@@ -252,6 +258,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "UPLOAD_URL_TTL_SECONDS",
                 reason: "must be between 1 and 3600: an upload URL is for the upload that follows".into(),
+            });
+        }
+        if config.batch_concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                name: "BATCH_CONCURRENCY",
+                reason: "must be at least 1".into(),
             });
         }
         if config.max_stalled_runs == 0 {

@@ -34,8 +34,9 @@ impl Kind {
     }
 
     fn body(self, i: usize) -> Value {
-        // Long enough (0.5–2.3 s) that the kills land while many jobs run.
-        let seconds = 0.5 + (i % 7) as f64 * 0.3;
+        // Long enough (2–5 s) that the kills land while many jobs run, even
+        // with a worker running its whole batch at once.
+        let seconds = 2.0 + (i % 7) as f64 * 0.5;
         match self {
             Kind::Succeeds => json!({"type": "sleep", "input": {"seconds": seconds}}),
             Kind::FailsOnceThenSucceeds => {
@@ -107,7 +108,7 @@ async fn hundreds_of_jobs_survive_random_worker_kills_and_store_faults() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        tokio::time::sleep(Duration::from_millis(2_500 + seed % 3_000)).await;
+        tokio::time::sleep(Duration::from_millis(1_500 + seed % 2_000)).await;
         runtime.kill();
         runtime.restart_with(&faulty).await;
     }
@@ -181,6 +182,10 @@ async fn hundreds_of_jobs_survive_random_worker_kills_and_store_faults() {
         }
         *by_status.entry(status).or_default() += 1;
     }
+    assert!(
+        taken_over > 0,
+        "no job was taken over: the kills missed every run, so the soak proved nothing about them"
+    );
     let report = format!(
         "soak: {} jobs, {kills} kill -9 + restarts with injected store faults, {:.0} s to drain after the last restart; outcomes {:?}; \
          lost 0, completed twice 0, {taken_over} jobs taken over after a kill",

@@ -6,7 +6,9 @@
 //!    after a backoff until the queue's redrive policy moves it to the
 //!    dead-letter queue ([`delivery`]).
 //! 2. **Time check.** With less than `DEADLINE_SAFETY_MS` of invocation
-//!    left, no job starts: the message is passed on as a fresh one.
+//!    left, no job starts: the message is passed on as a fresh one. (The
+//!    messages of a batch go through these steps concurrently, up to
+//!    `BATCH_CONCURRENCY` at once: [`handle`].)
 //! 3. **Claim.** A conditional update sets a lease of `LEASE_SECONDS` (a
 //!    takeover of a crashed run counts a takeover, not an attempt). No such
 //!    job → poison. Not claimable: a job with a cancel request that no
@@ -15,7 +17,12 @@
 //!    not due yet is passed on, delayed until it is. A claim that fails on a
 //!    store fault passes the message on after a short backoff, so store
 //!    faults never add up to the dead-letter queue.
-//! 4. **Hide.** The message stays hidden as long as the lease lives.
+//! 4. **Hide.** Not at the claim: the queue's own visibility timeout (6 ×
+//!    the worker's timeout) covers a run until its first heartbeat, which
+//!    hides the message as long as the lease lives, and every heartbeat
+//!    after it. A job that ends before its first heartbeat makes no
+//!    ChangeMessageVisibility at all; one whose worker dies before it comes
+//!    back through the reconciler once its lease has expired.
 //! 5. **Refuse to start** ([`decide::refusal_at_start`]): started more than
 //!    `MAX_CLAIMS` times, or past its own `timeout_seconds`, or of a type
 //!    this worker does not run → FAILED at once.
@@ -65,7 +72,7 @@ use longrun::time::now_ms;
 use longrun::{Config, JobId, JobRecord, JobStatus};
 use tracing::Instrument;
 
-use delivery::{hide_for, pass_on, pass_on_after_store_fault, poison};
+use delivery::{pass_on, pass_on_after_store_fault, poison};
 use ending::{continue_later, end, retry, return_after_lease};
 use heartbeat::HeartbeatEnd;
 
@@ -99,24 +106,49 @@ impl SqsFunction for WorkerDeps {
     }
 }
 
-/// Handles one SQS batch within the invocation's deadline (from `context`),
-/// one message after another.
+/// Handles one SQS batch within the invocation's deadline (from `context`):
+/// up to `BATCH_CONCURRENCY` messages at once, each with its own claim,
+/// lease, heartbeat, deadline and disposition, started in the batch's
+/// order. A batch of short jobs takes about as long as its longest job.
 pub async fn handle(deps: &WorkerDeps, event: SqsEvent, context: &lambda_runtime::Context) -> SqsBatchResponse {
     let deadline_ms = context.deadline as i64;
-    let mut redeliver = Vec::new();
-    for message in &event.records {
-        let message_id = message.message_id.clone().unwrap_or_default();
-        let disposition = if deadline_ms - now_ms() < deps.config.deadline_safety.as_millis() as i64 {
-            tracing::warn!(%message_id, "too little invocation time left to start a job; passing it on");
-            pass_on(deps, message, 0).await
-        } else {
-            process(deps, message, deadline_ms).await
+    let slots = Arc::new(tokio::sync::Semaphore::new(deps.config.batch_concurrency));
+    let mut runs = tokio::task::JoinSet::new();
+    // Until its run reports, a message counts as one to redeliver.
+    let mut outcomes: Vec<(String, Disposition)> = event
+        .records
+        .iter()
+        .map(|m| (m.message_id.clone().unwrap_or_default(), Disposition::Redeliver))
+        .collect();
+    for (index, message) in event.records.into_iter().enumerate() {
+        let (deps, slots) = (deps.clone(), slots.clone());
+        let run = async move {
+            // FIFO: messages start in the batch's order as slots free up.
+            let _slot = slots.acquire_owned().await;
+            let disposition = if deadline_ms - now_ms() < deps.config.deadline_safety.as_millis() as i64 {
+                tracing::warn!(message_id = ?message.message_id, "too little invocation time left to start a job; passing it on");
+                pass_on(&deps, &message, 0).await
+            } else {
+                process(&deps, &message, deadline_ms).await
+            };
+            (index, disposition)
         };
-        if disposition == Disposition::Redeliver {
-            redeliver.push(message_id);
+        runs.spawn(run.instrument(tracing::Span::current()));
+    }
+    while let Some(joined) = runs.join_next().await {
+        match joined {
+            Ok((index, disposition)) => outcomes[index].1 = disposition,
+            // `process` catches the handler's panics; one of its own is a
+            // bug: its message stays one to redeliver.
+            Err(err) => tracing::error!(error = %err, "a message's processing failed; it will come back"),
         }
     }
-    batch_failures(redeliver)
+    batch_failures(
+        outcomes
+            .into_iter()
+            .filter(|(_, disposition)| *disposition == Disposition::Redeliver)
+            .map(|(id, _)| id),
+    )
 }
 
 /// Handles one message (steps 1 and 3–8 of the module's lifecycle).
@@ -150,7 +182,6 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         }
     };
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
-    hide_for(deps, message, config.heartbeat_visibility_seconds()).await;
     if let Some(error) = refusal_at_start(&job, now, config.max_claims) {
         return end(deps, message, &job, &lease, Finish::Failed { error }).await;
     }

@@ -99,7 +99,9 @@ impl JobContext {
         JobContext {
             run,
             services,
-            last_write: Mutex::new(None),
+            // The run's start counts as a write: a job that ends within one
+            // progress interval makes no progress write at all.
+            last_write: Mutex::new(Some(Instant::now())),
             signal,
         }
     }
@@ -278,13 +280,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn progress_writes_are_throttled() {
+    async fn progress_writes_are_throttled_from_the_start_of_the_run() {
         let mut h = harness(json!({}), None).await;
         h.ctx.services.progress_interval = Duration::from_secs(3600);
         h.ctx.progress(10, "first").await.unwrap();
         h.ctx.progress(20, "second").await.unwrap();
         let job = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
-        assert_eq!(job.progress, 10, "second write inside the interval must be skipped");
+        assert_eq!(
+            job.progress, 0,
+            "a job that ends within one interval of its start writes no progress"
+        );
+
+        h.ctx.services.progress_interval = Duration::from_millis(50);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        h.ctx.progress(30, "third").await.unwrap();
+        h.ctx.progress(40, "fourth").await.unwrap();
+        let job = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
+        assert_eq!(job.progress, 30, "one write per interval after that");
     }
 
     #[tokio::test]
