@@ -397,6 +397,72 @@ async fn streaming_memory(bench: &Bench) {
     println!();
 }
 
+/// Jobs/s of one worker invocation for batches of 1, 5 and 10 jobs: small
+/// report jobs (inline CSV, two result objects each: the emulator's own
+/// speed bounds them) and 0.2 s sleep jobs (waiting, as a job on a remote
+/// service does). The worker runs a batch's messages at once
+/// (`BATCH_CONCURRENCY`), so a bigger batch should give more jobs/s, where
+/// one message at a time would give the same jobs/s at every size.
+async fn batch_throughput(bench: &Bench) {
+    println!("### Jobs per second of one worker invocation, by batch size\n");
+    println!("The worker called directly with a batch of N messages; median of 5 invocations per size. With one message at a time every size would give the same jobs/s.\n");
+    let worker = bench.function("FastWorkerFunction").sqs().expect("an SQS function");
+    let kinds = [
+        (
+            "report (inline CSV, 2 results)",
+            r#"{"type":"report","input":{"source":{"csv":"g,v\na,1\nb,2\na,3\n"},"group_by":["g"],"values":["v"]}}"#,
+        ),
+        ("sleep 0.2 s", r#"{"type":"sleep","input":{"seconds":0.2}}"#),
+    ];
+    for (name, body) in kinds {
+        println!("**{name}**\n");
+        println!("| batch size | median invocation | jobs/s | vs batch of 1 |");
+        println!("| --- | --- | --- | --- |");
+        let mut single_rate = None;
+        for size in [1usize, 5, 10] {
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let mut ids = Vec::new();
+                for _ in 0..size {
+                    ids.push(bench.submit(body).await);
+                }
+                bench.purge().await;
+                let mut event = SqsEvent::default();
+                event.records = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        serde_json::from_value(serde_json::json!({
+                            "messageId": format!("batch-{i}"),
+                            "receiptHandle": format!("batch-{i}"),
+                            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
+                            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+                        }))
+                        .unwrap()
+                    })
+                    .collect();
+                let mut context = lambda_runtime::Context::default();
+                context.deadline = (now_ms() + 900_000) as u64;
+                let started = Instant::now();
+                let response = worker.call(event, &context).await;
+                times.push(started.elapsed().as_secs_f64());
+                assert!(response.batch_item_failures.is_empty());
+                wait_all_terminal(bench, &ids, Duration::from_secs(30)).await;
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let rate = size as f64 / median;
+            let single = *single_rate.get_or_insert(rate);
+            println!(
+                "| {size} | {:.0} ms | {rate:.1} | {:.2}× |",
+                median * 1000.0,
+                rate / single
+            );
+        }
+        println!();
+    }
+}
+
 fn generate_csv(target_bytes: usize) -> (Vec<u8>, usize) {
     let regions = ["eu-west", "us-east", "ap-south", "sa-east", "af-north"];
     let mut out = Vec::with_capacity(target_bytes + 64);
@@ -474,6 +540,11 @@ async fn main() {
     for poller in &bench.stack.pollers {
         poller.abort();
     }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("batch") {
+        batch_throughput(&bench).await;
+        return;
+    }
     submit_latency(&bench, rounds).await;
     streaming_memory(&bench).await;
+    batch_throughput(&bench).await;
 }
