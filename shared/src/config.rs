@@ -141,13 +141,19 @@ impl Config {
                 .ok_or(ConfigError::Missing(name))
         };
         let queue_urls = parse_pairs("QUEUE_URLS", &required("QUEUE_URLS")?)?;
+        // Every variable that names queues names only those in QUEUE_URLS.
+        let known_queue = |name: &'static str, queue: &str| {
+            if queue_urls.contains_key(queue) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("{queue:?} is not a queue in QUEUE_URLS"),
+                })
+            }
+        };
         let default_queue = lookup("DEFAULT_QUEUE").unwrap_or_else(|| "fast".to_owned());
-        if !queue_urls.contains_key(&default_queue) {
-            return Err(ConfigError::Invalid {
-                name: "DEFAULT_QUEUE",
-                reason: format!("{default_queue:?} is not a queue in QUEUE_URLS"),
-            });
-        }
+        known_queue("DEFAULT_QUEUE", &default_queue)?;
         let job_queues = parse_pairs("JOB_QUEUES", &lookup("JOB_QUEUES").unwrap_or_default())?;
         if let Some((job_type, queue)) = job_queues.iter().find(|(_, q)| !queue_urls.contains_key(*q)) {
             return Err(ConfigError::Invalid {
@@ -158,33 +164,24 @@ impl Config {
         let priority_queues = parse_pairs("PRIORITY_QUEUES", &lookup("PRIORITY_QUEUES").unwrap_or_default())?
             .into_iter()
             .map(|(priority, queue)| {
-                let invalid = |reason: String| ConfigError::Invalid {
+                let priority = Priority::parse(&priority).ok_or_else(|| ConfigError::Invalid {
                     name: "PRIORITY_QUEUES",
-                    reason,
-                };
-                let priority = Priority::parse(&priority)
-                    .ok_or_else(|| invalid(format!("{priority:?} is not high, normal or low")))?;
-                if !queue_urls.contains_key(&queue) {
-                    return Err(invalid(format!("{queue:?} is not a queue in QUEUE_URLS")));
-                }
+                    reason: format!("{priority:?} is not high, normal or low"),
+                })?;
+                known_queue("PRIORITY_QUEUES", &queue)?;
                 Ok((priority, queue))
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;
         let queue_max_depths = parse_pairs("QUEUE_MAX_DEPTHS", &lookup("QUEUE_MAX_DEPTHS").unwrap_or_default())?
             .into_iter()
             .map(|(queue, depth)| {
-                let invalid = |reason: String| ConfigError::Invalid {
-                    name: "QUEUE_MAX_DEPTHS",
-                    reason,
-                };
-                if !queue_urls.contains_key(&queue) {
-                    return Err(invalid(format!("{queue:?} is not a queue in QUEUE_URLS")));
-                }
+                known_queue("QUEUE_MAX_DEPTHS", &queue)?;
                 match depth.parse::<u64>() {
                     Ok(depth) if depth > 0 => Ok((queue, depth)),
-                    _ => Err(invalid(format!(
-                        "{queue}={depth}: the depth must be a whole number above 0"
-                    ))),
+                    _ => Err(ConfigError::Invalid {
+                        name: "QUEUE_MAX_DEPTHS",
+                        reason: format!("{queue}={depth}: the depth must be a whole number above 0"),
+                    }),
                 }
             })
             .collect::<Result<BTreeMap<_, _>, _>>()?;

@@ -314,24 +314,18 @@ impl Stack {
     }
 
     /// The raw job item, straight from the table.
-    /// The job ids in `owner`'s quota item (its active set), sorted.
+    /// The job ids in `owner`'s quota item (its active set), sorted, read
+    /// through the job store's own adapter.
     pub async fn active_slots(&self, owner: &str) -> Vec<String> {
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("owner#{owner}")),
-            )
-            .consistent_read(true)
-            .send()
+        use longrun::ports::JobStore;
+        let store = longrun::aws::DynamoJobStore::new(self.dynamodb.clone(), &self.table, 0);
+        let mut ids: Vec<String> = store
+            .active_slots(owner)
             .await
-            .expect("get the quota item")
-            .item;
-        let mut ids = item
-            .and_then(|item| item.get("active").and_then(|a| a.as_ss().ok().cloned()))
-            .unwrap_or_default();
+            .expect("read the quota item")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         ids.sort();
         ids
     }

@@ -108,9 +108,6 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
             return Ok(());
         }
         let now = now_ms();
-        if job.cancel_pending_at(now) {
-            return cancel(deps, &job.id, now).await;
-        }
         let last_error = job
             .error
             .as_ref()
@@ -125,7 +122,7 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
         );
         match deps.store.dead_letter(&job.id, &error, job_message.redrives, now).await? {
             Transition::Done(_) => tracing::warn!(%receives, "job dead-lettered"),
-            // Asked to cancel between the read and the write.
+            // The store refuses a job with a cancel request: a cancel wins.
             Transition::Refused(current) if current.cancel_pending_at(now) => return cancel(deps, &job.id, now).await,
             Transition::Refused(current) => {
                 tracing::info!(status = %current.status, "dead letter for a job that is live, ended or redriven; left as it is")

@@ -179,13 +179,7 @@ async fn reserve_slot(deps: &SubmitDeps, owner: &str, id: &JobId, limit: u32) ->
                 }
             }
             Ok(SlotOutcome::Full { .. }) => break,
-            Err(err) => {
-                tracing::error!(error = %err, "job store unavailable");
-                return Err(Problem::unavailable(
-                    "the job store is unavailable; retry (with the same Idempotency-Key) later",
-                    UNAVAILABLE_RETRY_SECONDS,
-                ));
-            }
+            Err(err) => return Err(store_unavailable(err)),
         }
     }
     tracing::warn!(limit, "owner at its quota of active jobs; refused");
@@ -243,17 +237,38 @@ async fn refused_unless_replay(
     }
     match deps.store.get(&job.id).await {
         Ok(Some(existing)) if existing.expires_at >= now_ms() / 1000 => {
-            if existing.owner != job.owner {
-                return Err(Problem::idempotency_conflict(job.id.as_str()));
-            }
-            if existing.request_hash != job.request_hash {
-                return Err(Problem::idempotency_conflict(existing.id.as_str()));
-            }
+            let existing = replay_of(Box::new(existing), &job.owner, &job.request_hash)?;
             tracing::info!(status = %existing.status, "idempotent replay of a job while new work is refused");
-            Ok(Submitted::Replayed(Box::new(existing)))
+            Ok(Submitted::Replayed(existing))
         }
         _ => Err(busy),
     }
+}
+
+/// What a live record already under the job's id means for a submit by
+/// `owner` with `request_hash`: a replay of the caller's own job with the
+/// same body, or else `422` as for a reused key (the id derives from
+/// (caller, key), so another owner's record under it is never a replay, and
+/// nothing of that job is handed back).
+fn replay_of(existing: Box<JobRecord>, owner: &str, request_hash: &str) -> Result<Box<JobRecord>, Problem> {
+    if existing.owner != owner {
+        tracing::warn!(stored_owner = %existing.owner, "idempotency key names another owner's job; refused");
+        return Err(Problem::idempotency_conflict(existing.id.as_str()));
+    }
+    if existing.request_hash != request_hash {
+        return Err(Problem::idempotency_conflict(existing.id.as_str()));
+    }
+    Ok(existing)
+}
+
+/// The job store failed: `503`. Not `Problem::from`: a submit is retried
+/// safely only with the same key, and says so.
+fn store_unavailable(err: longrun::ports::StoreError) -> Problem {
+    tracing::error!(error = %err, "job store unavailable");
+    Problem::unavailable(
+        "the job store is unavailable; retry (with the same Idempotency-Key) later",
+        UNAVAILABLE_RETRY_SECONDS,
+    )
 }
 
 async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submitted, Problem> {
@@ -265,29 +280,13 @@ async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submit
     let job = JobRecord::new_queued(new_job, now, live_seconds, deps.config.enqueue_grace_ms());
     match deps.store.create(&job, now).await {
         Ok(CreateOutcome::Created) => {}
-        Ok(CreateOutcome::Exists(existing)) if existing.owner != job.owner => {
-            // The id derives from (caller, key), so another owner's record
-            // under it is never a replay: answer as for a reused key, and
-            // hand back nothing of that job.
-            tracing::warn!(stored_owner = %existing.owner, "idempotency key names another owner's job; refused");
-            return Err(Problem::idempotency_conflict(job.id.as_str()));
-        }
-        Ok(CreateOutcome::Exists(existing)) if existing.request_hash == job.request_hash => {
+        Ok(CreateOutcome::Exists(existing)) => {
+            let existing = replay_of(existing, &job.owner, &job.request_hash)?;
             tracing::info!(status = %existing.status, "idempotent replay");
             resend_on_replay(deps, &existing, now).await;
             return Ok(Submitted::Replayed(existing));
         }
-        Ok(CreateOutcome::Exists(existing)) => {
-            return Err(Problem::idempotency_conflict(existing.id.as_str()));
-        }
-        Err(err) => {
-            // Not `Problem::from`: a submit is retried safely only with the same key, and says so.
-            tracing::error!(error = %err, "job store unavailable");
-            return Err(Problem::unavailable(
-                "the job store is unavailable; retry (with the same Idempotency-Key) later",
-                UNAVAILABLE_RETRY_SECONDS,
-            ));
-        }
+        Err(err) => return Err(store_unavailable(err)),
     }
     let message = JobMessage::for_job(&job, now);
     if let Err(err) = deps.queue.enqueue(&job.queue, &message, delay_seconds).await {

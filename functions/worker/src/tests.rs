@@ -757,115 +757,11 @@ async fn a_run_whose_lease_cannot_be_extended_stops_before_it_lapses_and_comes_b
     assert!(record.lease_expires_at.unwrap() > now_ms() - 5_000);
 }
 
-/// A store whose heartbeat calls never answer: a hanging request.
-struct HangingHeartbeats(Arc<MemoryJobStore>);
-
-#[longrun::async_trait]
-impl JobStore for HangingHeartbeats {
-    async fn create(
-        &self,
-        job: &JobRecord,
-        now: i64,
-    ) -> Result<longrun::ports::CreateOutcome, longrun::ports::StoreError> {
-        self.0.create(job, now).await
-    }
-    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, longrun::ports::StoreError> {
-        self.0.get(id).await
-    }
-    async fn claim(&self, id: &JobId, lease: &Lease, now: i64) -> Result<ClaimOutcome, longrun::ports::StoreError> {
-        self.0.claim(id, lease, now).await
-    }
-    async fn record_progress(
-        &self,
-        id: &JobId,
-        owner: &str,
-        update: &longrun::record::ProgressUpdate,
-        now: i64,
-    ) -> Result<longrun::ports::ProgressAck, longrun::ports::StoreError> {
-        self.0.record_progress(id, owner, update, now).await
-    }
-    async fn extend_lease(
-        &self,
-        _id: &JobId,
-        _lease: &Lease,
-        _now: i64,
-    ) -> Result<longrun::ports::ProgressAck, longrun::ports::StoreError> {
-        std::future::pending().await
-    }
-    async fn finish(
-        &self,
-        id: &JobId,
-        owner: &str,
-        finish: &Finish,
-        now: i64,
-    ) -> Result<JobRecord, longrun::ports::StoreError> {
-        self.0.finish(id, owner, finish, now).await
-    }
-    async fn request_cancel(
-        &self,
-        id: &JobId,
-        now: i64,
-    ) -> Result<longrun::ports::CancelOutcome, longrun::ports::StoreError> {
-        self.0.request_cancel(id, now).await
-    }
-    async fn dead_letter(
-        &self,
-        id: &JobId,
-        error: &JobError,
-        redrives: u32,
-        now: i64,
-    ) -> Result<longrun::ports::Transition, longrun::ports::StoreError> {
-        self.0.dead_letter(id, error, redrives, now).await
-    }
-    async fn requeue_dead_lettered(
-        &self,
-        id: &JobId,
-        now: i64,
-        due_at: i64,
-    ) -> Result<longrun::ports::Transition, longrun::ports::StoreError> {
-        self.0.requeue_dead_lettered(id, now, due_at).await
-    }
-    async fn list_by_owner(
-        &self,
-        owner: &str,
-        status: Option<JobStatus>,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<longrun::ports::JobPage, longrun::ports::StoreError> {
-        self.0.list_by_owner(owner, status, limit, cursor).await
-    }
-    async fn overdue(&self, now: i64, limit: usize) -> Result<Vec<JobId>, longrun::ports::StoreError> {
-        self.0.overdue(now, limit).await
-    }
-    async fn reserve_slot(
-        &self,
-        owner: &str,
-        id: &JobId,
-        limit: u32,
-    ) -> Result<longrun::ports::SlotOutcome, longrun::ports::StoreError> {
-        self.0.reserve_slot(owner, id, limit).await
-    }
-    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), longrun::ports::StoreError> {
-        self.0.release_slot(owner, id).await
-    }
-    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, longrun::ports::StoreError> {
-        self.0.active_slots(owner).await
-    }
-    async fn defer_due(
-        &self,
-        id: &JobId,
-        expected: i64,
-        new: i64,
-        resent: bool,
-    ) -> Result<bool, longrun::ports::StoreError> {
-        self.0.defer_due(id, expected, new, resent).await
-    }
-}
-
 #[tokio::test]
 async fn a_hanging_heartbeat_call_cannot_keep_a_run_past_its_lease() {
     let memory = Arc::new(MemoryJobStore::new());
-    let (deps, queue) = short_lease_fixture(Arc::new(HangingHeartbeats(memory.clone())));
+    memory.set_heartbeats_hang(true);
+    let (deps, queue) = short_lease_fixture(memory.clone());
     let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
     memory.insert(job.clone());
     let response = handle_within(&deps, event(vec![job_message(&job, "m1")]), 30).await;

@@ -19,6 +19,7 @@ use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, Progre
 pub struct MemoryJobStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
     unavailable: AtomicBool,
+    hanging_heartbeats: AtomicBool,
     retention_seconds: i64,
     /// Each owner's set of active jobs (quotas).
     slots: Mutex<HashMap<String, BTreeSet<JobId>>>,
@@ -46,6 +47,7 @@ impl MemoryJobStore {
         MemoryJobStore {
             jobs: Mutex::default(),
             unavailable: AtomicBool::default(),
+            hanging_heartbeats: AtomicBool::default(),
             retention_seconds,
             slots: Mutex::default(),
             owner_quotas: false,
@@ -85,6 +87,12 @@ impl MemoryJobStore {
     /// Makes every call fail as if DynamoDB were unreachable (or recover).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Makes every lease extension hang for ever, as a request to a store
+    /// that accepts the connection and never answers (or answer again).
+    pub fn set_heartbeats_hang(&self, hang: bool) {
+        self.hanging_heartbeats.store(hang, Ordering::SeqCst);
     }
 
     /// The records, after checking the store is "reachable".
@@ -213,6 +221,9 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn extend_lease(&self, id: &JobId, lease: &Lease, _now_ms: i64) -> Result<ProgressAck, StoreError> {
+        if self.hanging_heartbeats.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
         if !job.is_leased_to(&lease.owner) {

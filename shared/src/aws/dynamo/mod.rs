@@ -80,6 +80,14 @@ pub struct DynamoJobStore {
     owner_quotas: bool,
 }
 
+/// The job ids in a quota item's `active` set (none without an item or set).
+fn active_set(item: Option<&Item>) -> Vec<JobId> {
+    item.and_then(|item| item.get("active"))
+        .and_then(|active| active.as_ss().ok())
+        .map(|ids| ids.iter().filter_map(|raw| JobId::parse(raw)).collect())
+        .unwrap_or_default()
+}
+
 /// The key of an owner's quota item in the jobs table: `owner#<owner>`. It
 /// holds `active`, the string set of the owner's active job ids; having no
 /// `owner`, `created_at` or `due_shard`, it is in neither index, and no job
@@ -553,23 +561,12 @@ impl JobStore for DynamoJobStore {
             .send()
             .await;
         match result {
-            Ok(output) => {
-                let held = output
-                    .attributes
-                    .and_then(|old| old.get("active").and_then(|a| a.as_ss().ok().cloned()))
-                    .is_some_and(|ids| ids.iter().any(|held| held == id.as_str()));
-                Ok(SlotOutcome::Reserved { newly: !held })
-            }
+            Ok(output) => Ok(SlotOutcome::Reserved {
+                newly: !active_set(output.attributes.as_ref()).contains(id),
+            }),
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(SlotOutcome::Full {
-                    active: e
-                        .item
-                        .as_ref()
-                        .and_then(|old| old.get("active").and_then(|a| a.as_ss().ok().cloned()))
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|raw| JobId::parse(raw))
-                        .collect(),
+                    active: active_set(e.item.as_ref()),
                 }),
                 _ => Err(StoreError::Unavailable(describe(&err))),
             },
@@ -600,13 +597,7 @@ impl JobStore for DynamoJobStore {
             .send()
             .await
             .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        Ok(output
-            .item
-            .and_then(|item| item.get("active").and_then(|a| a.as_ss().ok().cloned()))
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|raw| JobId::parse(raw))
-            .collect())
+        Ok(active_set(output.item.as_ref()))
     }
 
     async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
