@@ -30,7 +30,8 @@ fi
 # recovery happens in seconds; the end-to-end tests start extra runtimes
 # (to kill them, or with faults) with the same settings.
 export LONGRUN_TEST_OVERRIDES="EnableSleepJob=true LeaseSeconds=4 HeartbeatSeconds=1 RetryBaseSeconds=1 \
-RetryMaxSeconds=2 EnqueueGraceSeconds=3 ReconcilerSchedule=rate(2 seconds)"
+RetryMaxSeconds=2 EnqueueGraceSeconds=3 ReconcilerSchedule=rate(2 seconds) \
+WebhookAllowInsecureTargets=true WebhookRetrySchedule=1,1"
 export LONGRUN_LOCAL_BIN="$ROOT/target/debug/longrun-local"
 export LONGRUN_ADMIN_BIN="$ROOT/target/debug/longrun-admin"
 export LONGRUN_TEMPLATE="$ROOT/template.yaml"

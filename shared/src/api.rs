@@ -62,6 +62,100 @@ pub struct SubmitRequest {
     /// The job's deadline in seconds from its first start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u32>,
+    /// An `https` URL on a public address to POST the job's end to, signed
+    /// (Standard Webhooks) with the caller's webhook secret
+    /// (`POST /webhook-secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Steps to run after this job succeeds, one after another (a chain):
+    /// at most `MAX_CHAIN_STEPS`; an input may name a result of the step
+    /// before as `{"from_previous": "<name>"}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<crate::chain::ChainStep>,
+}
+
+/// `POST /webhook-secret` answer: the caller's new signing secret, shown
+/// this once. Deliveries are signed with it from now on, and with the one
+/// it replaces until `previous_valid_until`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct WebhookSecretView {
+    /// `whsec_<base64>`: the key for verifying `webhook-signature`.
+    pub secret: String,
+    /// When it was made, RFC 3339.
+    pub created_at: String,
+    /// Until when deliveries are also signed with the secret it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<String>,
+}
+
+/// How the announcement of a job's end to its `callback_url` went.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct CallbackView {
+    /// The URL given at submit.
+    pub url: String,
+    /// `pending` (not yet or being retried), `delivered` or `failed` (every
+    /// try failed; the announcement is in the webhook dead-letter queue).
+    pub state: String,
+    /// Deliveries tried.
+    pub attempts: u32,
+    /// The HTTP status of the last try, when it got an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Why the last try failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the next try is due, while pending after a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// When a try got a 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+}
+
+impl CallbackView {
+    /// The view of `callback` for a job in generation `generation`.
+    pub fn new(callback: &crate::record::Callback, generation: u32) -> Self {
+        let callback = callback.for_generation(generation);
+        let state = if callback.delivered_at.is_some() {
+            "delivered"
+        } else if callback.failed_at.is_some() {
+            "failed"
+        } else {
+            "pending"
+        };
+        CallbackView {
+            url: callback.url.clone(),
+            state: state.into(),
+            attempts: callback.attempts,
+            last_status: callback.last_status,
+            last_error: callback.last_error.clone(),
+            next_attempt_at: callback.next_attempt_at.filter(|_| !callback.settled()).map(rfc3339),
+            delivered_at: callback.delivered_at.map(rfc3339),
+        }
+    }
+}
+
+/// A chain as its first job's view shows it (`GET /jobs/{id}` of the root).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChainView {
+    /// The chain's overall status: that of the first step that has not
+    /// succeeded, or SUCCEEDED once the last one has.
+    pub status: String,
+    /// Every step, the first job included, in order.
+    pub steps: Vec<ChainStepView>,
+}
+
+/// One step of a chain.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChainStepView {
+    /// `type`: its job type.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// Its job id, once the step exists (when the one before succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Its status, or `PENDING` while it does not exist yet.
+    pub status: String,
 }
 
 /// One result object in a job view, with a presigned download URL.
@@ -138,6 +232,21 @@ pub struct JobView {
     /// `QUEUE_DEPTH_SAMPLE_MS` ago — roughly the work ahead of it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub queue_depth: Option<u64>,
+    /// The webhook announcing the job's end, and how its delivery went.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub callback: Option<CallbackView>,
+    /// The chain the job is a step of: the id of its first job.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chain_id: Option<String>,
+    /// The step before this one in its chain.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub previous_job_id: Option<String>,
+    /// The step after this one, once this one succeeded and created it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub next_job_id: Option<String>,
+    /// Only on `GET /jobs/{id}` of a chain's first job: the whole chain.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub chain: Option<ChainView>,
 }
 
 impl JobView {
@@ -165,8 +274,39 @@ impl JobView {
             result_url: results.first().map(|r| r.url.clone()),
             results,
             queue_depth: None,
+            callback: job.callback.as_ref().map(|c| CallbackView::new(c, job.redrives)),
+            chain_id: job.chain.as_ref().map(|c| c.chain_id.to_string()),
+            previous_job_id: job
+                .chain
+                .as_ref()
+                .and_then(|c| c.previous_job_id.as_ref())
+                .map(|id| id.to_string()),
+            next_job_id: crate::chain::next_job_id(job).map(|id| id.to_string()),
+            chain: None,
         }
     }
+}
+
+/// The result objects of a SUCCEEDED job with download URLs valid for
+/// `ttl` (presigning is local: no request); none for any other status.
+pub async fn presign_results(
+    objects: &dyn crate::ports::ObjectStore,
+    job: &JobRecord,
+    ttl: std::time::Duration,
+) -> Result<Vec<ResultView>, crate::ports::ObjectError> {
+    if job.status != crate::record::JobStatus::Succeeded {
+        return Ok(Vec::new());
+    }
+    let mut views = Vec::with_capacity(job.results.len());
+    for result in &job.results {
+        views.push(ResultView {
+            name: result.name.clone(),
+            content_type: result.content_type.clone(),
+            bytes: result.bytes,
+            url: objects.presign_get(&result.key, ttl).await?,
+        });
+    }
+    Ok(views)
 }
 
 /// What `GET /jobs` answers: a page of the caller's jobs, newest first.

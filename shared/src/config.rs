@@ -125,6 +125,30 @@ pub struct Config {
     /// `MAX_REPORT_GROUPS`: the most distinct groups a `report` may have
     /// (`too_many_groups` above).
     pub max_report_groups: usize,
+    /// `WEBHOOK_ALLOW_INSECURE_TARGETS`: lets callbacks go to `http` URLs and
+    /// to loopback and private addresses. Off (the default, and in every
+    /// deployment): only `https` to public addresses. Test runtimes only.
+    pub webhook_allow_insecure_targets: bool,
+    /// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: the waits between webhook delivery
+    /// tries, comma-separated (default `5,300,1800,7200,18000,36000,36000`:
+    /// 8 tries over about 25 hours); after the last one the announcement
+    /// goes to the webhook dead-letter queue.
+    pub webhook_retry_schedule: Vec<u32>,
+    /// `WEBHOOK_SECRET_OVERLAP_SECONDS`: how long deliveries are still also
+    /// signed with a webhook secret after it was replaced (default 86400).
+    pub webhook_secret_overlap_seconds: i64,
+    /// `EVENTS_URL`: the base URL of the event stream front door (the events
+    /// function's URL); `POST /jobs/{id}/stream` hands out URLs under it.
+    pub events_url: Option<String>,
+    /// `STREAM_TICKET_TTL_SECONDS`: how long a stream URL may be opened
+    /// (and reopened) after it was handed out (default 3600).
+    pub stream_ticket_ttl_seconds: i64,
+    /// `STREAM_MAX_SECONDS`: how long one event stream stays open before it
+    /// ends and the client reconnects (default 300; the events function's
+    /// timeout must be longer).
+    pub stream_max_seconds: u64,
+    /// `STREAM_POLL_MS`: how often an open stream reads its job (default 1000).
+    pub stream_poll: Duration,
 }
 
 impl Config {
@@ -221,6 +245,13 @@ impl Config {
             max_image_memory_bytes: number(&lookup, "MAX_IMAGE_MEMORY_BYTES", 256 * 1024 * 1024)?,
             max_csv_record_bytes: number(&lookup, "MAX_CSV_RECORD_BYTES", 1024 * 1024)?,
             max_report_groups: number(&lookup, "MAX_REPORT_GROUPS", 100_000)?,
+            webhook_allow_insecure_targets: flag(&lookup, "WEBHOOK_ALLOW_INSECURE_TARGETS")?,
+            webhook_retry_schedule: retry_schedule(lookup("WEBHOOK_RETRY_SCHEDULE_SECONDS"))?,
+            webhook_secret_overlap_seconds: number(&lookup, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400)?,
+            events_url: lookup("EVENTS_URL").filter(|u| !u.trim().is_empty()),
+            stream_ticket_ttl_seconds: number(&lookup, "STREAM_TICKET_TTL_SECONDS", 3600)?,
+            stream_max_seconds: number(&lookup, "STREAM_MAX_SECONDS", 300)?,
+            stream_poll: Duration::from_millis(number(&lookup, "STREAM_POLL_MS", 1000)?),
         };
         if config.default_max_attempts == 0 || config.default_max_attempts > config.max_attempts_limit {
             return Err(ConfigError::Invalid {
@@ -307,6 +338,12 @@ impl Config {
         Ok(config)
     }
 
+    /// How many webhook delivery tries there are: one more than the waits
+    /// between them.
+    pub fn webhook_max_attempts(&self) -> u32 {
+        self.webhook_retry_schedule.len() as u32 + 1
+    }
+
     /// Seconds a running job's message is hidden for at each heartbeat: a
     /// little longer than the lease, so that when a dead worker's message
     /// comes back its lease has certainly expired.
@@ -373,6 +410,25 @@ where
             reason: e.to_string(),
         }),
     }
+}
+
+/// `WEBHOOK_RETRY_SCHEDULE_SECONDS`: at most 20 waits of 1 s to 12 h.
+fn retry_schedule(raw: Option<String>) -> Result<Vec<u32>, ConfigError> {
+    let raw = raw.unwrap_or_else(|| "5,300,1800,7200,18000,36000,36000".to_owned());
+    let invalid = || ConfigError::Invalid {
+        name: "WEBHOOK_RETRY_SCHEDULE_SECONDS",
+        reason: format!("{raw:?}: give up to 20 comma-separated waits, each 1 to 43200 seconds"),
+    };
+    let waits = raw
+        .split(',')
+        .filter(|w| !w.trim().is_empty())
+        .map(|w| w.trim().parse::<u32>().ok().filter(|w| (1..=43_200).contains(w)))
+        .collect::<Option<Vec<u32>>>()
+        .ok_or_else(invalid)?;
+    if waits.len() > 20 {
+        return Err(invalid());
+    }
+    Ok(waits)
 }
 
 fn flag(lookup: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {

@@ -15,6 +15,7 @@ pub mod api;
 pub mod apigw;
 pub mod aws;
 pub mod backpressure;
+pub mod chain;
 pub mod config;
 pub mod job_types;
 pub mod lambda;
@@ -25,6 +26,7 @@ pub mod record;
 pub mod telemetry;
 pub mod testing;
 pub mod time;
+pub mod webhook;
 
 pub use async_trait::async_trait;
 pub use bytes;

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
-use crate::record::{Finish, JobId, JobRecord, Lease, ProgressUpdate};
+use crate::record::{Callback, Finish, JobId, JobRecord, Lease, ProgressUpdate};
+use crate::webhook::WebhookSecrets;
 
 /// A storage failure. `LeaseLost` and `NotFound` are answers, the rest are faults.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +213,55 @@ pub trait JobStore: Send + Sync {
     /// counts one more resend; `false` when it was no longer `expected`
     /// (someone else acted on the job).
     async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError>;
+
+    /// Replaces job `id`'s webhook delivery state, only while it is still
+    /// exactly `expected` (what the caller read): `false` when another
+    /// delivery changed it first, or there is no such job.
+    async fn update_callback(&self, id: &JobId, expected: &Callback, new: &Callback) -> Result<bool, StoreError>;
+
+    /// `owner`'s webhook signing secrets, if it made any.
+    async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError>;
+
+    /// Stores `new` as `owner`'s webhook secrets, only while the stored ones
+    /// are still those made at `expected_created_at` (`None`: none stored);
+    /// `false` when another rotation came first.
+    async fn replace_webhook_secrets(
+        &self,
+        owner: &str,
+        expected_created_at: Option<i64>,
+        new: &WebhookSecrets,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a stream ticket (`POST /jobs/{id}/stream`) until it expires.
+    async fn put_stream_ticket(&self, ticket: &StreamTicket) -> Result<(), StoreError>;
+
+    /// The ticket whose token hashes to `token_hash`, unless it expired
+    /// before `now_ms` or never existed.
+    async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError>;
+}
+
+/// The right to open one job's event stream without an `Authorization`
+/// header (a browser's `EventSource` cannot send one): handed to the job's
+/// owner by the authenticated API, named in the stream URL by a random
+/// token of which only the hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTicket {
+    /// SHA-256 (hex) of the token in the URL.
+    pub token_hash: String,
+    /// The owner it was handed to.
+    pub owner: String,
+    /// The one job whose events it opens.
+    pub job_id: JobId,
+    /// Until when it opens the stream, epoch milliseconds.
+    pub expires_at: i64,
+}
+
+impl StreamTicket {
+    /// SHA-256 (hex) of a ticket token: what the store keeps and looks up.
+    pub fn hash_token(token: &str) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    }
 }
 
 /// The body of a queue message: only the job id (the record is the truth),

@@ -27,11 +27,14 @@ impl JobId {
     /// The id a submit with an idempotency key always gets, so a replay hits
     /// the same record: the first 16 bytes of SHA-256 over owner and key.
     pub fn for_idempotency_key(owner: &str, key: &str) -> Self {
+        JobId::derived(&["longrun-idempotency-v1", owner, key])
+    }
+
+    /// A v8 id from the first 16 bytes of SHA-256 over `parts` joined by
+    /// NULs (the first part names the kind of id).
+    pub(crate) fn derived(parts: &[&str]) -> Self {
         let mut hasher = Sha256::new();
-        hasher.update(b"longrun-idempotency-v1\0");
-        hasher.update(owner.as_bytes());
-        hasher.update(b"\0");
-        hasher.update(key.as_bytes());
+        hasher.update(parts.join("\0").as_bytes());
         let digest = hasher.finalize();
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&digest[..16]);
@@ -295,6 +298,69 @@ pub struct ResultObject {
     pub bytes: u64,
 }
 
+/// A webhook a job's end is announced to, and how its delivery went.
+/// The state is per generation ([`JobRecord::redrives`]): a redriven job
+/// announces its new end afresh.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callback {
+    /// Where the announcement is POSTed (checked at submit and again before
+    /// every delivery: `https`, a public address).
+    pub url: String,
+    /// The generation the fields below describe.
+    #[serde(default)]
+    pub generation: u32,
+    /// Deliveries tried so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The HTTP status of the last try, when it got an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Why the last try failed (no answer, a refused address, a non-2xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the last try was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<i64>,
+    /// Not before this time is the next try made (the backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    /// When a try got a 2xx: delivered, nothing more is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<i64>,
+    /// When the last allowed try failed: the announcement went to the
+    /// webhook dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<i64>,
+}
+
+impl Callback {
+    /// A callback to `url`, nothing delivered yet.
+    pub fn new(url: &str) -> Self {
+        Callback {
+            url: url.to_owned(),
+            ..Callback::default()
+        }
+    }
+
+    /// This callback's state for generation `generation`: itself, or a
+    /// fresh start when it described an earlier one.
+    pub fn for_generation(&self, generation: u32) -> Callback {
+        if self.generation == generation {
+            self.clone()
+        } else {
+            Callback {
+                generation,
+                ..Callback::new(&self.url)
+            }
+        }
+    }
+
+    /// Whether nothing more will be sent for this generation.
+    pub fn settled(&self) -> bool {
+        self.delivered_at.is_some() || self.failed_at.is_some()
+    }
+}
+
 /// The job record: one item in the jobs table, the single truth about a job.
 /// Times are epoch milliseconds except `expires_at` (epoch seconds, the TTL).
 #[derive(Clone, Debug, PartialEq)]
@@ -381,6 +447,10 @@ pub struct JobRecord {
     /// ([`JobRecord::resend_wait_ms`]), so a backlog gets a bounded number
     /// of duplicates while a lost message is still recovered.
     pub resends: u32,
+    /// The webhook its end is announced to, if the submit gave one.
+    pub callback: Option<Callback>,
+    /// Its place in a chain of jobs (`then`), if it is in one.
+    pub chain: Option<crate::chain::ChainLink>,
 }
 
 /// What a new job needs; the rest of the record starts from defaults.
@@ -406,6 +476,10 @@ pub struct NewJob {
     pub timeout_seconds: u32,
     /// Seconds after submit before the job may start (sets `run_at`); 0 starts at once.
     pub delay_seconds: u32,
+    /// The webhook its end is announced to.
+    pub callback: Option<Callback>,
+    /// Its place in a chain, when submitted with `then` (or created as a step).
+    pub chain: Option<crate::chain::ChainLink>,
 }
 
 impl JobRecord {
@@ -445,6 +519,8 @@ impl JobRecord {
             takeovers: 0,
             redrives: 0,
             resends: 0,
+            callback: new.callback,
+            chain: new.chain,
         }
     }
 
@@ -560,6 +636,9 @@ pub enum Finish {
     Succeeded {
         /// The objects the job wrote.
         results: Vec<ResultObject>,
+        /// The next step of the job's chain, created in the same write
+        /// (only while no cancel was asked for), if there is one.
+        next: Option<Box<JobRecord>>,
     },
     /// FAILED with `error`.
     Failed {

@@ -52,6 +52,8 @@ pub fn queued_job_at(owner: &str, job_type: &str, input: serde_json::Value, now_
             max_attempts: 3,
             timeout_seconds: 3600,
             delay_seconds: 0,
+            callback: None,
+            chain: None,
         },
         now_ms,
         3600,

@@ -137,7 +137,10 @@ mod cases {
                 .await,
             Err(StoreError::LeaseLost)
         ));
-        let finish = Finish::Succeeded { results: Vec::new() };
+        let finish = Finish::Succeeded {
+            results: Vec::new(),
+            next: None,
+        };
         assert!(matches!(
             store.finish(&job.id, &first.owner, &finish, now + 21_000).await,
             Err(StoreError::LeaseLost)
@@ -195,6 +198,7 @@ mod cases {
         }];
         let finish = Finish::Succeeded {
             results: results.clone(),
+            next: None,
         };
         let done = store.finish(&job.id, &lease.owner, &finish, now + 500).await.unwrap();
         assert_eq!(done.status, JobStatus::Succeeded);

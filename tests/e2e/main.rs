@@ -3,8 +3,10 @@
 //! emulator and the local runtime and runs them with `--include-ignored`.
 
 mod auth;
+mod chains;
 mod delivery;
 mod failures;
 mod jobs;
 mod local_only;
 mod submit;
+mod webhooks;

@@ -204,6 +204,34 @@ impl Stack {
         Self::answer(request.send().await.expect("POST /jobs/{id}/cancel")).await
     }
 
+    /// `POST /webhook-secret` as this test's caller: the new `whsec_…` secret.
+    pub async fn webhook_secret(&self) -> String {
+        let request = self
+            .http
+            .post(format!("{}/webhook-secret", self.api))
+            .bearer_auth(&self.owner);
+        let answer = Self::answer(request.send().await.expect("POST /webhook-secret")).await;
+        assert_eq!(answer.status, 201, "{:?}", answer.body);
+        answer.body["secret"].as_str().expect("secret").to_owned()
+    }
+
+    /// A physical name or URL from the local runtime's `/_local/resources`.
+    pub async fn local_ref(&self, logical_id: &str) -> String {
+        let resources: Value = self
+            .http
+            .get(format!("{}/_local/resources", self.api))
+            .send()
+            .await
+            .expect("GET /_local/resources")
+            .json()
+            .await
+            .expect("resources are JSON");
+        resources["refs"][logical_id]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {logical_id} in /_local/resources"))
+            .to_owned()
+    }
+
     /// Submits a job that must be accepted; its id.
     pub async fn submit_ok(&self, body: &Value) -> String {
         let answer = self.submit(body, None).await;

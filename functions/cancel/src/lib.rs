@@ -4,19 +4,24 @@
 //! is dropped when it arrives). A running job gets `cancel_requested`; its
 //! worker sees it at the job's next progress write or heartbeat and ends it
 //! CANCELLED. Both answer `202` with the job view. A job that has already
-//! ended answers `409`; another caller's or an unknown job `404`.
+//! ended answers `409`; another caller's or an unknown job `404`. A step of
+//! a chain that succeeded passes the cancel on to the chain's live step, so
+//! cancelling a chain's first job cancels the rest. A job with a callback is
+//! announced to the webhook queue before it may end.
 
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use longrun::access::owned_job;
-use longrun::api::{JobView, Problem};
+use longrun::api::{JobView, Problem, STORE_RETRY_AFTER_SECONDS};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
+use longrun::chain::{next_job_id, MAX_CHAIN_STEPS};
 use longrun::lambda::HttpFunction;
-use longrun::ports::{CancelOutcome, JobStore};
+use longrun::ports::{CancelOutcome, JobQueue, JobStore};
 use longrun::time::now_ms;
-use longrun::Config;
+use longrun::webhook::announce_end;
+use longrun::{Config, JobRecord};
 use tracing::Instrument;
 
 /// What cancel needs; built once per process.
@@ -24,12 +29,15 @@ use tracing::Instrument;
 pub struct CancelDeps {
     pub config: Arc<Config>,
     pub store: Arc<dyn JobStore>,
+    /// Only to announce an end to the webhook queue before writing it.
+    pub queue: Arc<dyn JobQueue>,
 }
 
 impl CancelDeps {
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
         CancelDeps {
             store: clients.job_store(&config),
+            queue: clients.job_queue(&config),
             config,
         }
     }
@@ -59,7 +67,24 @@ pub async fn handle(deps: &CancelDeps, request: ApiGatewayV2httpRequest) -> ApiG
 async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
     let owner = caller(request, deps.config.allow_anonymous)?;
     let job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
-    let id = job.id;
+    // A chain whose step has succeeded goes on in its next step: cancelling
+    // any earlier step (its first job, say) cancels the step that is live.
+    let job = match live_step_after(deps, job).await? {
+        Some(live) => live,
+        None => {
+            return Err(Problem::conflict(format!(
+                "job {raw_id} has already ended, and so has every step after it; nothing to cancel"
+            )))
+        }
+    };
+    let id = job.id.clone();
+    if let Err(err) = announce_end(deps.queue.as_ref(), &job, now_ms()).await {
+        tracing::error!(error = %err, "could not announce the end to the webhook queue; not cancelled");
+        return Err(Problem::unavailable(
+            "the webhook queue is unavailable; retry shortly",
+            STORE_RETRY_AFTER_SECONDS,
+        ));
+    }
     match deps.store.request_cancel(&id, now_ms()).await? {
         CancelOutcome::Cancelled(job) => {
             tracing::info!("queued job cancelled");
@@ -69,12 +94,34 @@ async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &s
             tracing::info!("cancel requested of a running job");
             Ok(JobView::new(&job, Vec::new()))
         }
-        CancelOutcome::AlreadyFinished(job) => Err(Problem::conflict(format!(
-            "job {id} has already ended ({}); nothing to cancel",
-            job.status
-        ))),
+        CancelOutcome::AlreadyFinished(job) => match next_job_id(&job) {
+            // It succeeded meanwhile and its next step took over: cancel that.
+            Some(next) => Box::pin(cancel(deps, request, next.as_str())).await,
+            None => Err(Problem::conflict(format!(
+                "job {id} has already ended ({}); nothing to cancel",
+                job.status
+            ))),
+        },
         CancelOutcome::NotFound => Err(Problem::not_found(format!("no job {raw_id:?}"))),
     }
+}
+
+/// `job` if it has not ended, or else the live step of its chain after it
+/// (following `next_job_id`); `None` when it and every step after it ended.
+async fn live_step_after(deps: &CancelDeps, mut job: JobRecord) -> Result<Option<JobRecord>, Problem> {
+    for _ in 0..=MAX_CHAIN_STEPS {
+        if !job.status.is_terminal() {
+            return Ok(Some(job));
+        }
+        let Some(next) = next_job_id(&job) else {
+            return Ok(None);
+        };
+        match deps.store.get(&next).await? {
+            Some(step) => job = step,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -91,6 +138,7 @@ mod tests {
         let deps = CancelDeps {
             config: Arc::new(longrun::testing::config(&[])),
             store: store.clone(),
+            queue: Arc::new(longrun::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
         };
         (deps, store)
     }

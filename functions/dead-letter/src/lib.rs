@@ -19,9 +19,10 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun::aws::AwsClients;
 use longrun::bytes::Bytes;
 use longrun::lambda::{batch_failures, SqsFunction};
-use longrun::ports::{JobMessage, JobStore, ObjectError, ObjectStore, StoreError, Transition};
+use longrun::ports::{JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, StoreError, Transition};
 use longrun::record::{codes, JobError};
 use longrun::time::now_ms;
+use longrun::webhook::announce_end;
 use longrun::Config;
 use tracing::Instrument;
 
@@ -31,6 +32,8 @@ pub struct DeadLetterDeps {
     pub config: Arc<Config>,
     pub store: Arc<dyn JobStore>,
     pub objects: Arc<dyn ObjectStore>,
+    /// Only to announce an end to the webhook queue before writing it.
+    pub queue: Arc<dyn JobQueue>,
 }
 
 impl DeadLetterDeps {
@@ -38,6 +41,7 @@ impl DeadLetterDeps {
         DeadLetterDeps {
             store: clients.job_store(&config),
             objects: clients.object_store(&config),
+            queue: clients.job_queue(&config),
             config,
         }
     }
@@ -56,6 +60,9 @@ pub enum DeadLetterError {
     /// The job record could not be read or marked.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The end could not be announced to the webhook queue (so it is not written).
+    #[error("could not announce the end: {0}")]
+    Announce(#[from] longrun::ports::QueueError),
     /// A message that names no job could not be kept in the bucket.
     #[error("could not keep the message: {0}")]
     Keep(#[from] ObjectError),
@@ -120,6 +127,9 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
                 queue_name(message)
             ),
         );
+        if job.dead_letterable_at(now) || job.cancel_pending_at(now) {
+            announce_end(deps.queue.as_ref(), &job, now).await?;
+        }
         match deps.store.dead_letter(&job.id, &error, job_message.redrives, now).await? {
             Transition::Done(_) => tracing::warn!(%receives, "job dead-lettered"),
             // The store refuses a job with a cancel request: a cancel wins.
@@ -191,6 +201,7 @@ mod tests {
                 config: Arc::new(longrun::testing::config(&[])),
                 store: store.clone(),
                 objects: objects.clone(),
+                queue: Arc::new(longrun::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
             },
             store,
             objects,

@@ -116,6 +116,7 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
     };
     if job.cancel_pending_at(now_ms) {
         // Asked to stop, and no worker holds it to see that: it ends here.
+        longrun::webhook::announce_end(deps.queue.as_ref(), &job, now_ms).await?;
         deps.store.request_cancel(id, now_ms).await?;
         tracing::info!(status = %job.status, "cancelled a job with a cancel request that no worker holds");
         return Ok(Action::Cancelled);

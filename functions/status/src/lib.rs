@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use longrun::access::owned_job;
-use longrun::api::{JobList, JobView, Problem, ResultView};
+use longrun::api::{presign_results, ChainStepView, ChainView, JobList, JobView, Problem, ResultView};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
 use longrun::backpressure::DepthGauge;
+use longrun::chain::{chain_status, next_job_id};
 use longrun::lambda::HttpFunction;
 use longrun::ports::{JobStore, ObjectStore};
 use longrun::{Config, JobRecord, JobStatus};
@@ -99,7 +100,44 @@ async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: 
     if job.status == JobStatus::Queued {
         view.queue_depth = deps.depths.depth(&job.queue).await;
     }
+    view.chain = chain_view(deps, &job).await?;
     Ok(view)
+}
+
+/// The whole chain, when `job` is a chain's first job: each step's record,
+/// read by following `next_job_id` (one read a step that exists), and the
+/// chain's overall status.
+async fn chain_view(deps: &StatusDeps, job: &JobRecord) -> Result<Option<ChainView>, Problem> {
+    let Some(link) = job.chain.as_ref().filter(|l| l.step == 0) else {
+        return Ok(None);
+    };
+    let mut records = vec![job.clone()];
+    while let Some(next) = records.last().and_then(next_job_id) {
+        match deps.store.get(&next).await? {
+            Some(step) if records.len() <= link.then.len() => records.push(step),
+            _ => break,
+        }
+    }
+    let types = std::iter::once(job.job_type.clone()).chain(link.then.iter().map(|s| s.job_type.clone()));
+    let steps = types
+        .enumerate()
+        .map(|(i, job_type)| match records.get(i) {
+            Some(record) => ChainStepView {
+                job_type,
+                job_id: Some(record.id.to_string()),
+                status: record.status.to_string(),
+            },
+            None => ChainStepView {
+                job_type,
+                job_id: None,
+                status: "PENDING".into(),
+            },
+        })
+        .collect();
+    Ok(Some(ChainView {
+        status: chain_status(&records).to_string(),
+        steps,
+    }))
 }
 
 async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<JobList, Problem> {
@@ -148,27 +186,12 @@ fn wait_seconds(request: &ApiGatewayV2httpRequest) -> Result<u64, Problem> {
 }
 
 async fn presigned_results(deps: &StatusDeps, job: &JobRecord) -> Result<Vec<ResultView>, Problem> {
-    if job.status != JobStatus::Succeeded {
-        return Ok(Vec::new());
-    }
-    let mut views = Vec::with_capacity(job.results.len());
-    for result in &job.results {
-        let url = deps
-            .objects
-            .presign_get(&result.key, deps.config.result_url_ttl)
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, key = %result.key, "presigning failed");
-                Problem::unavailable("result links are unavailable; retry shortly", 1)
-            })?;
-        views.push(ResultView {
-            name: result.name.clone(),
-            content_type: result.content_type.clone(),
-            bytes: result.bytes,
-            url,
-        });
-    }
-    Ok(views)
+    presign_results(deps.objects.as_ref(), job, deps.config.result_url_ttl)
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "presigning failed");
+            Problem::unavailable("result links are unavailable; retry shortly", 1)
+        })
 }
 
 #[cfg(test)]

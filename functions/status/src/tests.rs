@@ -124,7 +124,10 @@ async fn a_succeeded_job_links_each_result() {
         .put(&result.key, Bytes::from_static(b"{}"), "application/json")
         .await
         .unwrap();
-    let finish = Finish::Succeeded { results: vec![result] };
+    let finish = Finish::Succeeded {
+        results: vec![result],
+        next: None,
+    };
     f.store.finish(&job.id, &lease.owner, &finish, now_ms()).await.unwrap();
 
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);

@@ -8,8 +8,13 @@
 //! the existing job (no second record, no second message); the same key with
 //! another body answers `422`, and so does a key whose id holds another
 //! caller's job (never handed back). Every refusal is `application/problem+json`.
+//! A `callback_url` must pass the SSRF guard (`https`, a host resolving only
+//! to public addresses) and its caller must have a webhook secret; `then`
+//! steps are checked like the job itself. It also answers `POST /uploads`
+//! and `POST /webhook-secret`.
 
 mod upload;
+mod webhook_secret;
 
 use std::sync::Arc;
 
@@ -19,11 +24,13 @@ use longrun::api::{FieldError, JobView, Problem, SubmitRequest};
 use longrun::apigw::{body_bytes, caller, header, json_response, problem_response};
 use longrun::aws::AwsClients;
 use longrun::backpressure::{busy_retry_after, DepthGauge};
+use longrun::chain::{input_for_validation, ChainLink, ChainStep, MAX_CHAIN_STEPS};
 use longrun::job_types::Registry;
 use longrun::lambda::HttpFunction;
 use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore, SlotOutcome};
-use longrun::record::{hash_json, NewJob};
+use longrun::record::{hash_json, Callback, NewJob};
 use longrun::time::now_ms;
+use longrun::webhook::target::{resolve_checked, CallbackUrl, TargetPolicy};
 use longrun::{Config, JobId, JobRecord, JobStatus};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -83,8 +90,10 @@ pub enum Submitted {
 /// Handles one API Gateway request (`POST /jobs`, or `POST /uploads`);
 /// never fails, every error is a problem response.
 pub async fn handle(deps: &SubmitDeps, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-    if request.route_key.as_deref() == Some(upload::ROUTE) {
-        return upload::handle(deps, &request).await;
+    match request.route_key.as_deref() {
+        Some(upload::ROUTE) => return upload::handle(deps, &request).await,
+        Some(webhook_secret::ROUTE) => return webhook_secret::handle(deps, &request).await,
+        _ => {}
     }
     match submit(deps, &request).await {
         Ok(Submitted::Accepted(job)) => respond(202, &job),
@@ -117,6 +126,7 @@ pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Res
         None => JobId::random(),
     };
     let new_job = validate(deps, submit_request, id, &owner)?;
+    check_callback(deps, &new_job).await?;
     let span = tracing::info_span!("submit", job_id = %new_job.id, job_type = %new_job.job_type, owner = %owner);
     async {
         if let Some(busy) = backpressure(deps, &new_job).await {
@@ -263,7 +273,7 @@ fn replay_of(existing: Box<JobRecord>, owner: &str, request_hash: &str) -> Resul
 
 /// The job store failed: `503`. Not `Problem::from`: a submit is retried
 /// safely only with the same key, and says so.
-fn store_unavailable(err: longrun::ports::StoreError) -> Problem {
+pub(crate) fn store_unavailable(err: longrun::ports::StoreError) -> Problem {
     tracing::error!(error = %err, "job store unavailable");
     Problem::unavailable(
         "the job store is unavailable; retry (with the same Idempotency-Key) later",
@@ -444,20 +454,38 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
             message: format!("must be between 1 and {}", config.max_job_timeout_seconds),
         });
     }
+    errors.extend(validate_steps(deps, &request.then, owner));
+    if let Some(url) = &request.callback_url {
+        if let Err(err) = CallbackUrl::parse(url, &target_policy(config)) {
+            errors.push(FieldError {
+                field: "callback_url".into(),
+                message: err.to_string(),
+            });
+        }
+    }
     if !errors.is_empty() {
         return Err(Problem::invalid(
             format!("the input is not valid for a {} job", request.job_type),
             errors,
         ));
     }
-    let request_hash = hash_json(&json!({
+    let mut hashed = json!({
         "type": request.job_type,
         "input": request.input,
         "priority": priority.as_str(),
         "delay_seconds": delay_seconds,
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
-    }));
+    });
+    // Only when given, so the hash of a request without them is unchanged.
+    if let Some(url) = &request.callback_url {
+        hashed["callback_url"] = json!(url);
+    }
+    if !request.then.is_empty() {
+        hashed["then"] = json!(request.then);
+    }
+    let request_hash = hash_json(&hashed);
+    let chain = (!request.then.is_empty()).then(|| ChainLink::first(&id, request.then));
     Ok(NewJob {
         id,
         owner: owner.to_owned(),
@@ -469,7 +497,87 @@ fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, owner: &str) -
         max_attempts,
         timeout_seconds,
         delay_seconds,
+        callback: request.callback_url.as_deref().map(Callback::new),
+        chain,
     })
+}
+
+/// The SSRF guard's policy for callback URLs: `https` to public addresses,
+/// unless `WEBHOOK_ALLOW_INSECURE_TARGETS` (test runtimes) says otherwise.
+fn target_policy(config: &Config) -> TargetPolicy {
+    TargetPolicy {
+        allow_insecure: config.webhook_allow_insecure_targets,
+    }
+}
+
+/// Complaints about the chain's further steps (`then`): at most
+/// `MAX_CHAIN_STEPS`, each of a known type with an input valid for it,
+/// `{"from_previous": name}` placeholders standing for an input key.
+fn validate_steps(deps: &SubmitDeps, steps: &[ChainStep], owner: &str) -> Vec<FieldError> {
+    let error = |field: String, message: String| FieldError { field, message };
+    if steps.len() > MAX_CHAIN_STEPS {
+        return vec![error("then".into(), format!("at most {MAX_CHAIN_STEPS} steps"))];
+    }
+    let mut errors = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let Some(handler) = deps.registry.get(&step.job_type) else {
+            errors.push(error(format!("then[{i}].type"), "unknown job type".into()));
+            continue;
+        };
+        let input = match input_for_validation(&step.input, owner) {
+            Ok(input) => input,
+            Err(name) => {
+                errors.push(error(
+                    format!("then[{i}].input"),
+                    format!("{{\"from_previous\": {name:?}}} must name a result: [A-Za-z0-9][A-Za-z0-9._-]*"),
+                ));
+                continue;
+            }
+        };
+        let mut step_errors = handler.validate(&input).err().unwrap_or_default();
+        for (field, key) in handler.input_keys(&input) {
+            if !owns_input(owner, &key) && !step_errors.iter().any(|e| e.field == field) {
+                step_errors.push(error(
+                    field.into(),
+                    "must be a key this caller uploaded, or a from_previous".into(),
+                ));
+            }
+        }
+        errors.extend(
+            step_errors
+                .into_iter()
+                .map(|e| error(format!("then[{i}].{}", e.field), e.message)),
+        );
+    }
+    errors
+}
+
+/// The async half of checking a callback: the host resolves only to
+/// addresses the SSRF guard allows, and the caller has a webhook secret to
+/// sign with. `422` otherwise.
+async fn check_callback(deps: &SubmitDeps, job: &NewJob) -> Result<(), Problem> {
+    let Some(callback) = &job.callback else { return Ok(()) };
+    let invalid = |message: String| {
+        Problem::invalid(
+            "the callback_url cannot be used",
+            vec![FieldError {
+                field: "callback_url".into(),
+                message,
+            }],
+        )
+    };
+    let policy = target_policy(&deps.config);
+    let url = CallbackUrl::parse(&callback.url, &policy).map_err(|e| invalid(e.to_string()))?;
+    resolve_checked(&url, &policy)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    match deps.store.webhook_secrets(&job.owner).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(invalid(
+            "you have no webhook secret to sign deliveries with: POST /webhook-secret first".into(),
+        )),
+        Err(err) => Err(store_unavailable(err)),
+    }
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn after_run(
     first_stop: FirstStop,
 ) -> AfterRun {
     match outcome {
-        Ok(results) => AfterRun::End(Finish::Succeeded { results }),
+        Ok(results) => AfterRun::End(Finish::Succeeded { results, next: None }),
         Err(_) if cancel_seen => AfterRun::End(Finish::Cancelled),
         Err(error) if error.is(codes::CANCELLED) => AfterRun::End(Finish::Cancelled),
         Err(error) if error.is(codes::LEASE_LOST) => AfterRun::LeaveToNewHolder,
@@ -273,7 +273,8 @@ mod tests {
         assert_eq!(
             after,
             AfterRun::End(Finish::Succeeded {
-                results: vec![result()]
+                results: vec![result()],
+                next: None,
             })
         );
     }

@@ -11,10 +11,13 @@
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
+use longrun::chain::next_step;
 use longrun::ports::{JobMessage, StoreError};
 use longrun::record::{codes, Finish, JobError, Lease};
 use longrun::time::now_ms;
+use longrun::webhook::announce_end;
 use longrun::JobRecord;
+use tracing::Instrument;
 
 use crate::delivery::{hide_for, pass_on, Disposition};
 use crate::heartbeat::lapse_margin_ms;
@@ -67,7 +70,9 @@ pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, fi
 }
 
 /// Writes a terminal end (or any end whose message needs nothing more) and
-/// settles the message accordingly.
+/// settles the message accordingly. A job with a callback is announced to
+/// the webhook queue first (an end is never written unannounced); a chain
+/// step that succeeded creates its next step in the same write, then sends it.
 pub(crate) async fn end(
     deps: &WorkerDeps,
     message: &SqsMessage,
@@ -75,10 +80,64 @@ pub(crate) async fn end(
     lease: &Lease,
     end: Finish,
 ) -> Disposition {
+    let end = with_next_step(deps, job, end);
+    if end.status().is_terminal() {
+        if let Err(err) = announce_end(deps.queue.as_ref(), job, now_ms()).await {
+            tracing::warn!(error = %err, "could not announce the end to the webhook queue");
+            return return_after_lease(deps, message, job, lease.expires_at).await;
+        }
+    }
+    let next = match &end {
+        Finish::Succeeded { next: Some(next), .. } => Some(next.clone()),
+        _ => None,
+    };
     match finish(deps, job, lease, end).await {
-        Recorded::Written | Recorded::NotOurs => Disposition::Ack,
+        Recorded::Written => {
+            if let Some(next) = next {
+                send_next_step(deps, &next).await;
+            }
+            Disposition::Ack
+        }
+        Recorded::NotOurs => Disposition::Ack,
         Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
     }
+}
+
+/// `end` with the next step of `job`'s chain in it, when it is a success
+/// with steps left.
+fn with_next_step(deps: &WorkerDeps, job: &JobRecord, end: Finish) -> Finish {
+    let Finish::Succeeded { results, next: None } = end else {
+        return end;
+    };
+    let config = &deps.config;
+    let next = job.chain.as_ref().and_then(|link| link.then.first()).and_then(|step| {
+        let queue = config.queue_for_priority(&step.job_type, job.priority);
+        let live_seconds = config.job_retention_seconds + i64::from(config.max_job_timeout_seconds);
+        next_step(job, &results, queue, now_ms(), live_seconds, config.enqueue_grace_ms())
+    });
+    Finish::Succeeded {
+        results,
+        next: next.map(Box::new),
+    }
+}
+
+/// Sends a chain's next step, created with its predecessor's end. A lost
+/// send costs only time: the step is QUEUED and due, so the reconciler
+/// sends it after the enqueue grace.
+async fn send_next_step(deps: &WorkerDeps, next: &JobRecord) {
+    let span = tracing::info_span!("chain_step", job_id = %next.id);
+    async {
+        match deps
+            .queue
+            .enqueue(&next.queue, &JobMessage::for_job(next, now_ms()), 0)
+            .await
+        {
+            Ok(()) => tracing::info!(job_type = %next.job_type, "next step of the chain queued"),
+            Err(err) => tracing::warn!(error = %err, "could not send the next step; the reconciler sends it"),
+        }
+    }
+    .instrument(span)
+    .await
 }
 
 /// The run stops without writing its end (the store is unreachable): the

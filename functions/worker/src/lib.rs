@@ -211,6 +211,11 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             lease_held_until: lease_held_until.clone(),
             stop_at,
             checkpoint: job.checkpoint.clone(),
+            readable_results: job
+                .chain
+                .as_ref()
+                .map(|c| c.readable_results.clone())
+                .unwrap_or_default(),
         },
         JobServices {
             store: deps.store.clone(),
@@ -312,6 +317,10 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
         _ if job.cancel_pending_at(now) => {
             // Asked to stop, and no worker holds it (queued, or its run
             // crashed): a cancel wins over a takeover; it ends here.
+            if let Err(err) = longrun::webhook::announce_end(deps.queue.as_ref(), job, now).await {
+                tracing::warn!(error = %err, "could not announce the end to the webhook queue; passing the message on");
+                return pass_on_after_store_fault(deps, message).await;
+            }
             match deps.store.request_cancel(&job.id, now).await {
                 Ok(_) => {
                     tracing::info!(status = %job.status, "job with a cancel request that no worker holds; cancelled");

@@ -16,6 +16,7 @@ use longrun_dead_letter::DeadLetterDeps;
 use longrun_reconciler::ReconcilerDeps;
 use longrun_status::StatusDeps;
 use longrun_submit::SubmitDeps;
+use longrun_webhook::WebhookDeps;
 use longrun_worker::WorkerDeps;
 
 use crate::resources::{Deployed, Error};
@@ -72,6 +73,7 @@ fn trigger(binary: &str, config: Arc<Config>, clients: &AwsClients) -> Option<Tr
         "worker" => Trigger::Sqs(Arc::new(WorkerDeps::from_aws(config, clients))),
         "dead-letter" => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
         "reconciler" => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
+        "webhook" => Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))),
         _ => return None,
     })
 }

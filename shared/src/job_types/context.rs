@@ -72,6 +72,10 @@ pub struct JobRun {
     /// Set once this run has saved a checkpoint: the worker reads it to tell
     /// a run that made progress from one that did not.
     pub saved_checkpoint: Arc<AtomicBool>,
+    /// Result objects of the previous step of the job's chain that its
+    /// input names ([`ChainLink::readable_results`](crate::chain::ChainLink)):
+    /// the only keys outside its owner's inputs it may open.
+    pub readable_results: Vec<String>,
 }
 
 /// What a running job reports through and reads and writes objects with.
@@ -197,12 +201,13 @@ impl JobContext {
     }
 
     /// Opens an input object for streaming.
-    /// Only the owner's own inputs ([`owns_input`]) open: any other key
+    /// Only the owner's own inputs ([`owns_input`]) open, and the results of
+    /// the previous chain step that the job's input names: any other key
     /// fails exactly as a missing one does, without a read, so a job cannot
     /// read another owner's input or learn whether it exists.
     pub async fn open_input(&self, key: &str) -> Result<ObjectReader, JobError> {
         let not_found = || JobError::permanent(codes::INPUT_NOT_FOUND, format!("no input object {key}"));
-        if !owns_input(&self.run.owner, key) {
+        if !owns_input(&self.run.owner, key) && !self.run.readable_results.iter().any(|k| k == key) {
             tracing::warn!(%key, "the job names an input outside its owner's prefix; refused as not found");
             return Err(not_found());
         }

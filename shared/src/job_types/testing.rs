@@ -42,6 +42,7 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
             lease_held_until: Arc::new(std::sync::atomic::AtomicI64::new(lease.expires_at)),
             stop_at: Instant::now() + Duration::from_secs(600),
             checkpoint,
+            readable_results: Vec::new(),
         },
         JobServices {
             store: store.clone(),

@@ -11,9 +11,11 @@ use async_trait::async_trait;
 
 use crate::list_cursor;
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, StreamTicket,
+    Transition,
 };
-use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
+use crate::record::{Callback, Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
+use crate::webhook::WebhookSecrets;
 
 /// Job records in a map, with a switch to make every call fail.
 pub struct MemoryJobStore {
@@ -25,6 +27,10 @@ pub struct MemoryJobStore {
     slots: Mutex<HashMap<String, BTreeSet<JobId>>>,
     /// Whether ending a job releases its slot.
     owner_quotas: bool,
+    /// Each owner's webhook secrets.
+    secrets: Mutex<HashMap<String, WebhookSecrets>>,
+    /// Stream tickets by token hash.
+    tickets: Mutex<HashMap<String, StreamTicket>>,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
@@ -51,6 +57,8 @@ impl MemoryJobStore {
             retention_seconds,
             slots: Mutex::default(),
             owner_quotas: false,
+            secrets: Mutex::default(),
+            tickets: Mutex::default(),
         }
     }
 
@@ -204,7 +212,7 @@ impl JobStore for MemoryJobStore {
                 job.due_at = Some(*due_at);
                 return Ok(job.clone());
             }
-            Finish::Succeeded { results } => {
+            Finish::Succeeded { results, .. } => {
                 job.results = results.clone();
                 job.progress = 100;
                 job.progress_message = None;
@@ -215,6 +223,13 @@ impl JobStore for MemoryJobStore {
         }
         end(job, now_ms, self.retention_seconds);
         let ended = job.clone();
+        if let Finish::Succeeded { next: Some(next), .. } = finish {
+            // Same write: a cancel request stops the chain here.
+            let live = jobs.get(&next.id).is_some_and(|j| j.expires_at >= now_ms / 1000);
+            if !ended.cancel_requested && !live {
+                jobs.insert(next.id.clone(), (**next).clone());
+            }
+        }
         drop(jobs);
         self.ended(&ended);
         Ok(ended)
@@ -410,6 +425,53 @@ impl JobStore for MemoryJobStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn update_callback(&self, id: &JobId, expected: &Callback, new: &Callback) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs()?;
+        match jobs.get_mut(id) {
+            Some(job) if job.callback.as_ref() == Some(expected) => {
+                job.callback = Some(new.clone());
+                job.version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
+        drop(self.jobs()?);
+        Ok(self.secrets.lock().unwrap().get(owner).cloned())
+    }
+
+    async fn replace_webhook_secrets(
+        &self,
+        owner: &str,
+        expected_created_at: Option<i64>,
+        new: &WebhookSecrets,
+    ) -> Result<bool, StoreError> {
+        drop(self.jobs()?);
+        let mut secrets = self.secrets.lock().unwrap();
+        if secrets.get(owner).map(|s| s.created_at) != expected_created_at {
+            return Ok(false);
+        }
+        secrets.insert(owner.to_owned(), new.clone());
+        Ok(true)
+    }
+
+    async fn put_stream_ticket(&self, ticket: &StreamTicket) -> Result<(), StoreError> {
+        drop(self.jobs()?);
+        self.tickets
+            .lock()
+            .unwrap()
+            .insert(ticket.token_hash.clone(), ticket.clone());
+        Ok(())
+    }
+
+    async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError> {
+        drop(self.jobs()?);
+        let tickets = self.tickets.lock().unwrap();
+        Ok(tickets.get(token_hash).filter(|t| t.expires_at >= now_ms).cloned())
     }
 }
 

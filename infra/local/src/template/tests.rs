@@ -50,7 +50,9 @@ fn work_queues_redrive_to_their_dead_letter_queues() {
     assert_eq!(fast.visibility_timeout, 360);
     let slow = queues.iter().find(|q| q.logical_id == "SlowQueue").unwrap();
     assert_eq!(slow.redrive, Some(("SlowDeadLetterQueue".to_owned(), 6)));
-    assert_eq!(queues.iter().filter(|q| q.redrive.is_none()).count(), 2);
+    let webhooks = queues.iter().find(|q| q.logical_id == "WebhookQueue").unwrap();
+    assert_eq!(webhooks.redrive, Some(("WebhookDeadLetterQueue".to_owned(), 6)));
+    assert_eq!(queues.iter().filter(|q| q.redrive.is_none()).count(), 3);
 }
 
 #[test]
@@ -71,9 +73,18 @@ fn functions_carry_routes_event_sources_and_timeouts() {
                 method: "POST".into(),
                 path: "/uploads".into(),
                 authorizer: None,
+            },
+            HttpRoute {
+                method: "POST".into(),
+                path: "/webhook-secret".into(),
+                authorizer: None,
             }
         ]
     );
+    let webhook = by_id("WebhookFunction");
+    assert_eq!(webhook.binary, "webhook");
+    assert_eq!(webhook.sqs_sources[0].queue_logical_id, "WebhookQueue");
+    assert!(webhook.sqs_sources[0].report_batch_item_failures);
     assert_eq!(submit.timeout_seconds, 10, "from Globals");
     assert_eq!(by_id("StatusFunction").http_routes[0].path, "/jobs/{id}");
     let fast = by_id("FastWorkerFunction");
@@ -169,7 +180,8 @@ fn intrinsics_resolve_against_parameters_and_resources() {
     let resolve = |name: &str| template.resolve(&env[name], &FakeResources).unwrap();
     assert_eq!(
         resolve("QUEUE_URLS"),
-        "fast=ref-of-FastQueue,slow=ref-of-SlowQueue,urgent=ref-of-UrgentQueue,bulk=ref-of-BulkQueue"
+        "fast=ref-of-FastQueue,slow=ref-of-SlowQueue,urgent=ref-of-UrgentQueue,bulk=ref-of-BulkQueue,\
+         webhooks=ref-of-WebhookQueue,webhook-dead-letters=ref-of-WebhookDeadLetterQueue"
     );
     assert_eq!(resolve("JOBS_TABLE"), "ref-of-JobsTable");
     assert_eq!(resolve("ENABLE_SLEEP_JOB"), "true");
@@ -217,7 +229,7 @@ fn the_api_authenticates_every_route_by_default() {
         .into_iter()
         .flat_map(|f| f.http_routes.into_iter().map(move |r| (f.logical_id.clone(), r)))
         .collect();
-    assert_eq!(routes.len(), 5, "{routes:?}");
+    assert_eq!(routes.len(), 6, "{routes:?}");
     for (function, route) in &routes {
         assert!(
             route.authorizer.as_deref().is_none_or(|a| a != "NONE"),

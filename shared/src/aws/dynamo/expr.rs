@@ -95,6 +95,22 @@ impl Update {
             .set_expression_attribute_values(Some(self.values).filter(|v| !v.is_empty()))
     }
 
+    /// The same update as one action of a `TransactWriteItems` request on
+    /// the item `pk` of `table`.
+    pub fn into_transact(self, table: &str, pk: AttributeValue) -> Result<aws_sdk_dynamodb::types::Update, String> {
+        let expression = self.update_expression();
+        let names = self.names(&expression);
+        aws_sdk_dynamodb::types::Update::builder()
+            .table_name(table)
+            .key("pk", pk)
+            .update_expression(expression)
+            .set_condition_expression(self.condition)
+            .set_expression_attribute_names(Some(names).filter(|n| !n.is_empty()))
+            .set_expression_attribute_values(Some(self.values).filter(|v| !v.is_empty()))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
     /// `SET a, b REMOVE c, d`, leaving out an empty clause.
     fn update_expression(&self) -> String {
         let mut clauses = Vec::new();

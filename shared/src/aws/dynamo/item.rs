@@ -95,6 +95,18 @@ impl From<&JobRecord> for Item {
                 AttributeValue::S(serde_json::to_string(error).unwrap_or_default()),
             );
         }
+        if let Some(callback) = &job.callback {
+            item.insert(
+                "callback".into(),
+                AttributeValue::S(serde_json::to_string(callback).unwrap_or_default()),
+            );
+        }
+        if let Some(chain) = &job.chain {
+            item.insert(
+                "chain".into(),
+                AttributeValue::S(serde_json::to_string(chain).unwrap_or_default()),
+            );
+        }
         item
     }
 }
@@ -141,6 +153,8 @@ impl TryFrom<&Item> for JobRecord {
             takeovers: item.get_n("takeovers")?.unwrap_or(0),
             redrives: item.get_n("redrives")?.unwrap_or(0),
             resends: item.get_n("resends")?.unwrap_or(0),
+            callback: item.get_json("callback")?,
+            chain: item.get_json("chain")?,
         })
     }
 }
@@ -221,6 +235,18 @@ mod tests {
         }];
         job.error = Some(JobError::retryable("boom", "it broke"));
         (job.takeovers, job.redrives, job.resends) = (2, 1, 3);
+        job.callback = Some(crate::record::Callback {
+            attempts: 2,
+            last_status: Some(500),
+            ..crate::record::Callback::new("https://example.com/hook")
+        });
+        job.chain = Some(crate::chain::ChainLink::first(
+            &job.id,
+            vec![crate::chain::ChainStep {
+                job_type: "sleep".into(),
+                input: json!({"seconds": 1}),
+            }],
+        ));
         let item = Item::from(&job);
         assert_eq!(item["due_shard"], s(&due_shard(&job.id)));
         assert_eq!(JobRecord::try_from(&item).unwrap(), job);

@@ -23,9 +23,11 @@ use self::expr::Update;
 use self::item::{json, n, s, Attributes, Item};
 use super::describe;
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, StreamTicket,
+    Transition,
 };
-use crate::record::{Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
+use crate::record::{Callback, Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
+use crate::webhook::WebhookSecrets;
 
 /// How many partition keys the sparse due index is spread over: one per
 /// hex digit a job id can end with (the random or hashed end of its UUID).
@@ -174,6 +176,71 @@ impl DynamoJobStore {
 }
 
 impl DynamoJobStore {
+    /// Ends a chain step and creates the next one in one transaction: the
+    /// step's end under its lease and only while no cancel was asked for,
+    /// the next step only if no live record has its id. `Ok(None)` when a
+    /// cancel request stands in the way (the caller ends the step without
+    /// its next one); `LeaseLost` when the lease is gone.
+    async fn finish_with_next(
+        &self,
+        id: &JobId,
+        lease_owner: &str,
+        update: Update,
+        next: &JobRecord,
+        now_ms: i64,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let end = update
+            .condition("#status = :running AND #lease_owner = :owner AND #cancel_requested = :false")
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":owner", s(lease_owner))
+            .value(":false", AttributeValue::Bool(false))
+            .into_transact(&self.table, s(id.as_str()))
+            .map_err(StoreError::Corrupt)?;
+        let create = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Item::from(next)))
+            .condition_expression("attribute_not_exists(pk) OR #expires_at < :now_s")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .update(end)
+                    .build(),
+            )
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(create)
+                    .build(),
+            )
+            .send()
+            .await;
+        match result {
+            // A transaction answers no attributes: read what was written.
+            Ok(_) => self.get(id).await?.map(Some).ok_or(StoreError::NotFound),
+            Err(err) => {
+                let refused = matches!(
+                    err.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(_))
+                );
+                if !refused {
+                    return Err(StoreError::Unavailable(describe(&err)));
+                }
+                match self.get(id).await? {
+                    Some(job) if job.is_leased_to(lease_owner) && job.cancel_requested => Ok(None),
+                    Some(job) if job.is_leased_to(lease_owner) => Err(StoreError::Corrupt(format!(
+                        "the next step of {id} exists while the step still runs"
+                    ))),
+                    _ => Err(StoreError::LeaseLost),
+                }
+            }
+        }
+    }
+
     /// Up to `limit` ids from one shard of the due index whose `due_at` is before `now_ms`.
     async fn overdue_in(&self, shard: &str, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {
         let mut ids = Vec::new();
@@ -365,7 +432,7 @@ impl JobStore for DynamoJobStore {
             } => back_to_queue(*run_at, *due_at, now_ms)
                 .increment("attempts", -1)
                 .set("stalled_runs", n(i64::from(*stalled_runs))),
-            Finish::Succeeded { results } => ended()
+            Finish::Succeeded { results, .. } => ended()
                 .set("results", json(results)?)
                 .set("progress", n(100))
                 .remove("error")
@@ -374,6 +441,15 @@ impl JobStore for DynamoJobStore {
             Finish::Cancelled => ended(),
         };
         let update = update.remove("lease_owner").remove("lease_expires_at");
+        if let Finish::Succeeded { next: Some(next), .. } = finish {
+            if let Some(job) = self
+                .finish_with_next(id, lease_owner, update.clone(), next, now_ms)
+                .await?
+            {
+                self.ended(&job).await;
+                return Ok(job);
+            }
+        }
         let item = self.fenced_update(id, update, lease_owner).await?;
         let job = JobRecord::try_from(&item)?;
         self.ended(&job).await;
@@ -608,4 +684,103 @@ impl JobStore for DynamoJobStore {
         let update = update.condition("#due_at = :expected").value(":expected", n(expected));
         Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
     }
+
+    async fn update_callback(&self, id: &JobId, expected: &Callback, new: &Callback) -> Result<bool, StoreError> {
+        // The stored JSON was written by the same codec, so equal states are equal strings.
+        let update = Update::new()
+            .set("callback", json(new)?)
+            .increment("version", 1)
+            .condition("#callback = :expected")
+            .value(":expected", json(expected)?);
+        Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
+    }
+
+    async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        match output.item {
+            Some(item) => item.get_json("webhook_secrets"),
+            None => Ok(None),
+        }
+    }
+
+    async fn replace_webhook_secrets(
+        &self,
+        owner: &str,
+        expected_created_at: Option<i64>,
+        new: &WebhookSecrets,
+    ) -> Result<bool, StoreError> {
+        let update = Update::new()
+            .set("webhook_secrets", json(new)?)
+            .set("webhook_secrets_created_at", n(new.created_at));
+        let update = match expected_created_at {
+            None => update.condition("attribute_not_exists(#webhook_secrets_created_at)"),
+            Some(at) => update
+                .condition("#webhook_secrets_created_at = :expected")
+                .value(":expected", n(at)),
+        };
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner));
+        match update.apply(request).send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    async fn put_stream_ticket(&self, ticket: &StreamTicket) -> Result<(), StoreError> {
+        // Not `owner`, `created_at` or `due_shard`: in neither index.
+        let mut item = Item::new();
+        item.insert("pk".into(), ticket_key(&ticket.token_hash));
+        item.insert("ticket_owner".into(), s(&ticket.owner));
+        item.insert("ticket_job_id".into(), s(ticket.job_id.as_str()));
+        item.insert("ticket_expires_at".into(), n(ticket.expires_at));
+        item.insert("expires_at".into(), n(ticket.expires_at / 1000 + 60));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(())
+    }
+
+    async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", ticket_key(token_hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        let Some(item) = output.item else { return Ok(None) };
+        let ticket = StreamTicket {
+            token_hash: token_hash.to_owned(),
+            owner: item.required_s("ticket_owner")?,
+            job_id: JobId::parse(&item.required_s("ticket_job_id")?)
+                .ok_or_else(|| StoreError::Corrupt("ticket_job_id".into()))?,
+            expires_at: item.get_n("ticket_expires_at")?.unwrap_or(0),
+        };
+        Ok((ticket.expires_at >= now_ms).then_some(ticket))
+    }
+}
+
+/// The key of a stream ticket's item: `ticket#<token hash>`.
+fn ticket_key(token_hash: &str) -> AttributeValue {
+    s(&format!("ticket#{token_hash}"))
 }

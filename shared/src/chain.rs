@@ -1,0 +1,325 @@
+//! Job chains: a job submitted with `then` runs its steps one after another.
+//!
+//! Each step is a job of its own. When a step succeeds, the worker creates
+//! the next one in the same write that ends the step (a DynamoDB
+//! transaction), under an id derived from the step's own id
+//! ([`JobId::next_in_chain`]), so a retried or repeated finish can never
+//! create two. The next step has the owner, priority, attempts and timeout
+//! of the one before, and its input may name a result of it:
+//! `{"from_previous": "summary.csv"}` anywhere in a step's input becomes
+//! `{"key": "<that result's object key>"}`, a key the step (and only it) may
+//! read. A step that fails, is cancelled or is dead-lettered ends the chain;
+//! so does a cancel request on a step that still succeeds.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::access::{input_prefix, is_plain_segment};
+use crate::record::{hash_json, JobId, JobRecord, JobStatus, NewJob, ResultObject};
+
+/// The most steps a chain may have after its first job.
+pub const MAX_CHAIN_STEPS: usize = 5;
+
+/// The key of an input placeholder naming a result of the previous step.
+pub const FROM_PREVIOUS: &str = "from_previous";
+
+/// One step of a chain still to run: a job type and its input (which may
+/// hold `{"from_previous": "<result name>"}` placeholders).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainStep {
+    /// `type`: the step's job type.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// The step's input; placeholders are replaced when the step is created.
+    pub input: Value,
+}
+
+/// Where a job stands in its chain. Only jobs of a chain have one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChainLink {
+    /// The chain's first job: its id names the chain.
+    pub chain_id: JobId,
+    /// 0 for the first job, then 1, 2, …
+    pub step: u32,
+    /// The step before this one; `None` for the first job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_job_id: Option<JobId>,
+    /// Object keys of the previous step's results that this step's input
+    /// names: the only keys outside its owner's inputs it may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub readable_results: Vec<String>,
+    /// The steps after this one, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<ChainStep>,
+}
+
+impl ChainLink {
+    /// The link of a chain's first job, `id`, followed by `then`.
+    pub fn first(id: &JobId, then: Vec<ChainStep>) -> Self {
+        ChainLink {
+            chain_id: id.clone(),
+            step: 0,
+            previous_job_id: None,
+            readable_results: Vec::new(),
+            then,
+        }
+    }
+}
+
+impl JobId {
+    /// The id of the step after job `previous` in its chain: the same every
+    /// time, so creating it twice writes one record.
+    pub fn next_in_chain(previous: &JobId) -> JobId {
+        JobId::derived(&["longrun-chain-v1", previous.as_str()])
+    }
+}
+
+/// The id of the step after `job`, when `job` succeeded with steps left
+/// and no cancel request stopped the chain (the step was created with its end).
+pub fn next_job_id(job: &JobRecord) -> Option<JobId> {
+    let link = job.chain.as_ref()?;
+    (job.status == JobStatus::Succeeded && !link.then.is_empty() && !job.cancel_requested)
+        .then(|| JobId::next_in_chain(&job.id))
+}
+
+/// Every `{"from_previous": name}` placeholder in `input`: the names, in order.
+pub fn placeholders(input: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    visit_placeholders(input, &mut |name| names.push(name.to_owned()));
+    names
+}
+
+fn visit_placeholders(value: &Value, found: &mut impl FnMut(&str)) {
+    match value {
+        Value::Object(map) => match placeholder_name(map) {
+            Some(name) => found(name),
+            None => map.values().for_each(|v| visit_placeholders(v, found)),
+        },
+        Value::Array(items) => items.iter().for_each(|v| visit_placeholders(v, found)),
+        _ => {}
+    }
+}
+
+/// `Some(name)` when `map` is exactly `{"from_previous": "<name>"}`.
+fn placeholder_name(map: &Map<String, Value>) -> Option<&str> {
+    match (map.len(), map.get(FROM_PREVIOUS)) {
+        (1, Some(Value::String(name))) => Some(name),
+        _ => None,
+    }
+}
+
+/// `input` with every placeholder replaced by `{"key": key_of(name)}`.
+pub fn resolve_placeholders(input: &Value, key_of: &impl Fn(&str) -> String) -> Value {
+    match input {
+        Value::Object(map) => match placeholder_name(map) {
+            Some(name) => serde_json::json!({ "key": key_of(name) }),
+            None => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), resolve_placeholders(v, key_of)))
+                    .collect(),
+            ),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_placeholders(v, key_of)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The input a step is validated with at submit: placeholders stand for a
+/// key under `owner`'s own inputs, which every job type accepts where it
+/// takes an input key. `Err(name)` for a placeholder whose name is not a
+/// plain object name.
+pub fn input_for_validation(input: &Value, owner: &str) -> Result<Value, String> {
+    if let Some(bad) = placeholders(input).into_iter().find(|name| !is_plain_segment(name)) {
+        return Err(bad);
+    }
+    let prefix = input_prefix(owner);
+    Ok(resolve_placeholders(input, &|name| format!("{prefix}chain/{name}")))
+}
+
+/// The record of the step after `previous`, which just succeeded with
+/// `results` in a run whose results live under `results/<id>/<run>/`;
+/// `None` when `previous` is the last step (or in no chain). `queue` is the
+/// queue the step's type and priority route to.
+pub fn next_step(
+    previous: &JobRecord,
+    results: &[ResultObject],
+    queue: &str,
+    now_ms: i64,
+    live_seconds: i64,
+    enqueue_grace_ms: i64,
+) -> Option<JobRecord> {
+    let link = previous.chain.as_ref()?;
+    let (step, rest) = link.then.split_first()?;
+    let key_of = |name: &str| match results.iter().find(|r| r.name == name) {
+        Some(result) => result.key.clone(),
+        // No such result: the step fails `input_not_found`, naming it.
+        None => format!("results/{}/missing/{name}", previous.id),
+    };
+    let input = resolve_placeholders(&step.input, &key_of);
+    let readable_results = placeholders(&step.input).iter().map(|name| key_of(name)).collect();
+    let id = JobId::next_in_chain(&previous.id);
+    let mut job = JobRecord::new_queued(
+        NewJob {
+            request_hash: hash_json(&serde_json::json!({"chain_step_of": previous.id, "type": step.job_type})),
+            id: id.clone(),
+            owner: previous.owner.clone(),
+            job_type: step.job_type.clone(),
+            queue: queue.to_owned(),
+            priority: previous.priority,
+            input,
+            max_attempts: previous.max_attempts,
+            timeout_seconds: previous.timeout_seconds,
+            delay_seconds: 0,
+            callback: previous.callback.as_ref().map(|c| crate::record::Callback::new(&c.url)),
+            chain: None,
+        },
+        now_ms,
+        live_seconds,
+        enqueue_grace_ms,
+    );
+    job.chain = Some(ChainLink {
+        chain_id: link.chain_id.clone(),
+        step: link.step + 1,
+        previous_job_id: Some(previous.id.clone()),
+        readable_results,
+        then: rest.to_vec(),
+    });
+    Some(job)
+}
+
+/// The chain's overall status, given its steps' records in order (as far
+/// as they exist): the status of the first step that has not succeeded;
+/// SUCCEEDED when the last step did; CANCELLED when a step succeeded with
+/// steps left but no next step was created (its cancel request stopped the
+/// chain).
+pub fn chain_status(steps: &[JobRecord]) -> JobStatus {
+    for job in steps {
+        if job.status != JobStatus::Succeeded {
+            return job.status;
+        }
+    }
+    match steps.last() {
+        Some(last) if last.chain.as_ref().is_some_and(|l| !l.then.is_empty()) => {
+            if last.cancel_requested {
+                JobStatus::Cancelled
+            } else {
+                // Created in the same write: only a read racing that write sees this.
+                JobStatus::Queued
+            }
+        }
+        Some(_) => JobStatus::Succeeded,
+        None => JobStatus::Queued,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::queued_job_at;
+    use serde_json::json;
+
+    fn result(name: &str, key: &str) -> ResultObject {
+        ResultObject {
+            name: name.into(),
+            key: key.into(),
+            content_type: "text/csv".into(),
+            bytes: 1,
+        }
+    }
+
+    #[test]
+    fn the_next_step_has_a_derived_id_the_parents_limits_and_its_placeholders_resolved() {
+        let mut first = queued_job_at("alice", "report", json!({}), 1_000);
+        let then = vec![
+            ChainStep {
+                job_type: "report".into(),
+                input: json!({"source": {"from_previous": "summary.csv"}, "group_by": ["region"]}),
+            },
+            ChainStep {
+                job_type: "sleep".into(),
+                input: json!({"seconds": 1}),
+            },
+        ];
+        first.chain = Some(ChainLink::first(&first.id, then));
+        first.max_attempts = 7;
+        let results = [result("summary.csv", "results/a/run/summary.csv")];
+        let next = next_step(&first, &results, "fast", 2_000, 3_600, 60_000).unwrap();
+        assert_eq!(next.id, JobId::next_in_chain(&first.id));
+        assert_eq!(next.id, JobId::next_in_chain(&first.id), "derived, stable");
+        assert_ne!(next.id, first.id);
+        assert_eq!((next.owner.as_str(), next.max_attempts), ("alice", 7));
+        assert_eq!(next.input["source"], json!({"key": "results/a/run/summary.csv"}));
+        assert_eq!(next.input["group_by"], json!(["region"]));
+        let link = next.chain.as_ref().unwrap();
+        assert_eq!((link.step, link.chain_id.clone()), (1, first.id.clone()));
+        assert_eq!(link.previous_job_id.as_ref(), Some(&first.id));
+        assert_eq!(link.readable_results, ["results/a/run/summary.csv"]);
+        assert_eq!(link.then.len(), 1);
+        assert_eq!(next.status, JobStatus::Queued);
+        assert!(next.due_at.is_some(), "the reconciler sends it if its message is lost");
+
+        let last = next_step(&next, &[], "fast", 3_000, 3_600, 60_000).unwrap();
+        assert!(last.chain.as_ref().unwrap().then.is_empty());
+        assert!(
+            next_step(&last, &[], "fast", 4_000, 3_600, 60_000).is_none(),
+            "the chain ends"
+        );
+    }
+
+    #[test]
+    fn a_missing_result_resolves_to_a_key_that_does_not_exist() {
+        let mut first = queued_job_at("alice", "report", json!({}), 1_000);
+        let step = ChainStep {
+            job_type: "report".into(),
+            input: json!({"source": {"from_previous": "nope.csv"}}),
+        };
+        first.chain = Some(ChainLink::first(&first.id, vec![step]));
+        let next = next_step(&first, &[], "fast", 2_000, 3_600, 60_000).unwrap();
+        let key = next.input["source"]["key"].as_str().unwrap();
+        assert!(key.ends_with("/missing/nope.csv"), "{key}");
+    }
+
+    #[test]
+    fn placeholders_are_found_anywhere_and_must_name_plain_objects() {
+        let input = json!({"a": [{"from_previous": "x.csv"}], "b": {"c": {"from_previous": "y.json"}},
+                           "d": {"from_previous": "z", "other": 1}});
+        assert_eq!(placeholders(&input), ["x.csv", "y.json"]);
+        let checked = input_for_validation(&input, "alice").unwrap();
+        assert!(checked["a"][0]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with(&input_prefix("alice")));
+        assert_eq!(checked["d"], input["d"], "not exactly a placeholder: left alone");
+        for bad in ["../x", "", "a/b", ".hidden"] {
+            assert_eq!(
+                input_for_validation(&json!({"from_previous": bad}), "alice"),
+                Err(bad.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn the_chain_status_is_the_first_step_that_did_not_succeed() {
+        let mut a = queued_job_at("alice", "sleep", json!({}), 0);
+        a.chain = Some(ChainLink::first(
+            &a.id,
+            vec![ChainStep {
+                job_type: "sleep".into(),
+                input: json!({}),
+            }],
+        ));
+        assert_eq!(chain_status(std::slice::from_ref(&a)), JobStatus::Queued);
+        a.status = JobStatus::Running;
+        assert_eq!(chain_status(std::slice::from_ref(&a)), JobStatus::Running);
+        a.status = JobStatus::Succeeded;
+        let mut b = next_step(&a, &[], "fast", 0, 60, 60).unwrap();
+        assert_eq!(chain_status(&[a.clone(), b.clone()]), JobStatus::Queued);
+        b.status = JobStatus::Failed;
+        assert_eq!(chain_status(&[a.clone(), b.clone()]), JobStatus::Failed);
+        b.status = JobStatus::Succeeded;
+        assert_eq!(chain_status(&[a.clone(), b]), JobStatus::Succeeded);
+        a.cancel_requested = true;
+        assert_eq!(chain_status(&[a]), JobStatus::Cancelled, "stopped before its next step");
+    }
+}
