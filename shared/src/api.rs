@@ -88,6 +88,17 @@ pub struct WebhookSecretView {
     pub previous_valid_until: Option<String>,
 }
 
+/// `POST /jobs/{id}/stream` answer: where the job's events stream (a URL
+/// that opens without an `Authorization` header, so a browser's
+/// `EventSource` can use it), until when it opens.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct StreamUrlView {
+    /// `GET` it for `text/event-stream`; it carries a ticket for this job only.
+    pub url: String,
+    /// Until when the URL opens (and reopens) the stream, RFC 3339.
+    pub expires_at: String,
+}
+
 /// How the announcement of a job's end to its `callback_url` went.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct CallbackView {

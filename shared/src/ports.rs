@@ -257,6 +257,20 @@ pub struct StreamTicket {
 }
 
 impl StreamTicket {
+    /// A new ticket for `owner` to open `job_id`'s stream until
+    /// `expires_at`, and its token (256 random bits, hex): the token goes
+    /// in the URL, the ticket (with only its hash) in the store.
+    pub fn issue(owner: &str, job_id: &JobId, expires_at: i64) -> (String, StreamTicket) {
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let ticket = StreamTicket {
+            token_hash: Self::hash_token(&token),
+            owner: owner.to_owned(),
+            job_id: job_id.clone(),
+            expires_at,
+        };
+        (token, ticket)
+    }
+
     /// SHA-256 (hex) of a ticket token: what the store keeps and looks up.
     pub fn hash_token(token: &str) -> String {
         use sha2::Digest;

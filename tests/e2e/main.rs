@@ -5,6 +5,7 @@
 mod auth;
 mod chains;
 mod delivery;
+mod events;
 mod failures;
 mod jobs;
 mod local_only;

@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use longrun::access::owned_job;
-use longrun::api::{presign_results, ChainStepView, ChainView, JobList, JobView, Problem, ResultView};
+use longrun::api::{presign_results, ChainStepView, ChainView, JobList, JobView, Problem, ResultView, StreamUrlView};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
 use longrun::backpressure::DepthGauge;
 use longrun::chain::{chain_status, next_job_id};
 use longrun::lambda::HttpFunction;
+use longrun::ports::StreamTicket;
 use longrun::ports::{JobStore, ObjectStore};
+use longrun::time::{now_ms, rfc3339};
 use longrun::{Config, JobRecord, JobStatus};
 use tracing::Instrument;
 
@@ -76,6 +78,16 @@ pub async fn handle(deps: &StatusDeps, request: ApiGatewayV2httpRequest) -> ApiG
         };
     };
     let span = tracing::info_span!("status", job_id = %raw_id);
+    if request.route_key.as_deref() == Some(STREAM_ROUTE) {
+        return async {
+            match stream_url(deps, &request, &raw_id).await {
+                Ok(view) => json_response(201, &view, &[("cache-control", "no-store".to_owned())]),
+                Err(problem) => problem_response(&problem),
+            }
+        }
+        .instrument(span)
+        .await;
+    }
     async {
         match job_view(deps, &request, &raw_id).await {
             Ok(view) => json_response(200, &view, &[("cache-control", "no-store".to_owned())]),
@@ -84,6 +96,32 @@ pub async fn handle(deps: &StatusDeps, request: ApiGatewayV2httpRequest) -> ApiG
     }
     .instrument(span)
     .await
+}
+
+/// The route that hands out a job's event stream URL.
+pub const STREAM_ROUTE: &str = "POST /jobs/{id}/stream";
+
+/// `POST /jobs/{id}/stream`: a URL of the events function (`EVENTS_URL`)
+/// with a fresh ticket for this job, its owner's only.
+async fn stream_url(
+    deps: &StatusDeps,
+    request: &ApiGatewayV2httpRequest,
+    raw_id: &str,
+) -> Result<StreamUrlView, Problem> {
+    let owner = caller(request, deps.config.allow_anonymous)?;
+    let job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
+    let base = deps
+        .config
+        .events_url
+        .as_deref()
+        .ok_or_else(|| Problem::unavailable("this stack has no event stream (EVENTS_URL is not set)", 60))?;
+    let expires_at = now_ms() + deps.config.stream_ticket_ttl_seconds * 1000;
+    let (token, ticket) = StreamTicket::issue(&owner, &job.id, expires_at);
+    deps.store.put_stream_ticket(&ticket).await?;
+    Ok(StreamUrlView {
+        url: format!("{}/jobs/{}/events?ticket={token}", base.trim_end_matches('/'), job.id),
+        expires_at: rfc3339(expires_at),
+    })
 }
 
 async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {

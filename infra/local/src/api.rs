@@ -28,6 +28,7 @@ use longrun::apigw::HttpEvent;
 use crate::functions::LocalFunction;
 use crate::openapi;
 use crate::resources::Deployed;
+use longrun_events::EventsDeps;
 
 /// API Gateway's own payload limit.
 const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
@@ -63,6 +64,9 @@ fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
 /// What the HTTP side serves.
 pub struct LocalApi {
     pub routes: Vec<Route>,
+    /// The function with a URL (the events function): it answers what no
+    /// API route does, as its own host would.
+    pub url_function: Option<Arc<LocalFunction>>,
     pub deployed: Deployed,
     /// Function logical id → its resolved environment (for `/_local/environment/{id}`).
     pub environments: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
@@ -111,6 +115,9 @@ async fn dispatch(
             .map(|params| (route, params))
     });
     let Some((route, path_parameters)) = matched else {
+        if let Some(events) = api.url_function.as_ref().and_then(|f| f.stream()) {
+            return function_url(events, &method, &uri, &headers).await;
+        }
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "Not Found"}))).into_response();
     };
     let owner = headers
@@ -145,6 +152,32 @@ async fn dispatch(
         Ok(Err(_panic)) => internal_error(StatusCode::INTERNAL_SERVER_ERROR),
         Err(_elapsed) => internal_error(StatusCode::SERVICE_UNAVAILABLE),
     }
+}
+
+/// Plays a function URL in `RESPONSE_STREAM` mode: the request as the
+/// payload v2 event a URL sends (no authorizer: the function checks its
+/// own ticket), the answer streamed as the function writes it.
+async fn function_url(events: &Arc<EventsDeps>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
+        .collect();
+    let request = HttpEvent {
+        route_key: "$default",
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: header_pairs,
+        body: None,
+        path_parameters: Vec::new(),
+        owner: None,
+    }
+    .to_request();
+    let stream = longrun_events::open(events, &request).await;
+    let mut http = Response::new(Body::from_stream(stream.body));
+    *http.status_mut() = stream.status;
+    *http.headers_mut() = stream.headers;
+    http
 }
 
 /// What API Gateway answers when the integration fails.

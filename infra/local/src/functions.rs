@@ -13,6 +13,7 @@ use longrun::lambda::{HttpFunction, ScheduledFunction, SqsFunction};
 use longrun::Config;
 use longrun_cancel::CancelDeps;
 use longrun_dead_letter::DeadLetterDeps;
+use longrun_events::EventsDeps;
 use longrun_reconciler::ReconcilerDeps;
 use longrun_status::StatusDeps;
 use longrun_submit::SubmitDeps;
@@ -28,6 +29,8 @@ pub enum Trigger {
     Http(Arc<dyn HttpFunction>),
     Sqs(Arc<dyn SqsFunction>),
     Schedule(Arc<dyn ScheduledFunction>),
+    /// Served through a function URL whose answer streams (the events function).
+    Stream(Arc<EventsDeps>),
 }
 
 /// One function of the template, ready to invoke.
@@ -55,6 +58,14 @@ impl LocalFunction {
         }
     }
 
+    /// The handler, when the function's URL streams its answers.
+    pub fn stream(&self) -> Option<&Arc<EventsDeps>> {
+        match &self.trigger {
+            Trigger::Stream(function) => Some(function),
+            _ => None,
+        }
+    }
+
     /// The handler, when the function runs on a schedule.
     pub fn scheduled(&self) -> Option<&Arc<dyn ScheduledFunction>> {
         match &self.trigger {
@@ -74,6 +85,7 @@ fn trigger(binary: &str, config: Arc<Config>, clients: &AwsClients) -> Option<Tr
         "dead-letter" => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
         "reconciler" => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
         "webhook" => Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))),
+        "events" => Trigger::Stream(Arc::new(EventsDeps::from_aws(config, clients))),
         _ => return None,
     })
 }

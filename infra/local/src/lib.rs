@@ -32,6 +32,8 @@ pub struct Options {
     pub workers: bool,
     /// Fault injection per function: logical id → `Operation=probability,…`.
     pub faults: BTreeMap<String, String>,
+    /// The runtime's own address (`http://host:port`): function URLs resolve to it.
+    pub base_url: Option<String>,
 }
 
 /// Parses `Key=Value Key=Value …` like `sam deploy --parameter-overrides`;
@@ -75,11 +77,17 @@ pub async fn start(
         .unwrap_or_else(|| "us-east-1".into());
     let region = region.as_str();
     let template = template::Template::load(&options.template, &options.stack, &options.parameter_overrides)?;
-    let deployed = resources::deploy(&template, clients, &options.stack, region).await?;
+    let mut deployed = resources::deploy(&template, clients, &options.stack, region).await?;
+    deployed.function_url = options.base_url.clone();
     let functions = functions::build(&template, &deployed, shared, clients, &options.stack, &options.faults)?;
     let mut routes = Vec::new();
     let mut pollers = Vec::new();
+    let mut url_function = None;
     for function in &functions {
+        if function.spec.function_url.is_some() {
+            tracing::info!(function = %function.spec.logical_id, "function URL served beside the API");
+            url_function = Some(function.clone());
+        }
         for route in &function.spec.http_routes {
             tracing::info!(method = %route.method, path = %route.path, function = %function.spec.logical_id, "route");
             routes.push(api::Route {
@@ -123,6 +131,7 @@ pub async fn start(
     Ok(LocalStack {
         api: Arc::new(api::LocalApi {
             routes,
+            url_function,
             deployed,
             environments: functions
                 .iter()

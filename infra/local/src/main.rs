@@ -32,6 +32,7 @@ fn parse_args() -> Result<Cli, String> {
             parameter_overrides: BTreeMap::new(),
             workers: true,
             faults: BTreeMap::new(),
+            base_url: None,
         },
         host: "127.0.0.1".into(),
         port: 3000,
@@ -99,7 +100,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let shared = aws_config::load_from_env().await;
     let clients = AwsClients::from_sdk_config(&shared);
-    let stack = longrun_local::start(&cli.options, &shared, &clients).await?;
+    let mut options = cli.options.clone();
+    options.base_url = Some(format!("http://{}:{}", cli.host, cli.port));
+    let stack = longrun_local::start(&options, &shared, &clients).await?;
     let listener = tokio::net::TcpListener::bind((cli.host.as_str(), cli.port)).await?;
     let address = listener.local_addr()?;
     tracing::info!(%address, %endpoint, stack = %cli.options.stack, "longrun local runtime ready");

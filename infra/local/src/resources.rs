@@ -23,6 +23,10 @@ pub struct Deployed {
     pub refs: BTreeMap<String, String>,
     /// Logical id → ARN.
     pub arns: BTreeMap<String, String>,
+    /// What `!GetAtt <Function>Url.FunctionUrl` resolves to: the local
+    /// runtime's own address (it serves function URLs beside the API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_url: Option<String>,
 }
 
 impl ResourceLookup for Deployed {
@@ -33,6 +37,10 @@ impl ResourceLookup for Deployed {
         match attribute {
             "Arn" => self.arns.get(logical_id).cloned(),
             "QueueUrl" => self.refs.get(logical_id).cloned(),
+            "FunctionUrl" => self
+                .function_url
+                .as_ref()
+                .map(|base| format!("{}/", base.trim_end_matches('/'))),
             "QueueName" | "BucketName" => self
                 .refs
                 .get(logical_id)

@@ -87,6 +87,9 @@ pub struct FunctionSpec {
     pub sqs_sources: Vec<SqsSource>,
     /// Schedule expressions of `Schedule` events, unresolved.
     pub schedules: Vec<Yaml>,
+    /// `FunctionUrlConfig.InvokeMode` when the function has a URL
+    /// (`BUFFERED` unless given).
+    pub function_url: Option<String>,
 }
 
 impl Template {
@@ -324,6 +327,12 @@ impl Template {
                     http_routes,
                     sqs_sources,
                     schedules,
+                    function_url: p.get("FunctionUrlConfig").map(|url| {
+                        url.get("InvokeMode")
+                            .and_then(Yaml::as_str)
+                            .unwrap_or("BUFFERED")
+                            .to_owned()
+                    }),
                 })
             })
             .collect()

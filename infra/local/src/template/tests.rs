@@ -229,7 +229,17 @@ fn the_api_authenticates_every_route_by_default() {
         .into_iter()
         .flat_map(|f| f.http_routes.into_iter().map(move |r| (f.logical_id.clone(), r)))
         .collect();
-    assert_eq!(routes.len(), 6, "{routes:?}");
+    assert_eq!(routes.len(), 7, "{routes:?}");
+    // The one public URL is the event stream's, which opens only with a
+    // ticket the authenticated API hands out (see the events function).
+    let urls: Vec<(String, Option<String>)> = template
+        .functions()
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.function_url.is_some())
+        .map(|f| (f.binary, f.function_url))
+        .collect();
+    assert_eq!(urls, [("events".to_owned(), Some("RESPONSE_STREAM".to_owned()))]);
     for (function, route) in &routes {
         assert!(
             route.authorizer.as_deref().is_none_or(|a| a != "NONE"),

@@ -1,0 +1,267 @@
+//! The events function: `GET /jobs/{id}/events?ticket=…` answers
+//! `text/event-stream`, one event per change of the job (status, progress,
+//! message, cancel request) and a last event with its terminal view, then
+//! the stream ends.
+//!
+//! - **Who may open it.** A browser's `EventSource` cannot send an
+//!   `Authorization` header, and a Lambda function URL (the only AWS front
+//!   door that streams besides a REST API) has no JWT authorizer. So the
+//!   authenticated API hands the job's owner a stream URL
+//!   (`POST /jobs/{id}/stream`) carrying a random ticket; only its hash is
+//!   stored, it names one job, and it expires (`STREAM_TICKET_TTL_SECONDS`).
+//!   Anything else is `401`.
+//! - **Events.** `id` is the record's version, `event: job` for a change,
+//!   `event: end` (with `id: end`) for the terminal view. A reconnect sends
+//!   `Last-Event-ID` (or `?lastEventId=`): only a newer state is sent, and
+//!   after `end` the answer is `204`, which tells `EventSource` to stop.
+//! - **Bounded.** A comment every 15 s keeps proxies from closing an idle
+//!   stream; after `STREAM_MAX_SECONDS` the stream ends with a `retry`
+//!   hint and the client reconnects (a stream holds a Lambda the whole
+//!   time). The job is read every `STREAM_POLL_MS`.
+//!
+//! [`open`] is a plain function over the store: the Lambda `main` turns its
+//! answer into a streamed response, the local runtime into an HTTP body.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use longrun::api::{presign_results, JobView, Problem};
+use longrun::aws::AwsClients;
+use longrun::ports::{JobStore, ObjectStore, StreamTicket};
+use longrun::time::now_ms;
+use longrun::{Config, JobId, JobRecord};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tracing::Instrument;
+
+/// How often a comment goes out on an otherwise idle stream.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// What a client should wait before reconnecting, milliseconds (`retry:`).
+pub const RECONNECT_AFTER_MS: u64 = 1_000;
+/// The `id` of the last event of a job's stream.
+pub const END_EVENT_ID: &str = "end";
+
+/// What the events function needs; built once per process.
+#[derive(Clone)]
+pub struct EventsDeps {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn JobStore>,
+    /// Only to presign the result links of the terminal view.
+    pub objects: Arc<dyn ObjectStore>,
+}
+
+impl EventsDeps {
+    /// The production wiring: DynamoDB, and S3 for presigning.
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        EventsDeps {
+            store: clients.job_store(&config),
+            objects: clients.object_store(&config),
+            config,
+        }
+    }
+}
+
+/// A response body of bytes as they come.
+pub type EventBody = Pin<Box<dyn Stream<Item = Result<Bytes, Infallible>> + Send>>;
+
+/// An answer: status, headers and a body that may still be streaming.
+pub struct EventStream {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: EventBody,
+}
+
+impl EventStream {
+    fn problem(problem: &Problem) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/problem+json"));
+        let text = serde_json::to_vec(problem).unwrap_or_default();
+        EventStream {
+            status: StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            headers,
+            body: Box::pin(tokio_stream::once(Ok(Bytes::from(text)))),
+        }
+    }
+
+    fn no_content() -> Self {
+        EventStream {
+            status: StatusCode::NO_CONTENT,
+            headers: HeaderMap::new(),
+            body: Box::pin(tokio_stream::empty()),
+        }
+    }
+}
+
+/// Where a reconnecting client left off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LastEvent {
+    /// A fresh stream: send the current state first.
+    None,
+    /// It saw the state of this version.
+    Version(u64),
+    /// It saw the end.
+    End,
+}
+
+impl LastEvent {
+    /// `Last-Event-ID` (or `?lastEventId=`) as sent; anything unreadable
+    /// counts as a fresh stream.
+    pub fn parse(raw: Option<&str>) -> Self {
+        match raw.map(str::trim) {
+            Some(END_EVENT_ID) => LastEvent::End,
+            Some(raw) => raw.parse().map(LastEvent::Version).unwrap_or(LastEvent::None),
+            None => LastEvent::None,
+        }
+    }
+}
+
+/// One server-sent event: `id`, `event`, and the data on one line.
+pub fn frame(id: &str, event: &str, data: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\nevent: {event}\ndata: {data}\n\n"))
+}
+
+/// Opens the stream `request` asks for (see the module docs).
+pub async fn open(deps: &EventsDeps, request: &ApiGatewayV2httpRequest) -> EventStream {
+    let path = request
+        .raw_path
+        .as_deref()
+        .or(request.request_context.http.path.as_deref())
+        .unwrap_or("");
+    let raw_id = path
+        .strip_prefix("/jobs/")
+        .and_then(|rest| rest.strip_suffix("/events"))
+        .unwrap_or("");
+    let span = tracing::info_span!("events", job_id = %raw_id);
+    async {
+        match check(deps, request, raw_id).await {
+            Ok((job, last)) => stream(deps, job, last).await,
+            Err(problem) => {
+                tracing::info!(status = problem.status, detail = %problem.detail, "stream refused");
+                EventStream::problem(&problem)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The job the ticket opens and where the client left off, or why not.
+async fn check(
+    deps: &EventsDeps,
+    request: &ApiGatewayV2httpRequest,
+    raw_id: &str,
+) -> Result<(JobRecord, LastEvent), Problem> {
+    let refused = || {
+        Problem::unauthorized("open the stream with the URL that POST /jobs/{id}/stream answers (its ticket expires)")
+    };
+    let id = JobId::parse(raw_id).ok_or_else(|| Problem::not_found(format!("no job {raw_id:?}")))?;
+    let token = request.query_string_parameters.first("ticket").ok_or_else(refused)?;
+    let ticket = deps
+        .store
+        .stream_ticket(&StreamTicket::hash_token(token), now_ms())
+        .await?
+        .filter(|t| t.job_id == id)
+        .ok_or_else(refused)?;
+    let job = deps
+        .store
+        .get(&id)
+        .await?
+        .filter(|job| job.owner == ticket.owner)
+        .ok_or_else(|| Problem::not_found(format!("no job {raw_id:?}")))?;
+    let last = request
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.query_string_parameters.first("lastEventId"));
+    Ok((job, LastEvent::parse(last)))
+}
+
+async fn stream(deps: &EventsDeps, job: JobRecord, last: LastEvent) -> EventStream {
+    if last == LastEvent::End {
+        // It saw the end: 204 tells an EventSource not to reconnect.
+        return EventStream::no_content();
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("text/event-stream"));
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let (tx, rx) = mpsc::channel(16);
+    let deps = deps.clone();
+    let span = tracing::Span::current();
+    tokio::spawn(pump(deps, job, last, tx).instrument(span));
+    EventStream {
+        status: StatusCode::OK,
+        headers,
+        body: Box::pin(ReceiverStream::new(rx)),
+    }
+}
+
+/// Writes the job's events until it ends, the stream's time is up, the
+/// client goes away (the send fails), or the store fails.
+async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::Sender<Result<Bytes, Infallible>>) {
+    let send = |bytes: Bytes| {
+        let tx = tx.clone();
+        async move { tx.send(Ok(bytes)).await.is_ok() }
+    };
+    if !send(Bytes::from(format!("retry: {RECONNECT_AFTER_MS}\n\n"))).await {
+        return;
+    }
+    let started = tokio::time::Instant::now();
+    let give_up_at = started + Duration::from_secs(deps.config.stream_max_seconds);
+    let mut last_keep_alive = started;
+    let mut shown = match last {
+        LastEvent::Version(version) if job.version <= version => Some(job.updated_at),
+        _ => None,
+    };
+    loop {
+        if job.status.is_terminal() {
+            let results = presign_results(deps.objects.as_ref(), &job, deps.config.result_url_ttl)
+                .await
+                .unwrap_or_default();
+            let view = serde_json::to_string(&JobView::new(&job, results)).unwrap_or_default();
+            send(frame(END_EVENT_ID, "end", &view)).await;
+            tracing::info!(status = %job.status, "stream ended with the job");
+            return;
+        }
+        if shown != Some(job.updated_at) {
+            let view = serde_json::to_string(&JobView::new(&job, Vec::new())).unwrap_or_default();
+            if !send(frame(&job.version.to_string(), "job", &view)).await {
+                return;
+            }
+            shown = Some(job.updated_at);
+        }
+        let now = tokio::time::Instant::now();
+        if now + deps.config.stream_poll > give_up_at {
+            // Time is up: the client reconnects with its Last-Event-ID.
+            tracing::info!("stream reached STREAM_MAX_SECONDS; the client reconnects");
+            return;
+        }
+        if now.duration_since(last_keep_alive) >= KEEP_ALIVE {
+            if !send(Bytes::from_static(b": keep-alive\n\n")).await {
+                return;
+            }
+            last_keep_alive = now;
+        }
+        tokio::time::sleep(deps.config.stream_poll).await;
+        if tx.is_closed() {
+            return;
+        }
+        job = match deps.store.get(&job.id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the job; the stream ends and the client reconnects");
+                return;
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;

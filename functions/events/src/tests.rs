@@ -1,0 +1,197 @@
+//! Unit tests of the event stream over the memory store: who may open it,
+//! what it sends, and where a reconnect resumes.
+
+use std::sync::Arc;
+
+use longrun::apigw::HttpEvent;
+use longrun::memory::{MemoryJobStore, MemoryObjectStore};
+use longrun::ports::{JobStore, StreamTicket};
+use longrun::record::{Finish, Lease, ProgressUpdate};
+use longrun::time::now_ms;
+use longrun::{JobRecord, JobStatus};
+use serde_json::json;
+use tokio_stream::StreamExt;
+
+use super::*;
+
+struct Fixture {
+    deps: EventsDeps,
+    store: Arc<MemoryJobStore>,
+}
+
+fn fixture() -> Fixture {
+    fixture_capped_at("5")
+}
+
+fn fixture_capped_at(max_seconds: &str) -> Fixture {
+    let store = Arc::new(MemoryJobStore::new());
+    let deps = EventsDeps {
+        config: Arc::new(longrun::testing::config(&[
+            ("STREAM_POLL_MS", "10"),
+            ("STREAM_MAX_SECONDS", max_seconds),
+        ])),
+        store: store.clone(),
+        objects: Arc::new(MemoryObjectStore::new()),
+    };
+    Fixture { deps, store }
+}
+
+fn job(f: &Fixture) -> JobRecord {
+    let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    f.store.insert(job.clone());
+    job
+}
+
+async fn ticket(f: &Fixture, owner: &str, job: &JobRecord) -> String {
+    let (token, ticket) = StreamTicket::issue(owner, &job.id, now_ms() + 60_000);
+    f.store.put_stream_ticket(&ticket).await.unwrap();
+    token
+}
+
+fn request(job: &JobRecord, query: &str, last_event_id: Option<&str>) -> ApiGatewayV2httpRequest {
+    let path = format!("/jobs/{}/events", job.id);
+    HttpEvent {
+        route_key: "$default",
+        method: "GET",
+        path: &path,
+        query,
+        headers: last_event_id
+            .map(|id| vec![("Last-Event-ID".to_owned(), id.to_owned())])
+            .unwrap_or_default(),
+        body: None,
+        path_parameters: Vec::new(),
+        owner: None,
+    }
+    .to_request()
+}
+
+/// The whole body as text (the stream ends with the job or the time cap).
+async fn body(stream: EventStream) -> String {
+    let chunks: Vec<Bytes> = stream.body.map(|c| c.unwrap()).collect().await;
+    chunks.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect()
+}
+
+#[tokio::test]
+async fn without_a_valid_ticket_for_the_job_the_stream_is_401() {
+    let f = fixture();
+    let job = job(&f);
+    let other = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    f.store.insert(other.clone());
+    let others_ticket = ticket(&f, "alice", &other).await;
+    let (expired_token, mut expired) = StreamTicket::issue("alice", &job.id, now_ms() - 1);
+    expired.expires_at = now_ms() - 1;
+    f.store.put_stream_ticket(&expired).await.unwrap();
+    for query in [
+        String::new(),
+        format!("ticket={}", "0".repeat(64)),
+        format!("ticket={others_ticket}"),
+        format!("ticket={expired_token}"),
+    ] {
+        let answer = open(&f.deps, &request(&job, &query, None)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{query}");
+        assert_eq!(answer.headers["content-type"], "application/problem+json");
+    }
+    // A ticket handed to someone who no longer owns the job opens nothing either.
+    let mallory = ticket(&f, "mallory", &job).await;
+    let answer = open(&f.deps, &request(&job, &format!("ticket={mallory}"), None)).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_stream_sends_each_change_then_the_end_and_closes() {
+    let f = fixture();
+    let job = job(&f);
+    let token = ticket(&f, "alice", &job).await;
+    let answer = open(&f.deps, &request(&job, &format!("ticket={token}"), None)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["content-type"], "text/event-stream");
+    let store = f.store.clone();
+    let id = job.id.clone();
+    let writer = tokio::spawn(async move {
+        let lease = Lease::new(now_ms() + 60_000);
+        store.claim(&id, &lease, now_ms()).await.unwrap();
+        for progress in [30, 60] {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            let update = ProgressUpdate {
+                progress,
+                message: Some(format!("{progress}%")),
+                checkpoint: None,
+            };
+            store
+                .record_progress(&id, &lease.owner, &update, now_ms() + i64::from(progress))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let finish = Finish::Succeeded {
+            results: Vec::new(),
+            next: None,
+        };
+        store.finish(&id, &lease.owner, &finish, now_ms() + 100).await.unwrap();
+    });
+    let text = body(answer).await;
+    writer.await.unwrap();
+    assert!(text.starts_with("retry: 1000\n\n"), "{text}");
+    let progress: Vec<u64> = text
+        .split("\n\n")
+        .filter(|block| block.contains("event: job"))
+        .map(|block| {
+            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            serde_json::from_str::<serde_json::Value>(data).unwrap()["progress"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "each change once, in order: {progress:?}"
+    );
+    assert!(progress.contains(&30) && progress.contains(&60), "{progress:?}");
+    let end = text.split("\n\n").filter(|b| !b.is_empty()).last().unwrap();
+    assert!(end.starts_with("id: end\nevent: end\ndata: "), "{end}");
+    assert!(end.contains("\"status\":\"SUCCEEDED\""), "{end}");
+}
+
+#[tokio::test]
+async fn a_reconnect_gets_only_newer_states_and_after_the_end_204() {
+    let f = fixture();
+    let mut job = job(&f);
+    job.status = JobStatus::Succeeded;
+    job.finished_at = Some(now_ms());
+    f.store.insert(job.clone());
+    let token = ticket(&f, "alice", &job).await;
+    let query = format!("ticket={token}");
+
+    let after_end = open(&f.deps, &request(&job, &query, Some("end"))).await;
+    assert_eq!(after_end.status, StatusCode::NO_CONTENT);
+    assert_eq!(body(after_end).await, "");
+
+    // It saw an older version: only the end follows, no replay of what it saw.
+    let resumed = body(open(&f.deps, &request(&job, &query, Some("1"))).await).await;
+    assert_eq!(resumed.matches("event: ").count(), 1, "{resumed}");
+    assert!(resumed.contains("event: end"));
+    // `?lastEventId=` does the same for a page that reloads.
+    let again = open(&f.deps, &request(&job, &format!("{query}&lastEventId=end"), None)).await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_stream_of_an_unchanging_job_ends_at_its_time_cap_with_one_event() {
+    let f = fixture_capped_at("40");
+    let job = job(&f);
+    let token = ticket(&f, "alice", &job).await;
+    tokio::time::pause();
+    let answer = open(&f.deps, &request(&job, &format!("ticket={token}"), None)).await;
+    let text = body(answer).await;
+    assert_eq!(text.matches("event: job").count(), 1, "one event, no repeats: {text}");
+    assert!(text.contains(": keep-alive"), "an idle stream sends comments: {text}");
+    assert!(!text.contains("event: end"), "the job has not ended: {text}");
+}
+
+#[test]
+fn last_event_ids_parse_leniently() {
+    assert_eq!(LastEvent::parse(None), LastEvent::None);
+    assert_eq!(LastEvent::parse(Some("end")), LastEvent::End);
+    assert_eq!(LastEvent::parse(Some(" 42 ")), LastEvent::Version(42));
+    assert_eq!(LastEvent::parse(Some("garbage")), LastEvent::None);
+}
