@@ -11,13 +11,16 @@ use std::time::Duration;
 
 use longrun::aws::{AwsClients, DynamoJobStore, S3ObjectStore, SqsJobQueue};
 use longrun::bytes::Bytes;
+use longrun::chain::{next_step, ChainLink, ChainStep};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError,
-    StoreError, Transition,
+    StoreError, StreamTicket, Transition,
 };
-use longrun::record::{Finish, JobError, Lease, ProgressUpdate};
+use longrun::record::{Callback, Finish, JobError, Lease, ProgressUpdate};
 use longrun::time::now_ms;
+use longrun::webhook::signature::WebhookSecret;
+use longrun::webhook::WebhookSecrets;
 use longrun::{JobId, JobRecord, JobStatus, ResultObject};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -783,6 +786,305 @@ mod cases {
         assert_eq!(next.jobs[0].owner, owner);
     }
 
+    /// A callback's delivery state is replaced only over the state the
+    /// caller read: two deliveries of one end record one try.
+    pub async fn a_callback_update_applies_only_over_the_state_read(store: &dyn JobStore) {
+        let now = now_ms();
+        let mut job = new_job(now);
+        let read = Callback::new("https://hooks.example.com/longrun?x=1");
+        job.callback = Some(read.clone());
+        store.create(&job, now).await.unwrap();
+        let tried = Callback {
+            attempts: 1,
+            last_status: Some(500),
+            last_error: Some("answered 500".into()),
+            last_attempt_at: Some(now + 1),
+            next_attempt_at: Some(now + 5_001),
+            ..read.clone()
+        };
+        assert!(store.update_callback(&job.id, &read, &tried).await.unwrap());
+        let stored = store.get(&job.id).await.unwrap().unwrap();
+        assert_eq!(stored.callback.as_ref(), Some(&tried));
+        assert_eq!(stored.version, job.version + 1);
+
+        let other = Callback {
+            attempts: 1,
+            delivered_at: Some(now + 2),
+            ..read.clone()
+        };
+        assert!(
+            !store.update_callback(&job.id, &read, &other).await.unwrap(),
+            "a second delivery that read the same state is refused"
+        );
+        assert_eq!(
+            store.get(&job.id).await.unwrap().unwrap().callback.as_ref(),
+            Some(&tried),
+            "the refused update changed nothing"
+        );
+
+        let delivered = Callback {
+            attempts: 2,
+            delivered_at: Some(now + 5_002),
+            next_attempt_at: None,
+            ..tried.clone()
+        };
+        assert!(store.update_callback(&job.id, &tried, &delivered).await.unwrap());
+        assert_eq!(
+            store.get(&job.id).await.unwrap().unwrap().callback,
+            Some(delivered.clone())
+        );
+
+        assert!(!store
+            .update_callback(&JobId::random(), &read, &delivered)
+            .await
+            .unwrap());
+        assert_eq!(store.get(&JobId::random()).await.unwrap(), None, "nothing created");
+        let without = new_job(now);
+        store.create(&without, now).await.unwrap();
+        assert!(!store.update_callback(&without.id, &read, &delivered).await.unwrap());
+        assert_eq!(store.get(&without.id).await.unwrap().unwrap().callback, None);
+    }
+
+    /// An owner's webhook secrets: made once (conditional on none), rotated
+    /// only over the ones read, kept whole, and on the owner's item beside
+    /// its quota slots without touching them.
+    pub async fn webhook_secrets_are_made_once_and_rotated_over_the_ones_read(store: &dyn JobStore) {
+        let owner = format!("secrets-{}", uuid::Uuid::new_v4());
+        let held = JobId::random();
+        store.reserve_slot(&owner, &held, 5).await.unwrap();
+        assert_eq!(store.webhook_secrets(&owner).await.unwrap(), None);
+
+        let now = now_ms();
+        let secret = || WebhookSecret::generate().to_whsec_string();
+        let first = WebhookSecrets::rotated(None, secret(), now, 60_000);
+        assert!(store.replace_webhook_secrets(&owner, None, &first).await.unwrap());
+        assert_eq!(store.webhook_secrets(&owner).await.unwrap(), Some(first.clone()));
+        let racing = WebhookSecrets::rotated(None, secret(), now + 1, 60_000);
+        assert!(
+            !store.replace_webhook_secrets(&owner, None, &racing).await.unwrap(),
+            "a second first secret is refused"
+        );
+        assert_eq!(store.webhook_secrets(&owner).await.unwrap(), Some(first.clone()));
+
+        let second = WebhookSecrets::rotated(Some(&first), secret(), now + 1_000, 60_000);
+        assert!(store
+            .replace_webhook_secrets(&owner, Some(first.created_at), &second)
+            .await
+            .unwrap());
+        let stale = WebhookSecrets::rotated(Some(&first), secret(), now + 2_000, 60_000);
+        assert!(
+            !store
+                .replace_webhook_secrets(&owner, Some(first.created_at), &stale)
+                .await
+                .unwrap(),
+            "a rotation over the secrets before the last one is refused"
+        );
+        let stored = store.webhook_secrets(&owner).await.unwrap().expect("secrets stored");
+        assert_eq!(stored, second);
+        assert_eq!(
+            (stored.previous.as_deref(), stored.previous_valid_until),
+            (Some(first.current.as_str()), Some(now + 61_000)),
+            "the replaced secret is kept for the overlap"
+        );
+
+        assert_eq!(
+            store.active_slots(&owner).await.unwrap(),
+            vec![held.clone()],
+            "the quota's active set is untouched"
+        );
+        let another = JobId::random();
+        store.reserve_slot(&owner, &another, 5).await.unwrap();
+        store.release_slot(&owner, &held).await.unwrap();
+        store.release_slot(&owner, &another).await.unwrap();
+        assert!(store.active_slots(&owner).await.unwrap().is_empty());
+        assert_eq!(
+            store.webhook_secrets(&owner).await.unwrap(),
+            Some(second),
+            "the slots' writes leave the secrets alone"
+        );
+        assert!(
+            store
+                .list_by_owner(&owner, None, 10, None)
+                .await
+                .unwrap()
+                .jobs
+                .is_empty(),
+            "the owner's item is no job"
+        );
+        assert_eq!(
+            store
+                .webhook_secrets(&format!("nobody-{}", uuid::Uuid::new_v4()))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    pub async fn stream_tickets_are_found_by_hash_until_they_expire(store: &dyn JobStore) {
+        let now = now_ms();
+        let owner = format!("tickets-{}", uuid::Uuid::new_v4());
+        let mut job = new_job(now);
+        job.owner = owner.clone();
+        store.create(&job, now).await.unwrap();
+        let ticket = StreamTicket {
+            token_hash: StreamTicket::hash_token(&uuid::Uuid::new_v4().to_string()),
+            owner: owner.clone(),
+            // A job with no record: were the ticket a job, it would show as one.
+            job_id: JobId::random(),
+            expires_at: now + 30_000,
+        };
+        store.put_stream_ticket(&ticket).await.unwrap();
+        assert_eq!(
+            store.stream_ticket(&ticket.token_hash, now).await.unwrap(),
+            Some(ticket.clone())
+        );
+        assert_eq!(
+            store
+                .stream_ticket(&ticket.token_hash, ticket.expires_at)
+                .await
+                .unwrap(),
+            Some(ticket.clone()),
+            "it opens until its expiry"
+        );
+        assert_eq!(
+            store
+                .stream_ticket(&ticket.token_hash, ticket.expires_at + 1)
+                .await
+                .unwrap(),
+            None,
+            "and not after"
+        );
+        let unknown = StreamTicket::hash_token(&uuid::Uuid::new_v4().to_string());
+        assert_eq!(store.stream_ticket(&unknown, now).await.unwrap(), None);
+
+        let listed = store.list_by_owner(&owner, None, 10, None).await.unwrap();
+        assert_eq!(
+            listed.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+            [job.id.clone()],
+            "only the owner's job, not its ticket"
+        );
+        // Read far in the future (see `overdue_jobs_are_found_and_deferred_once`).
+        let overdue = store.overdue(now + 10_000_000_000, 100_000).await.unwrap();
+        assert!(!overdue.contains(&ticket.job_id), "a ticket is not overdue work");
+        assert_eq!(store.get(&ticket.job_id).await.unwrap(), None);
+    }
+
+    /// A chain's first job, running under `lease`, whose one further step
+    /// reads its `summary.csv`; and the step its success creates.
+    async fn running_chain_step(store: &dyn JobStore, lease: &Lease, now: i64) -> (JobRecord, JobRecord) {
+        let mut job = new_job(now);
+        let step = ChainStep {
+            job_type: "report".into(),
+            input: json!({"source": {"from_previous": "summary.csv"}, "group_by": ["region"], "values": ["amount_sum"]}),
+        };
+        job.chain = Some(ChainLink::first(&job.id, vec![step]));
+        store.create(&job, now).await.unwrap();
+        let running = claimed(store.claim(&job.id, lease, now).await.unwrap());
+        let next =
+            next_step(&running, &chain_results(&job.id), "fast", now + 500, 3600, 60_000).expect("a step is left");
+        (running, next)
+    }
+
+    fn chain_results(id: &JobId) -> Vec<ResultObject> {
+        vec![ResultObject {
+            name: "summary.csv".into(),
+            key: format!("results/{id}/run-1/summary.csv"),
+            content_type: "text/csv".into(),
+            bytes: 40,
+        }]
+    }
+
+    fn succeeded_with(id: &JobId, next: &JobRecord) -> Finish {
+        Finish::Succeeded {
+            results: chain_results(id),
+            next: Some(Box::new(next.clone())),
+        }
+    }
+
+    pub async fn a_step_that_succeeds_creates_its_next_step_in_the_same_write(store: &dyn JobStore) {
+        let now = now_ms();
+        let lease = Lease::new(now + 60_000);
+        let (running, next) = running_chain_step(store, &lease, now).await;
+        assert_eq!(store.get(&next.id).await.unwrap(), None);
+        let done = store
+            .finish(
+                &running.id,
+                &lease.owner,
+                &succeeded_with(&running.id, &next),
+                now + 500,
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert_eq!(done.results, chain_results(&running.id));
+        assert_eq!(store.get(&running.id).await.unwrap(), Some(done.clone()));
+        assert_eq!(longrun::chain::next_job_id(&done), Some(next.id.clone()));
+
+        let created = store.get(&next.id).await.unwrap().expect("the next step exists");
+        assert_eq!(created, next, "written as built");
+        assert_eq!(created.status, JobStatus::Queued);
+        assert_eq!(created.due_at, Some(now + 500 + 60_000), "in the due index");
+        let link = created.chain.as_ref().unwrap();
+        assert_eq!(
+            (link.step, &link.chain_id, link.previous_job_id.as_ref()),
+            (1, &running.id, Some(&running.id))
+        );
+        assert_eq!(link.readable_results, [chain_results(&running.id)[0].key.clone()]);
+        let taken = claimed(
+            store
+                .claim(&next.id, &Lease::new(now + 60_000), now + 600)
+                .await
+                .unwrap(),
+        );
+        assert_eq!((taken.status, taken.attempts), (JobStatus::Running, 1), "due at once");
+    }
+
+    pub async fn a_step_asked_to_cancel_succeeds_without_its_next_step(store: &dyn JobStore) {
+        let now = now_ms();
+        let lease = Lease::new(now + 60_000);
+        let (running, next) = running_chain_step(store, &lease, now).await;
+        assert!(matches!(
+            store.request_cancel(&running.id, now + 100).await.unwrap(),
+            CancelOutcome::Requested(_)
+        ));
+        let done = store
+            .finish(
+                &running.id,
+                &lease.owner,
+                &succeeded_with(&running.id, &next),
+                now + 500,
+            )
+            .await
+            .unwrap();
+        assert_eq!((done.status, done.cancel_requested), (JobStatus::Succeeded, true));
+        assert_eq!(done.results, chain_results(&running.id), "its results are kept");
+        assert_eq!(done.due_at, None);
+        assert_eq!(store.get(&running.id).await.unwrap(), Some(done.clone()));
+        assert_eq!(store.get(&next.id).await.unwrap(), None, "the cancel stops the chain");
+        assert_eq!(longrun::chain::next_job_id(&done), None);
+    }
+
+    pub async fn a_step_that_lost_its_lease_creates_no_next_step(store: &dyn JobStore) {
+        let now = now_ms();
+        let first = Lease::new(now + 10_000);
+        let (running, next) = running_chain_step(store, &first, now).await;
+        let second = Lease::new(now + 80_000);
+        let taken = claimed(store.claim(&running.id, &second, now + 20_000).await.unwrap());
+        assert!(matches!(
+            store
+                .finish(
+                    &running.id,
+                    &first.owner,
+                    &succeeded_with(&running.id, &next),
+                    now + 21_000
+                )
+                .await,
+            Err(StoreError::LeaseLost)
+        ));
+        assert_eq!(store.get(&next.id).await.unwrap(), None, "nothing created");
+        assert_eq!(store.get(&running.id).await.unwrap(), Some(taken), "nothing ended");
+    }
+
     pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
         let key = format!("results/contract-{}/blob.bin", uuid::Uuid::new_v4());
         let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
@@ -936,7 +1238,13 @@ contract! {
         overdue_jobs_are_found_in_every_shard,
         owner_slots_are_exact_idempotent_and_bounded,
         owners_list_their_own_jobs_newest_first_in_pages,
-        a_cursor_only_pages_for_the_owner_it_was_handed_to;
+        a_cursor_only_pages_for_the_owner_it_was_handed_to,
+        a_callback_update_applies_only_over_the_state_read,
+        webhook_secrets_are_made_once_and_rotated_over_the_ones_read,
+        stream_tickets_are_found_by_hash_until_they_expire,
+        a_step_that_succeeds_creates_its_next_step_in_the_same_write,
+        a_step_asked_to_cancel_succeeds_without_its_next_step,
+        a_step_that_lost_its_lease_creates_no_next_step;
     objects: objects_stream_back_byte_for_byte;
     queues: unknown_queues_are_refused, depth_counts_waiting_and_delayed_messages
 }

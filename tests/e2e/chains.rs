@@ -18,6 +18,18 @@ async fn summary_json(stack: &Stack, view: &Value) -> Value {
     serde_json::from_slice(&stack.download(result["url"].as_str().unwrap()).await).unwrap()
 }
 
+/// `GET /jobs` as the stack's caller: the first page.
+async fn list_jobs(stack: &Stack) -> Value {
+    let response = stack
+        .http
+        .get(format!("{}/jobs", stack.api))
+        .bearer_auth(&stack.owner)
+        .send()
+        .await
+        .expect("GET /jobs");
+    response.json().await.expect("a job list")
+}
+
 /// The chain view of the first job, once its overall status is terminal.
 async fn wait_chain(stack: &Stack, root: &str, limit: Duration) -> Value {
     stack
@@ -99,16 +111,7 @@ async fn a_failing_first_step_never_starts_the_second() {
     assert!(steps[1].get("job_id").is_none());
     assert!(chain.get("next_job_id").is_none());
     // Nothing else was created for this owner.
-    let listed = stack
-        .http
-        .get(format!("{}/jobs", stack.api))
-        .bearer_auth(&stack.owner)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let listed = list_jobs(&stack).await;
     assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
 }
 
@@ -176,16 +179,7 @@ async fn a_kill_as_the_first_step_ends_still_makes_exactly_one_second_step() {
     };
     let chain = wait_chain(&stack, &root, Duration::from_secs(60)).await;
     assert_eq!(chain["chain"]["status"], "SUCCEEDED", "{chain}");
-    let listed = stack
-        .http
-        .get(format!("{}/jobs", stack.api))
-        .bearer_auth(&stack.owner)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let listed = list_jobs(&stack).await;
     let jobs = listed["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 2, "exactly one second step: {listed}");
     let second = jobs.iter().find(|j| j["id"] != root.as_str()).unwrap();

@@ -562,3 +562,234 @@ async fn a_job_may_only_name_its_owners_own_inputs() {
     let own = handle(&f.deps, post(&report(&alices), &[], Some("alice"))).await;
     assert_eq!(own.status_code, 202, "{:?}", own.body);
 }
+
+fn webhook_secret_request(owner: Option<&str>) -> ApiGatewayV2httpRequest {
+    HttpEvent {
+        route_key: "POST /webhook-secret",
+        method: "POST",
+        path: "/webhook-secret",
+        query: "",
+        headers: Vec::new(),
+        body: None,
+        path_parameters: Vec::new(),
+        owner,
+    }
+    .to_request()
+}
+
+/// A public address given as an IP literal: allowed with the switch off,
+/// and nothing resolves or connects at submit.
+const PUBLIC_HOOK: &str = "https://1.1.1.1/hooks/longrun";
+
+fn sleep_calling_back(url: &str) -> String {
+    json!({"type": "sleep", "input": {"seconds": 1}, "callback_url": url}).to_string()
+}
+
+/// The fields of a 422's errors, in order.
+fn error_fields(response: &ApiGatewayV2httpResponse) -> Vec<String> {
+    assert_eq!(response.status_code, 422, "{:?}", response.body);
+    body_json(response)["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_callback_needs_the_callers_webhook_secret_then_is_stored_with_the_job() {
+    let f = fixture();
+    let body = sleep_calling_back(PUBLIC_HOOK);
+    let refused = handle(&f.deps, post(&body, &[], Some("alice"))).await;
+    assert_eq!(error_fields(&refused), ["callback_url"]);
+    let message = body_json(&refused)["errors"][0]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("POST /webhook-secret"), "{message}");
+    assert!(
+        f.store.is_empty() && f.queue.sent().is_empty(),
+        "nothing written or sent"
+    );
+
+    let made = handle(&f.deps, webhook_secret_request(Some("alice"))).await;
+    assert_eq!(made.status_code, 201, "{:?}", made.body);
+    let accepted = handle(&f.deps, post(&body, &[], Some("alice"))).await;
+    assert_eq!(accepted.status_code, 202, "{:?}", accepted.body);
+    let id = JobId::parse(body_json(&accepted)["id"].as_str().unwrap()).unwrap();
+    let job = f.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(job.callback, Some(Callback::new(PUBLIC_HOOK)));
+    assert_eq!(f.queue.sent().len(), 1);
+
+    let bob = handle(&f.deps, post(&body, &[], Some("bob"))).await;
+    assert_eq!(error_fields(&bob), ["callback_url"], "a secret is its owner's only");
+}
+
+#[tokio::test]
+async fn a_webhook_secret_is_answered_once_uncached_and_a_rotation_keeps_the_old_one_for_the_overlap() {
+    let f = fixture();
+    let first = handle(&f.deps, webhook_secret_request(Some("alice"))).await;
+    assert_eq!(first.status_code, 201, "{:?}", first.body);
+    assert_eq!(first.headers["cache-control"], "no-store");
+    let first = body_json(&first);
+    let first_secret = first["secret"].as_str().unwrap().to_owned();
+    assert!(first_secret.starts_with("whsec_"), "{first_secret}");
+    assert!(longrun::webhook::signature::WebhookSecret::parse(&first_secret).is_ok());
+    assert!(first.get("previous_valid_until").is_none(), "nothing replaced: {first}");
+
+    let second = handle(&f.deps, webhook_secret_request(Some("alice"))).await;
+    assert_eq!(second.status_code, 201);
+    assert_eq!(second.headers["cache-control"], "no-store");
+    let second = body_json(&second);
+    let second_secret = second["secret"].as_str().unwrap();
+    assert!(second_secret.starts_with("whsec_"));
+    assert_ne!(second_secret, first_secret, "a rotation makes a new secret");
+
+    let stored = f.store.webhook_secrets("alice").await.unwrap().unwrap();
+    assert_eq!(stored.current, second_secret);
+    assert_eq!(stored.previous.as_deref(), Some(first_secret.as_str()));
+    let overlap_ms = f.deps.config.webhook_secret_overlap_seconds * 1000;
+    assert_eq!(stored.previous_valid_until, Some(stored.created_at + overlap_ms));
+    assert_eq!(
+        second["previous_valid_until"].as_str(),
+        Some(longrun::time::rfc3339(stored.created_at + overlap_ms).as_str())
+    );
+    assert!(f.store.webhook_secrets("bob").await.unwrap().is_none());
+    let anonymous = handle(&f.deps, webhook_secret_request(None)).await;
+    assert_eq!(anonymous.status_code, 401);
+}
+
+#[tokio::test]
+async fn with_the_switch_off_callbacks_to_plain_http_or_internal_addresses_are_refused() {
+    let f = fixture();
+    assert!(!f.deps.config.webhook_allow_insecure_targets);
+    handle(&f.deps, webhook_secret_request(Some("alice"))).await;
+    for url in [
+        "http://1.1.1.1/hooks",
+        "https://127.0.0.1/",
+        "https://[::ffff:10.0.0.1]/",
+        "https://169.254.169.254/",
+    ] {
+        let refused = handle(&f.deps, post(&sleep_calling_back(url), &[], Some("alice"))).await;
+        assert_eq!(error_fields(&refused), ["callback_url"], "{url}");
+    }
+    assert!(f.store.is_empty() && f.queue.sent().is_empty());
+    let public = handle(&f.deps, post(&sleep_calling_back(PUBLIC_HOOK), &[], Some("alice"))).await;
+    assert_eq!(
+        public.status_code, 202,
+        "a public https target passes: {:?}",
+        public.body
+    );
+}
+
+fn with_then(then: Value) -> String {
+    json!({"type": "sleep", "input": {"seconds": 1}, "then": then}).to_string()
+}
+
+fn sleep_steps(count: usize) -> Value {
+    Value::Array(
+        (0..count)
+            .map(|_| json!({"type": "sleep", "input": {"seconds": 1}}))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn a_chain_of_more_than_five_further_steps_is_refused() {
+    let f = fixture();
+    let refused = handle(&f.deps, post(&with_then(sleep_steps(6)), &[], Some("alice"))).await;
+    assert_eq!(error_fields(&refused), ["then"]);
+    assert!(f.store.is_empty());
+    let five = handle(&f.deps, post(&with_then(sleep_steps(5)), &[], Some("alice"))).await;
+    assert_eq!(five.status_code, 202, "{:?}", five.body);
+}
+
+#[tokio::test]
+async fn a_step_of_an_unknown_type_or_with_a_bad_placeholder_is_refused_on_its_field() {
+    let f = fixture();
+    let unknown = handle(
+        &f.deps,
+        post(
+            &with_then(json!([{"type": "mine-bitcoin", "input": {}}])),
+            &[],
+            Some("alice"),
+        ),
+    )
+    .await;
+    assert_eq!(error_fields(&unknown), ["then[0].type"]);
+
+    let bad_name = json!([{"type": "report",
+        "input": {"source": {"from_previous": "../x"}, "group_by": ["region"], "values": ["amount"]}}]);
+    let refused = handle(&f.deps, post(&with_then(bad_name), &[], Some("alice"))).await;
+    assert_eq!(error_fields(&refused), ["then[0].input"]);
+    assert!(
+        body_json(&refused)["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("../x"),
+        "{:?}",
+        refused.body
+    );
+
+    let second_bad = json!([
+        {"type": "sleep", "input": {"seconds": 1}},
+        {"type": "sleep", "input": {"seconds": -1}},
+    ]);
+    let refused = handle(&f.deps, post(&with_then(second_bad), &[], Some("alice"))).await;
+    let fields = error_fields(&refused);
+    assert!(
+        !fields.is_empty() && fields.iter().all(|field| field.starts_with("then[1].input")),
+        "{fields:?}"
+    );
+    assert!(f.store.is_empty() && f.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_valid_chain_is_stored_as_the_first_jobs_chain() {
+    let f = fixture();
+    let then = json!([{"type": "report",
+        "input": {"source": {"from_previous": "summary.csv"}, "group_by": ["region"], "values": ["amount_sum"]}}]);
+    let body = json!({"type": "report",
+        "input": {"source": {"key": format!("{}u1/sales.csv", input_prefix("alice"))},
+                  "group_by": ["region"], "values": ["amount"]},
+        "then": then});
+    let accepted = handle(&f.deps, post(&body.to_string(), &[], Some("alice"))).await;
+    assert_eq!(accepted.status_code, 202, "{:?}", accepted.body);
+    let id = JobId::parse(body_json(&accepted)["id"].as_str().unwrap()).unwrap();
+    let job = f.store.get(&id).await.unwrap().unwrap();
+    let link = job.chain.expect("the first job carries its chain");
+    assert_eq!((link.step, &link.chain_id), (0, &id));
+    assert_eq!(link.previous_job_id, None);
+    assert!(link.readable_results.is_empty(), "the first job reads no results");
+    let steps: Vec<ChainStep> = serde_json::from_value(then).unwrap();
+    assert_eq!(link.then, steps, "kept as given, placeholder and all");
+    assert_eq!(f.queue.sent().len(), 1, "only the first job is sent");
+    assert_eq!(f.store.len(), 1, "the next step is made when this one succeeds");
+}
+
+#[tokio::test]
+async fn the_replay_of_a_key_must_repeat_its_then_and_callback_url() {
+    let f = fixture();
+    handle(&f.deps, webhook_secret_request(Some("alice"))).await;
+    let key = [("Idempotency-Key", "chain-1")];
+    let first = handle(&f.deps, post(&with_then(sleep_steps(1)), &key, Some("alice"))).await;
+    assert_eq!(first.status_code, 202);
+    let reused = |response: &ApiGatewayV2httpResponse| {
+        assert_eq!(response.status_code, 422, "{:?}", response.body);
+        assert_eq!(
+            body_json(response)["type"],
+            "urn:longrun:problem:idempotency-key-reused"
+        );
+    };
+    reused(&handle(&f.deps, post(&with_then(sleep_steps(2)), &key, Some("alice"))).await);
+    reused(&handle(&f.deps, post(SLEEP, &key, Some("alice"))).await);
+    let replay = handle(&f.deps, post(&with_then(sleep_steps(1)), &key, Some("alice"))).await;
+    assert_eq!(replay.status_code, 200, "the same then replays");
+
+    let key = [("Idempotency-Key", "hook-1")];
+    let first = handle(&f.deps, post(&sleep_calling_back(PUBLIC_HOOK), &key, Some("alice"))).await;
+    assert_eq!(first.status_code, 202, "{:?}", first.body);
+    let other = "https://1.1.1.1/hooks/other";
+    reused(&handle(&f.deps, post(&sleep_calling_back(other), &key, Some("alice"))).await);
+    reused(&handle(&f.deps, post(SLEEP, &key, Some("alice"))).await);
+    let replay = handle(&f.deps, post(&sleep_calling_back(PUBLIC_HOOK), &key, Some("alice"))).await;
+    assert_eq!(replay.status_code, 200);
+    assert_eq!(f.store.len(), 2, "one record per key");
+}

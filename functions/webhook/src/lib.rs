@@ -23,7 +23,6 @@
 pub mod deliver;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
@@ -297,12 +296,5 @@ async fn attempt(deps: &WebhookDeps, job: &JobRecord, url: &str, now: i64) -> At
     }
 }
 
-/// Bounds of one POST in tests and the local runtime, as in production.
-pub fn default_limits() -> DeliveryLimits {
-    DeliveryLimits {
-        connect_timeout: Duration::from_secs(3),
-        total_timeout: Duration::from_secs(10),
-        max_response_bytes: 64 * 1024,
-    }
-}
-
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
-use longrun::chain::next_step;
+use longrun::chain::{next_job_id, next_step};
 use longrun::ports::{JobMessage, StoreError};
 use longrun::record::{codes, Finish, JobError, Lease};
 use longrun::time::now_ms;
@@ -24,9 +24,10 @@ use crate::heartbeat::lapse_margin_ms;
 use crate::WorkerDeps;
 
 /// Whether the end of a run was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Recorded {
-    Written,
+    /// Written; the record as it now is.
+    Written(Box<JobRecord>),
     /// The lease was taken: the new holder decides.
     NotOurs,
     /// The store kept failing while the lease lasted.
@@ -44,12 +45,12 @@ pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, fi
     let mut waits = FINISH_RETRY_WAITS_MS.iter();
     loop {
         match deps.store.finish(&job.id, &lease.owner, &finish, now_ms()).await {
-            Ok(_) => {
+            Ok(written) => {
                 match &finish {
                     Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),
                     _ => tracing::info!(%status, attempt = job.attempts, "job ended"),
                 }
-                return Recorded::Written;
+                return Recorded::Written(Box::new(written));
             }
             Err(StoreError::LeaseLost) => {
                 tracing::warn!(%status, "lease lost before the end was written; the new holder decides");
@@ -92,8 +93,10 @@ pub(crate) async fn end(
         _ => None,
     };
     match finish(deps, job, lease, end).await {
-        Recorded::Written => {
-            if let Some(next) = next {
+        Recorded::Written(written) => {
+            // A cancel request that came first stopped the chain: no next
+            // step was created, so none is sent.
+            if let Some(next) = next.filter(|n| next_job_id(&written).as_ref() == Some(&n.id)) {
                 send_next_step(deps, &next).await;
             }
             Disposition::Ack
@@ -180,11 +183,11 @@ pub(crate) async fn retry(
     let run_at = now_ms() + i64::from(backoff) * 1000;
     let due_at = run_at + deps.config.enqueue_grace_ms();
     match finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await {
-        Recorded::Written if crashed => {
+        Recorded::Written(_) if crashed => {
             hide_for(deps, message, backoff).await;
             Disposition::Redeliver
         }
-        Recorded::Written => pass_on(deps, message, backoff).await,
+        Recorded::Written(_) => pass_on(deps, message, backoff).await,
         Recorded::NotOurs => Disposition::Ack,
         Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
     }
@@ -211,7 +214,7 @@ pub(crate) async fn continue_later(
         stalled_runs,
     };
     match finish(deps, job, lease, continuation).await {
-        Recorded::Written => {
+        Recorded::Written(_) => {
             let fresh = JobMessage::for_job(job, now_ms());
             match deps.queue.enqueue(&job.queue, &fresh, CONTINUE_AFTER_SECONDS).await {
                 Ok(()) => {

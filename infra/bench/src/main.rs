@@ -518,6 +518,7 @@ async fn main() {
         .collect(),
         workers: true,
         faults: BTreeMap::new(),
+        base_url: None,
     };
     let stack = longrun_local::start(&options, &shared, &clients)
         .await

@@ -128,6 +128,20 @@ impl DynamoJobStore {
         }
     }
 
+    /// The owner's item (`owner#<owner>`: quota set, webhook secrets), read strongly.
+    async fn owner_item(&self, owner: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(output.item)
+    }
+
     /// Sends `update` to job `id`: the new item back on success, the old one
     /// when its condition fails.
     async fn send_update(&self, id: &JobId, update: Update) -> Result<Item, UpdateError> {
@@ -664,16 +678,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", quota_key(owner))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        Ok(active_set(output.item.as_ref()))
+        Ok(active_set(self.owner_item(owner).await?.as_ref()))
     }
 
     async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
@@ -696,16 +701,7 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", quota_key(owner))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        match output.item {
+        match self.owner_item(owner).await? {
             Some(item) => item.get_json("webhook_secrets"),
             None => Ok(None),
         }
