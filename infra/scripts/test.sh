@@ -34,6 +34,7 @@ RetryMaxSeconds=2 EnqueueGraceSeconds=3 ReconcilerSchedule=rate(2 seconds) \
 WebhookAllowInsecureTargets=true WebhookRetrySchedule=1,1"
 export LONGRUN_LOCAL_BIN="$ROOT/target/debug/longrun-local"
 export LONGRUN_ADMIN_BIN="$ROOT/target/debug/longrun-admin"
+export LONGRUN_CLI_BIN="$ROOT/target/debug/longrun"
 export LONGRUN_TEMPLATE="$ROOT/template.yaml"
 export LONGRUN_SOAK_REPORT="$ROOT/.local/soak-report.txt"
 rm -f "$LONGRUN_SOAK_REPORT"

@@ -4,6 +4,7 @@
 
 mod auth;
 mod chains;
+mod cli;
 mod delivery;
 mod events;
 mod failures;
