@@ -1,9 +1,16 @@
 //! [`JobQueue`] on SQS: one queue URL per logical queue name.
+//!
+//! Every message sent carries the sending invocation's X-Ray trace header
+//! (`_X_AMZN_TRACE_ID`, which the Lambda runtime sets per invocation) as
+//! the `AWSTraceHeader` system attribute, so the SQS-triggered invocation
+//! that receives it continues the same trace: submit → queue → worker (and
+//! a retry, a continuation, a chain's next step, a webhook delivery) is one
+//! trace in X-Ray.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName};
 
 use super::describe;
 use crate::ports::{JobMessage, JobQueue, QueueError};
@@ -28,15 +35,31 @@ impl SqsJobQueue {
     }
 }
 
+/// The current invocation's X-Ray trace header as an SQS system attribute,
+/// when there is one (on Lambda, with tracing on).
+fn trace_header() -> Option<MessageSystemAttributeValue> {
+    let trace = std::env::var("_X_AMZN_TRACE_ID").ok().filter(|t| !t.is_empty())?;
+    MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(trace)
+        .build()
+        .ok()
+}
+
 #[async_trait]
 impl JobQueue for SqsJobQueue {
     async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        self.client
+        let mut request = self
+            .client
             .send_message()
             .queue_url(self.url(queue)?)
             .message_body(body)
-            .delay_seconds(delay_seconds.min(900) as i32)
+            .delay_seconds(delay_seconds.min(900) as i32);
+        if let Some(trace) = trace_header() {
+            request = request.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, trace);
+        }
+        request
             .send()
             .await
             .map_err(|e| QueueError::Unavailable(describe(&e)))?;
