@@ -149,6 +149,9 @@ pub struct Config {
     pub stream_max_seconds: u64,
     /// `STREAM_POLL_MS`: how often an open stream reads its job (default 1000).
     pub stream_poll: Duration,
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF metrics
+    /// (default `longrun`; the template: `longrun/<stack name>`).
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -252,6 +255,9 @@ impl Config {
             stream_ticket_ttl_seconds: number(&lookup, "STREAM_TICKET_TTL_SECONDS", 3600)?,
             stream_max_seconds: number(&lookup, "STREAM_MAX_SECONDS", 300)?,
             stream_poll: Duration::from_millis(number(&lookup, "STREAM_POLL_MS", 1000)?),
+            metrics_namespace: lookup("METRICS_NAMESPACE")
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| "longrun".to_owned()),
         };
         if config.default_max_attempts == 0 || config.default_max_attempts > config.max_attempts_limit {
             return Err(ConfigError::Invalid {

@@ -66,6 +66,7 @@ pub fn batch_failures(failed: impl IntoIterator<Item = String>) -> SqsBatchRespo
 async fn init<F>(build: impl FnOnce(Arc<Config>, &AwsClients) -> F) -> Result<Arc<F>, BoxError> {
     crate::telemetry::init();
     let config = Arc::new(Config::from_env()?);
+    crate::metrics::init(&config.metrics_namespace, None);
     Ok(Arc::new(build(config, &AwsClients::load().await)))
 }
 
@@ -76,7 +77,11 @@ pub async fn run_http<F: HttpFunction + 'static>(
     let function = init(build).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let function = function.clone();
-        async move { Ok::<_, BoxError>(function.call(event.payload).await) }
+        async move {
+            let response = function.call(event.payload).await;
+            crate::metrics::flush();
+            Ok::<_, BoxError>(response)
+        }
     }))
     .await
 }
@@ -88,7 +93,11 @@ pub async fn run_sqs<F: SqsFunction + 'static>(
     let function = init(build).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let function = function.clone();
-        async move { Ok::<_, BoxError>(function.call(event.payload, &event.context).await) }
+        async move {
+            let response = function.call(event.payload, &event.context).await;
+            crate::metrics::flush();
+            Ok::<_, BoxError>(response)
+        }
     }))
     .await
 }
@@ -101,7 +110,11 @@ pub async fn run_schedule<F: ScheduledFunction + 'static>(
     let function = init(build).await?;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
         let function = function.clone();
-        async move { function.call(now_ms()).await }
+        async move {
+            let result = function.call(now_ms()).await;
+            crate::metrics::flush();
+            result
+        }
     }))
     .await
 }

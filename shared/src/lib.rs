@@ -21,6 +21,7 @@ pub mod job_types;
 pub mod lambda;
 mod list_cursor;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod record;
 pub mod telemetry;

@@ -10,5 +10,6 @@ mod events;
 mod failures;
 mod jobs;
 mod local_only;
+mod metrics;
 mod submit;
 mod webhooks;

@@ -96,9 +96,13 @@ pub async fn handle(deps: &SubmitDeps, request: ApiGatewayV2httpRequest) -> ApiG
         _ => {}
     }
     match submit(deps, &request).await {
-        Ok(Submitted::Accepted(job)) => respond(202, &job),
+        Ok(Submitted::Accepted(job)) => {
+            longrun::metrics::submitted(&job);
+            respond(202, &job)
+        }
         Ok(Submitted::Replayed(job)) => respond(200, &job),
         Err(problem) => {
+            longrun::metrics::rejected(problem.status);
             tracing::info!(status = problem.status, detail = %problem.detail, "submit refused");
             problem_response(&problem)
         }

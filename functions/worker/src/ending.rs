@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
 use longrun::chain::{next_job_id, next_step};
+use longrun::metrics;
 use longrun::ports::{JobMessage, StoreError};
 use longrun::record::{codes, Finish, JobError, Lease};
 use longrun::time::now_ms;
@@ -94,6 +95,7 @@ pub(crate) async fn end(
     };
     match finish(deps, job, lease, end).await {
         Recorded::Written(written) => {
+            metrics::run_ended(job, run_ms(deps, lease));
             // A cancel request that came first stopped the chain: no next
             // step was created, so none is sent.
             if let Some(next) = next.filter(|n| next_job_id(&written).as_ref() == Some(&n.id)) {
@@ -104,6 +106,12 @@ pub(crate) async fn end(
         Recorded::NotOurs => Disposition::Ack,
         Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
     }
+}
+
+/// How long the run has taken: since its claim (its lease's first expiry
+/// less the lease length).
+fn run_ms(deps: &WorkerDeps, lease: &Lease) -> i64 {
+    now_ms() - (lease.expires_at - i64::from(deps.config.lease_seconds) * 1000)
 }
 
 /// `end` with the next step of `job`'s chain in it, when it is a success
@@ -182,7 +190,12 @@ pub(crate) async fn retry(
     let crashed = error.is(codes::HANDLER_PANICKED);
     let run_at = now_ms() + i64::from(backoff) * 1000;
     let due_at = run_at + deps.config.enqueue_grace_ms();
-    match finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await {
+    let recorded = finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await;
+    if let Recorded::Written(_) = recorded {
+        metrics::run_ended(job, run_ms(deps, lease));
+        metrics::retried(job);
+    }
+    match recorded {
         Recorded::Written(_) if crashed => {
             hide_for(deps, message, backoff).await;
             Disposition::Redeliver
@@ -215,6 +228,8 @@ pub(crate) async fn continue_later(
     };
     match finish(deps, job, lease, continuation).await {
         Recorded::Written(_) => {
+            metrics::run_ended(job, run_ms(deps, lease));
+            metrics::continued(job);
             let fresh = JobMessage::for_job(job, now_ms());
             match deps.queue.enqueue(&job.queue, &fresh, CONTINUE_AFTER_SECONDS).await {
                 Ok(()) => {

@@ -182,6 +182,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         }
     };
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
+    longrun::metrics::started(&job, now);
     if let Some(error) = refusal_at_start(&job, now, config.max_claims) {
         return end(deps, message, &job, &lease, Finish::Failed { error }).await;
     }

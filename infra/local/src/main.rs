@@ -98,6 +98,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             endpoint.push_str(&format!(", {} at {own}", service.to_lowercase()));
         }
     }
+    // One process plays every function: one recorder, written every second.
+    longrun::metrics::init("longrun", Some(std::time::Duration::from_secs(1)));
     let shared = aws_config::load_from_env().await;
     let clients = AwsClients::from_sdk_config(&shared);
     let mut options = cli.options.clone();

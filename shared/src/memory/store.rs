@@ -70,6 +70,7 @@ impl MemoryJobStore {
 
     /// Releases the slot of a job that just ended, when quotas are on.
     fn ended(&self, job: &JobRecord) {
+        crate::metrics::ended(job, job.status);
         if self.owner_quotas && job.status.is_terminal() {
             if let Some(set) = self.slots.lock().unwrap().get_mut(&job.owner) {
                 set.remove(&job.id);
@@ -139,6 +140,7 @@ impl JobStore for MemoryJobStore {
         }
         if job.status == JobStatus::Running {
             job.takeovers += 1;
+            crate::metrics::taken_over(job);
         } else {
             job.attempts += 1;
         }

@@ -117,10 +117,11 @@ impl DynamoJobStore {
         self
     }
 
-    /// After a job ended: its slot goes back to its owner, when quotas are
-    /// on. A failure is logged and left; submit repairs the set when it is
+    /// After a job ended: counted in the metrics, and its slot goes back to
+    /// its owner, when quotas are on. A failure is logged and left; submit repairs the set when it is
     /// found full (it drops ids whose jobs have ended).
     async fn ended(&self, job: &JobRecord) {
+        crate::metrics::ended(job, job.status);
         if self.owner_quotas && job.status.is_terminal() {
             if let Err(err) = self.release_slot(&job.owner, &job.id).await {
                 tracing::warn!(job_id = %job.id, error = %err, "could not release the job's quota slot; submit repairs it");
@@ -396,7 +397,10 @@ impl JobStore for DynamoJobStore {
             .condition(TAKEOVER)
             .value(":running", s(JobStatus::Running.as_str()));
         Ok(match self.transition(id, takeover).await? {
-            Transition::Done(job) => ClaimOutcome::Claimed(job),
+            Transition::Done(job) => {
+                crate::metrics::taken_over(&job);
+                ClaimOutcome::Claimed(job)
+            }
             Transition::Refused(job) => ClaimOutcome::NotClaimable(job),
             Transition::NotFound => ClaimOutcome::NotFound,
         })
