@@ -2,6 +2,7 @@
 //! They are `#[ignore]`d for a plain `cargo test`; `make test` starts the
 //! emulator and the local runtime and runs them with `--include-ignored`.
 
+mod admin_view;
 mod auth;
 mod chains;
 mod cli;
