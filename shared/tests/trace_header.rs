@@ -25,7 +25,8 @@ async fn messages_carry_the_invocations_trace_header() {
         [("fast".to_owned(), url.clone())].into_iter().collect(),
     );
     let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    std::env::set_var("_X_AMZN_TRACE_ID", trace);
+    // Lambda's loop-detection lineage is not passed on (see `propagated_trace`).
+    std::env::set_var("_X_AMZN_TRACE_ID", format!("{trace};Lineage=a87bd80c:1"));
     let message = JobMessage {
         job_id: JobId::random(),
         enqueued_at: 1,

@@ -107,7 +107,7 @@ async fn a_stream_shows_increasing_progress_then_the_end_and_resumes_without_rep
     assert!(!first.is_empty());
     let seen = first.last().unwrap().clone();
     assert_eq!(seen.event, "job", "{first:?}");
-    let seen_version: u64 = seen.id.parse().expect("a job event's id is a version");
+    let seen_version: u64 = seen.id.parse().expect("a job event's id is when its state began (ms)");
 
     // Reconnect where it left off: nothing at or before that id again.
     let (status, _, rest) = read_events(&stack, &url, Some(&seen.id), Duration::from_secs(30), |e| {

@@ -52,8 +52,10 @@ fn total(docs: &[Value], metric: &str, dimensions: &[(&str, &str)]) -> (f64, usi
 async fn a_jobs_life_produces_the_expected_emf_metrics() {
     let runtime = LocalRuntime::start("longrun-metrics", &[]).await;
     let stack = Stack::local(&runtime).await;
+    // Two seconds: longer than a heartbeat (1 s here), so a run time
+    // measured from the last heartbeat instead of the claim would show.
     let ok = stack
-        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0}}))
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 2}}))
         .await;
     let bad = stack
         .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0, "fail": "permanent"}}))
@@ -82,7 +84,10 @@ async fn a_jobs_life_produces_the_expected_emf_metrics() {
             .into_iter()
             .filter(|e| e.get("_aws").is_some())
             .collect();
-        if total(&docs, "JobsFailed", &[]).0 >= 1.0 || started.elapsed() > Duration::from_secs(15) {
+        let written = total(&docs, "JobsFailed", &[]).0 >= 1.0
+            && total(&docs, "JobsSucceeded", &[]).0 >= 1.0
+            && total(&docs, "RunMs", &[]).1 >= 2;
+        if written || started.elapsed() > Duration::from_secs(15) {
             break docs;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -103,5 +108,8 @@ async fn a_jobs_life_produces_the_expected_emf_metrics() {
     assert_eq!(waits, 2, "one queue wait per first start");
     let (run_ms, runs) = total(&docs, "RunMs", &[("JobType", "sleep")]);
     assert_eq!(runs, 2, "one run each");
-    assert!(run_ms >= 0.0);
+    assert!(
+        run_ms >= 1_900.0,
+        "the 2 s job's run counts from its claim: {run_ms} ms in all"
+    );
 }

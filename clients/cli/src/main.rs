@@ -37,6 +37,8 @@ enum Exit {
     Connection = 7,
     /// A local file could not be read or written.
     File = 8,
+    /// `results` of a job that has not ended yet.
+    NotEnded = 9,
 }
 // Usage errors exit 2 (clap's own).
 
@@ -95,7 +97,9 @@ enum Command {
         #[arg(long)]
         callback_url: Option<String>,
         /// Makes a retried submit reach the same job (one is made otherwise).
-        #[arg(long)]
+        /// Not with --input: every upload gets a new key, so the request
+        /// would differ; upload once and pass the key in --input-json.
+        #[arg(long, conflicts_with = "input")]
         idempotency_key: Option<String>,
         /// Wait for the job to end, showing its progress.
         #[arg(long)]
@@ -297,6 +301,7 @@ fn exit_for(status: &str) -> Exit {
         "FAILED" => Exit::Failed,
         "CANCELLED" => Exit::Cancelled,
         "DEAD_LETTERED" => Exit::DeadLettered,
+        "QUEUED" | "RUNNING" => Exit::NotEnded,
         _ => Exit::Ok,
     }
 }

@@ -87,6 +87,10 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The longest an upload or a download may take (a 100 MiB input on a slow
+/// link); API calls keep the client's own, shorter timeout.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// The longest long poll the API allows, in seconds.
 const LONG_POLL_SECONDS: u64 = 20;
 
@@ -242,10 +246,12 @@ impl Client {
             .await
     }
 
-    /// `POST /jobs/{id}/cancel`.
+    /// `POST /jobs/{id}/cancel`. Not repeated after a connection failure
+    /// (a cancel that got through answers `409` the second time); `429` and
+    /// `503` are, as the API refused those before acting.
     pub async fn cancel(&self, id: &str) -> Result<JobView, ClientError> {
         let path = format!("/jobs/{id}/cancel");
-        self.json(true, || self.request(Method::POST, &path)).await
+        self.json(false, || self.request(Method::POST, &path)).await
     }
 
     /// Uploads a local file as a job input (`POST /uploads`, then the
@@ -267,7 +273,7 @@ impl Client {
             .await?;
         let file = tokio::fs::File::open(path).await.map_err(file_error)?;
         let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
-        let mut put = self.http.put(&ticket.upload_url).body(body);
+        let mut put = self.http.put(&ticket.upload_url).timeout(TRANSFER_TIMEOUT).body(body);
         for (name, value) in &ticket.headers {
             put = put.header(name, value);
         }
@@ -300,6 +306,7 @@ impl Client {
             let mut response = self
                 .http
                 .get(&result.url)
+                .timeout(TRANSFER_TIMEOUT)
                 .send()
                 .await
                 .map_err(|e| ClientError::Connection(e.to_string()))?;

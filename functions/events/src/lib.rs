@@ -10,7 +10,9 @@
 //!   (`POST /jobs/{id}/stream`) carrying a random ticket; only its hash is
 //!   stored, it names one job, and it expires (`STREAM_TICKET_TTL_SECONDS`).
 //!   Anything else is `401`.
-//! - **Events.** `id` is the record's version, `event: job` for a change,
+//! - **Events.** `id` is when the state changed (the record's `updated_at`,
+//!   epoch ms: heartbeats and webhook bookkeeping do not move it, so a
+//!   reconnect is not sent an unchanged state again), `event: job` for a change,
 //!   `event: end` (with `id: end`) for the terminal view. A reconnect sends
 //!   `Last-Event-ID` (or `?lastEventId=`): only a newer state is sent, and
 //!   after `end` the answer is `204`, which tells `EventSource` to stop.
@@ -103,8 +105,8 @@ impl EventStream {
 pub enum LastEvent {
     /// A fresh stream: send the current state first.
     None,
-    /// It saw the state of this version.
-    Version(u64),
+    /// It saw the state that changed at this time (an event's `id`).
+    At(i64),
     /// It saw the end.
     End,
 }
@@ -115,7 +117,7 @@ impl LastEvent {
     pub fn parse(raw: Option<&str>) -> Self {
         match raw.map(str::trim) {
             Some(END_EVENT_ID) => LastEvent::End,
-            Some(raw) => raw.parse().map(LastEvent::Version).unwrap_or(LastEvent::None),
+            Some(raw) => raw.parse().map(LastEvent::At).unwrap_or(LastEvent::None),
             None => LastEvent::None,
         }
     }
@@ -216,7 +218,7 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
     let give_up_at = started + Duration::from_secs(deps.config.stream_max_seconds);
     let mut last_keep_alive = started;
     let mut shown = match last {
-        LastEvent::Version(version) if job.version <= version => Some(job.updated_at),
+        LastEvent::At(seen) if job.updated_at <= seen => Some(job.updated_at),
         _ => None,
     };
     loop {
@@ -231,7 +233,7 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
         }
         if shown != Some(job.updated_at) {
             let view = serde_json::to_string(&JobView::new(&job, Vec::new())).unwrap_or_default();
-            if !send(frame(&job.version.to_string(), "job", &view)).await {
+            if !send(frame(&job.updated_at.to_string(), "job", &view)).await {
                 return;
             }
             shown = Some(job.updated_at);

@@ -176,6 +176,35 @@ async fn a_reconnect_gets_only_newer_states_and_after_the_end_204() {
 }
 
 #[tokio::test]
+async fn a_reconnect_to_a_running_job_skips_the_state_it_saw_even_after_heartbeats() {
+    let f = fixture();
+    let job = job(&f);
+    let lease = Lease::new(now_ms() + 60_000);
+    let longrun::ports::ClaimOutcome::Claimed(claimed) = f.store.claim(&job.id, &lease, now_ms()).await.unwrap() else {
+        panic!("claimable")
+    };
+    // A heartbeat: a new version, the same visible state.
+    f.store.extend_lease(&job.id, &lease, now_ms()).await.unwrap();
+    let token = ticket(&f, "alice", &job).await;
+    let query = format!("ticket={token}");
+    let seen = claimed.updated_at.to_string();
+    let resumed = body(open(&f.deps, &request(&job, &query, Some(&seen))).await).await;
+    assert_eq!(
+        resumed.matches("event: job").count(),
+        0,
+        "nothing new since it saw: {resumed}"
+    );
+    let older = (claimed.updated_at - 1).to_string();
+    let behind = body(open(&f.deps, &request(&job, &query, Some(&older))).await).await;
+    assert_eq!(
+        behind.matches("event: job").count(),
+        1,
+        "the current state once: {behind}"
+    );
+    assert!(behind.contains(&format!("id: {seen}\n")), "{behind}");
+}
+
+#[tokio::test]
 async fn a_stream_of_an_unchanging_job_ends_at_its_time_cap_with_one_event() {
     let f = fixture_capped_at("40");
     let job = job(&f);
@@ -192,6 +221,6 @@ async fn a_stream_of_an_unchanging_job_ends_at_its_time_cap_with_one_event() {
 fn last_event_ids_parse_leniently() {
     assert_eq!(LastEvent::parse(None), LastEvent::None);
     assert_eq!(LastEvent::parse(Some("end")), LastEvent::End);
-    assert_eq!(LastEvent::parse(Some(" 42 ")), LastEvent::Version(42));
+    assert_eq!(LastEvent::parse(Some(" 42 ")), LastEvent::At(42));
     assert_eq!(LastEvent::parse(Some("garbage")), LastEvent::None);
 }

@@ -128,7 +128,7 @@ async fn process(deps: &WebhookDeps, message: &SqsMessage) -> Result<(), Webhook
         };
         let now = now_ms();
         if !job.status.is_terminal() {
-            return look_again_later(deps, &job, now).await;
+            return look_again_later(deps, &job, &job_message, now).await;
         }
         let state = stored.for_generation(job.redrives);
         if state.settled() {
@@ -175,19 +175,47 @@ async fn process(deps: &WebhookDeps, message: &SqsMessage) -> Result<(), Webhook
     .await
 }
 
+/// How long an announcement of an end that is not written yet, for a job
+/// no live run holds, is looked at again: the writer may be slow (store
+/// retries, throttling) or may have failed; after this, whoever ends the job
+/// announces it again.
+const ANNOUNCED_END_PATIENCE_MS: i64 = 60_000;
+
 /// A job not ended yet. Its end was announced before being written: if a
 /// run still holds it, the end may be on its way, so look again when its
-/// lease is due; otherwise drop the message (whoever ends it announces again).
-async fn look_again_later(deps: &WebhookDeps, job: &JobRecord, now: i64) -> Result<(), WebhookError> {
+/// lease is due; a job no run holds is looked at again every few seconds for
+/// a minute after the announcement (its writer may be slow), then dropped
+/// (whoever ends it announces again).
+async fn look_again_later(
+    deps: &WebhookDeps,
+    job: &JobRecord,
+    message: &JobMessage,
+    now: i64,
+) -> Result<(), WebhookError> {
     match job.lease_expires_at {
         Some(expires_at) if job.status == JobStatus::Running && expires_at >= now => {
-            send_later(deps, job, expires_at - now + 1_000).await
+            resend(deps, job, message.enqueued_at, expires_at - now + 1_000).await
+        }
+        _ if now - message.enqueued_at < ANNOUNCED_END_PATIENCE_MS => {
+            resend(deps, job, message.enqueued_at, 5_000).await
         }
         _ => {
             tracing::info!(status = %job.status, "announced end not written; whoever ends the job announces it again");
             Ok(())
         }
     }
+}
+
+/// [`send_later`] keeping the announcement's time, so its patience is
+/// counted from the announcement, not from each look.
+async fn resend(deps: &WebhookDeps, job: &JobRecord, announced_at: i64, wait_ms: i64) -> Result<(), WebhookError> {
+    let delay = ((wait_ms.max(0) + 999) / 1000).clamp(1, MAX_DELAY_SECONDS) as u32;
+    let message = JobMessage {
+        enqueued_at: announced_at,
+        ..JobMessage::for_job(job, now_ms())
+    };
+    deps.queue.enqueue(WEBHOOK_QUEUE, &message, delay).await?;
+    Ok(())
 }
 
 /// Sends the job's webhook message again, delayed `wait_ms` (in hops of at

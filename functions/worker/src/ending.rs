@@ -95,7 +95,7 @@ pub(crate) async fn end(
     };
     match finish(deps, job, lease, end).await {
         Recorded::Written(written) => {
-            metrics::run_ended(job, run_ms(deps, lease));
+            metrics::run_ended(job, run_ms(job));
             // A cancel request that came first stopped the chain: no next
             // step was created, so none is sent.
             if let Some(next) = next.filter(|n| next_job_id(&written).as_ref() == Some(&n.id)) {
@@ -108,10 +108,10 @@ pub(crate) async fn end(
     }
 }
 
-/// How long the run has taken: since its claim (its lease's first expiry
-/// less the lease length).
-fn run_ms(deps: &WorkerDeps, lease: &Lease) -> i64 {
-    now_ms() - (lease.expires_at - i64::from(deps.config.lease_seconds) * 1000)
+/// How long the run has taken: since its claim (the claimed record's
+/// `updated_at`; the run keeps that record, not later writes).
+fn run_ms(claimed: &JobRecord) -> i64 {
+    now_ms() - claimed.updated_at
 }
 
 /// `end` with the next step of `job`'s chain in it, when it is a success
@@ -192,7 +192,7 @@ pub(crate) async fn retry(
     let due_at = run_at + deps.config.enqueue_grace_ms();
     let recorded = finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await;
     if let Recorded::Written(_) = recorded {
-        metrics::run_ended(job, run_ms(deps, lease));
+        metrics::run_ended(job, run_ms(job));
         metrics::retried(job);
     }
     match recorded {
@@ -228,7 +228,7 @@ pub(crate) async fn continue_later(
     };
     match finish(deps, job, lease, continuation).await {
         Recorded::Written(_) => {
-            metrics::run_ended(job, run_ms(deps, lease));
+            metrics::run_ended(job, run_ms(job));
             metrics::continued(job);
             let fresh = JobMessage::for_job(job, now_ms());
             match deps.queue.enqueue(&job.queue, &fresh, CONTINUE_AFTER_SECONDS).await {

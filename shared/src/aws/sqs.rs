@@ -36,14 +36,29 @@ impl SqsJobQueue {
 }
 
 /// The current invocation's X-Ray trace header as an SQS system attribute,
-/// when there is one (on Lambda, with tracing on).
+/// when there is one (on Lambda, with tracing on): its `Root`, `Parent` and
+/// `Sampled` only. Not `Lineage`, with which Lambda stops a chain of
+/// invocations after 16 rounds through the same function: the worker's
+/// continuations and the webhook function's waits go round on purpose.
 fn trace_header() -> Option<MessageSystemAttributeValue> {
-    let trace = std::env::var("_X_AMZN_TRACE_ID").ok().filter(|t| !t.is_empty())?;
+    let raw = std::env::var("_X_AMZN_TRACE_ID").ok()?;
+    let trace = propagated_trace(&raw)?;
     MessageSystemAttributeValue::builder()
         .data_type("String")
         .string_value(trace)
         .build()
         .ok()
+}
+
+/// The parts of a trace header a message carries on: `Root`, `Parent`,
+/// `Sampled`; `None` without a `Root`.
+pub fn propagated_trace(header: &str) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|part| ["Root=", "Parent=", "Sampled="].iter().any(|k| part.starts_with(k)))
+        .collect();
+    kept.iter().any(|p| p.starts_with("Root=")).then(|| kept.join(";"))
 }
 
 #[async_trait]

@@ -138,7 +138,9 @@ pub enum TargetError {
     #[error("callback URL must not contain a fragment (#...)")]
     HasFragment,
     /// The host is, or resolves to, an address the policy refuses.
-    #[error("callback URL target {addr} is not allowed ({class} address)")]
+    /// The message names the class, not the address: a name's private
+    /// address is not told to whoever submitted it.
+    #[error("callback URL host is or resolves to a {class} address, which is not allowed")]
     Forbidden {
         /// The refused address.
         addr: IpAddr,
@@ -558,7 +560,7 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "callback URL target 127.0.0.1 is not allowed (loopback address)"
+            "callback URL host is or resolves to a loopback address, which is not allowed"
         );
     }
 

@@ -246,6 +246,16 @@ impl DynamoJobStore {
                     return Err(StoreError::Unavailable(describe(&err)));
                 }
                 match self.get(id).await? {
+                    // An earlier try committed and its answer was lost: the
+                    // step ended SUCCEEDED and its next step exists.
+                    Some(job)
+                        if job.status == JobStatus::Succeeded
+                            && self.get(&next.id).await?.is_some_and(|n| {
+                                n.chain.as_ref().and_then(|c| c.previous_job_id.as_ref()) == Some(id)
+                            }) =>
+                    {
+                        Ok(Some(job))
+                    }
                     Some(job) if job.is_leased_to(lease_owner) && job.cancel_requested => Ok(None),
                     Some(job) if job.is_leased_to(lease_owner) => Err(StoreError::Corrupt(format!(
                         "the next step of {id} exists while the step still runs"
