@@ -1163,6 +1163,7 @@ macro_rules! contract {
             $(#[tokio::test]
             #[ignore = "needs the emulator: make test"]
             async fn $store_case() {
+                let _one_at_a_time = super::aws_adapters::EMULATOR_STORE.lock().await;
                 super::cases::$store_case(&*super::aws_adapters::job_store().await).await;
             })*
             $(#[tokio::test]
@@ -1182,6 +1183,13 @@ macro_rules! contract {
 /// The AWS adapters, on the resources `make test` names.
 mod aws_adapters {
     use super::*;
+
+    /// The store cases run one at a time on the emulator: moto undoes a
+    /// failed TransactWriteItems by restoring each table it touched as it
+    /// was before the transaction, which drops any write another case made
+    /// to that table meanwhile (DynamoDB and DynamoDB Local do not). The chain cases make such
+    /// transactions on purpose (a cancel request, a lost lease).
+    pub static EMULATOR_STORE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     fn env(name: &str) -> String {
         std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the contract tests through `make test`"))
