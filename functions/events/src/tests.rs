@@ -132,21 +132,39 @@ async fn a_stream_sends_each_change_then_the_end_and_closes() {
     let text = body(answer).await;
     writer.await.unwrap();
     assert!(text.starts_with("retry: 1000\n\n"), "{text}");
-    let progress: Vec<u64> = text
+    // Each event: its id (when the state began) and the progress it shows.
+    // The claim may come before or after the first read, so QUEUED and
+    // RUNNING can both show 0%.
+    let events: Vec<(i64, u64)> = text
         .split("\n\n")
         .filter(|block| block.contains("event: job"))
         .map(|block| {
-            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            serde_json::from_str::<serde_json::Value>(data).unwrap()["progress"]
-                .as_u64()
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
                 .unwrap()
+                .parse()
+                .unwrap();
+            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let view: serde_json::Value = serde_json::from_str(data).unwrap();
+            (id, view["progress"].as_u64().unwrap())
         })
         .collect();
     assert!(
-        progress.windows(2).all(|w| w[0] < w[1]),
-        "each change once, in order: {progress:?}"
+        events.windows(2).all(|w| w[0].0 < w[1].0),
+        "each state once, in order: {events:?}"
     );
-    assert!(progress.contains(&30) && progress.contains(&60), "{progress:?}");
+    assert!(
+        events.windows(2).all(|w| w[0].1 <= w[1].1),
+        "progress never goes back: {events:?}"
+    );
+    for shown in [30, 60] {
+        assert_eq!(
+            events.iter().filter(|e| e.1 == shown).count(),
+            1,
+            "{shown}% once: {events:?}"
+        );
+    }
     let end = text.split("\n\n").filter(|b| !b.is_empty()).last().unwrap();
     assert!(end.starts_with("id: end\nevent: end\ndata: "), "{end}");
     assert!(end.contains("\"status\":\"SUCCEEDED\""), "{end}");
