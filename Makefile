@@ -32,6 +32,7 @@ lint: $(TOOLS)
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(TOOLS_VENV)/bin/sam validate --lint --template template.yaml
 	$(TOOLS_VENV)/bin/cfn-lint template.yaml
+	infra/scripts/check-dependencies.sh
 
 fmt:
 	cargo fmt --all

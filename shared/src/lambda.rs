@@ -63,18 +63,18 @@ pub fn batch_failures(failed: impl IntoIterator<Item = String>) -> SqsBatchRespo
 }
 
 /// Tracing, configuration from the environment, AWS clients: once per process.
-async fn init<F>(build: impl FnOnce(Arc<Config>, &AwsClients) -> F) -> Result<Arc<F>, BoxError> {
+fn init<F>(build: impl FnOnce(Arc<Config>, &AwsClients) -> F) -> Result<Arc<F>, BoxError> {
     crate::telemetry::init();
     let config = Arc::new(Config::from_env()?);
     crate::metrics::init(&config.metrics_namespace, None);
-    Ok(Arc::new(build(config, &AwsClients::load().await)))
+    Ok(Arc::new(build(config, &AwsClients::for_lambda()?)))
 }
 
 /// Serves API Gateway (HTTP API, payload v2) events with the function `build` makes.
 pub async fn run_http<F: HttpFunction + 'static>(
     build: impl FnOnce(Arc<Config>, &AwsClients) -> F,
 ) -> Result<(), BoxError> {
-    let function = init(build).await?;
+    let function = init(build)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let function = function.clone();
         async move {
@@ -90,7 +90,7 @@ pub async fn run_http<F: HttpFunction + 'static>(
 pub async fn run_sqs<F: SqsFunction + 'static>(
     build: impl FnOnce(Arc<Config>, &AwsClients) -> F,
 ) -> Result<(), BoxError> {
-    let function = init(build).await?;
+    let function = init(build)?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let function = function.clone();
         async move {
@@ -107,7 +107,7 @@ pub async fn run_sqs<F: SqsFunction + 'static>(
 pub async fn run_schedule<F: ScheduledFunction + 'static>(
     build: impl FnOnce(Arc<Config>, &AwsClients) -> F,
 ) -> Result<(), BoxError> {
-    let function = init(build).await?;
+    let function = init(build)?;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
         let function = function.clone();
         async move {

@@ -39,6 +39,9 @@ async fn clients(endpoint: &str) -> AwsClients {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
+        .http_client(longrun::aws::http::https_client(
+            longrun::aws::http::SdkTrustRoots::Amazon,
+        ))
         .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
             aws_sdk_dynamodb::config::Credentials::for_tests(),
         ))

@@ -73,7 +73,7 @@ impl Stack {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client");
-        let shared = aws_config::load_from_env().await;
+        let shared = longrun::aws::http::load_sdk_config().await;
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(shared.endpoint_url().is_some())
             .build();

@@ -13,7 +13,7 @@ use longrun_events::EventsDeps;
 async fn main() -> Result<(), lambda_runtime::Error> {
     longrun::telemetry::init();
     let config = Arc::new(Config::from_env()?);
-    let deps = Arc::new(EventsDeps::from_aws(config, &AwsClients::load().await));
+    let deps = Arc::new(EventsDeps::from_aws(config, &AwsClients::for_lambda()?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let deps = deps.clone();
         async move {

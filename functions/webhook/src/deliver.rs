@@ -108,12 +108,12 @@ pub enum DeliveryError {
     Protocol(String),
 }
 
-/// A client TLS configuration trusting `roots`, on the aws-lc-rs provider, offering only HTTP/1.1 by ALPN.
+/// A client TLS configuration trusting `roots`, on the ring provider (as the SDK clients), offering only HTTP/1.1 by ALPN.
 ///
 /// The provider is chosen explicitly rather than taken from the process default, so the result does not
 /// depend on which rustls providers other crates in the build enable.
 pub fn tls_config_with_roots(roots: RootCertStore) -> Result<Arc<ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
@@ -584,7 +584,7 @@ mod tests {
     fn serve_tls_once(l: TcpListener) -> JoinHandle<Option<Seen>> {
         let cert = CertificateDer::from_pem_slice(LEAF_PEM).expect("leaf PEM");
         let key = PrivateKeyDer::from_pem_slice(LEAF_KEY).expect("key PEM");
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")

@@ -100,7 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     // One process plays every function: one recorder, written every second.
     longrun::metrics::init("longrun", Some(std::time::Duration::from_secs(1)));
-    let shared = aws_config::load_from_env().await;
+    let shared = longrun::aws::http::load_sdk_config().await;
     let clients = AwsClients::from_sdk_config(&shared);
     let mut options = cli.options.clone();
     options.base_url = Some(format!("http://{}:{}", cli.host, cli.port));

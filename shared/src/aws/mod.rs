@@ -5,6 +5,7 @@
 
 mod dynamo;
 mod faults;
+pub mod http;
 mod s3;
 mod sqs;
 
@@ -86,13 +87,23 @@ pub struct AwsClients {
 
 impl AwsClients {
     /// Loads region, credentials and endpoint the standard way (env, profile,
-    /// Lambda role). With an endpoint override S3 uses path-style addressing,
-    /// which emulators on `localhost` need. `FAULT_INJECTION` installs a
-    /// [`FaultInjector`]; an invalid value panics at start-up, loudly.
+    /// SSO, instance role: [`http::load_sdk_config`]), for the tools. With an
+    /// endpoint override S3 uses path-style addressing, which emulators on
+    /// `localhost` need. `FAULT_INJECTION` installs a [`FaultInjector`]; an
+    /// invalid value panics at start-up, loudly.
     pub async fn load() -> Self {
-        let shared = aws_config::load_from_env().await;
+        let shared = http::load_sdk_config().await;
         let faults = FaultInjector::from_env().unwrap_or_else(|e| panic!("FAULT_INJECTION: {e}"));
         Self::with_faults(&shared, faults)
+    }
+
+    /// The clients of a function on Lambda: configuration from Lambda's
+    /// environment alone ([`http::lambda_sdk_config`]), nothing probed.
+    /// `FAULT_INJECTION` as for [`AwsClients::load`].
+    pub fn for_lambda() -> Result<Self, http::LambdaSdkConfigError> {
+        let shared = http::lambda_sdk_config()?;
+        let faults = FaultInjector::from_env().unwrap_or_else(|e| panic!("FAULT_INJECTION: {e}"));
+        Ok(Self::with_faults(&shared, faults))
     }
 
     /// Clients from an SDK configuration already loaded, without fault injection.
