@@ -14,8 +14,7 @@
 //! groups fails (`too_many_groups`) at the first group past the cap. Error
 //! messages quote cells and column names only in short excerpts.
 
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -221,22 +220,6 @@ impl TypedJob for ReportJob {
     }
 }
 
-/// Counts the bytes that pass through, for progress against the object size.
-struct CountingReader<R> {
-    inner: R,
-    read: Arc<AtomicU64>,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let added = (buf.filled().len() - before) as u64;
-        self.read.fetch_add(added, Ordering::Relaxed);
-        poll
-    }
-}
-
 /// Where a CSV reader is within the CSV's syntax, as far as telling where a
 /// record ends needs: a line break ends a record except inside quotes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,38 +279,91 @@ impl<R> BoundedRecords<R> {
     }
 
     /// Follows `bytes` through the CSV syntax; the first record running past
-    /// the limit is an error.
+    /// the limit is an error. Runs of plain data are skipped in bulk with
+    /// `memchr` (outside quotes: up to the next quote or line break, commas
+    /// included; inside quotes: up to the next quote); only the bytes that
+    /// can change the state go through [`Self::step`].
     fn follow(&mut self, bytes: &[u8]) -> Result<(), RecordTooLong> {
-        use CsvScan::*;
-        for &byte in bytes {
-            let line_break = byte == b'\n' || byte == b'\r';
-            if byte == b'\n' {
-                self.line += 1;
+        let mut rest = bytes;
+        while let Some(&byte) = rest.first() {
+            match self.scan {
+                CsvScan::Quoted => {
+                    let run = memchr::memchr(b'"', rest).unwrap_or(rest.len());
+                    if run == 0 {
+                        self.step(byte)?;
+                        rest = &rest[1..];
+                    } else {
+                        // Line breaks inside quotes are data, but still lines.
+                        self.line += memchr::memchr_iter(b'\n', &rest[..run]).count() as u64;
+                        self.grow(run)?;
+                        rest = &rest[run..];
+                    }
+                }
+                CsvScan::FieldStart | CsvScan::Unquoted => {
+                    let run = memchr::memchr3(b'"', b'\n', b'\r', rest).unwrap_or(rest.len());
+                    if run == 0 {
+                        self.step(byte)?;
+                        rest = &rest[1..];
+                    } else {
+                        // Neither quotes nor line breaks: a quote right after
+                        // the run opens a quoted field only if a comma ends it.
+                        if self.record_bytes == 0 {
+                            self.record_line = self.line;
+                        }
+                        self.grow(run)?;
+                        self.scan = if rest[run - 1] == b',' {
+                            CsvScan::FieldStart
+                        } else {
+                            CsvScan::Unquoted
+                        };
+                        rest = &rest[run..];
+                    }
+                }
+                CsvScan::QuoteInQuoted => {
+                    self.step(byte)?;
+                    rest = &rest[1..];
+                }
             }
-            if line_break && self.scan != Quoted {
-                self.scan = FieldStart;
-                self.record_bytes = 0;
-                continue;
-            }
-            if self.record_bytes == 0 {
-                self.record_line = self.line;
-            }
-            self.record_bytes += 1;
-            if self.record_bytes > self.max_record_bytes {
-                return Err(RecordTooLong {
-                    line: self.record_line,
-                    max_bytes: self.max_record_bytes,
-                });
-            }
-            self.scan = match (self.scan, byte) {
-                (Quoted, b'"') => QuoteInQuoted,
-                (Quoted, _) => Quoted,
-                (QuoteInQuoted, b'"') => Quoted,
-                (FieldStart, b'"') => Quoted,
-                (_, b',') => FieldStart,
-                _ => Unquoted,
-            };
         }
+        Ok(())
+    }
+
+    /// The current record is `bytes` longer; past the limit is an error.
+    fn grow(&mut self, bytes: usize) -> Result<(), RecordTooLong> {
+        self.record_bytes += bytes;
+        if self.record_bytes > self.max_record_bytes {
+            return Err(RecordTooLong {
+                line: self.record_line,
+                max_bytes: self.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Follows one byte.
+    fn step(&mut self, byte: u8) -> Result<(), RecordTooLong> {
+        use CsvScan::*;
+        let line_break = byte == b'\n' || byte == b'\r';
+        if byte == b'\n' {
+            self.line += 1;
+        }
+        if line_break && self.scan != Quoted {
+            self.scan = FieldStart;
+            self.record_bytes = 0;
+            return Ok(());
+        }
+        if self.record_bytes == 0 {
+            self.record_line = self.line;
+        }
+        self.grow(1)?;
+        self.scan = match (self.scan, byte) {
+            (Quoted, b'"') => QuoteInQuoted,
+            (Quoted, _) => Quoted,
+            (QuoteInQuoted, b'"') => Quoted,
+            (FieldStart, b'"') => Quoted,
+            (_, b',') => FieldStart,
+            _ => Unquoted,
+        };
         Ok(())
     }
 }
@@ -352,15 +388,43 @@ impl<R: AsyncRead + Unpin> AsyncRead for BoundedRecords<R> {
     }
 }
 
-/// A CSV reader's error as a job error: a record past the limit (from
-/// [`BoundedRecords`]) or any other unreadable CSV.
-fn csv_error(err: csv_async::Error) -> JobError {
-    if let csv_async::ErrorKind::Io(io) = err.kind() {
-        if let Some(too_long) = io.get_ref().and_then(|e| e.downcast_ref::<RecordTooLong>()) {
-            return JobError::permanent(CSV_RECORD_TOO_LONG, too_long.to_string());
-        }
-    }
+/// The CSV parser's error as a job error: the CSV is unreadable (reading
+/// errors are the reading side's, [`read_error`]).
+fn csv_error(err: csv::Error) -> JobError {
     JobError::permanent("invalid_csv", err.to_string())
+}
+
+/// An error reading the input as a job error: a record past the limit
+/// (from [`BoundedRecords`]) is permanent; anything else (a broken
+/// connection to S3) is worth another attempt.
+fn read_error(err: std::io::Error) -> JobError {
+    match err.get_ref().and_then(|e| e.downcast_ref::<RecordTooLong>()) {
+        Some(too_long) => JobError::permanent(CSV_RECORD_TOO_LONG, too_long.to_string()),
+        None => JobError::retryable(codes::STORAGE, format!("reading the input failed: {err}")),
+    }
+}
+
+/// The input's bytes as a blocking [`Read`](std::io::Read), fed chunk by
+/// chunk from the async side through a bounded channel; the channel
+/// closing is the end of the input.
+struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        bytes::Buf::advance(&mut self.current, n);
+        Ok(n)
+    }
 }
 
 /// A short, quoted excerpt of a cell or column name for an error message.
@@ -368,7 +432,17 @@ fn excerpt(text: &str) -> String {
     format!("{:?}", shorten(text, MAX_EXCERPT_BYTES))
 }
 
-fn column_index(headers: &csv_async::StringRecord, name: &str) -> Result<usize, JobError> {
+/// A cell the report uses, trimmed, as text; a cell that is not UTF-8 is invalid CSV.
+fn utf8_cell<'a>(cell: &'a [u8], column: &str, line: u64) -> Result<&'a str, JobError> {
+    std::str::from_utf8(cell.trim_ascii()).map_err(|_| {
+        JobError::permanent(
+            "invalid_csv",
+            format!("line {line}, column {}: the cell is not UTF-8", excerpt(column)),
+        )
+    })
+}
+
+fn column_index(headers: &csv::StringRecord, name: &str) -> Result<usize, JobError> {
     headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
         let mut listed: Vec<String> = headers.iter().take(MAX_LISTED_COLUMNS).map(excerpt).collect();
         if headers.len() > MAX_LISTED_COLUMNS {
@@ -385,6 +459,18 @@ fn column_index(headers: &csv_async::StringRecord, name: &str) -> Result<usize, 
     })
 }
 
+/// Chunks of the input in flight between the reading and the parsing side.
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// Size of one chunk handed to the parser (and of the parser's buffer).
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Streams the CSV and summarises it. Two sides, so the parsing (CPU) never
+/// runs on the async runtime and overlaps with the reading (I/O): this task
+/// reads the input (bounding records, counting bytes, reporting progress)
+/// and hands chunks through a bounded channel to [`aggregate`] on a blocking
+/// thread. Memory stays at a few chunks whatever the input's size. If the
+/// run stops (an error, cancel, a lost lease), the channel closes and the
+/// parser ends at once.
 async fn summarise(
     ctx: &JobContext,
     reader: Pin<Box<dyn AsyncRead + Send>>,
@@ -393,16 +479,74 @@ async fn summarise(
     values: &[String],
     limits: ReportLimits,
 ) -> Result<Summary, JobError> {
-    let read = Arc::new(AtomicU64::new(0));
-    let counting = CountingReader {
-        inner: reader,
-        read: read.clone(),
+    use tokio::io::AsyncReadExt;
+    let (chunks, received) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+    let rows = Arc::new(AtomicU64::new(0));
+    let parser = {
+        let (group_by, values, rows) = (group_by.to_vec(), values.to_vec(), rows.clone());
+        tokio::task::spawn_blocking(move || {
+            let input = ChunkReader {
+                chunks: received,
+                current: Bytes::new(),
+            };
+            aggregate(input, &group_by, &values, limits, &rows)
+        })
     };
-    let mut csv = csv_async::AsyncReaderBuilder::new()
+    let mut input = BoundedRecords::new(reader, limits.max_record_bytes);
+    let mut read: u64 = 0;
+    let mut reported_rows: u64 = 0;
+    let pumped: Result<(), JobError> = async {
+        let mut ended = false;
+        while !ended {
+            // Whole chunks (a read gives what one network frame holds), so
+            // the parser's thread is woken once per chunk, not per read.
+            let mut chunk = bytes::BytesMut::with_capacity(CHUNK_BYTES);
+            while chunk.len() < CHUNK_BYTES {
+                if input.read_buf(&mut chunk).await.map_err(read_error)? == 0 {
+                    ended = true;
+                    break;
+                }
+            }
+            read += chunk.len() as u64;
+            if chunks.send(chunk.freeze()).await.is_err() {
+                return Ok(()); // the parser stopped: its answer says why
+            }
+            let rows_now = rows.load(Ordering::Relaxed);
+            if rows_now / ROWS_PER_PROGRESS > reported_rows / ROWS_PER_PROGRESS {
+                reported_rows = rows_now;
+                let percent = size.filter(|&s| s > 0).map_or(50, |s| (read * 98 / s).min(98) as u8);
+                ctx.progress(percent, format!("read {rows_now} rows")).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(chunks);
+    let parsed = parser
+        .await
+        .map_err(|e| JobError::permanent("internal", format!("the CSV parser failed: {e}")))?;
+    // A reading error comes first: the parser only saw the input cut short.
+    pumped?;
+    parsed
+}
+
+/// Summarises the CSV `input` (blocking: runs on its own thread); `rows`
+/// follows the rows read, for progress.
+fn aggregate(
+    input: impl std::io::Read,
+    group_by: &[String],
+    values: &[String],
+    limits: ReportLimits,
+    rows_read: &AtomicU64,
+) -> Result<Summary, JobError> {
+    // Byte records, and only the cells the report uses are trimmed and
+    // checked as UTF-8: `Trim::All` would copy every record, and a string
+    // record validates every cell.
+    let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
-        .trim(csv_async::Trim::All)
-        .create_reader(BoundedRecords::new(counting, limits.max_record_bytes));
-    let headers = csv.headers().await.map_err(csv_error)?.clone();
+        .buffer_capacity(CHUNK_BYTES)
+        .from_reader(input);
+    let headers = csv.headers().map_err(csv_error)?.clone();
     let group_idx: Vec<usize> = group_by
         .iter()
         .map(|c| column_index(&headers, c))
@@ -412,41 +556,60 @@ async fn summarise(
         .map(|c| column_index(&headers, c))
         .collect::<Result<_, _>>()?;
 
-    let mut groups: BTreeMap<Vec<String>, (u64, Vec<ColumnStats>)> = BTreeMap::new();
-    let mut record = csv_async::StringRecord::new();
+    // Groups in order of first appearance; `index` finds one by its key's
+    // cells, encoded into `key` (each cell's length, then its bytes), so a
+    // row of a group already seen allocates nothing.
+    let mut found: Vec<(Vec<String>, u64, Vec<ColumnStats>)> = Vec::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut key: Vec<u8> = Vec::new();
+    let mut record = csv::ByteRecord::new();
     let mut rows: u64 = 0;
-    while csv.read_record(&mut record).await.map_err(csv_error)? {
+    while csv.read_byte_record(&mut record).map_err(csv_error)? {
         rows += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(rows + 1);
-        let key: Vec<String> = group_idx
-            .iter()
-            .map(|&i| record.get(i).unwrap_or("").to_owned())
-            .collect();
-        let groups_so_far = groups.len();
-        let entry = match groups.entry(key) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(_) if groups_so_far >= limits.max_groups => {
+        let line = || record.position().map(|p| p.line()).unwrap_or(rows + 1);
+        key.clear();
+        for &i in &group_idx {
+            let cell = record.get(i).unwrap_or(b"").trim_ascii();
+            key.extend_from_slice(&(cell.len() as u64).to_le_bytes());
+            key.extend_from_slice(cell);
+        }
+        let group = match index.get(key.as_slice()) {
+            Some(&group) => group,
+            None if found.len() >= limits.max_groups => {
                 return Err(JobError::permanent(
                     TOO_MANY_GROUPS,
                     format!(
-                        "line {line}: the report has more than {} groups (MAX_REPORT_GROUPS)",
+                        "line {}: the report has more than {} groups (MAX_REPORT_GROUPS)",
+                        line(),
                         limits.max_groups
                     ),
                 ));
             }
-            Entry::Vacant(entry) => entry.insert((0, vec![ColumnStats::default(); value_idx.len()])),
+            None => {
+                let cells = group_idx
+                    .iter()
+                    .zip(group_by)
+                    .map(|(&i, name)| utf8_cell(record.get(i).unwrap_or(b""), name, line()).map(str::to_owned))
+                    .collect::<Result<Vec<String>, JobError>>()?;
+                found.push((cells, 0, vec![ColumnStats::default(); value_idx.len()]));
+                index.insert(key.clone(), found.len() - 1);
+                found.len() - 1
+            }
         };
-        entry.0 += 1;
-        for (stats, (&i, name)) in entry.1.iter_mut().zip(value_idx.iter().zip(values)) {
-            let cell = record.get(i).unwrap_or("");
+        let entry = &mut found[group];
+        entry.1 += 1;
+        for (stats, (&i, name)) in entry.2.iter_mut().zip(value_idx.iter().zip(values)) {
+            let cell = record.get(i).unwrap_or(b"").trim_ascii();
             if cell.is_empty() {
                 continue;
             }
+            let cell = utf8_cell(cell, name, line())?;
             let value: f64 = cell.parse().map_err(|_| {
                 JobError::permanent(
                     "invalid_number",
                     format!(
-                        "line {line}, column {}: {} is not a number",
+                        "line {}, column {}: {} is not a number",
+                        line(),
                         excerpt(name),
                         excerpt(cell)
                     ),
@@ -456,7 +619,8 @@ async fn summarise(
                 return Err(JobError::permanent(
                     "invalid_number",
                     format!(
-                        "line {line}, column {}: {} is not a finite number",
+                        "line {}, column {}: {} is not a finite number",
+                        line(),
                         excerpt(name),
                         excerpt(cell)
                     ),
@@ -465,15 +629,15 @@ async fn summarise(
             stats.add(value);
         }
         if rows.is_multiple_of(ROWS_PER_PROGRESS) {
-            let done = read.load(Ordering::Relaxed);
-            let percent = size.filter(|&s| s > 0).map_or(50, |s| (done * 98 / s).min(98) as u8);
-            ctx.progress(percent, format!("read {rows} rows")).await?;
+            rows_read.store(rows, Ordering::Relaxed);
         }
     }
 
-    let groups = groups
+    // Sorted by key, as the summary has always listed its groups.
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let groups = found
         .into_iter()
-        .map(|(key, (group_rows, mut stats))| {
+        .map(|(key, group_rows, mut stats)| {
             stats.iter_mut().for_each(ColumnStats::finish);
             GroupSummary {
                 key: group_by.iter().cloned().zip(key).collect(),
@@ -614,6 +778,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn cells_are_trimmed_and_only_the_cells_used_must_be_utf8() {
+        let key = input_key("mixed.csv");
+        let input = json!({"source": {"key": key}, "group_by": ["g", "h"], "values": ["v"]});
+        let h = harness(input.clone(), None).await;
+        // Column `note` is not used: its Latin-1 byte does not matter. Group
+        // cells differing only by surrounding spaces are one group, and a
+        // key of two cells is not confused with another split differently.
+        let csv = b" g , h ,v,note\n x , y ,1,caf\xe9\nx,y, 2 ,\nxy,,4,\nx,y z,8,\n".to_vec();
+        h.objects.put(&key, Bytes::from(csv), "text/csv").await.unwrap();
+        report().run(&h.ctx, &input).await.unwrap();
+        let summary = summary_of(&h);
+        assert_eq!(summary["rows"], 4);
+        let groups: Vec<(String, String, f64)> = summary["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["key"]["g"].as_str().unwrap().to_owned(),
+                    g["key"]["h"].as_str().unwrap().to_owned(),
+                    g["stats"]["v"]["sum"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                ("x".to_owned(), "y".to_owned(), 3.0),
+                ("x".to_owned(), "y z".to_owned(), 8.0),
+                ("xy".to_owned(), "".to_owned(), 4.0)
+            ]
+        );
+
+        // A used cell that is not UTF-8 fails with its place.
+        let h = harness(input.clone(), None).await;
+        let csv = b"g,h,v\nx,y,1\nx,\xff,2\n".to_vec();
+        h.objects.put(&key, Bytes::from(csv), "text/csv").await.unwrap();
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!(err.code, "invalid_csv");
+        assert!(
+            err.message.contains("line 3") && err.message.contains("\"h\""),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
     async fn bad_numbers_and_missing_columns_fail_permanently_with_the_place() {
         let input = json!({"source": {"csv": "g,v\nx,1\nx,abc\n"}, "group_by": ["g"], "values": ["v"]});
         let h = harness(input.clone(), None).await;
@@ -696,6 +907,53 @@ mod tests {
             .unwrap();
         let summary = summary_of(&h);
         assert_eq!(summary["rows"], 5);
+    }
+
+    #[test]
+    fn following_in_bulk_agrees_with_following_byte_by_byte() {
+        // Random text over the bytes that matter, fed in random chunks: the
+        // bulk scan must end in the same state, or fail at the same record,
+        // as one `step` per byte.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"ab,\"\n\r ";
+        for case in 0..2_000 {
+            let len = (next() % 300) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let cap = 1 + (next() % 40) as usize;
+            let mut reference = BoundedRecords::new((), cap);
+            let expected = text.iter().try_for_each(|&b| reference.step(b));
+            let mut bulk = BoundedRecords::new((), cap);
+            let mut outcome = Ok(());
+            let mut rest = text.as_slice();
+            while !rest.is_empty() && outcome.is_ok() {
+                let take = 1 + (next() % 64) as usize;
+                let (chunk, tail) = rest.split_at(take.min(rest.len()));
+                outcome = bulk.follow(chunk);
+                rest = tail;
+            }
+            assert_eq!(outcome, expected, "case {case}: {:?}", String::from_utf8_lossy(&text));
+            if expected.is_ok() {
+                assert_eq!(
+                    (bulk.scan, bulk.record_bytes, bulk.line, bulk.record_line),
+                    (
+                        reference.scan,
+                        reference.record_bytes,
+                        reference.line,
+                        reference.record_line
+                    ),
+                    "case {case}: {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
     }
 
     #[tokio::test]
