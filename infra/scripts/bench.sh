@@ -7,7 +7,10 @@ cd "$ROOT"
 use_emulator_credentials
 mkdir -p .local
 
-cargo build --release -p longrun-bench -p longrun-submit -p longrun-status -p longrun-worker --bins
+# Every function binary and the hello world for the cold starts, the bench itself.
+cargo build --release --bins -p longrun-bench -p longrun-hello -p longrun-submit -p longrun-status \
+  -p longrun-worker -p longrun-cancel -p longrun-dead-letter -p longrun-reconciler -p longrun-webhook \
+  -p longrun-events
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   moto_port=$(free_port)
@@ -28,7 +31,7 @@ out=.local/bench.md
   echo
   echo "| binary | size | gzip -9 (≈ zip) |"
   echo "| --- | --- | --- |"
-  for bin in submit status worker; do
+  for bin in hello submit status worker cancel dead-letter reconciler webhook events; do
     size=$(stat -c %s "target/release/$bin")
     zipped=$(gzip -9 -c "target/release/$bin" | wc -c)
     echo "| $bin | $(( size / 1024 )) KiB | $(( zipped / 1024 )) KiB |"

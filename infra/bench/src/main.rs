@@ -6,12 +6,18 @@
 //! 1. submit latency: our submit handler vs the bare DynamoDB PutItem + SQS
 //!    SendMessage it is built on, interleaved, same emulator, same run;
 //! 2. AWS requests per job, counted by an SDK interceptor on every call;
-//! 3. peak memory (VmHWM) of the worker streaming `report` inputs of
-//!    growing size, and its throughput.
+//! 3. the `report` job streaming CSVs of 64 MiB to 1 GiB against a bare
+//!    `csv` aggregation of the same objects, and the worker's peak memory
+//!    (VmHWM) meanwhile;
+//! 4. cold starts of every function binary against a `lambda_runtime` hello
+//!    world, over a stub Runtime API ([`cold_start`]).
 //!
 //! Needs `AWS_ENDPOINT_URL` (the emulator); `infra/scripts/bench.sh` sets it up.
 
+mod cold_start;
+
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -345,54 +351,152 @@ async fn requests_per_job(bench: &Bench, jobs: usize) {
     }
 }
 
-async fn streaming_memory(bench: &Bench) {
-    println!("### Peak memory of the worker streaming `report` inputs\n");
-    println!("VmHWM of this process, reset before each job (`/proc/self/clear_refs`); the CSV is in S3 (the emulator), read as a stream.\n");
-    println!("| input | rows | job wall time | throughput | peak RSS during job | RSS before |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+/// Uploads a generated CSV of `megabytes` MiB (written to a file first and
+/// streamed from it, so the bench never holds it) and answers its key and rows.
+async fn upload_csv(bench: &Bench, megabytes: usize) -> (String, usize) {
+    let key = format!("{}{megabytes}mb.csv", longrun::access::input_prefix("bench"));
+    let path = PathBuf::from(format!(".local/bench-{megabytes}mb.csv"));
+    let rows = {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let rows = write_csv(megabytes * 1024 * 1024, &mut file);
+        std::io::Write::flush(&mut file).unwrap();
+        rows
+    };
+    bench
+        .plain
+        .s3
+        .put_object()
+        .bucket(&bench.bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_path(&path).await.unwrap())
+        .send()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    (key, rows)
+}
+
+/// One `report` job over the object `key`, run by the worker in this
+/// process: its wall time and this process's peak RSS while it ran.
+async fn report_job(bench: &Bench, key: &str) -> (Duration, u64) {
     let worker = bench.function("FastWorkerFunction").sqs().expect("an SQS function");
-    for megabytes in [8usize, 64, 256] {
-        let key = format!("{}{megabytes}mb.csv", longrun::access::input_prefix("bench"));
-        let (csv, rows) = generate_csv(megabytes * 1024 * 1024);
-        bench
+    let body = serde_json::json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["region"], "values": ["amount", "quantity"]}})
+        .to_string();
+    let id = bench.submit(&body).await;
+    bench.purge().await;
+    let mut event = SqsEvent::default();
+    event.records = vec![serde_json::from_value(serde_json::json!({
+        "messageId": "bench",
+        "receiptHandle": "bench",
+        "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(&id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+    }))
+    .unwrap()];
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (now_ms() + 900_000) as u64;
+    reset_peak_rss();
+    let started = Instant::now();
+    let response = worker.call(event, &context).await;
+    let elapsed = started.elapsed();
+    let peak = proc_status_kib("VmHWM");
+    assert!(response.batch_item_failures.is_empty());
+    wait_all_terminal(bench, std::slice::from_ref(&id), Duration::from_secs(5)).await;
+    (elapsed, peak)
+}
+
+/// The floor the report job is held to: the same object read from the same
+/// S3 as a stream and summed by group with the `csv` crate alone (byte
+/// records, no job around it: no claim, progress, limits or results).
+/// Answers its wall time and the rows it counted.
+async fn bare_csv_aggregation(bench: &Bench, key: &str) -> (Duration, u64) {
+    let started = Instant::now();
+    let object = bench
+        .plain
+        .s3
+        .get_object()
+        .bucket(&bench.bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let reader = tokio_util::io::SyncIoBridge::new(object.body.into_async_read());
+    let rows = tokio::task::spawn_blocking(move || {
+        let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+        let headers = csv.byte_headers().unwrap().clone();
+        let index = |name: &str| headers.iter().position(|h| h == name.as_bytes()).unwrap();
+        let (group, amount, quantity) = (index("region"), index("amount"), index("quantity"));
+        let mut groups: std::collections::HashMap<Vec<u8>, (u64, f64, f64)> = std::collections::HashMap::new();
+        let number = |cell: &[u8]| std::str::from_utf8(cell).unwrap().parse::<f64>().unwrap();
+        let mut record = csv::ByteRecord::new();
+        let mut rows = 0u64;
+        while csv.read_byte_record(&mut record).unwrap() {
+            rows += 1;
+            let (a, q) = (number(&record[amount]), number(&record[quantity]));
+            match groups.get_mut(&record[group]) {
+                Some(sums) => {
+                    sums.0 += 1;
+                    sums.1 += a;
+                    sums.2 += q;
+                }
+                None => {
+                    groups.insert(record[group].to_vec(), (1, a, q));
+                }
+            }
+        }
+        assert_eq!(groups.values().map(|g| g.0).sum::<u64>(), rows);
+        rows
+    })
+    .await
+    .unwrap();
+    (started.elapsed(), rows)
+}
+
+/// The report job against a bare `csv` aggregation of the same objects,
+/// interleaved (3 runs each at 64 and 256 MiB, 1 of each at 1 GiB), and the
+/// worker's peak RSS: constant across sizes is the point, the input is
+/// never held in memory.
+async fn streaming_throughput_and_memory(bench: &Bench) {
+    println!(
+        "### Streaming a CSV: the `report` job against a bare `csv` aggregation, and peak memory
+"
+    );
+    println!("Both read the same object from the same S3 (the emulator) as a stream: the report job through the worker in this process (claim, progress, limits, two result objects), the bare aggregation with the `csv` crate alone (byte records, sums by group, nothing else). Medians of the runs, interleaved. Peak RSS is this process's VmHWM, reset before each job (`/proc/self/clear_refs`).\n");
+    println!("| input | rows | runs | report job | bare `csv` | report / bare speed | report job peak RSS |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (megabytes, runs) in [(64usize, 3usize), (256, 3), (1024, 1)] {
+        let (key, rows) = upload_csv(bench, megabytes).await;
+        let mut ours = Vec::new();
+        let mut bare = Vec::new();
+        let mut peak = 0;
+        for _ in 0..runs {
+            let (elapsed, peak_kib) = report_job(bench, &key).await;
+            ours.push(elapsed);
+            peak = peak.max(peak_kib);
+            let (elapsed, counted) = bare_csv_aggregation(bench, &key).await;
+            assert_eq!(counted as usize, rows);
+            bare.push(elapsed);
+        }
+        ours.sort();
+        bare.sort();
+        let (ours, bare) = (ours[runs / 2], bare[runs / 2]);
+        let rate = |d: Duration| megabytes as f64 / d.as_secs_f64();
+        println!(
+            "| {megabytes} MiB | {rows} | {runs} | {:.2} s, {:.1} MiB/s | {:.2} s, {:.1} MiB/s | **{:.2}×** | {:.1} MiB |",
+            ours.as_secs_f64(),
+            rate(ours),
+            bare.as_secs_f64(),
+            rate(bare),
+            rate(ours) / rate(bare),
+            peak as f64 / 1024.0,
+        );
+        let _ = bench
             .plain
             .s3
-            .put_object()
+            .delete_object()
             .bucket(&bench.bucket)
             .key(&key)
-            .body(csv.into())
             .send()
-            .await
-            .unwrap();
-        let body = serde_json::json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["region"], "values": ["amount", "quantity"]}})
-            .to_string();
-        let id = bench.submit(&body).await;
-        bench.purge().await;
-        let mut event = SqsEvent::default();
-        event.records = vec![serde_json::from_value(serde_json::json!({
-            "messageId": "bench",
-            "receiptHandle": "bench",
-            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(&id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
-        }))
-        .unwrap()];
-        let mut context = lambda_runtime::Context::default();
-        context.deadline = (now_ms() + 900_000) as u64;
-        let before = proc_status_kib("VmRSS");
-        reset_peak_rss();
-        let started = Instant::now();
-        let response = worker.call(event, &context).await;
-        let elapsed = started.elapsed();
-        let peak = proc_status_kib("VmHWM");
-        assert!(response.batch_item_failures.is_empty());
-        wait_all_terminal(bench, std::slice::from_ref(&id), Duration::from_secs(5)).await;
-        println!(
-            "| {megabytes} MiB CSV | {rows} | {:.2} s | {:.1} MiB/s | {:.1} MiB | {:.1} MiB |",
-            elapsed.as_secs_f64(),
-            megabytes as f64 / elapsed.as_secs_f64(),
-            peak as f64 / 1024.0,
-            before as f64 / 1024.0
-        );
+            .await;
     }
     println!();
 }
@@ -463,28 +567,137 @@ async fn batch_throughput(bench: &Bench) {
     }
 }
 
-fn generate_csv(target_bytes: usize) -> (Vec<u8>, usize) {
+/// The first event each function gets in the cold-start runs: one that
+/// makes the AWS calls its first real request would.
+fn first_event(logical_id: &str, existing_job: &str) -> (serde_json::Value, &'static str) {
+    let http = |event: HttpEvent| serde_json::to_value(event.to_request()).unwrap();
+    let sqs = |job_id: &str| {
+        serde_json::json!({"Records": [{
+            "messageId": "cold-start",
+            "receiptHandle": "cold-start",
+            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(job_id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now_ms().to_string()},
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cold-start",
+        }]})
+    };
+    let unknown = JobId::random().to_string();
+    match logical_id {
+        "SubmitFunction" => (
+            http(HttpEvent {
+                body: Some(br#"{"type":"sleep","input":{"seconds":0}}"#),
+                ..api_event("POST /jobs", "POST", "/jobs".into(), None)
+            }),
+            "`POST /jobs`: PutItem + SendMessage",
+        ),
+        "StatusFunction" => (
+            http(api_event(
+                "GET /jobs/{id}",
+                "GET",
+                format!("/jobs/{existing_job}"),
+                Some(existing_job),
+            )),
+            "`GET /jobs/{id}` of a job: GetItem",
+        ),
+        "CancelFunction" => (
+            http(api_event(
+                "POST /jobs/{id}/cancel",
+                "POST",
+                format!("/jobs/{unknown}/cancel"),
+                Some(&unknown),
+            )),
+            "cancel an unknown job: 404 after its store call",
+        ),
+        "FastWorkerFunction" | "SlowWorkerFunction" | "DeadLetterFunction" | "WebhookFunction" => (
+            sqs(&unknown),
+            "a message for an unknown job: its store call, then acknowledged",
+        ),
+        "ReconcilerFunction" => (serde_json::json!({}), "one pass: a Query on each of the 16 due shards"),
+        "EventsFunction" => (
+            http(api_event(
+                "GET /jobs/{id}/events",
+                "GET",
+                format!("/jobs/{unknown}/events"),
+                Some(&unknown),
+            )),
+            "a stream without a ticket: 401, no AWS call",
+        ),
+        other => panic!("no cold-start event for {other}"),
+    }
+}
+
+fn api_event<'a>(route_key: &'a str, method: &'a str, path: String, id: Option<&str>) -> HttpEvent<'a> {
+    HttpEvent {
+        route_key,
+        method,
+        path: Box::leak(path.into_boxed_str()),
+        query: "",
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: None,
+        path_parameters: id.map(|id| vec![("id".to_owned(), id.to_owned())]).unwrap_or_default(),
+        owner: Some("bench"),
+    }
+}
+
+/// Cold starts of the hello world and of every function binary of the
+/// template (`BENCH_BIN_DIR`, default `target/release`).
+async fn cold_starts(bench: &Bench, rounds: usize) {
+    let dir = PathBuf::from(std::env::var("BENCH_BIN_DIR").unwrap_or_else(|_| "target/release".into()));
+    let existing_job = bench.submit(r#"{"type":"sleep","input":{"seconds":0}}"#).await;
+    let mut targets = vec![cold_start::Target {
+        name: "hello world (`lambda_runtime`, echo)".into(),
+        binary: dir.join("hello"),
+        environment: BTreeMap::new(),
+        event: serde_json::json!({"hello": "world"}),
+        first_invoke: "echoes the event",
+    }];
+    let mut seen = std::collections::BTreeSet::new();
+    for function in &bench.stack.functions {
+        if !seen.insert(function.spec.binary.clone()) {
+            continue; // the slow worker runs the worker's binary
+        }
+        let (event, first_invoke) = first_event(&function.spec.logical_id, &existing_job);
+        targets.push(cold_start::Target {
+            name: format!("{} (`{}`)", function.spec.logical_id, function.spec.binary),
+            binary: dir.join(&function.spec.binary),
+            environment: function.environment.clone(),
+            event,
+            first_invoke,
+        });
+    }
+    cold_start::measure(&targets, rounds).await;
+}
+
+/// Writes a CSV of about `target_bytes` (orders: id, region, product,
+/// amount, quantity; 5 regions) to `out`, answering its rows.
+fn write_csv(target_bytes: usize, out: &mut impl std::io::Write) -> usize {
     let regions = ["eu-west", "us-east", "ap-south", "sa-east", "af-north"];
-    let mut out = Vec::with_capacity(target_bytes + 64);
-    out.extend_from_slice(b"order_id,region,product,amount,quantity\n");
+    let header = b"order_id,region,product,amount,quantity\n";
+    out.write_all(header).unwrap();
+    let mut written = header.len();
     let mut rows = 0usize;
     let mut state: u64 = 88172645463325252;
-    while out.len() < target_bytes {
+    let mut line = String::new();
+    while written < target_bytes {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        let line = format!(
-            "{rows},{},p{},{}.{:02},{}\n",
+        line.clear();
+        use std::fmt::Write;
+        writeln!(
+            line,
+            "{rows},{},p{},{}.{:02},{}",
             regions[(state % 5) as usize],
             state % 97,
             state % 10_000,
             state % 100,
             state % 50
-        );
-        out.extend_from_slice(line.as_bytes());
+        )
+        .unwrap();
+        out.write_all(line.as_bytes()).unwrap();
+        written += line.len();
         rows += 1;
     }
-    (out, rows)
+    rows
 }
 
 #[tokio::main]
@@ -497,7 +710,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let shared = aws_config::load_from_env().await;
+    let shared = longrun::aws::http::load_sdk_config().await;
     let counter = RequestCounter::default();
     let clients = counting_clients(&shared, &counter);
     let plain = AwsClients::from_sdk_config(&shared);
@@ -518,7 +731,9 @@ async fn main() {
         .collect(),
         workers: true,
         faults: BTreeMap::new(),
-        base_url: None,
+        // Nothing is served over HTTP here; the events function's URL only
+        // has to resolve.
+        base_url: Some("http://127.0.0.1:9".into()),
     };
     let stack = longrun_local::start(&options, &shared, &clients)
         .await
@@ -532,20 +747,29 @@ async fn main() {
         counter,
         plain,
     };
-    requests_per_job(&bench, 20).await;
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("requests") {
-        // Only the request counts (they do not depend on the build profile).
-        return;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "requests" {
+        requests_per_job(&bench, 20).await;
     }
-    // Pollers off from here: latency and memory are measured without them competing.
+    // Pollers off from here: latency, memory and cold starts are measured
+    // without them competing.
     for poller in &bench.stack.pollers {
         poller.abort();
     }
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("batch") {
-        batch_throughput(&bench).await;
-        return;
+    match only.as_str() {
+        "" => {
+            submit_latency(&bench, rounds).await;
+            streaming_throughput_and_memory(&bench).await;
+            batch_throughput(&bench).await;
+        }
+        // Only the request counts (they do not depend on the build profile).
+        "requests" => return,
+        "batch" => batch_throughput(&bench).await,
+        "memory" => streaming_throughput_and_memory(&bench).await,
+        "cold-start" => {}
+        other => panic!("BENCH_ONLY={other}: one of requests, batch, memory, cold-start"),
     }
-    submit_latency(&bench, rounds).await;
-    streaming_memory(&bench).await;
-    batch_throughput(&bench).await;
+    if only.is_empty() || only == "cold-start" {
+        cold_starts(&bench, 30).await;
+    }
 }
