@@ -151,3 +151,27 @@ fn upload_file_names_are_made_acceptable() {
     assert_eq!(upload_filename(".hidden"), "hidden");
     assert_eq!(upload_filename(&"x".repeat(300)).len(), 128);
 }
+
+#[tokio::test]
+async fn an_https_api_is_spoken_to_over_tls() {
+    // A deployed API (and every presigned S3 URL) is https: the client must
+    // open a TLS handshake there, not refuse the scheme. The server only
+    // looks at the first byte it gets: 0x16 starts a TLS handshake record.
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_byte = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut byte = [0u8; 1];
+        socket.read_exact(&mut byte).await.unwrap();
+        byte[0]
+    });
+    let client = Client::new(&format!("https://127.0.0.1:{port}"), "token").unwrap();
+    let call = tokio::spawn(async move { client.get("job", 0).await });
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), first_byte)
+        .await
+        .expect("the client connected")
+        .unwrap();
+    assert_eq!(first, 0x16, "the client opened with a TLS handshake");
+    call.abort();
+}
