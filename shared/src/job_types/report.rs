@@ -263,6 +263,8 @@ struct BoundedRecords<R> {
     record_line: u64,
     /// Set once a record was too long: every later read fails the same way.
     too_long: Option<RecordTooLong>,
+    /// Bytes of the slice being followed that are whole records so far.
+    complete: usize,
 }
 
 impl<R> BoundedRecords<R> {
@@ -275,15 +277,32 @@ impl<R> BoundedRecords<R> {
             line: 1,
             record_line: 1,
             too_long: None,
+            complete: 0,
         }
     }
 
     /// Follows `bytes` through the CSV syntax; the first record running past
-    /// the limit is an error. Runs of plain data are skipped in bulk with
+    /// the limit is an error, with how many bytes of the slice before it are
+    /// whole records (the parser gets those, so an error in them still comes
+    /// first). Runs of plain data are skipped in bulk with
     /// `memchr` (outside quotes: up to the next quote or line break, commas
     /// included; inside quotes: up to the next quote); only the bytes that
     /// can change the state go through [`Self::step`].
-    fn follow(&mut self, bytes: &[u8]) -> Result<(), RecordTooLong> {
+    fn follow(&mut self, bytes: &[u8]) -> Result<(), (usize, RecordTooLong)> {
+        self.complete = 0;
+        self.scan(bytes).map_err(|too_long| (self.complete, too_long))
+    }
+
+    /// After a byte that ended a record, `offset` bytes of the slice being
+    /// followed are whole records.
+    fn note_record_end(&mut self, offset: usize) {
+        if self.record_bytes == 0 {
+            self.complete = offset;
+        }
+    }
+
+    /// [`Self::follow`]'s scan.
+    fn scan(&mut self, bytes: &[u8]) -> Result<(), RecordTooLong> {
         let mut rest = bytes;
         while let Some(&byte) = rest.first() {
             match self.scan {
@@ -292,6 +311,7 @@ impl<R> BoundedRecords<R> {
                     if run == 0 {
                         self.step(byte)?;
                         rest = &rest[1..];
+                        self.note_record_end(bytes.len() - rest.len());
                     } else {
                         // Line breaks inside quotes are data, but still lines.
                         self.line += memchr::memchr_iter(b'\n', &rest[..run]).count() as u64;
@@ -304,6 +324,7 @@ impl<R> BoundedRecords<R> {
                     if run == 0 {
                         self.step(byte)?;
                         rest = &rest[1..];
+                        self.note_record_end(bytes.len() - rest.len());
                     } else {
                         // Neither quotes nor line breaks: a quote right after
                         // the run opens a quoted field only if a comma ends it.
@@ -322,6 +343,7 @@ impl<R> BoundedRecords<R> {
                 CsvScan::QuoteInQuoted => {
                     self.step(byte)?;
                     rest = &rest[1..];
+                    self.note_record_end(bytes.len() - rest.len());
                 }
             }
         }
@@ -379,19 +401,28 @@ impl<R: AsyncRead + Unpin> AsyncRead for BoundedRecords<R> {
             return Poll::Ready(Err(err));
         }
         let followed = this.follow(&buf.filled()[before..]);
-        if let Err(too_long) = followed {
-            buf.set_filled(before);
+        if let Err((complete, too_long)) = followed {
+            // The whole records before the long one pass; the next read fails.
+            buf.set_filled(before + complete);
             this.too_long = Some(too_long);
-            return Poll::Ready(Err(std::io::Error::other(too_long)));
+            if complete == 0 {
+                return Poll::Ready(Err(std::io::Error::other(too_long)));
+            }
         }
         Poll::Ready(Ok(()))
     }
 }
 
-/// The CSV parser's error as a job error: the CSV is unreadable (reading
-/// errors are the reading side's, [`read_error`]).
+/// The CSV parser's error as a job error: the input could not be read
+/// ([`read_error`]), or the CSV is unreadable.
 fn csv_error(err: csv::Error) -> JobError {
-    JobError::permanent("invalid_csv", err.to_string())
+    if !err.is_io_error() {
+        return JobError::permanent("invalid_csv", err.to_string());
+    }
+    match err.into_kind() {
+        csv::ErrorKind::Io(io) => read_error(io),
+        other => JobError::permanent("invalid_csv", format!("{other:?}")),
+    }
 }
 
 /// An error reading the input as a job error: a record past the limit
@@ -405,10 +436,10 @@ fn read_error(err: std::io::Error) -> JobError {
 }
 
 /// The input's bytes as a blocking [`Read`](std::io::Read), fed chunk by
-/// chunk from the async side through a bounded channel; the channel
-/// closing is the end of the input.
+/// chunk from the async side through a bounded channel (a reading error
+/// in its place among them); the channel closing is the end of the input.
 struct ChunkReader {
-    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
     current: Bytes,
 }
 
@@ -416,7 +447,10 @@ impl std::io::Read for ChunkReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
             match self.chunks.blocking_recv() {
-                Some(chunk) => self.current = chunk,
+                Some(Ok(chunk)) => self.current = chunk,
+                // A reading error reaches the parser where it happened in
+                // the input, so an error earlier in the CSV still comes first.
+                Some(Err(err)) => return Err(err),
                 None => return Ok(0),
             }
         }
@@ -432,9 +466,11 @@ fn excerpt(text: &str) -> String {
     format!("{:?}", shorten(text, MAX_EXCERPT_BYTES))
 }
 
-/// A cell the report uses, trimmed, as text; a cell that is not UTF-8 is invalid CSV.
+/// A cell the report uses, as text trimmed of whitespace (Unicode's, as a
+/// no-break space from a spreadsheet export); a cell that is not UTF-8 is
+/// invalid CSV.
 fn utf8_cell<'a>(cell: &'a [u8], column: &str, line: u64) -> Result<&'a str, JobError> {
-    std::str::from_utf8(cell.trim_ascii()).map_err(|_| {
+    std::str::from_utf8(cell).map(str::trim).map_err(|_| {
         JobError::permanent(
             "invalid_csv",
             format!("line {line}, column {}: the cell is not UTF-8", excerpt(column)),
@@ -470,7 +506,7 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// and hands chunks through a bounded channel to [`aggregate`] on a blocking
 /// thread. Memory stays at a few chunks whatever the input's size. If the
 /// run stops (an error, cancel, a lost lease), the channel closes and the
-/// parser ends at once.
+/// parser ends after the chunks already sent.
 async fn summarise(
     ctx: &JobContext,
     reader: Pin<Box<dyn AsyncRead + Send>>,
@@ -480,7 +516,7 @@ async fn summarise(
     limits: ReportLimits,
 ) -> Result<Summary, JobError> {
     use tokio::io::AsyncReadExt;
-    let (chunks, received) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
+    let (chunks, received) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let rows = Arc::new(AtomicU64::new(0));
     let parser = {
         let (group_by, values, rows) = (group_by.to_vec(), values.to_vec(), rows.clone());
@@ -501,15 +537,28 @@ async fn summarise(
             // Whole chunks (a read gives what one network frame holds), so
             // the parser's thread is woken once per chunk, not per read.
             let mut chunk = bytes::BytesMut::with_capacity(CHUNK_BYTES);
+            let mut failed = None;
             while chunk.len() < CHUNK_BYTES {
-                if input.read_buf(&mut chunk).await.map_err(read_error)? == 0 {
-                    ended = true;
-                    break;
+                match input.read_buf(&mut chunk).await {
+                    Ok(0) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
                 }
             }
             read += chunk.len() as u64;
-            if chunks.send(chunk.freeze()).await.is_err() {
+            if !chunk.is_empty() && chunks.send(Ok(chunk.freeze())).await.is_err() {
                 return Ok(()); // the parser stopped: its answer says why
+            }
+            if let Some(err) = failed {
+                // The parser reports it once it has parsed what came before.
+                let _ = chunks.send(Err(err)).await;
+                return Ok(());
             }
             let rows_now = rows.load(Ordering::Relaxed);
             if rows_now / ROWS_PER_PROGRESS > reported_rows / ROWS_PER_PROGRESS {
@@ -522,12 +571,15 @@ async fn summarise(
     }
     .await;
     drop(chunks);
-    let parsed = parser
-        .await
-        .map_err(|e| JobError::permanent("internal", format!("the CSV parser failed: {e}")))?;
-    // A reading error comes first: the parser only saw the input cut short.
+    // Progress failing (a cancel, the deadline) stops the run first;
+    // otherwise the parser's answer, reading errors included, in file order.
     pumped?;
-    parsed
+    match parser.await {
+        Ok(parsed) => parsed,
+        // A panic is a crash, as a job handler's own would be.
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => Err(JobError::permanent("internal", format!("the CSV parser failed: {err}"))),
+    }
 }
 
 /// Summarises the CSV `input` (blocking: runs on its own thread); `rows`
@@ -568,10 +620,10 @@ fn aggregate(
         rows += 1;
         let line = || record.position().map(|p| p.line()).unwrap_or(rows + 1);
         key.clear();
-        for &i in &group_idx {
-            let cell = record.get(i).unwrap_or(b"").trim_ascii();
+        for (&i, name) in group_idx.iter().zip(group_by) {
+            let cell = utf8_cell(record.get(i).unwrap_or(b""), name, line())?;
             key.extend_from_slice(&(cell.len() as u64).to_le_bytes());
-            key.extend_from_slice(cell);
+            key.extend_from_slice(cell.as_bytes());
         }
         let group = match index.get(key.as_slice()) {
             Some(&group) => group,
@@ -599,11 +651,10 @@ fn aggregate(
         let entry = &mut found[group];
         entry.1 += 1;
         for (stats, (&i, name)) in entry.2.iter_mut().zip(value_idx.iter().zip(values)) {
-            let cell = record.get(i).unwrap_or(b"").trim_ascii();
+            let cell = utf8_cell(record.get(i).unwrap_or(b""), name, line())?;
             if cell.is_empty() {
                 continue;
             }
-            let cell = utf8_cell(cell, name, line())?;
             let value: f64 = cell.parse().map_err(|_| {
                 JobError::permanent(
                     "invalid_number",
@@ -783,9 +834,10 @@ mod tests {
         let input = json!({"source": {"key": key}, "group_by": ["g", "h"], "values": ["v"]});
         let h = harness(input.clone(), None).await;
         // Column `note` is not used: its Latin-1 byte does not matter. Group
-        // cells differing only by surrounding spaces are one group, and a
+        // cells differing only by surrounding whitespace (a no-break space
+        // included, as spreadsheets export it) are one group, and a
         // key of two cells is not confused with another split differently.
-        let csv = b" g , h ,v,note\n x , y ,1,caf\xe9\nx,y, 2 ,\nxy,,4,\nx,y z,8,\n".to_vec();
+        let csv = b" g , h ,v,note\n x , y ,1,caf\xe9\nx,y\xc2\xa0, 2\xc2\xa0,\nxy,,4,\nx,y z,8,\n".to_vec();
         h.objects.put(&key, Bytes::from(csv), "text/csv").await.unwrap();
         report().run(&h.ctx, &input).await.unwrap();
         let summary = summary_of(&h);
@@ -939,7 +991,12 @@ mod tests {
                 outcome = bulk.follow(chunk);
                 rest = tail;
             }
-            assert_eq!(outcome, expected, "case {case}: {:?}", String::from_utf8_lossy(&text));
+            assert_eq!(
+                outcome.map_err(|(_, too_long)| too_long),
+                expected,
+                "case {case}: {:?}",
+                String::from_utf8_lossy(&text)
+            );
             if expected.is_ok() {
                 assert_eq!(
                     (bulk.scan, bulk.record_bytes, bulk.line, bulk.record_line),
@@ -954,6 +1011,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn errors_come_in_the_order_of_the_file() {
+        // A bad number on line 3, then a record past the cap: the bad number
+        // is reported, although the reader meets the long record first.
+        let h = harness(json!({}), None).await;
+        let key = input_key("ordered.csv");
+        let csv = format!("g,v\nx,1\nx,abc\n{},2\n", "y".repeat(5000));
+        h.objects.put(&key, Bytes::from(csv), "text/csv").await.unwrap();
+        let input = json!({"source": {"key": key}, "group_by": ["g"], "values": ["v"]});
+        let err = report_with(&[("MAX_CSV_RECORD_BYTES", "1000")])
+            .run(&h.ctx, &input)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "invalid_number", "{}", err.message);
+        assert!(err.message.contains("line 3"), "{}", err.message);
     }
 
     #[tokio::test]
