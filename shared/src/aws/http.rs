@@ -4,14 +4,17 @@
 //! - **TLS.** hyper 1 + rustls on ring, chosen here rather than by the SDK's
 //!   default features (rustls on aws-lc-rs, plus a legacy hyper 0.14 stack):
 //!   one TLS stack in the binary, the same one the webhook deliveries use.
-//! - **Roots.** By default the SDK trusts only Amazon Trust Services' roots
-//!   ([`SdkTrustRoots::Amazon`]), which issue every AWS service endpoint's
-//!   certificate: a handful of certificates compiled in, parsed in
-//!   microseconds, instead of reading and parsing every file of the system
-//!   store at each cold start (most of a function's Init before). It is
-//!   also the narrower trust. `SDK_TRUST_ROOTS=system` trusts the system
-//!   store instead, for an HTTPS endpoint with a certificate of its own (an
-//!   emulator behind TLS, a TLS-inspecting proxy).
+//! - **Roots.** The functions' SDK clients trust only Amazon Trust Services'
+//!   roots ([`SdkTrustRoots::Amazon`]), which issue the certificates of the
+//!   DynamoDB, SQS, S3 and STS endpoints of AWS's commercial regions: six
+//!   certificates compiled in, parsed in microseconds, instead of reading
+//!   and parsing every file of the system store at each cold start (most of
+//!   a function's Init before). It is also the narrower trust.
+//!   `SDK_TRUST_ROOTS=system` trusts the system store instead, for an HTTPS
+//!   endpoint with a certificate of its own (an emulator behind TLS, a
+//!   TLS-inspecting proxy, a partition not verified here such as China's).
+//!   The tools ([`load_sdk_config`]) default to the system store: they run
+//!   on people's machines, behind whatever proxy.
 //! - **Lambda.** [`lambda_sdk_config`] takes region, credentials and endpoint
 //!   from the environment Lambda sets, and probes nothing else: no profile
 //!   files, no instance metadata, no STS. The tools and tests, which run
@@ -25,7 +28,9 @@ use aws_types::region::Region;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use aws_types::SdkConfig;
 
-/// The roots of Amazon Trust Services (PEM).
+/// The roots of Amazon Trust Services (PEM): Amazon Root CA 1–4,
+/// Starfield Services Root CA G2 and the Starfield Class 2 root that
+/// cross-signs it.
 pub const AMAZON_TRUST_SERVICES_PEM: &[u8] = include_bytes!("amazon-trust-services.pem");
 
 /// Which root certificates the SDK clients trust (`SDK_TRUST_ROOTS`).
@@ -38,15 +43,16 @@ pub enum SdkTrustRoots {
 }
 
 impl SdkTrustRoots {
-    /// `SDK_TRUST_ROOTS` from the environment; unset is [`SdkTrustRoots::Amazon`].
-    pub fn from_env() -> Result<Self, String> {
-        Self::parse(std::env::var("SDK_TRUST_ROOTS").ok().as_deref())
+    /// `SDK_TRUST_ROOTS` from the environment; unset is `default`.
+    pub fn from_env(default: SdkTrustRoots) -> Result<Self, String> {
+        Self::parse(std::env::var("SDK_TRUST_ROOTS").ok().as_deref(), default)
     }
 
-    /// `amazon` or `system`; `None` or empty is `amazon`.
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    /// `amazon` or `system`; `None` or empty is `default`.
+    pub fn parse(value: Option<&str>, default: SdkTrustRoots) -> Result<Self, String> {
         match value.map(str::trim) {
-            None | Some("") | Some("amazon") => Ok(SdkTrustRoots::Amazon),
+            None | Some("") => Ok(default),
+            Some("amazon") => Ok(SdkTrustRoots::Amazon),
             Some("system") => Ok(SdkTrustRoots::System),
             Some(other) => Err(format!("SDK_TRUST_ROOTS={other:?}: expected `amazon` or `system`")),
         }
@@ -75,10 +81,11 @@ pub fn https_client(roots: SdkTrustRoots) -> SharedHttpClient {
 }
 
 /// The SDK's standard configuration chains (environment, profile, SSO,
-/// container and instance metadata), over [`https_client`]: for the local
+/// container and instance metadata), over [`https_client`] trusting the
+/// system's roots unless `SDK_TRUST_ROOTS` says otherwise: for the local
 /// runtime, the tools and the tests. An invalid `SDK_TRUST_ROOTS` panics.
 pub async fn load_sdk_config() -> SdkConfig {
-    let roots = SdkTrustRoots::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let roots = SdkTrustRoots::from_env(SdkTrustRoots::System).unwrap_or_else(|e| panic!("{e}"));
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client(roots))
         .load()
@@ -122,8 +129,11 @@ impl ServiceEnvironment {
 }
 
 impl LoadServiceConfig for ServiceEnvironment {
+    /// The service's own variable, else the shared one (as the SDK's own loader).
     fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
-        std::env::var(Self::variable(&key)).ok().filter(|v| !v.is_empty())
+        [Self::variable(&key), key.env().to_owned()]
+            .into_iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 }
 
@@ -134,7 +144,8 @@ pub fn lambda_sdk_config_from(lookup: impl Fn(&str) -> Option<String>) -> Result
         .or_else(|| lookup("AWS_DEFAULT_REGION"))
         .filter(|r| !r.is_empty())
         .ok_or(LambdaSdkConfigError::NoRegion)?;
-    let roots = SdkTrustRoots::parse(lookup("SDK_TRUST_ROOTS").as_deref()).map_err(LambdaSdkConfigError::TrustRoots)?;
+    let roots = SdkTrustRoots::parse(lookup("SDK_TRUST_ROOTS").as_deref(), SdkTrustRoots::Amazon)
+        .map_err(LambdaSdkConfigError::TrustRoots)?;
     let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
@@ -180,11 +191,13 @@ mod tests {
 
     #[test]
     fn trust_roots_parse_amazon_system_or_refuse() {
-        assert_eq!(SdkTrustRoots::parse(None), Ok(SdkTrustRoots::Amazon));
-        assert_eq!(SdkTrustRoots::parse(Some("")), Ok(SdkTrustRoots::Amazon));
-        assert_eq!(SdkTrustRoots::parse(Some("amazon")), Ok(SdkTrustRoots::Amazon));
-        assert_eq!(SdkTrustRoots::parse(Some("system")), Ok(SdkTrustRoots::System));
-        assert!(SdkTrustRoots::parse(Some("all"))
+        use SdkTrustRoots::{Amazon, System};
+        assert_eq!(SdkTrustRoots::parse(None, Amazon), Ok(Amazon));
+        assert_eq!(SdkTrustRoots::parse(None, System), Ok(System));
+        assert_eq!(SdkTrustRoots::parse(Some(""), Amazon), Ok(Amazon));
+        assert_eq!(SdkTrustRoots::parse(Some("amazon"), System), Ok(Amazon));
+        assert_eq!(SdkTrustRoots::parse(Some("system"), Amazon), Ok(System));
+        assert!(SdkTrustRoots::parse(Some("all"), Amazon)
             .unwrap_err()
             .contains("SDK_TRUST_ROOTS"));
     }

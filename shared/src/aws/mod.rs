@@ -1,7 +1,9 @@
 //! AWS adapters of the ports: DynamoDB for job records, SQS for the work
-//! queues, S3 for inputs and results. Clients are built once per process
-//! ([`AwsClients::load`]); `AWS_ENDPOINT_URL` (honoured by the SDK itself)
-//! points them at an emulator (moto, LocalStack) instead of AWS.
+//! queues, S3 for inputs and results. Clients are built once per process:
+//! [`AwsClients::for_lambda`] in the functions (Lambda's environment only),
+//! [`AwsClients::load`] in the tools (the SDK's chains), both over the one
+//! HTTPS client of [`http`]; `AWS_ENDPOINT_URL` points them at an emulator
+//! (moto, LocalStack) instead of AWS.
 
 mod dynamo;
 mod faults;
