@@ -376,6 +376,27 @@ async fn upload_csv(bench: &Bench, megabytes: usize) -> (String, usize) {
     (key, rows)
 }
 
+/// The SQS batch the event source mapping would hand the worker for the
+/// jobs `ids`, one message each (`message-<i>`, first receive).
+fn sqs_event(ids: &[String]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            serde_json::from_value(serde_json::json!({
+                "messageId": format!("message-{i}"),
+                "receiptHandle": format!("message-{i}"),
+                "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now_ms().to_string()},
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+            }))
+            .unwrap()
+        })
+        .collect();
+    event
+}
+
 /// One `report` job over the object `key`, run by the worker in this
 /// process: its wall time and this process's peak RSS while it ran.
 async fn report_job(bench: &Bench, key: &str) -> (Duration, u64) {
@@ -384,14 +405,7 @@ async fn report_job(bench: &Bench, key: &str) -> (Duration, u64) {
         .to_string();
     let id = bench.submit(&body).await;
     bench.purge().await;
-    let mut event = SqsEvent::default();
-    event.records = vec![serde_json::from_value(serde_json::json!({
-        "messageId": "bench",
-        "receiptHandle": "bench",
-        "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(&id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
-    }))
-    .unwrap()];
+    let event = sqs_event(std::slice::from_ref(&id));
     let mut context = lambda_runtime::Context::default();
     context.deadline = (now_ms() + 900_000) as u64;
     reset_peak_rss();
@@ -531,20 +545,7 @@ async fn batch_throughput(bench: &Bench) {
                     ids.push(bench.submit(body).await);
                 }
                 bench.purge().await;
-                let mut event = SqsEvent::default();
-                event.records = ids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, id)| {
-                        serde_json::from_value(serde_json::json!({
-                            "messageId": format!("batch-{i}"),
-                            "receiptHandle": format!("batch-{i}"),
-                            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
-                            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
-                        }))
-                        .unwrap()
-                    })
-                    .collect();
+                let event = sqs_event(&ids);
                 let mut context = lambda_runtime::Context::default();
                 context.deadline = (now_ms() + 900_000) as u64;
                 let started = Instant::now();
@@ -571,15 +572,7 @@ async fn batch_throughput(bench: &Bench) {
 /// makes the AWS calls its first real request would.
 fn first_event(logical_id: &str, existing_job: &str) -> (serde_json::Value, &'static str) {
     let http = |event: HttpEvent| serde_json::to_value(event.to_request()).unwrap();
-    let sqs = |job_id: &str| {
-        serde_json::json!({"Records": [{
-            "messageId": "cold-start",
-            "receiptHandle": "cold-start",
-            "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(job_id).unwrap(), enqueued_at: now_ms(), redrives: 0 }).unwrap(),
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now_ms().to_string()},
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cold-start",
-        }]})
-    };
+    let sqs = |job_id: &str| serde_json::to_value(sqs_event(&[job_id.to_owned()])).unwrap();
     let unknown = JobId::random().to_string();
     match logical_id {
         "SubmitFunction" => (

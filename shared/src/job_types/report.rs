@@ -263,8 +263,6 @@ struct BoundedRecords<R> {
     record_line: u64,
     /// Set once a record was too long: every later read fails the same way.
     too_long: Option<RecordTooLong>,
-    /// Bytes of the slice being followed that are whole records so far.
-    complete: usize,
 }
 
 impl<R> BoundedRecords<R> {
@@ -277,7 +275,6 @@ impl<R> BoundedRecords<R> {
             line: 1,
             record_line: 1,
             too_long: None,
-            complete: 0,
         }
     }
 
@@ -289,63 +286,46 @@ impl<R> BoundedRecords<R> {
     /// included; inside quotes: up to the next quote); only the bytes that
     /// can change the state go through [`Self::step`].
     fn follow(&mut self, bytes: &[u8]) -> Result<(), (usize, RecordTooLong)> {
-        self.complete = 0;
-        self.scan(bytes).map_err(|too_long| (self.complete, too_long))
-    }
-
-    /// After a byte that ended a record, `offset` bytes of the slice being
-    /// followed are whole records.
-    fn note_record_end(&mut self, offset: usize) {
-        if self.record_bytes == 0 {
-            self.complete = offset;
-        }
-    }
-
-    /// [`Self::follow`]'s scan.
-    fn scan(&mut self, bytes: &[u8]) -> Result<(), RecordTooLong> {
+        let mut complete = 0;
         let mut rest = bytes;
         while let Some(&byte) = rest.first() {
-            match self.scan {
-                CsvScan::Quoted => {
-                    let run = memchr::memchr(b'"', rest).unwrap_or(rest.len());
-                    if run == 0 {
-                        self.step(byte)?;
-                        rest = &rest[1..];
-                        self.note_record_end(bytes.len() - rest.len());
-                    } else {
-                        // Line breaks inside quotes are data, but still lines.
-                        self.line += memchr::memchr_iter(b'\n', &rest[..run]).count() as u64;
-                        self.grow(run)?;
-                        rest = &rest[run..];
-                    }
-                }
+            let run = match self.scan {
+                CsvScan::Quoted => memchr::memchr(b'"', rest).unwrap_or(rest.len()),
                 CsvScan::FieldStart | CsvScan::Unquoted => {
-                    let run = memchr::memchr3(b'"', b'\n', b'\r', rest).unwrap_or(rest.len());
-                    if run == 0 {
-                        self.step(byte)?;
-                        rest = &rest[1..];
-                        self.note_record_end(bytes.len() - rest.len());
-                    } else {
-                        // Neither quotes nor line breaks: a quote right after
-                        // the run opens a quoted field only if a comma ends it.
-                        if self.record_bytes == 0 {
-                            self.record_line = self.line;
-                        }
-                        self.grow(run)?;
-                        self.scan = if rest[run - 1] == b',' {
-                            CsvScan::FieldStart
-                        } else {
-                            CsvScan::Unquoted
-                        };
-                        rest = &rest[run..];
-                    }
+                    memchr::memchr3(b'"', b'\n', b'\r', rest).unwrap_or(rest.len())
                 }
-                CsvScan::QuoteInQuoted => {
-                    self.step(byte)?;
-                    rest = &rest[1..];
-                    self.note_record_end(bytes.len() - rest.len());
-                }
+                CsvScan::QuoteInQuoted => 0,
+            };
+            let taken = if run == 0 {
+                self.step(byte).map(|()| 1)
+            } else {
+                self.skip(&rest[..run]).map(|()| run)
+            };
+            rest = &rest[taken.map_err(|too_long| (complete, too_long))?..];
+            if self.record_bytes == 0 {
+                complete = bytes.len() - rest.len();
             }
+        }
+        Ok(())
+    }
+
+    /// Follows a run of plain data of the current state: inside quotes, up to
+    /// the next quote (line breaks included, still counted as lines); outside,
+    /// neither quotes nor line breaks, so a quote right after it opens a
+    /// quoted field only if a comma ends it.
+    fn skip(&mut self, run: &[u8]) -> Result<(), RecordTooLong> {
+        if self.scan == CsvScan::Quoted {
+            self.line += memchr::memchr_iter(b'\n', run).count() as u64;
+        } else if self.record_bytes == 0 {
+            self.record_line = self.line;
+        }
+        self.grow(run.len())?;
+        if self.scan != CsvScan::Quoted {
+            self.scan = if run.last() == Some(&b',') {
+                CsvScan::FieldStart
+            } else {
+                CsvScan::Unquoted
+            };
         }
         Ok(())
     }
