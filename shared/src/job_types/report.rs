@@ -8,9 +8,10 @@
 //! job with the line and column). Writes `summary.json` and `summary.csv`.
 //!
 //! Bounded by [`ReportLimits`]: a header or record longer than
-//! `MAX_CSV_RECORD_BYTES` fails the job (`csv_record_too_long`) as soon as
-//! that many bytes have gone by without the record ending, before the CSV
-//! reader has buffered more; a report with more than `MAX_REPORT_GROUPS`
+//! `MAX_CSV_RECORD_BYTES` (its cells and the commas between them; quotes
+//! around quoted cells and the line break ending it not counted) fails the
+//! job (`csv_record_too_long`) as soon as the parser holds that much of it,
+//! before it reads further; a report with more than `MAX_REPORT_GROUPS`
 //! groups fails (`too_many_groups`) at the first group past the cap. Error
 //! messages quote cells and column names only in short excerpts.
 
@@ -18,12 +19,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 
 use super::input::{check_input_key, field_error};
 use super::{JobContext, TypedJob};
@@ -212,233 +212,144 @@ impl TypedJob for ReportJob {
         ctx.progress(99, "writing results").await?;
         let json = serde_json::to_vec_pretty(&summary).map_err(|e| JobError::permanent("internal", e.to_string()))?;
         let csv = summary_csv(&summary)?;
-        let json_result = ctx
-            .put_result("summary.json", Bytes::from(json), "application/json")
-            .await?;
-        let csv_result = ctx.put_result("summary.csv", Bytes::from(csv), "text/csv").await?;
+        let (json_result, csv_result) = tokio::try_join!(
+            ctx.put_result("summary.json", Bytes::from(json), "application/json"),
+            ctx.put_result("summary.csv", Bytes::from(csv), "text/csv"),
+        )?;
         Ok(vec![json_result, csv_result])
     }
 }
 
-/// Where a CSV reader is within the CSV's syntax, as far as telling where a
-/// record ends needs: a line break ends a record except inside quotes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CsvScan {
-    /// At the start of a field, where a quote opens a quoted field.
-    FieldStart,
-    /// In an unquoted field (a quote here is just a character).
-    Unquoted,
-    /// In a quoted field, where line breaks and commas are data.
-    Quoted,
-    /// Just after a quote in a quoted field: it closed the field, or it is
-    /// the first of a doubled (escaped) quote.
-    QuoteInQuoted,
-}
+/// Error code: the CSV is not readable as CSV (not UTF-8 where it must
+/// be, or a record with another number of fields than the header).
+const INVALID_CSV: &str = "invalid_csv";
 
-/// A CSV header or record longer than the limit, found while reading.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the CSV record starting at line {line} is longer than {max_bytes} bytes (MAX_CSV_RECORD_BYTES)")]
-struct RecordTooLong {
-    /// The line the record starts on (1 is the header).
-    line: u64,
-    /// The limit it broke.
-    max_bytes: usize,
-}
-
-/// Fails the read, with [`RecordTooLong`], once a CSV record has run past
-/// `max_record_bytes` without ending, so the CSV reader (whose record buffer
-/// grows without bound) never holds more than that much of one record. It
-/// follows the syntax the reader parses (RFC 4180: `,`, `"` quoting with
-/// doubled quotes, `\r` and `\n` ending records), so line breaks inside quoted
-/// fields do not end a record.
-struct BoundedRecords<R> {
-    inner: R,
-    max_record_bytes: usize,
-    scan: CsvScan,
-    /// Bytes of the current record so far (line breaks ending it excluded).
-    record_bytes: usize,
-    /// The line being read, from 1.
-    line: u64,
-    /// The line the current record started on.
-    record_line: u64,
-    /// Set once a record was too long: every later read fails the same way.
-    too_long: Option<RecordTooLong>,
-}
-
-impl<R> BoundedRecords<R> {
-    fn new(inner: R, max_record_bytes: usize) -> Self {
-        BoundedRecords {
-            inner,
-            max_record_bytes,
-            scan: CsvScan::FieldStart,
-            record_bytes: 0,
-            line: 1,
-            record_line: 1,
-            too_long: None,
-        }
-    }
-
-    /// Follows `bytes` through the CSV syntax; the first record running past
-    /// the limit is an error, with how many bytes of the slice before it are
-    /// whole records (the parser gets those, so an error in them still comes
-    /// first). Runs of plain data are skipped in bulk with
-    /// `memchr` (outside quotes: up to the next quote or line break, commas
-    /// included; inside quotes: up to the next quote); only the bytes that
-    /// can change the state go through [`Self::step`].
-    fn follow(&mut self, bytes: &[u8]) -> Result<(), (usize, RecordTooLong)> {
-        let mut complete = 0;
-        let mut rest = bytes;
-        while let Some(&byte) = rest.first() {
-            let run = match self.scan {
-                CsvScan::Quoted => memchr::memchr(b'"', rest).unwrap_or(rest.len()),
-                CsvScan::FieldStart | CsvScan::Unquoted => {
-                    memchr::memchr3(b'"', b'\n', b'\r', rest).unwrap_or(rest.len())
-                }
-                CsvScan::QuoteInQuoted => 0,
-            };
-            let taken = if run == 0 {
-                self.step(byte).map(|()| 1)
-            } else {
-                self.skip(&rest[..run]).map(|()| run)
-            };
-            rest = &rest[taken.map_err(|too_long| (complete, too_long))?..];
-            if self.record_bytes == 0 {
-                complete = bytes.len() - rest.len();
-            }
-        }
-        Ok(())
-    }
-
-    /// Follows a run of plain data of the current state: inside quotes, up to
-    /// the next quote (line breaks included, still counted as lines); outside,
-    /// neither quotes nor line breaks, so a quote right after it opens a
-    /// quoted field only if a comma ends it.
-    fn skip(&mut self, run: &[u8]) -> Result<(), RecordTooLong> {
-        if self.scan == CsvScan::Quoted {
-            self.line += memchr::memchr_iter(b'\n', run).count() as u64;
-        } else if self.record_bytes == 0 {
-            self.record_line = self.line;
-        }
-        self.grow(run.len())?;
-        if self.scan != CsvScan::Quoted {
-            self.scan = if run.last() == Some(&b',') {
-                CsvScan::FieldStart
-            } else {
-                CsvScan::Unquoted
-            };
-        }
-        Ok(())
-    }
-
-    /// The current record is `bytes` longer; past the limit is an error.
-    fn grow(&mut self, bytes: usize) -> Result<(), RecordTooLong> {
-        self.record_bytes += bytes;
-        if self.record_bytes > self.max_record_bytes {
-            return Err(RecordTooLong {
-                line: self.record_line,
-                max_bytes: self.max_record_bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// Follows one byte.
-    fn step(&mut self, byte: u8) -> Result<(), RecordTooLong> {
-        use CsvScan::*;
-        let line_break = byte == b'\n' || byte == b'\r';
-        if byte == b'\n' {
-            self.line += 1;
-        }
-        if line_break && self.scan != Quoted {
-            self.scan = FieldStart;
-            self.record_bytes = 0;
-            return Ok(());
-        }
-        if self.record_bytes == 0 {
-            self.record_line = self.line;
-        }
-        self.grow(1)?;
-        self.scan = match (self.scan, byte) {
-            (Quoted, b'"') => QuoteInQuoted,
-            (Quoted, _) => Quoted,
-            (QuoteInQuoted, b'"') => Quoted,
-            (FieldStart, b'"') => Quoted,
-            (_, b',') => FieldStart,
-            _ => Unquoted,
-        };
-        Ok(())
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for BoundedRecords<R> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if let Some(too_long) = this.too_long {
-            return Poll::Ready(Err(std::io::Error::other(too_long)));
-        }
-        let before = buf.filled().len();
-        if let Err(err) = std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf)) {
-            return Poll::Ready(Err(err));
-        }
-        let followed = this.follow(&buf.filled()[before..]);
-        if let Err((complete, too_long)) = followed {
-            // The whole records before the long one pass; the next read fails.
-            buf.set_filled(before + complete);
-            this.too_long = Some(too_long);
-            if complete == 0 {
-                return Poll::Ready(Err(std::io::Error::other(too_long)));
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// The CSV parser's error as a job error: the input could not be read
-/// ([`read_error`]), or the CSV is unreadable.
-fn csv_error(err: csv::Error) -> JobError {
-    if !err.is_io_error() {
-        return JobError::permanent("invalid_csv", err.to_string());
-    }
-    match err.into_kind() {
-        csv::ErrorKind::Io(io) => read_error(io),
-        other => JobError::permanent("invalid_csv", format!("{other:?}")),
-    }
-}
-
-/// An error reading the input as a job error: a record past the limit
-/// (from [`BoundedRecords`]) is permanent; anything else (a broken
-/// connection to S3) is worth another attempt.
-fn read_error(err: std::io::Error) -> JobError {
-    match err.get_ref().and_then(|e| e.downcast_ref::<RecordTooLong>()) {
-        Some(too_long) => JobError::permanent(CSV_RECORD_TOO_LONG, too_long.to_string()),
-        None => JobError::retryable(codes::STORAGE, format!("reading the input failed: {err}")),
-    }
-}
-
-/// The input's bytes as a blocking [`Read`](std::io::Read), fed chunk by
-/// chunk from the async side through a bounded channel (a reading error
-/// in its place among them); the channel closing is the end of the input.
-struct ChunkReader {
-    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+/// Reads CSV records one at a time, with `csv_core`, straight from the
+/// chunks of the input (no buffer between them and the parser), and holds
+/// at most `max_record_bytes` of one record: a record is its cells' bytes
+/// plus the commas between them (what the parser keeps of it; the quotes
+/// around quoted cells and the line break ending it do not count), and one
+/// running past the limit fails the read (`csv_record_too_long`) as soon
+/// as the parser has that much of it, before it reads further. The syntax
+/// is RFC 4180 as the `csv` crate reads it (`,`, `"` quoting with doubled
+/// quotes, `\r`/`\n`/`\r\n` ending records, blank lines skipped, a UTF-8
+/// byte order mark at the start dropped).
+struct CsvRecords<C> {
+    /// The input, in order; an error is the input failing at that point.
+    chunks: C,
+    /// What is left of the chunk being parsed.
     current: Bytes,
+    /// Set once `chunks` has ended: the parser is then told so.
+    input_ended: bool,
+    parser: csv_core::Reader,
+    max_record_bytes: usize,
+    /// The current record's cells, one after the other.
+    cells: Vec<u8>,
+    /// Where each cell of the current record ends in `cells`.
+    ends: Vec<usize>,
+    /// How many cells the current record has.
+    len: usize,
+    /// The line the current record starts on (1 is the first; blank lines
+    /// before a record count as its start, as the `csv` crate counts them).
+    line: u64,
 }
 
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                // A reading error reaches the parser where it happened in
-                // the input, so an error earlier in the CSV still comes first.
-                Some(Err(err)) => return Err(err),
-                None => return Ok(0),
+impl<C: Iterator<Item = std::io::Result<Bytes>>> CsvRecords<C> {
+    fn new(chunks: C, max_record_bytes: usize) -> Self {
+        CsvRecords {
+            chunks,
+            current: Bytes::new(),
+            input_ended: false,
+            parser: csv_core::Reader::new(),
+            max_record_bytes,
+            cells: vec![0; 1024.min(max_record_bytes + 1)],
+            ends: vec![0; 64.min(max_record_bytes + 1)],
+            len: 0,
+            line: 1,
+        }
+    }
+
+    /// Reads the next record: false at the end of the input. A reading
+    /// error is retryable (`storage`); a record past the limit is not.
+    fn next_record(&mut self) -> Result<bool, JobError> {
+        use csv_core::ReadRecordResult;
+        self.line = self.parser.line();
+        self.len = 0;
+        let (mut cell_bytes, mut cells) = (0, 0);
+        loop {
+            // An empty input tells the parser the input has ended, so it
+            // gets one only then.
+            while self.current.is_empty() && !self.input_ended {
+                match self.chunks.next() {
+                    Some(Ok(chunk)) => self.current = chunk,
+                    Some(Err(err)) => return Err(read_error(err)),
+                    None => self.input_ended = true,
+                }
+            }
+            // Room for at most one byte (or cell) past the limit, so a
+            // record is found too long having held no more than that.
+            let room = self.max_record_bytes + 1 - (cell_bytes + cells).min(self.max_record_bytes + 1);
+            let cells_end = self.cells.len().min(cell_bytes + room);
+            let ends_end = self.ends.len().min(cells + room);
+            let (result, read, written, ended) = self.parser.read_record(
+                &self.current,
+                &mut self.cells[cell_bytes..cells_end],
+                &mut self.ends[cells..ends_end],
+            );
+            bytes::Buf::advance(&mut self.current, read);
+            cell_bytes += written;
+            cells += ended;
+            // Mid-record, each cell ended so far was followed by a comma;
+            // a whole record has one comma fewer than cells.
+            let held = cell_bytes + cells - usize::from(result == ReadRecordResult::Record);
+            if held > self.max_record_bytes {
+                return Err(JobError::permanent(
+                    CSV_RECORD_TOO_LONG,
+                    format!(
+                        "the CSV record starting at line {} is longer than {} bytes (MAX_CSV_RECORD_BYTES)",
+                        self.line, self.max_record_bytes
+                    ),
+                ));
+            }
+            match result {
+                ReadRecordResult::Record => {
+                    self.len = cells;
+                    return Ok(true);
+                }
+                ReadRecordResult::End => return Ok(false),
+                ReadRecordResult::InputEmpty => {}
+                // Full below the limit (above it is an error, just above).
+                ReadRecordResult::OutputFull => grow(&mut self.cells, self.max_record_bytes + 1),
+                ReadRecordResult::OutputEndsFull => grow(&mut self.ends, self.max_record_bytes + 1),
             }
         }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        bytes::Buf::advance(&mut self.current, n);
-        Ok(n)
     }
+
+    /// How many cells the current record has.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Cell `i` of the current record (empty past its end).
+    fn cell(&self, i: usize) -> &[u8] {
+        if i >= self.len {
+            return b"";
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.cells[start..self.ends[i]]
+    }
+}
+
+/// Doubles `buffer`, to at most `max` items.
+fn grow<T: Default + Clone>(buffer: &mut Vec<T>, max: usize) {
+    let len = (buffer.len() * 2).clamp(1, max.max(1));
+    buffer.resize(len, T::default());
+}
+
+/// An error reading the input as a job error: worth another attempt (a
+/// broken connection to S3).
+fn read_error(err: std::io::Error) -> JobError {
+    JobError::retryable(codes::STORAGE, format!("reading the input failed: {err}"))
 }
 
 /// A short, quoted excerpt of a cell or column name for an error message.
@@ -452,15 +363,15 @@ fn excerpt(text: &str) -> String {
 fn utf8_cell<'a>(cell: &'a [u8], column: &str, line: u64) -> Result<&'a str, JobError> {
     std::str::from_utf8(cell).map(str::trim).map_err(|_| {
         JobError::permanent(
-            "invalid_csv",
+            INVALID_CSV,
             format!("line {line}, column {}: the cell is not UTF-8", excerpt(column)),
         )
     })
 }
 
-fn column_index(headers: &csv::StringRecord, name: &str) -> Result<usize, JobError> {
+fn column_index(headers: &[String], name: &str) -> Result<usize, JobError> {
     headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
-        let mut listed: Vec<String> = headers.iter().take(MAX_LISTED_COLUMNS).map(excerpt).collect();
+        let mut listed: Vec<String> = headers.iter().take(MAX_LISTED_COLUMNS).map(|h| excerpt(h)).collect();
         if headers.len() > MAX_LISTED_COLUMNS {
             listed.push(format!("and {} more", headers.len() - MAX_LISTED_COLUMNS));
         }
@@ -475,43 +386,43 @@ fn column_index(headers: &csv::StringRecord, name: &str) -> Result<usize, JobErr
     })
 }
 
+/// How often a running report reports progress (written at most every
+/// `PROGRESS_INTERVAL_MS`) and looks at whether the run must stop (a
+/// cancel, a lost lease, the deadline).
+const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 /// Chunks of the input in flight between the reading and the parsing side.
 const CHUNKS_IN_FLIGHT: usize = 4;
-/// Size of one chunk handed to the parser (and of the parser's buffer).
+/// Size of one chunk handed to the parser.
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Streams the CSV and summarises it. Two sides, so the parsing (CPU) never
 /// runs on the async runtime and overlaps with the reading (I/O): this task
-/// reads the input (bounding records, counting bytes, reporting progress)
-/// and hands chunks through a bounded channel to [`aggregate`] on a blocking
-/// thread. Memory stays at a few chunks whatever the input's size. If the
-/// run stops (an error, cancel, a lost lease), the channel closes and the
-/// parser ends after the chunks already sent.
+/// reads the input and hands chunks through a bounded channel to
+/// [`aggregate`] on a blocking thread, which parses them where they lie;
+/// beside the reading, it reports progress ([`report_progress`]). Memory stays at a few chunks and one record
+/// whatever the input's size. If the run stops (an error, cancel, a lost
+/// lease), the channel closes and the parser ends after the chunks already
+/// sent.
 async fn summarise(
     ctx: &JobContext,
-    reader: Pin<Box<dyn AsyncRead + Send>>,
+    mut input: Pin<Box<dyn AsyncRead + Send>>,
     size: Option<u64>,
     group_by: &[String],
     values: &[String],
     limits: ReportLimits,
 ) -> Result<Summary, JobError> {
     use tokio::io::AsyncReadExt;
-    let (chunks, received) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let rows = Arc::new(AtomicU64::new(0));
     let parser = {
         let (group_by, values, rows) = (group_by.to_vec(), values.to_vec(), rows.clone());
         tokio::task::spawn_blocking(move || {
-            let input = ChunkReader {
-                chunks: received,
-                current: Bytes::new(),
-            };
+            let input = std::iter::from_fn(move || received.blocking_recv());
             aggregate(input, &group_by, &values, limits, &rows)
         })
     };
-    let mut input = BoundedRecords::new(reader, limits.max_record_bytes);
-    let mut read: u64 = 0;
-    let mut reported_rows: u64 = 0;
-    let pumped: Result<(), JobError> = async {
+    let read = AtomicU64::new(0);
+    let pump = async {
         let mut ended = false;
         while !ended {
             // Whole chunks (a read gives what one network frame holds), so
@@ -531,7 +442,7 @@ async fn summarise(
                     }
                 }
             }
-            read += chunk.len() as u64;
+            read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if !chunk.is_empty() && chunks.send(Ok(chunk.freeze())).await.is_err() {
                 return Ok(()); // the parser stopped: its answer says why
             }
@@ -540,16 +451,14 @@ async fn summarise(
                 let _ = chunks.send(Err(err)).await;
                 return Ok(());
             }
-            let rows_now = rows.load(Ordering::Relaxed);
-            if rows_now / ROWS_PER_PROGRESS > reported_rows / ROWS_PER_PROGRESS {
-                reported_rows = rows_now;
-                let percent = size.filter(|&s| s > 0).map_or(50, |s| (read * 98 / s).min(98) as u8);
-                ctx.progress(percent, format!("read {rows_now} rows")).await?;
-            }
         }
         Ok(())
-    }
-    .await;
+    };
+    // Progress beside the reading, never holding it up.
+    let pumped: Result<(), JobError> = tokio::select! {
+        pumped = pump => pumped,
+        stop = report_progress(ctx, &rows, &read, size) => Err(stop),
+    };
     drop(chunks);
     // Progress failing (a cancel, the deadline) stops the run first;
     // otherwise the parser's answer, reading errors included, in file order.
@@ -562,23 +471,57 @@ async fn summarise(
     }
 }
 
-/// Summarises the CSV `input` (blocking: runs on its own thread); `rows`
-/// follows the rows read, for progress.
+/// Every [`PROGRESS_TICK`]: progress if the parser has read rows since the
+/// last tick (written at most every `PROGRESS_INTERVAL_MS`), else a look at
+/// whether the run must stop. Answers why the run must stop, when it must.
+async fn report_progress(ctx: &JobContext, rows: &AtomicU64, read: &AtomicU64, size: Option<u64>) -> JobError {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_TICK, PROGRESS_TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported_rows = 0;
+    loop {
+        ticks.tick().await;
+        let rows_now = rows.load(Ordering::Relaxed);
+        let reported = if rows_now == reported_rows {
+            ctx.check()
+        } else {
+            reported_rows = rows_now;
+            let read = read.load(Ordering::Relaxed);
+            let percent = size.filter(|&s| s > 0).map_or(50, |s| (read * 98 / s).min(98) as u8);
+            ctx.progress(percent, format!("read {rows_now} rows")).await
+        };
+        if let Err(stop) = reported {
+            return stop;
+        }
+    }
+}
+
+/// Summarises the CSV arriving in `chunks` (blocking: runs on its own
+/// thread); `rows_read` follows the rows read, for progress.
+///
+/// Only the cells the report uses are looked at. Each is trimmed of
+/// whitespace and must be UTF-8; the common case is checked cheaply and
+/// exactly: a group key whose cells, trimmed of ASCII whitespace, are a
+/// group's already seen is that group (its cells were checked when it was
+/// found, and a cell that equals a Unicode-trimmed one after ASCII trimming
+/// has no other whitespace to trim), and a value that parses as a number
+/// after ASCII trimming is that number. Anything else takes the full path
+/// (Unicode trimming, UTF-8 checked, the error with its place).
 fn aggregate(
-    input: impl std::io::Read,
+    chunks: impl Iterator<Item = std::io::Result<Bytes>>,
     group_by: &[String],
     values: &[String],
     limits: ReportLimits,
     rows_read: &AtomicU64,
 ) -> Result<Summary, JobError> {
-    // Byte records, and only the cells the report uses are trimmed and
-    // checked as UTF-8: `Trim::All` would copy every record, and a string
-    // record validates every cell.
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .buffer_capacity(CHUNK_BYTES)
-        .from_reader(input);
-    let headers = csv.headers().map_err(csv_error)?.clone();
+    let mut csv = CsvRecords::new(chunks, limits.max_record_bytes);
+    let headers: Vec<String> = if csv.next_record()? {
+        (0..csv.len())
+            .map(|i| String::from_utf8(csv.cell(i).to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| JobError::permanent(INVALID_CSV, format!("line {}: the header is not UTF-8", csv.line)))?
+    } else {
+        Vec::new()
+    };
     let group_idx: Vec<usize> = group_by
         .iter()
         .map(|c| column_index(&headers, c))
@@ -594,66 +537,96 @@ fn aggregate(
     let mut found: Vec<(Vec<String>, u64, Vec<ColumnStats>)> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut key: Vec<u8> = Vec::new();
-    let mut record = csv::ByteRecord::new();
     let mut rows: u64 = 0;
-    while csv.read_byte_record(&mut record).map_err(csv_error)? {
+    while csv.next_record()? {
         rows += 1;
-        let line = || record.position().map(|p| p.line()).unwrap_or(rows + 1);
-        key.clear();
-        for (&i, name) in group_idx.iter().zip(group_by) {
-            let cell = utf8_cell(record.get(i).unwrap_or(b""), name, line())?;
-            key.extend_from_slice(&(cell.len() as u64).to_le_bytes());
-            key.extend_from_slice(cell.as_bytes());
+        let line = csv.line;
+        if csv.len() != headers.len() {
+            return Err(JobError::permanent(
+                INVALID_CSV,
+                format!(
+                    "line {line}: the record has {} fields, the header {}",
+                    csv.len(),
+                    headers.len()
+                ),
+            ));
         }
-        let group = match index.get(key.as_slice()) {
-            Some(&group) => group,
-            None if found.len() >= limits.max_groups => {
-                return Err(JobError::permanent(
-                    TOO_MANY_GROUPS,
-                    format!(
-                        "line {}: the report has more than {} groups (MAX_REPORT_GROUPS)",
-                        line(),
-                        limits.max_groups
-                    ),
-                ));
+        let seen = match group_idx.as_slice() {
+            [only] => index.get(csv.cell(*only).trim_ascii()),
+            _ => {
+                encode_key(&mut key, group_idx.iter().map(|&i| csv.cell(i).trim_ascii()));
+                index.get(key.as_slice())
             }
+        };
+        let group = match seen {
+            Some(&group) => group,
             None => {
                 let cells = group_idx
                     .iter()
                     .zip(group_by)
-                    .map(|(&i, name)| utf8_cell(record.get(i).unwrap_or(b""), name, line()).map(str::to_owned))
-                    .collect::<Result<Vec<String>, JobError>>()?;
-                found.push((cells, 0, vec![ColumnStats::default(); value_idx.len()]));
-                index.insert(key.clone(), found.len() - 1);
-                found.len() - 1
+                    .map(|(&i, name)| utf8_cell(csv.cell(i), name, line))
+                    .collect::<Result<Vec<&str>, JobError>>()?;
+                encode_key(&mut key, cells.iter().map(|c| c.as_bytes()));
+                match index.get(key.as_slice()) {
+                    Some(&group) => group,
+                    None if found.len() >= limits.max_groups => {
+                        return Err(JobError::permanent(
+                            TOO_MANY_GROUPS,
+                            format!(
+                                "line {line}: the report has more than {} groups (MAX_REPORT_GROUPS)",
+                                limits.max_groups
+                            ),
+                        ));
+                    }
+                    None => {
+                        found.push((
+                            cells.into_iter().map(str::to_owned).collect(),
+                            0,
+                            vec![ColumnStats::default(); value_idx.len()],
+                        ));
+                        index.insert(key.clone(), found.len() - 1);
+                        found.len() - 1
+                    }
+                }
             }
         };
         let entry = &mut found[group];
         entry.1 += 1;
         for (stats, (&i, name)) in entry.2.iter_mut().zip(value_idx.iter().zip(values)) {
-            let cell = utf8_cell(record.get(i).unwrap_or(b""), name, line())?;
-            if cell.is_empty() {
+            let cell = csv.cell(i);
+            let trimmed = cell.trim_ascii();
+            if trimmed.is_empty() {
                 continue;
             }
-            let value: f64 = cell.parse().map_err(|_| {
-                JobError::permanent(
-                    "invalid_number",
-                    format!(
-                        "line {}, column {}: {} is not a number",
-                        line(),
-                        excerpt(name),
-                        excerpt(cell)
-                    ),
-                )
-            })?;
+            let value = match std::str::from_utf8(trimmed)
+                .ok()
+                .and_then(|text| text.parse::<f64>().ok())
+            {
+                Some(value) => value,
+                None => {
+                    let text = utf8_cell(cell, name, line)?;
+                    if text.is_empty() {
+                        continue;
+                    }
+                    text.parse().map_err(|_| {
+                        JobError::permanent(
+                            "invalid_number",
+                            format!(
+                                "line {line}, column {}: {} is not a number",
+                                excerpt(name),
+                                excerpt(text)
+                            ),
+                        )
+                    })?
+                }
+            };
             if !value.is_finite() {
                 return Err(JobError::permanent(
                     "invalid_number",
                     format!(
-                        "line {}, column {}: {} is not a finite number",
-                        line(),
+                        "line {line}, column {}: {} is not a finite number",
                         excerpt(name),
-                        excerpt(cell)
+                        excerpt(utf8_cell(cell, name, line)?)
                     ),
                 ));
             }
@@ -683,6 +656,21 @@ fn aggregate(
         rows,
         groups,
     })
+}
+
+/// Encodes a group's key cells into `key`: each cell's length, then its
+/// bytes, so keys split differently never collide; a key of one cell is
+/// its bytes alone (nothing to split), so it is found by the cell itself.
+fn encode_key<'a>(key: &mut Vec<u8>, cells: impl ExactSizeIterator<Item = &'a [u8]>) {
+    key.clear();
+    if cells.len() == 1 {
+        cells.for_each(|cell| key.extend_from_slice(cell));
+        return;
+    }
+    for cell in cells {
+        key.extend_from_slice(&(cell.len() as u64).to_le_bytes());
+        key.extend_from_slice(cell);
+    }
 }
 
 fn summary_csv(summary: &Summary) -> Result<Vec<u8>, JobError> {
@@ -722,7 +710,7 @@ mod tests {
     use bytes::Bytes;
     use serde_json::{json, Value};
 
-    use super::{BoundedRecords, ReportJob, ReportLimits, ROWS_PER_PROGRESS};
+    use super::{CsvRecords, ReportJob, ReportLimits, ROWS_PER_PROGRESS};
     use crate::job_types::testing::{harness, input_key};
     use crate::job_types::JobHandler;
     use crate::ports::ObjectStore;
@@ -941,11 +929,25 @@ mod tests {
         assert_eq!(summary["rows"], 5);
     }
 
+    /// The chunks of `text`, cut at random lengths from 1 to 64 bytes.
+    fn random_chunks(text: &[u8], next: &mut impl FnMut() -> u64) -> Vec<std::io::Result<Bytes>> {
+        let mut chunks = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let take = (1 + (next() % 64) as usize).min(rest.len());
+            let (chunk, tail) = rest.split_at(take);
+            chunks.push(Ok(Bytes::copy_from_slice(chunk)));
+            rest = tail;
+        }
+        chunks
+    }
+
     #[test]
-    fn following_in_bulk_agrees_with_following_byte_by_byte() {
+    fn the_reader_reads_what_the_csv_crate_reads_and_bounds_records() {
         // Random text over the bytes that matter, fed in random chunks: the
-        // bulk scan must end in the same state, or fail at the same record,
-        // as one `step` per byte.
+        // records must be the `csv` crate's (cells and starting lines), up to
+        // the first whose cells and commas are longer than the cap, which
+        // must fail with its line.
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
             state ^= state << 13;
@@ -954,43 +956,151 @@ mod tests {
             state
         };
         let alphabet = b"ab,\"\n\r ";
-        for case in 0..2_000 {
+        let mut failures = 0;
+        for case in 0..3_000 {
             let len = (next() % 300) as usize;
             let text: Vec<u8> = (0..len)
                 .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                 .collect();
             let cap = 1 + (next() % 40) as usize;
-            let mut reference = BoundedRecords::new((), cap);
-            let expected = text.iter().try_for_each(|&b| reference.step(b));
-            let mut bulk = BoundedRecords::new((), cap);
-            let mut outcome = Ok(());
-            let mut rest = text.as_slice();
-            while !rest.is_empty() && outcome.is_ok() {
-                let take = 1 + (next() % 64) as usize;
-                let (chunk, tail) = rest.split_at(take.min(rest.len()));
-                outcome = bulk.follow(chunk);
-                rest = tail;
+            let mut reference = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(text.as_slice());
+            let mut expected = Vec::new();
+            let mut record = csv::ByteRecord::new();
+            while reference.read_byte_record(&mut record).unwrap() {
+                let cells: Vec<Vec<u8>> = record.iter().map(<[u8]>::to_vec).collect();
+                let held = cells.iter().map(Vec::len).sum::<usize>() + cells.len() - 1;
+                expected.push((record.position().unwrap().line(), cells, held));
             }
-            assert_eq!(
-                outcome.map_err(|(_, too_long)| too_long),
-                expected,
-                "case {case}: {:?}",
-                String::from_utf8_lossy(&text)
-            );
-            if expected.is_ok() {
-                assert_eq!(
-                    (bulk.scan, bulk.record_bytes, bulk.line, bulk.record_line),
-                    (
-                        reference.scan,
-                        reference.record_bytes,
-                        reference.line,
-                        reference.record_line
-                    ),
-                    "case {case}: {:?}",
-                    String::from_utf8_lossy(&text)
-                );
+            let mut reader = CsvRecords::new(random_chunks(&text, &mut next).into_iter(), cap);
+            for (line, cells, held) in &expected {
+                let what = format!("case {case}, line {line}: {:?}", String::from_utf8_lossy(&text));
+                match reader.next_record() {
+                    Ok(true) => {
+                        assert!(*held <= cap, "{what}: {held} bytes passed a cap of {cap}");
+                        assert_eq!(reader.line, *line, "{what}");
+                        let read: Vec<Vec<u8>> = (0..reader.len()).map(|i| reader.cell(i).to_vec()).collect();
+                        assert_eq!(&read, cells, "{what}");
+                    }
+                    Ok(false) => panic!("{what}: ended early"),
+                    Err(err) => {
+                        assert!(
+                            *held > cap,
+                            "{what}: {held} bytes failed a cap of {cap}: {}",
+                            err.message
+                        );
+                        assert_eq!(err.code, "csv_record_too_long", "{what}");
+                        assert!(
+                            err.message.contains(&format!("line {line} ")),
+                            "{what}: {}",
+                            err.message
+                        );
+                        failures += 1;
+                        break;
+                    }
+                }
+            }
+            if expected.iter().all(|(_, _, held)| *held <= cap) {
+                assert!(!reader.next_record().unwrap(), "case {case}: a record too many");
             }
         }
+        assert!(failures > 100, "the cases must exercise the cap: {failures} failed");
+    }
+
+    #[test]
+    fn the_record_bound_stops_reading_at_the_cap() {
+        // An endless record in 64 KiB chunks: the reader fails having taken
+        // only the chunks that hold the cap's bytes, and holds no more.
+        let pulled = std::cell::Cell::new(0);
+        let endless = std::iter::from_fn(|| {
+            pulled.set(pulled.get() + 1);
+            Some(Ok(Bytes::from(vec![b'x'; 64 * 1024])))
+        });
+        let cap = 200_000;
+        let mut reader = CsvRecords::new(endless, cap);
+        let err = reader.next_record().unwrap_err();
+        assert_eq!(err.code, "csv_record_too_long");
+        assert!(err.message.contains("line 1"), "{}", err.message);
+        assert!(pulled.get() <= cap / (64 * 1024) + 1, "{} chunks pulled", pulled.get());
+        assert!(reader.cells.len() <= cap + 1, "{} bytes held", reader.cells.len());
+
+        // A reading error is retryable, after the records before it.
+        let chunks = vec![
+            Ok(Bytes::from_static(b"g,v\na,1\n")),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        let mut reader = CsvRecords::new(chunks.into_iter(), cap);
+        assert!(reader.next_record().unwrap());
+        assert!(reader.next_record().unwrap());
+        assert_eq!(reader.cell(0), b"a");
+        let err = reader.next_record().unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), (codes::STORAGE, true));
+    }
+
+    #[tokio::test]
+    async fn records_must_have_the_header_s_fields_and_the_header_must_be_utf8() {
+        let input = json!({"source": {"csv": "g,v\nx,1\nx,2,3\n"}, "group_by": ["g"], "values": ["v"]});
+        let h = harness(input.clone(), None).await;
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), ("invalid_csv", false));
+        assert!(
+            err.message.contains("line 3") && err.message.contains("3 fields"),
+            "{}",
+            err.message
+        );
+
+        let key = input_key("latin1.csv");
+        h.objects
+            .put(&key, Bytes::from(b"g,caf\xe9\nx,1\n".to_vec()), "text/csv")
+            .await
+            .unwrap();
+        let input = json!({"source": {"key": key}, "group_by": ["g"], "values": ["g"]});
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!(err.code, "invalid_csv");
+        assert!(err.message.contains("line 1"), "{}", err.message);
+
+        // A byte order mark is not part of the first column's name.
+        let input = json!({"source": {"csv": "\u{feff}g,v\nx,1\n"}, "group_by": ["g"], "values": ["v"]});
+        report().run(&h.ctx, &input).await.unwrap();
+        assert_eq!(summary_of(&h)["rows"], 1);
+    }
+
+    #[tokio::test]
+    async fn whitespace_other_than_ascii_is_trimmed_and_checked_on_every_row() {
+        // A group first seen plain, then with a no-break space or a vertical
+        // tab around it, is the same group; a value padded with them is
+        // still a number, and a blank of them is blank. A cell that is not
+        // UTF-8 fails even when its group is already known.
+        let csv = "g,v\nx,1\nx\u{a0},2\n\u{b}x,\u{a0}3\u{a0}\nx,\u{a0}\n";
+        let input = json!({"source": {"csv": csv}, "group_by": ["g"], "values": ["v"]});
+        let h = harness(input.clone(), None).await;
+        report().run(&h.ctx, &input).await.unwrap();
+        let summary = summary_of(&h);
+        assert_eq!(summary["groups"].as_array().unwrap().len(), 1, "{summary}");
+        assert_eq!(summary["groups"][0]["rows"], 4);
+        assert_eq!(summary["groups"][0]["stats"]["v"]["sum"], 6.0);
+        assert_eq!(summary["groups"][0]["stats"]["v"]["count"], 3);
+
+        let key = input_key("bad-value.csv");
+        h.objects
+            .put(&key, Bytes::from(b"g,v\nx,1\nx,1\xff\n".to_vec()), "text/csv")
+            .await
+            .unwrap();
+        let input = json!({"source": {"key": key}, "group_by": ["g"], "values": ["v"]});
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!(err.code, "invalid_csv");
+        assert!(err.message.contains("line 3"), "{}", err.message);
+
+        let input = json!({"source": {"csv": "g,v\nx,inf\n"}, "group_by": ["g"], "values": ["v"]});
+        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!(err.code, "invalid_number");
+        assert!(
+            err.message.contains("\"inf\" is not a finite number"),
+            "{}",
+            err.message
+        );
     }
 
     #[tokio::test]
@@ -1010,16 +1120,59 @@ mod tests {
         assert!(err.message.contains("line 3"), "{}", err.message);
     }
 
+    /// An endless CSV: a header, then `a,1` rows for ever.
+    struct EndlessCsv {
+        header_sent: bool,
+    }
+
+    impl tokio::io::AsyncRead for EndlessCsv {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if !self.header_sent {
+                buf.put_slice(b"g,v\n");
+                self.header_sent = true;
+            }
+            while buf.remaining() >= 4 {
+                buf.put_slice(b"a,1\n");
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
     #[tokio::test]
-    async fn the_record_bound_stops_reading_at_the_cap() {
-        use tokio::io::AsyncReadExt;
-        let endless = std::io::Cursor::new(vec![b'x'; 10 << 20]);
-        let mut bounded = BoundedRecords::new(endless, 4096);
-        let mut read = Vec::new();
-        let err = bounded.read_to_end(&mut read).await.unwrap_err();
-        assert!(err.to_string().contains("line 1"), "{err}");
-        assert!(read.len() <= 4096, "{} bytes passed the bound", read.len());
-        assert!(bounded.read_to_end(&mut read).await.is_err(), "the failure sticks");
+    async fn a_running_report_reports_progress_and_stops_when_cancelled() {
+        use std::time::Duration;
+        let h = harness(json!({}), None).await;
+        let (group_by, values) = (["g".to_owned()], ["v".to_owned()]);
+        let limits = ReportLimits::from_config(&crate::testing::config(&[]));
+        let endless = Box::pin(EndlessCsv { header_sent: false });
+        let summarising = super::summarise(&h.ctx, endless, None, &group_by, &values, limits);
+        tokio::pin!(summarising);
+        let watched = tokio::time::timeout(Duration::from_secs(60), async {
+            // Progress appears while the parser reads (no size: 50%).
+            loop {
+                tokio::select! {
+                    _ = &mut summarising => panic!("an endless input cannot end"),
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                let job = crate::ports::JobStore::get(h.store.as_ref(), h.ctx.job_id())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if job.progress_message.as_deref().is_some_and(|m| m.starts_with("read ")) {
+                    assert_eq!(job.progress, 50);
+                    break;
+                }
+            }
+            h.signal.cancel();
+            (&mut summarising).await
+        })
+        .await
+        .expect("progress is reported and a cancelled report stops");
+        assert_eq!(watched.unwrap_err().code, codes::CANCELLED);
     }
 
     #[tokio::test]

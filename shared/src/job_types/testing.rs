@@ -17,6 +17,8 @@ pub struct Harness {
     pub store: Arc<MemoryJobStore>,
     pub objects: Arc<MemoryObjectStore>,
     pub ctx: JobContext,
+    /// The run's stop signal, as the worker's heartbeat would raise it.
+    pub signal: Arc<StopSignal>,
 }
 
 /// A job with `input` (resuming from `checkpoint`, if any), claimed by a
@@ -32,6 +34,7 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
     let ClaimOutcome::Claimed(claimed) = store.claim(&job.id, &lease, now_ms()).await.unwrap() else {
         panic!("fresh job must be claimable")
     };
+    let signal = Arc::new(StopSignal::default());
     let ctx = JobContext::new(
         JobRun {
             saved_checkpoint: Default::default(),
@@ -49,9 +52,14 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
             objects: objects.clone(),
             progress_interval: Duration::ZERO,
         },
-        Arc::new(StopSignal::default()),
+        signal.clone(),
     );
-    Harness { store, objects, ctx }
+    Harness {
+        store,
+        objects,
+        ctx,
+        signal,
+    }
 }
 
 /// The owner of the harness's job.
