@@ -399,10 +399,10 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// runs on the async runtime and overlaps with the reading (I/O): this task
 /// reads the input and hands chunks through a bounded channel to
 /// [`aggregate`] on a blocking thread, which parses them where they lie;
-/// beside the reading, it reports progress ([`report_progress`]). Memory stays at a few chunks and one record
-/// whatever the input's size. If the run stops (an error, cancel, a lost
-/// lease), the channel closes and the parser ends after the chunks already
-/// sent.
+/// beside the reading, it reports progress ([`report_progress`]). Memory
+/// stays at a few chunks and one record whatever the input's size. If the
+/// run stops (an error, cancel, a lost lease), the channel closes and the
+/// parser ends after the chunks already sent.
 async fn summarise(
     ctx: &JobContext,
     mut input: Pin<Box<dyn AsyncRead + Send>>,
@@ -1039,6 +1039,22 @@ mod tests {
         assert_eq!((err.code.as_str(), err.retryable), (codes::STORAGE, true));
     }
 
+    /// The error of a report grouping by `g` and summing `value` over an
+    /// object holding `csv` (bytes, so not necessarily UTF-8).
+    async fn failure_on_object(
+        h: &crate::job_types::testing::Harness,
+        csv: &[u8],
+        value: &str,
+    ) -> crate::record::JobError {
+        let key = input_key("failing.csv");
+        h.objects
+            .put(&key, Bytes::from(csv.to_vec()), "text/csv")
+            .await
+            .unwrap();
+        let input = json!({"source": {"key": key}, "group_by": ["g"], "values": [value]});
+        report().run(&h.ctx, &input).await.unwrap_err()
+    }
+
     #[tokio::test]
     async fn records_must_have_the_header_s_fields_and_the_header_must_be_utf8() {
         let input = json!({"source": {"csv": "g,v\nx,1\nx,2,3\n"}, "group_by": ["g"], "values": ["v"]});
@@ -1051,13 +1067,7 @@ mod tests {
             err.message
         );
 
-        let key = input_key("latin1.csv");
-        h.objects
-            .put(&key, Bytes::from(b"g,caf\xe9\nx,1\n".to_vec()), "text/csv")
-            .await
-            .unwrap();
-        let input = json!({"source": {"key": key}, "group_by": ["g"], "values": ["g"]});
-        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        let err = failure_on_object(&h, b"g,caf\xe9\nx,1\n", "g").await;
         assert_eq!(err.code, "invalid_csv");
         assert!(err.message.contains("line 1"), "{}", err.message);
 
@@ -1083,13 +1093,7 @@ mod tests {
         assert_eq!(summary["groups"][0]["stats"]["v"]["sum"], 6.0);
         assert_eq!(summary["groups"][0]["stats"]["v"]["count"], 3);
 
-        let key = input_key("bad-value.csv");
-        h.objects
-            .put(&key, Bytes::from(b"g,v\nx,1\nx,1\xff\n".to_vec()), "text/csv")
-            .await
-            .unwrap();
-        let input = json!({"source": {"key": key}, "group_by": ["g"], "values": ["v"]});
-        let err = report().run(&h.ctx, &input).await.unwrap_err();
+        let err = failure_on_object(&h, b"g,v\nx,1\nx,1\xff\n", "v").await;
         assert_eq!(err.code, "invalid_csv");
         assert!(err.message.contains("line 3"), "{}", err.message);
 
