@@ -203,7 +203,8 @@ pub trait JobStore: Send + Sync {
 
     /// Takes job `id` out of `owner`'s active set; idempotent. A store with
     /// owner quotas on does this itself whenever a job ends (finish, cancel,
-    /// dead-letter).
+    /// dead-letter), and a chain step that succeeds first adds its next
+    /// step to the set, in the write that creates it.
     async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), StoreError>;
 
     /// `owner`'s active set: the jobs holding a slot of its quota.

@@ -15,7 +15,7 @@ use longrun::chain::{next_step, ChainLink, ChainStep};
 use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun::ports::{
     CancelOutcome, ClaimOutcome, CreateOutcome, JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, QueueError,
-    StoreError, StreamTicket, Transition,
+    SlotOutcome, StoreError, StreamTicket, Transition,
 };
 use longrun::record::{Callback, Finish, JobError, Lease, ProgressUpdate};
 use longrun::time::now_ms;
@@ -1042,6 +1042,54 @@ mod cases {
         assert_eq!((taken.status, taken.attempts), (JobStatus::Running, 1), "due at once");
     }
 
+    /// For a store with owner quotas on: a chain holds one slot of its
+    /// owner's quota from step to step. A step that succeeds puts its next
+    /// step in the active set in the write that creates it (even with the
+    /// owner at its limit: no new admission) and gives back its own; the
+    /// last step's end leaves nothing held.
+    pub async fn a_chain_holds_one_quota_slot_from_step_to_step(store: &dyn JobStore) {
+        let now = now_ms();
+        let mut job = new_job(now);
+        job.owner = format!("chain-quota-{}", uuid::Uuid::new_v4());
+        let step = ChainStep {
+            job_type: "report".into(),
+            input: json!({"source": {"from_previous": "summary.csv"}, "group_by": ["region"], "values": ["amount_sum"]}),
+        };
+        job.chain = Some(ChainLink::first(&job.id, vec![step]));
+        assert_eq!(
+            store.reserve_slot(&job.owner, &job.id, 1).await.unwrap(),
+            SlotOutcome::Reserved { newly: true }
+        );
+        store.create(&job, now).await.unwrap();
+        let lease = Lease::new(now + 60_000);
+        let running = claimed(store.claim(&job.id, &lease, now).await.unwrap());
+        let next =
+            next_step(&running, &chain_results(&job.id), "fast", now + 500, 3600, 60_000).expect("a step is left");
+        store
+            .finish(
+                &running.id,
+                &lease.owner,
+                &succeeded_with(&running.id, &next),
+                now + 500,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.active_slots(&job.owner).await.unwrap(),
+            vec![next.id.clone()],
+            "the slot passed to the next step"
+        );
+
+        let lease = Lease::new(now + 60_000);
+        claimed(store.claim(&next.id, &lease, now + 600).await.unwrap());
+        let last = Finish::Succeeded {
+            results: chain_results(&next.id),
+            next: None,
+        };
+        store.finish(&next.id, &lease.owner, &last, now + 700).await.unwrap();
+        assert!(store.active_slots(&job.owner).await.unwrap().is_empty());
+    }
+
     pub async fn a_step_asked_to_cancel_succeeds_without_its_next_step(store: &dyn JobStore) {
         let now = now_ms();
         let lease = Lease::new(now + 60_000);
@@ -1180,6 +1228,23 @@ macro_rules! contract {
     };
 }
 
+/// The cases that need a store with owner quotas on, on both adapters.
+mod with_owner_quotas {
+    #[tokio::test]
+    async fn a_chain_holds_one_quota_slot_from_step_to_step_in_memory() {
+        let store = super::MemoryJobStore::with_retention(super::RETENTION_SECONDS).with_owner_quotas();
+        super::cases::a_chain_holds_one_quota_slot_from_step_to_step(&store).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs the emulator: make test"]
+    async fn a_chain_holds_one_quota_slot_from_step_to_step_on_emulator() {
+        let _one_at_a_time = super::aws_adapters::EMULATOR_STORE.lock().await;
+        let store = super::aws_adapters::job_store_with_quotas(true).await;
+        super::cases::a_chain_holds_one_quota_slot_from_step_to_step(&*store).await;
+    }
+}
+
 /// The AWS adapters, on the resources `make test` names.
 mod aws_adapters {
     use super::*;
@@ -1196,12 +1261,16 @@ mod aws_adapters {
     }
 
     pub async fn job_store() -> Arc<DynamoJobStore> {
+        job_store_with_quotas(false).await
+    }
+
+    /// The job store, releasing (and handing on) quota slots when `quotas`.
+    pub async fn job_store_with_quotas(quotas: bool) -> Arc<DynamoJobStore> {
         let clients = AwsClients::load().await;
-        Arc::new(DynamoJobStore::new(
-            clients.dynamodb,
-            &env("LONGRUN_JOBS_TABLE"),
-            RETENTION_SECONDS,
-        ))
+        Arc::new(
+            DynamoJobStore::new(clients.dynamodb, &env("LONGRUN_JOBS_TABLE"), RETENTION_SECONDS)
+                .with_owner_quotas(quotas),
+        )
     }
 
     pub async fn object_store() -> Arc<S3ObjectStore> {

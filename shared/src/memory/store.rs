@@ -230,6 +230,12 @@ impl JobStore for MemoryJobStore {
             let live = jobs.get(&next.id).is_some_and(|j| j.expires_at >= now_ms / 1000);
             if !ended.cancel_requested && !live {
                 jobs.insert(next.id.clone(), (**next).clone());
+                // The chain keeps its slot: the next step takes one as it is
+                // made (over the limit, if need be: no new admission).
+                if self.owner_quotas {
+                    let mut slots = self.slots.lock().unwrap();
+                    slots.entry(next.owner.clone()).or_default().insert(next.id.clone());
+                }
             }
         }
         drop(jobs);

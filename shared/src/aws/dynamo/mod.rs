@@ -219,7 +219,7 @@ impl DynamoJobStore {
             .expression_attribute_values(":now_s", n(now_ms / 1000))
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let result = self
+        let mut transaction = self
             .client
             .transact_write_items()
             .transact_items(
@@ -231,9 +231,26 @@ impl DynamoJobStore {
                 aws_sdk_dynamodb::types::TransactWriteItem::builder()
                     .put(create)
                     .build(),
-            )
-            .send()
-            .await;
+            );
+        if self.owner_quotas {
+            // The chain keeps its quota slot: the next step takes one in the
+            // same write (over the limit, if need be: it is no new
+            // admission), before this step's own is released as it ends.
+            let take_slot = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .key("pk", quota_key(&next.owner))
+                .update_expression("ADD #active :ids")
+                .expression_attribute_names("#active", "active")
+                .expression_attribute_values(":ids", AttributeValue::Ss(vec![next.id.to_string()]))
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            transaction = transaction.transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .update(take_slot)
+                    .build(),
+            );
+        }
+        let result = transaction.send().await;
         match result {
             // A transaction answers no attributes: read what was written.
             Ok(_) => self.get(id).await?.map(Some).ok_or(StoreError::NotFound),
