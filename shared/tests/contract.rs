@@ -975,12 +975,23 @@ mod cases {
     /// A chain's first job, running under `lease`, whose one further step
     /// reads its `summary.csv`; and the step its success creates.
     async fn running_chain_step(store: &dyn JobStore, lease: &Lease, now: i64) -> (JobRecord, JobRecord) {
+        start_chain(store, chain_first_job(now), lease, now).await
+    }
+
+    /// A job with one step to come, not yet created.
+    fn chain_first_job(now: i64) -> JobRecord {
         let mut job = new_job(now);
         let step = ChainStep {
             job_type: "report".into(),
             input: json!({"source": {"from_previous": "summary.csv"}, "group_by": ["region"], "values": ["amount_sum"]}),
         };
         job.chain = Some(ChainLink::first(&job.id, vec![step]));
+        job
+    }
+
+    /// Creates and claims the chain's first `job` under `lease`: the running
+    /// step, and the next step its success would create.
+    async fn start_chain(store: &dyn JobStore, job: JobRecord, lease: &Lease, now: i64) -> (JobRecord, JobRecord) {
         store.create(&job, now).await.unwrap();
         let running = claimed(store.claim(&job.id, lease, now).await.unwrap());
         let next =
@@ -1049,31 +1060,16 @@ mod cases {
     /// last step's end leaves nothing held.
     pub async fn a_chain_holds_one_quota_slot_from_step_to_step(store: &dyn JobStore) {
         let now = now_ms();
-        let mut job = new_job(now);
+        let mut job = chain_first_job(now);
         job.owner = format!("chain-quota-{}", uuid::Uuid::new_v4());
-        let step = ChainStep {
-            job_type: "report".into(),
-            input: json!({"source": {"from_previous": "summary.csv"}, "group_by": ["region"], "values": ["amount_sum"]}),
-        };
-        job.chain = Some(ChainLink::first(&job.id, vec![step]));
         assert_eq!(
             store.reserve_slot(&job.owner, &job.id, 1).await.unwrap(),
             SlotOutcome::Reserved { newly: true }
         );
-        store.create(&job, now).await.unwrap();
         let lease = Lease::new(now + 60_000);
-        let running = claimed(store.claim(&job.id, &lease, now).await.unwrap());
-        let next =
-            next_step(&running, &chain_results(&job.id), "fast", now + 500, 3600, 60_000).expect("a step is left");
-        store
-            .finish(
-                &running.id,
-                &lease.owner,
-                &succeeded_with(&running.id, &next),
-                now + 500,
-            )
-            .await
-            .unwrap();
+        let (running, next) = start_chain(store, job.clone(), &lease, now).await;
+        let done = succeeded_with(&running.id, &next);
+        store.finish(&running.id, &lease.owner, &done, now + 500).await.unwrap();
         assert_eq!(
             store.active_slots(&job.owner).await.unwrap(),
             vec![next.id.clone()],
