@@ -11,7 +11,8 @@
 //! values is a bug and panics rather than letting one overwrite the other.
 //!
 //! It covers what the job store writes (`SET`, `if_not_exists`, counters,
-//! `REMOVE`, one condition), not DynamoDB's whole expression language.
+//! `ADD` to a set, `REMOVE`, one condition), not DynamoDB's whole
+//! expression language.
 
 use std::collections::HashMap;
 
@@ -22,6 +23,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 #[derive(Clone, Debug, Default)]
 pub(super) struct Update {
     set: Vec<String>,
+    add: Vec<String>,
     remove: Vec<String>,
     condition: Option<String>,
     values: HashMap<String, AttributeValue>,
@@ -52,6 +54,13 @@ impl Update {
             .push(format!("#{name} = if_not_exists(#{name}, :zero) + :{name}"));
         self.value(":zero", AttributeValue::N("0".into()))
             .value(&format!(":{name}"), AttributeValue::N(by.to_string()))
+    }
+
+    /// `ADD #name :name`: `value`'s members added to the set `name` (made
+    /// when absent).
+    pub fn add_to_set(mut self, name: &str, value: AttributeValue) -> Self {
+        self.add.push(format!("#{name} :{name}"));
+        self.value(&format!(":{name}"), value)
     }
 
     /// `REMOVE #name`.
@@ -111,11 +120,14 @@ impl Update {
             .map_err(|e| e.to_string())
     }
 
-    /// `SET a, b REMOVE c, d`, leaving out an empty clause.
+    /// `SET a, b ADD c REMOVE d, e`, leaving out an empty clause.
     fn update_expression(&self) -> String {
         let mut clauses = Vec::new();
         if !self.set.is_empty() {
             clauses.push(format!("SET {}", self.set.join(", ")));
+        }
+        if !self.add.is_empty() {
+            clauses.push(format!("ADD {}", self.add.join(", ")));
         }
         if !self.remove.is_empty() {
             clauses.push(format!("REMOVE {}", self.remove.join(", ")));
@@ -194,9 +206,21 @@ mod tests {
     }
 
     #[test]
-    fn an_update_may_only_set_or_only_remove() {
+    fn an_update_may_only_set_only_add_or_only_remove() {
         assert_eq!(Update::new().set("a", n(1)).update_expression(), "SET #a = :a");
         assert_eq!(Update::new().remove("a").update_expression(), "REMOVE #a");
+        let ids = AttributeValue::Ss(vec!["x".into()]);
+        let added = Update::new().add_to_set("active", ids.clone());
+        assert_eq!(added.update_expression(), "ADD #active :active");
+        assert_eq!(added.values, HashMap::from([(":active".to_owned(), ids)]));
+        assert_eq!(
+            Update::new()
+                .set("a", n(1))
+                .add_to_set("b", AttributeValue::Ss(vec!["y".into()]))
+                .remove("c")
+                .update_expression(),
+            "SET #a = :a ADD #b :b REMOVE #c"
+        );
     }
 
     #[test]

@@ -236,14 +236,10 @@ impl DynamoJobStore {
             // The chain keeps its quota slot: the next step takes one in the
             // same write (over the limit, if need be: it is no new
             // admission), before this step's own is released as it ends.
-            let take_slot = aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .key("pk", quota_key(&next.owner))
-                .update_expression("ADD #active :ids")
-                .expression_attribute_names("#active", "active")
-                .expression_attribute_values(":ids", AttributeValue::Ss(vec![next.id.to_string()]))
-                .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let take_slot = Update::new()
+                .add_to_set("active", AttributeValue::Ss(vec![next.id.to_string()]))
+                .into_transact(&self.table, quota_key(&next.owner))
+                .map_err(StoreError::Corrupt)?;
             transaction = transaction.transact_items(
                 aws_sdk_dynamodb::types::TransactWriteItem::builder()
                     .update(take_slot)
