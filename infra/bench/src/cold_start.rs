@@ -150,25 +150,29 @@ impl Stub {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", target.binary.display()));
-        let limit = Duration::from_secs(30);
-        let next_at = tokio::select! {
-            mark = tokio::time::timeout(limit, self.marks.recv()) => match mark {
-                Ok(Some(Mark::Next(at))) => at,
-                Ok(Some(Mark::Failed(body))) => panic!("{}: Init failed: {body}", target.name),
-                other => panic!("{}: no first /next ({other:?})", target.name),
-            },
-            status = child.wait() => panic!("{}: exited during Init ({status:?})", target.name),
+        let next_at = match self.next_mark(&mut child, &target.name, "Init").await {
+            Mark::Next(at) => at,
+            other => panic!("{}: no first /next ({other:?})", target.name),
         };
-        let answered_at = tokio::select! {
-            mark = tokio::time::timeout(limit, self.marks.recv()) => match mark {
-                Ok(Some(Mark::Answered(at))) => at,
-                Ok(Some(Mark::Failed(body))) => panic!("{}: its first invoke failed: {body}", target.name),
-                other => panic!("{}: no answer to its first event ({other:?})", target.name),
-            },
-            status = child.wait() => panic!("{}: exited during its first invoke ({status:?})", target.name),
+        let answered_at = match self.next_mark(&mut child, &target.name, "its first invoke").await {
+            Mark::Answered(at) => at,
+            other => panic!("{}: no answer to its first event ({other:?})", target.name),
         };
         let _ = child.kill().await;
         (next_at - started, answered_at - next_at)
+    }
+
+    /// The next mark of `name`'s process during `phase`, within 30 s; a
+    /// failure it posted, its exit or the time running out panics.
+    async fn next_mark(&mut self, child: &mut tokio::process::Child, name: &str, phase: &str) -> Mark {
+        tokio::select! {
+            mark = tokio::time::timeout(Duration::from_secs(30), self.marks.recv()) => match mark {
+                Ok(Some(Mark::Failed(body))) => panic!("{name}: {phase} failed: {body}"),
+                Ok(Some(mark)) => mark,
+                other => panic!("{name}: no mark during {phase} ({other:?})"),
+            },
+            status = child.wait() => panic!("{name}: exited during {phase} ({status:?})"),
+        }
     }
 }
 

@@ -139,14 +139,8 @@ impl Bench {
 
     fn submit_event(body: &str) -> aws_lambda_events::apigw::ApiGatewayV2httpRequest {
         HttpEvent {
-            route_key: "POST /jobs",
-            method: "POST",
-            path: "/jobs",
-            query: "",
-            headers: vec![("content-type".into(), "application/json".into())],
             body: Some(body.as_bytes()),
-            path_parameters: Vec::new(),
-            owner: Some("bench"),
+            ..api_event("POST /jobs", "POST", "/jobs", None)
         }
         .to_request()
     }
@@ -583,17 +577,14 @@ fn first_event(logical_id: &str, existing_job: &str) -> (serde_json::Value, &'st
     let unknown = JobId::random().to_string();
     match logical_id {
         "SubmitFunction" => (
-            http(HttpEvent {
-                body: Some(br#"{"type":"sleep","input":{"seconds":0}}"#),
-                ..api_event("POST /jobs", "POST", "/jobs".into(), None)
-            }),
+            serde_json::to_value(Bench::submit_event(r#"{"type":"sleep","input":{"seconds":0}}"#)).unwrap(),
             "`POST /jobs`: PutItem + SendMessage",
         ),
         "StatusFunction" => (
             http(api_event(
                 "GET /jobs/{id}",
                 "GET",
-                format!("/jobs/{existing_job}"),
+                &format!("/jobs/{existing_job}"),
                 Some(existing_job),
             )),
             "`GET /jobs/{id}` of a job: GetItem",
@@ -602,7 +593,7 @@ fn first_event(logical_id: &str, existing_job: &str) -> (serde_json::Value, &'st
             http(api_event(
                 "POST /jobs/{id}/cancel",
                 "POST",
-                format!("/jobs/{unknown}/cancel"),
+                &format!("/jobs/{unknown}/cancel"),
                 Some(&unknown),
             )),
             "cancel an unknown job: 404 after its store call",
@@ -616,7 +607,7 @@ fn first_event(logical_id: &str, existing_job: &str) -> (serde_json::Value, &'st
             http(api_event(
                 "GET /jobs/{id}/events",
                 "GET",
-                format!("/jobs/{unknown}/events"),
+                &format!("/jobs/{unknown}/events"),
                 Some(&unknown),
             )),
             "a stream without a ticket: 401, no AWS call",
@@ -625,11 +616,13 @@ fn first_event(logical_id: &str, existing_job: &str) -> (serde_json::Value, &'st
     }
 }
 
-fn api_event<'a>(route_key: &'a str, method: &'a str, path: String, id: Option<&str>) -> HttpEvent<'a> {
+/// An API Gateway request of the caller `bench` on `route_key`, without a
+/// body; `id` is the `{id}` path parameter.
+fn api_event<'a>(route_key: &'a str, method: &'a str, path: &'a str, id: Option<&str>) -> HttpEvent<'a> {
     HttpEvent {
         route_key,
         method,
-        path: Box::leak(path.into_boxed_str()),
+        path,
         query: "",
         headers: vec![("content-type".into(), "application/json".into())],
         body: None,
