@@ -94,18 +94,21 @@ impl AwsClients {
     /// `localhost` need. `FAULT_INJECTION` installs a [`FaultInjector`]; an
     /// invalid value panics at start-up, loudly.
     pub async fn load() -> Self {
-        let shared = http::load_sdk_config().await;
-        let faults = FaultInjector::from_env().unwrap_or_else(|e| panic!("FAULT_INJECTION: {e}"));
-        Self::with_faults(&shared, faults)
+        Self::with_env_faults(&http::load_sdk_config().await)
     }
 
     /// The clients of a function on Lambda: configuration from Lambda's
     /// environment alone ([`http::lambda_sdk_config`]), nothing probed.
     /// `FAULT_INJECTION` as for [`AwsClients::load`].
     pub fn for_lambda() -> Result<Self, http::LambdaSdkConfigError> {
-        let shared = http::lambda_sdk_config()?;
+        Ok(Self::with_env_faults(&http::lambda_sdk_config()?))
+    }
+
+    /// Clients from `shared` with the fault injection `FAULT_INJECTION`
+    /// names (none when unset); an invalid value panics.
+    fn with_env_faults(shared: &aws_config::SdkConfig) -> Self {
         let faults = FaultInjector::from_env().unwrap_or_else(|e| panic!("FAULT_INJECTION: {e}"));
-        Ok(Self::with_faults(&shared, faults))
+        Self::with_faults(shared, faults)
     }
 
     /// Clients from an SDK configuration already loaded, without fault injection.
