@@ -16,4 +16,19 @@ for crate in aws-lc-rs aws-lc-sys hyper-rustls@0.24 rustls@0.21 p256; do
     status=1
   fi
 done
+# The API's clients speak it through longrun-types alone: no AWS SDK, no
+# Lambda runtime, no job type's crates (image, csv) in their normal graph.
+# longrun-types itself is serde only: not even tokio.
+platform='^(aws-|aws_lambda_events|lambda_runtime|longrun |image |csv |csv-core )'
+for client in longrun-types longrun-client longrun-cli; do
+  forbidden=$platform
+  [ "$client" = longrun-types ] && forbidden='^(aws-|aws_lambda_events|lambda_runtime|longrun |image |csv |csv-core |tokio )'
+  heavy=$(cargo tree -p "$client" --edges normal --prefix none --format '{p}' |
+    grep -E "$forbidden" | sort -u || true)
+  if [ -n "$heavy" ]; then
+    echo "check-dependencies: $client depends on platform crates it must not:" >&2
+    echo "$heavy" | head -12 >&2
+    status=1
+  fi
+done
 exit "$status"

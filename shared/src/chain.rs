@@ -23,17 +23,7 @@ pub const MAX_CHAIN_STEPS: usize = 5;
 /// The key of an input placeholder naming a result of the previous step.
 pub const FROM_PREVIOUS: &str = "from_previous";
 
-/// One step of a chain still to run: a job type and its input (which may
-/// hold `{"from_previous": "<result name>"}` placeholders).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChainStep {
-    /// `type`: the step's job type.
-    #[serde(rename = "type")]
-    pub job_type: String,
-    /// The step's input; placeholders are replaced when the step is created.
-    pub input: Value,
-}
+pub use longrun_types::api::ChainStep;
 
 /// Where a job stands in its chain. Only jobs of a chain have one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

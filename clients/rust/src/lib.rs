@@ -1,6 +1,6 @@
 //! `longrun-client`: the longrun job API from Rust.
 //!
-//! The request and view types are the API's own (`longrun::api`), not
+//! The request and view types are the API's own (`longrun-types`), not
 //! copies. Every call answers a typed value or a [`ClientError`] carrying
 //! the API's problem details. `429` and `503` answers are retried after
 //! their `Retry-After` (bounded by [`RetryPolicy`]), and so are connection
@@ -26,12 +26,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use longrun::api::{JobList, JobView, Problem, SubmitRequest, UploadRequest, UploadTicket};
+use longrun_types::api::{JobList, JobView, Problem, SubmitRequest, UploadRequest, UploadTicket};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 
-pub use longrun::api;
+pub use longrun_types::api;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]

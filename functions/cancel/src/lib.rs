@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use longrun::access::owned_job;
-use longrun::api::{JobView, Problem, STORE_RETRY_AFTER_SECONDS};
+use longrun::api::{job_view, JobView, Problem, STORE_RETRY_AFTER_SECONDS};
 use longrun::apigw::{caller, json_response, problem_response};
 use longrun::aws::AwsClients;
 use longrun::chain::{next_job_id, MAX_CHAIN_STEPS};
@@ -88,11 +88,11 @@ async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &s
     match deps.store.request_cancel(&id, now_ms()).await? {
         CancelOutcome::Cancelled(job) => {
             tracing::info!("queued job cancelled");
-            Ok(JobView::new(&job, Vec::new()))
+            Ok(job_view(&job, Vec::new()))
         }
         CancelOutcome::Requested(job) => {
             tracing::info!("cancel requested of a running job");
-            Ok(JobView::new(&job, Vec::new()))
+            Ok(job_view(&job, Vec::new()))
         }
         CancelOutcome::AlreadyFinished(job) => match next_job_id(&job) {
             // It succeeded meanwhile and its next step took over: cancel that.

@@ -32,7 +32,7 @@ use std::time::Duration;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use longrun::api::{presign_results, JobView, Problem};
+use longrun::api::{job_view, presign_results, Problem};
 use longrun::aws::AwsClients;
 use longrun::ports::{JobStore, ObjectStore, StreamTicket};
 use longrun::time::now_ms;
@@ -226,13 +226,13 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
             let results = presign_results(deps.objects.as_ref(), &job, deps.config.result_url_ttl)
                 .await
                 .unwrap_or_default();
-            let view = serde_json::to_string(&JobView::new(&job, results)).unwrap_or_default();
+            let view = serde_json::to_string(&job_view(&job, results)).unwrap_or_default();
             send(frame(END_EVENT_ID, "end", &view)).await;
             tracing::info!(status = %job.status, "stream ended with the job");
             return;
         }
         if shown != Some(job.updated_at) {
-            let view = serde_json::to_string(&JobView::new(&job, Vec::new())).unwrap_or_default();
+            let view = serde_json::to_string(&job_view(&job, Vec::new())).unwrap_or_default();
             if !send(frame(&job.updated_at.to_string(), "job", &view)).await {
                 return;
             }

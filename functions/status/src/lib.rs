@@ -134,7 +134,7 @@ async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: 
         job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     }
     let results = presigned_results(deps, &job).await?;
-    let mut view = JobView::new(&job, results);
+    let mut view = longrun::api::job_view(&job, results);
     if job.status == JobStatus::Queued {
         view.queue_depth = deps.depths.depth(&job.queue).await;
     }
@@ -203,7 +203,11 @@ async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<Jo
     let cursor = query.first("cursor").filter(|c| !c.is_empty());
     let page = deps.store.list_by_owner(&owner, status, limit, cursor).await?;
     Ok(JobList {
-        jobs: page.jobs.iter().map(|job| JobView::new(job, Vec::new())).collect(),
+        jobs: page
+            .jobs
+            .iter()
+            .map(|job| longrun::api::job_view(job, Vec::new()))
+            .collect(),
         next_cursor: page.next_cursor,
     })
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use longrun::access::owns_input;
-use longrun::api::{FieldError, JobView, Problem, SubmitRequest};
+use longrun::api::{job_view, FieldError, Problem, SubmitRequest};
 use longrun::apigw::{body_bytes, caller, header, json_response, problem_response};
 use longrun::aws::AwsClients;
 use longrun::backpressure::{busy_retry_after, DepthGauge};
@@ -112,7 +112,7 @@ pub async fn handle(deps: &SubmitDeps, request: ApiGatewayV2httpRequest) -> ApiG
 fn respond(status: u16, job: &JobRecord) -> ApiGatewayV2httpResponse {
     json_response(
         status,
-        &JobView::new(job, Vec::new()),
+        &job_view(job, Vec::new()),
         &[
             ("location", format!("/jobs/{}", job.id)),
             ("retry-after", POLL_AFTER_SECONDS.to_string()),

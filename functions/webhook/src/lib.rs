@@ -27,7 +27,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use longrun::api::{presign_results, JobView};
+use longrun::api::{job_view, presign_results};
 use longrun::aws::AwsClients;
 use longrun::lambda::{batch_failures, SqsFunction};
 use longrun::ports::{JobMessage, JobQueue, JobStore, ObjectStore, QueueError, StoreError};
@@ -266,7 +266,7 @@ pub async fn payload(deps: &WebhookDeps, job: &JobRecord, now: i64) -> Bytes {
     let body = json!({
         "type": format!("job.{}", job.status.as_str().to_ascii_lowercase()),
         "timestamp": rfc3339(now),
-        "data": JobView::new(job, results),
+        "data": job_view(job, results),
     });
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
