@@ -7,10 +7,8 @@ cd "$ROOT"
 use_emulator_credentials
 mkdir -p .local
 
-# Every function binary and the hello world for the cold starts, the bench itself.
-cargo build --release --bins -p longrun-bench -p longrun-hello -p longrun-submit -p longrun-status \
-  -p longrun-worker -p longrun-cancel -p longrun-dead-letter -p longrun-reconciler -p longrun-webhook \
-  -p longrun-events
+# The one function binary (every function plays it) and the hello world for the cold starts, the bench itself.
+cargo build --release --bins -p longrun-bench -p longrun-hello -p longrun-bootstrap
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   moto_port=$(free_port)
@@ -31,7 +29,7 @@ out=.local/bench.md
   echo
   echo "| binary | size | gzip -9 (≈ zip) |"
   echo "| --- | --- | --- |"
-  for bin in hello submit status worker cancel dead-letter reconciler webhook events; do
+  for bin in hello bootstrap; do
     size=$(stat -c %s "target/release/$bin")
     zipped=$(gzip -9 -c "target/release/$bin" | wc -c)
     echo "| $bin | $(( size / 1024 )) KiB | $(( zipped / 1024 )) KiB |"

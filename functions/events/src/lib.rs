@@ -267,3 +267,29 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
 
 #[cfg(test)]
 mod tests;
+
+/// Serves the events function URL (`RESPONSE_STREAM` mode) until the Lambda
+/// runtime stops it: each request's events streamed as they happen, with
+/// the configuration and clients built once.
+pub async fn run_stream() -> Result<(), lambda_runtime::Error> {
+    use lambda_runtime::{service_fn, LambdaEvent, MetadataPrelude, StreamResponse};
+
+    longrun::telemetry::init();
+    let config = Arc::new(Config::from_env()?);
+    let deps = Arc::new(EventsDeps::from_aws(config, &longrun::aws::AwsClients::for_lambda()?));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        let deps = deps.clone();
+        async move {
+            let stream = open(&deps, &event.payload).await;
+            Ok::<_, lambda_runtime::Error>(StreamResponse {
+                metadata_prelude: MetadataPrelude {
+                    status_code: stream.status,
+                    headers: stream.headers,
+                    ..Default::default()
+                },
+                stream: stream.body,
+            })
+        }
+    }))
+    .await
+}

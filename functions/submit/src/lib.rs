@@ -59,9 +59,16 @@ pub struct SubmitDeps {
 impl SubmitDeps {
     /// The production wiring: DynamoDB, SQS, and S3 for presigning uploads.
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        let registry = Arc::new(Registry::standard(&config));
+        Self::from_aws_with(config, clients, registry)
+    }
+
+    /// The production wiring, running the job types of `registry` (an
+    /// app's own: see `longrun_bootstrap::run`).
+    pub fn from_aws_with(config: Arc<Config>, clients: &AwsClients, registry: Arc<Registry>) -> Self {
         let queue = clients.job_queue(&config);
         SubmitDeps {
-            registry: Arc::new(Registry::standard(&config)),
+            registry,
             store: clients.job_store(&config),
             depths: Arc::new(DepthGauge::new(queue.clone(), config.queue_depth_sample)),
             queue,

@@ -89,8 +89,15 @@ pub struct WorkerDeps {
 impl WorkerDeps {
     /// The production wiring: DynamoDB, SQS and S3.
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
+        let registry = Arc::new(Registry::standard(&config));
+        Self::from_aws_with(config, clients, registry)
+    }
+
+    /// The production wiring, running the job types of `registry` (an
+    /// app's own: see `longrun_bootstrap::run`).
+    pub fn from_aws_with(config: Arc<Config>, clients: &AwsClients, registry: Arc<Registry>) -> Self {
         WorkerDeps {
-            registry: Arc::new(Registry::standard(&config)),
+            registry,
             store: clients.job_store(&config),
             queue: clients.job_queue(&config),
             objects: clients.object_store(&config),

@@ -645,12 +645,12 @@ async fn cold_starts(bench: &Bench, rounds: usize) {
     }];
     let mut seen = std::collections::BTreeSet::new();
     for function in &bench.stack.functions {
-        if !seen.insert(function.spec.binary.clone()) {
-            continue; // the slow worker runs the worker's binary
+        if !seen.insert(function.spec.function.clone()) {
+            continue; // the slow worker plays the worker, as the fast one does
         }
         let (event, first_invoke) = first_event(&function.spec.logical_id, &existing_job);
         targets.push(cold_start::Target {
-            name: format!("{} (`{}`)", function.spec.logical_id, function.spec.binary),
+            name: format!("{} (`{}`)", function.spec.logical_id, function.spec.function),
             binary: dir.join(&function.spec.binary),
             environment: function.environment.clone(),
             event,
@@ -723,6 +723,7 @@ async fn main() {
         .into_iter()
         .collect(),
         workers: true,
+        job_types: std::sync::Arc::new(longrun::job_types::Registry::standard),
         faults: BTreeMap::new(),
         // Nothing is served over HTTP here; the events function's URL only
         // has to resolve.

@@ -3,7 +3,9 @@
 //! template environment (as Lambda would set it), over clients built once.
 //! Each function is reached through the trait of its trigger
 //! ([`HttpFunction`], [`SqsFunction`], [`ScheduledFunction`]), the same
-//! traits the Lambda bootstrap serves; its binary name picks it here, once.
+//! traits the Lambda bootstrap serves; its `LONGRUN_FUNCTION` picks it here,
+//! once, as it picks it in `longrun_bootstrap::run`, and submit and the
+//! workers run the app's job types ([`Options::job_types`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use longrun_worker::WorkerDeps;
 
 use crate::resources::{Deployed, Error};
 use crate::template::{FunctionSpec, Template};
+use crate::{JobTypes, Options};
 
 /// A function's handler, behind the trait of the trigger it serves.
 #[derive(Clone)]
@@ -75,13 +78,15 @@ impl LocalFunction {
     }
 }
 
-/// The handler a function's binary runs, wired to its configuration and clients.
-fn trigger(binary: &str, config: Arc<Config>, clients: &AwsClients) -> Option<Trigger> {
-    Some(match binary {
-        "submit" => Trigger::Http(Arc::new(SubmitDeps::from_aws(config, clients))),
+/// The handler of the function `function` names, wired to its
+/// configuration, its clients and the app's job types.
+fn trigger(function: &str, config: Arc<Config>, clients: &AwsClients, job_types: &JobTypes) -> Option<Trigger> {
+    let registry = || Arc::new(job_types(&config));
+    Some(match function {
+        "submit" => Trigger::Http(Arc::new(SubmitDeps::from_aws_with(config.clone(), clients, registry()))),
         "status" => Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))),
         "cancel" => Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))),
-        "worker" => Trigger::Sqs(Arc::new(WorkerDeps::from_aws(config, clients))),
+        "worker" => Trigger::Sqs(Arc::new(WorkerDeps::from_aws_with(config.clone(), clients, registry()))),
         "dead-letter" => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
         "reconciler" => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
         "webhook" => Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))),
@@ -98,8 +103,7 @@ pub fn build(
     deployed: &Deployed,
     shared: &aws_config::SdkConfig,
     clients: &AwsClients,
-    stack: &str,
-    faults: &BTreeMap<String, String>,
+    options: &Options,
 ) -> Result<Vec<Arc<LocalFunction>>, Error> {
     template
         .functions()?
@@ -114,7 +118,7 @@ pub fn build(
                 };
                 environment.insert(name.clone(), text);
             }
-            if let Some(rules) = faults.get(&spec.logical_id) {
+            if let Some(rules) = options.faults.get(&spec.logical_id) {
                 environment.insert("FAULT_INJECTION".into(), rules.clone());
             }
             let own_clients;
@@ -131,11 +135,15 @@ pub fn build(
                 Config::from_lookup(|name| environment.get(name).cloned())
                     .map_err(|e| format!("function {}: {e}", spec.logical_id))?,
             );
-            let trigger = trigger(&spec.binary, config, clients)
-                .ok_or_else(|| format!("function {}: unknown binary {}", spec.logical_id, spec.binary))?;
+            let trigger = trigger(&spec.function, config, clients, &options.job_types).ok_or_else(|| {
+                format!(
+                    "function {}: unknown LONGRUN_FUNCTION {}",
+                    spec.logical_id, spec.function
+                )
+            })?;
             let arn = format!(
-                "arn:aws:lambda:{}:123456789012:function:{stack}-{}",
-                deployed.region, spec.logical_id
+                "arn:aws:lambda:{}:123456789012:function:{}-{}",
+                deployed.region, options.stack, spec.logical_id
             );
             Ok(Arc::new(LocalFunction {
                 spec,

@@ -7,6 +7,7 @@
 //! OpenAPI document ([`openapi`]).
 
 pub mod api;
+pub mod cli;
 pub mod event_source;
 pub mod functions;
 pub mod openapi;
@@ -19,11 +20,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use longrun::aws::AwsClients;
+use longrun::job_types::Registry;
 
 pub use resources::Error;
 
+/// Makes the job types submit and the workers run, from each function's
+/// configuration (as `longrun_bootstrap::run` does on Lambda).
+pub type JobTypes = Arc<dyn Fn(&longrun::Config) -> Registry + Send + Sync>;
+
 /// How to run the local stack.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     pub template: PathBuf,
     pub stack: String,
@@ -34,6 +40,8 @@ pub struct Options {
     pub faults: BTreeMap<String, String>,
     /// The runtime's own address (`http://host:port`): function URLs resolve to it.
     pub base_url: Option<String>,
+    /// The app's job types.
+    pub job_types: JobTypes,
 }
 
 /// Parses `Key=Value Key=Value …` like `sam deploy --parameter-overrides`;
@@ -79,7 +87,7 @@ pub async fn start(
     let template = template::Template::load(&options.template, &options.stack, &options.parameter_overrides)?;
     let mut deployed = resources::deploy(&template, clients, &options.stack, region).await?;
     deployed.function_url = options.base_url.clone();
-    let functions = functions::build(&template, &deployed, shared, clients, &options.stack, &options.faults)?;
+    let functions = functions::build(&template, &deployed, shared, clients, options)?;
     let mut routes = Vec::new();
     let mut pollers = Vec::new();
     let mut url_function = None;

@@ -41,7 +41,7 @@ impl Template {
                     )));
                 }
                 let Some((_, max_receive)) = queue.redrive else {
-                    if function.binary == "worker" {
+                    if function.function == "worker" {
                         return Err(invalid(format!("work queue {} has no RedrivePolicy", queue.logical_id)));
                     }
                     continue;

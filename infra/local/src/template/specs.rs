@@ -77,8 +77,12 @@ pub struct SqsSource {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FunctionSpec {
     pub logical_id: String,
-    /// The cargo binary it is built from (`Metadata.BuildProperties.Binary`).
+    /// The cargo binary it is built from (`Metadata.BuildProperties.Binary`):
+    /// `bootstrap` for every function of longrun's template.
     pub binary: String,
+    /// The function the binary plays here: its `LONGRUN_FUNCTION` (`submit`,
+    /// `worker`, …), a plain string in its own environment.
+    pub function: String,
     pub timeout_seconds: u32,
     pub memory_mb: u32,
     /// Environment variables, unresolved (they may name resources).
@@ -257,6 +261,15 @@ impl Template {
                         }
                     }
                 }
+                let function = environment
+                    .get("LONGRUN_FUNCTION")
+                    .and_then(Yaml::as_str)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "function {id}: Environment LONGRUN_FUNCTION missing or not a string"
+                        ))
+                    })?
+                    .to_owned();
                 let mut http_routes = Vec::new();
                 let mut sqs_sources = Vec::new();
                 let mut schedules = Vec::new();
@@ -321,6 +334,7 @@ impl Template {
                 Ok(FunctionSpec {
                     logical_id: id.clone(),
                     binary,
+                    function,
                     timeout_seconds: self.number(setting("Timeout"), "Timeout")?.unwrap_or(3),
                     memory_mb: self.number(setting("MemorySize"), "MemorySize")?.unwrap_or(128),
                     environment,

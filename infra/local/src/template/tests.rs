@@ -60,7 +60,10 @@ fn functions_carry_routes_event_sources_and_timeouts() {
     let functions = load(&[]).unwrap().functions().unwrap();
     let by_id = |id: &str| functions.iter().find(|f| f.logical_id == id).unwrap();
     let submit = by_id("SubmitFunction");
-    assert_eq!(submit.binary, "submit");
+    assert_eq!(
+        (submit.binary.as_str(), submit.function.as_str()),
+        ("bootstrap", "submit")
+    );
     assert_eq!(
         submit.http_routes,
         [
@@ -82,7 +85,10 @@ fn functions_carry_routes_event_sources_and_timeouts() {
         ]
     );
     let webhook = by_id("WebhookFunction");
-    assert_eq!(webhook.binary, "webhook");
+    assert_eq!(
+        (webhook.binary.as_str(), webhook.function.as_str()),
+        ("bootstrap", "webhook")
+    );
     assert_eq!(webhook.sqs_sources[0].queue_logical_id, "WebhookQueue");
     assert!(webhook.sqs_sources[0].report_batch_item_failures);
     assert_eq!(submit.timeout_seconds, 10, "from Globals");
@@ -237,7 +243,7 @@ fn the_api_authenticates_every_route_by_default() {
         .unwrap()
         .into_iter()
         .filter(|f| f.function_url.is_some())
-        .map(|f| (f.binary, f.function_url))
+        .map(|f| (f.function, f.function_url))
         .collect();
     assert_eq!(urls, [("events".to_owned(), Some("RESPONSE_STREAM".to_owned()))]);
     for (function, route) in &routes {
@@ -275,4 +281,28 @@ fn a_parameter_without_default_loads_but_does_not_resolve_until_given() {
             .unwrap(),
         "https://issuer.example.com"
     );
+}
+
+#[test]
+fn every_function_is_the_one_binary_playing_the_role_its_environment_names() {
+    let functions = load(&[]).unwrap().functions().unwrap();
+    let roles: Vec<(&str, &str)> = functions
+        .iter()
+        .map(|f| (f.logical_id.as_str(), f.function.as_str()))
+        .collect();
+    assert!(functions.iter().all(|f| f.binary == "bootstrap"), "{roles:?}");
+    for (id, role) in [
+        ("SubmitFunction", "submit"),
+        ("StatusFunction", "status"),
+        ("CancelFunction", "cancel"),
+        ("FastWorkerFunction", "worker"),
+        ("SlowWorkerFunction", "worker"),
+        ("DeadLetterFunction", "dead-letter"),
+        ("ReconcilerFunction", "reconciler"),
+        ("WebhookFunction", "webhook"),
+        ("EventsFunction", "events"),
+    ] {
+        assert!(roles.contains(&(id, role)), "{id} should play {role}: {roles:?}");
+    }
+    assert_eq!(roles.len(), 9, "{roles:?}");
 }
