@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::JobResultExt;
 use crate::access::owns_input;
 use crate::ports::{JobStore, ObjectError, ObjectReader, ObjectStore, StoreError};
 use crate::record::{codes, JobError, JobId, ProgressUpdate, ResultObject};
@@ -120,7 +122,8 @@ impl JobContext {
         self.run.attempt
     }
 
-    /// The checkpoint a previous attempt saved, to resume from.
+    /// The checkpoint a previous attempt saved, to resume from, as JSON (a
+    /// [`TypedJob`](super::TypedJob) gets it parsed, as its `resume`).
     pub fn resume_from(&self) -> Option<&Value> {
         self.run.checkpoint.as_ref()
     }
@@ -138,8 +141,19 @@ impl JobContext {
     }
 
     /// Like [`progress`](Self::progress), and saves `state` for the next
-    /// attempt to resume from.
-    pub async fn checkpoint(&self, percent: u8, message: impl Into<String>, state: Value) -> Result<(), JobError> {
+    /// run to resume from: a [`TypedJob`](super::TypedJob) saves its own
+    /// `Checkpoint` type here and gets it back as `resume`. It is written
+    /// into the job record (so keep it small: offsets and counters, not
+    /// data), fenced by this run's lease, and throttled as progress is: a
+    /// checkpoint within the progress interval of the last write is skipped,
+    /// so save one often enough that the next one covers it.
+    pub async fn checkpoint<S: Serialize + ?Sized>(
+        &self,
+        percent: u8,
+        message: impl Into<String>,
+        state: &S,
+    ) -> Result<(), JobError> {
+        let state = serde_json::to_value(state).permanent(codes::INTERNAL)?;
         self.report(percent, message.into(), Some(state)).await
     }
 
@@ -280,7 +294,7 @@ mod tests {
         let mut stolen = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
         stolen.lease_owner = Some("someone-else".into());
         h.store.insert(stolen);
-        let err = h.ctx.checkpoint(10, "ten", json!({"i": 1})).await.unwrap_err();
+        let err = h.ctx.checkpoint(10, "ten", &json!({"i": 1})).await.unwrap_err();
         assert_eq!(err.code, codes::LEASE_LOST);
     }
 

@@ -13,16 +13,18 @@ pub(crate) fn parse_input<T: DeserializeOwned>(input: &Value) -> Result<T, serde
     serde_json::from_value(input.clone())
 }
 
-/// A complaint about one field of a job's input.
-pub(crate) fn field_error(field: &str, message: impl Into<String>) -> FieldError {
+/// A complaint about one field of a job's input: what `check` answers.
+pub fn field_error(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.to_owned(),
         message: message.into(),
     }
 }
 
-/// Rejects object keys outside `inputs/` or with path tricks.
-pub(crate) fn check_input_key(field: &str, key: &str) -> Result<(), FieldError> {
+/// Rejects object keys outside `inputs/` or with path tricks: a job type
+/// that reads an uploaded object checks its key with this in `check` (and
+/// names it in `input_keys`, so submit holds it to the caller's own prefix).
+pub fn check_input_key(field: &str, key: &str) -> Result<(), FieldError> {
     let ok = key.starts_with("inputs/")
         && key.len() > "inputs/".len()
         && key.len() <= 1024

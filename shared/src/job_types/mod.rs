@@ -13,14 +13,17 @@
 //! cancel request), the invocation deadline, its inputs and a place for results.
 
 mod context;
+mod errors;
 mod input;
 mod report;
 mod sleep;
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 mod thumbnail;
 
 pub use context::{JobContext, JobRun, JobServices, StopSignal};
+pub use errors::JobResultExt;
+pub use input::{check_input_key, field_error};
 pub use report::{ReportJob, ReportLimits};
 pub use sleep::SleepJob;
 pub use thumbnail::{ThumbnailJob, ThumbnailLimits};
@@ -30,9 +33,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::input::{field_error, parse_input};
+use self::input::parse_input;
 use crate::api::FieldError;
 use crate::config::Config;
 use crate::record::{codes, JobError, ResultObject};
@@ -61,17 +65,30 @@ pub trait JobHandler: Send + Sync {
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError>;
 }
 
-/// One kind of work with a typed input: how a job type is written.
+/// One kind of work with a typed input and a typed checkpoint: how a job
+/// type is written (see the guide, `docs/job-types.md`).
 ///
 /// Its input is parsed from JSON by serde, once at submit time and again in
 /// the worker, both through the [`JobHandler`] impl every `TypedJob` gets: a
 /// malformed input is refused at submit with a field error on `input`
 /// (serde's message), and fails the job permanently with
 /// [`codes::INVALID_INPUT`] should one reach the worker anyway.
+///
+/// Its checkpoint is what [`JobContext::checkpoint`] saved in an earlier run
+/// of the same job (a continuation after the invocation's deadline, a retry,
+/// a takeover after a crash), parsed back into [`Checkpoint`](Self::Checkpoint)
+/// and handed to [`run`](Self::run). A saved checkpoint that no longer
+/// parses (its type changed under a running job) fails the job permanently
+/// with [`codes::INVALID_CHECKPOINT`] rather than starting the work over
+/// unannounced. A job that never checkpoints says `type Checkpoint = ();`.
 #[async_trait]
 pub trait TypedJob: Send + Sync {
     /// The input, as callers submit it in the request's `input`.
     type Input: DeserializeOwned + Send + Sync;
+
+    /// The state a run saves with [`JobContext::checkpoint`] for the next run
+    /// to resume from; `()` for a job that does not checkpoint.
+    type Checkpoint: Serialize + DeserializeOwned + Send + Sync;
 
     /// The `type` callers submit.
     fn job_type(&self) -> &'static str;
@@ -91,8 +108,14 @@ pub trait TypedJob: Send + Sync {
         Vec::new()
     }
 
-    /// Does the work and returns the result objects it wrote through `ctx`.
-    async fn run(&self, ctx: &JobContext, input: Self::Input) -> Result<Vec<ResultObject>, JobError>;
+    /// Does the work and returns the result objects it wrote through `ctx`;
+    /// `resume` is the checkpoint an earlier run saved, `None` on a fresh start.
+    async fn run(
+        &self,
+        ctx: &JobContext,
+        input: Self::Input,
+        resume: Option<Self::Checkpoint>,
+    ) -> Result<Vec<ResultObject>, JobError>;
 }
 
 /// The one place a typed job's input is parsed, at submit (`validate`) and in
@@ -115,9 +138,12 @@ impl<T: TypedJob> JobHandler for T {
     }
 
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {
-        let input =
-            parse_input::<T::Input>(input).map_err(|e| JobError::permanent(codes::INVALID_INPUT, e.to_string()))?;
-        TypedJob::run(self, ctx, input).await
+        let input = parse_input::<T::Input>(input).permanent(codes::INVALID_INPUT)?;
+        let resume = match ctx.resume_from() {
+            Some(saved) => Some(T::Checkpoint::deserialize(saved).permanent(codes::INVALID_CHECKPOINT)?),
+            None => None,
+        };
+        TypedJob::run(self, ctx, input, resume).await
     }
 }
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
 use super::input::{check_input_key, field_error};
-use super::{JobContext, TypedJob};
+use super::{JobContext, JobResultExt, TypedJob};
 use crate::api::FieldError;
 use crate::config::Config;
 use crate::record::{codes, shorten, JobError, ResultObject};
@@ -153,6 +153,7 @@ struct Summary {
 #[async_trait]
 impl TypedJob for ReportJob {
     type Input = ReportInput;
+    type Checkpoint = ();
 
     fn job_type(&self) -> &'static str {
         "report"
@@ -195,7 +196,7 @@ impl TypedJob for ReportJob {
         }
     }
 
-    async fn run(&self, ctx: &JobContext, input: ReportInput) -> Result<Vec<ResultObject>, JobError> {
+    async fn run(&self, ctx: &JobContext, input: ReportInput, _: Option<()>) -> Result<Vec<ResultObject>, JobError> {
         let (size, reader): (Option<u64>, Pin<Box<dyn AsyncRead + Send>>) = match (&input.source.key, &input.source.csv)
         {
             (Some(key), _) => {
@@ -210,7 +211,7 @@ impl TypedJob for ReportJob {
         };
         let summary = summarise(ctx, reader, size, &input.group_by, &input.values, self.limits).await?;
         ctx.progress(99, "writing results").await?;
-        let json = serde_json::to_vec_pretty(&summary).map_err(|e| JobError::permanent("internal", e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&summary).permanent(codes::INTERNAL)?;
         let csv = summary_csv(&summary)?;
         let (json_result, csv_result) = tokio::try_join!(
             ctx.put_result("summary.json", Bytes::from(json), "application/json"),
@@ -467,7 +468,10 @@ async fn summarise(
         Ok(parsed) => parsed,
         // A panic is a crash, as a job handler's own would be.
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        Err(err) => Err(JobError::permanent("internal", format!("the CSV parser failed: {err}"))),
+        Err(err) => Err(JobError::permanent(
+            codes::INTERNAL,
+            format!("the CSV parser failed: {err}"),
+        )),
     }
 }
 
@@ -674,7 +678,6 @@ fn encode_key<'a>(key: &mut Vec<u8>, cells: impl ExactSizeIterator<Item = &'a [u
 }
 
 fn summary_csv(summary: &Summary) -> Result<Vec<u8>, JobError> {
-    let internal = |e: csv::Error| JobError::permanent("internal", e.to_string());
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = summary.group_by.clone();
     header.push("rows".into());
@@ -683,7 +686,7 @@ fn summary_csv(summary: &Summary) -> Result<Vec<u8>, JobError> {
             header.push(format!("{value}_{stat}"));
         }
     }
-    writer.write_record(&header).map_err(internal)?;
+    writer.write_record(&header).permanent(codes::INTERNAL)?;
     for group in &summary.groups {
         let mut row: Vec<String> = summary.group_by.iter().map(|c| group.key[c].clone()).collect();
         row.push(group.rows.to_string());
@@ -697,11 +700,9 @@ fn summary_csv(summary: &Summary) -> Result<Vec<u8>, JobError> {
                 s.mean.to_string(),
             ]);
         }
-        writer.write_record(&row).map_err(internal)?;
+        writer.write_record(&row).permanent(codes::INTERNAL)?;
     }
-    writer
-        .into_inner()
-        .map_err(|e| JobError::permanent("internal", e.to_string()))
+    writer.into_inner().permanent(codes::INTERNAL)
 }
 
 #[cfg(test)]

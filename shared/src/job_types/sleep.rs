@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::input::field_error;
 use super::{JobContext, TypedJob};
@@ -33,6 +33,12 @@ enum FailureMode {
     Panic,
 }
 
+/// What a `sleep` run saves: the time slept so far.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SleepCheckpoint {
+    slept_ms: u64,
+}
+
 /// The input of a `sleep` job (see the module docs).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +53,7 @@ pub struct SleepInput {
 #[async_trait]
 impl TypedJob for SleepJob {
     type Input = SleepInput;
+    type Checkpoint = SleepCheckpoint;
 
     fn job_type(&self) -> &'static str {
         "sleep"
@@ -62,13 +69,14 @@ impl TypedJob for SleepJob {
         Ok(())
     }
 
-    async fn run(&self, ctx: &JobContext, input: SleepInput) -> Result<Vec<ResultObject>, JobError> {
+    async fn run(
+        &self,
+        ctx: &JobContext,
+        input: SleepInput,
+        resume: Option<SleepCheckpoint>,
+    ) -> Result<Vec<ResultObject>, JobError> {
         let total = Duration::from_secs_f64(input.seconds.clamp(0.0, MAX_SECONDS));
-        let resumed_ms = ctx
-            .resume_from()
-            .and_then(|c| c.get("slept_ms"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        let resumed_ms = resume.map_or(0, |c| c.slept_ms);
         let mut slept = Duration::from_millis(resumed_ms).min(total);
         while slept < total {
             let step = TICK.min(total - slept);
@@ -76,8 +84,10 @@ impl TypedJob for SleepJob {
             slept += step;
             let percent = (slept.as_secs_f64() / total.as_secs_f64() * 100.0) as u8;
             let message = format!("slept {:.1}s of {:.1}s", slept.as_secs_f64(), total.as_secs_f64());
-            ctx.checkpoint(percent.min(99), message, json!({"slept_ms": slept.as_millis() as u64}))
-                .await?;
+            let saved = SleepCheckpoint {
+                slept_ms: slept.as_millis() as u64,
+            };
+            ctx.checkpoint(percent.min(99), message, &saved).await?;
         }
         let failing_attempt = input.fail_attempts.is_none_or(|n| ctx.attempt() <= n);
         match input.fail {
@@ -114,6 +124,7 @@ mod tests {
     use crate::job_types::testing::harness;
     use crate::job_types::JobHandler;
     use crate::ports::JobStore;
+    use crate::record::codes;
 
     #[test]
     fn validation_bounds_the_duration() {
@@ -133,6 +144,15 @@ mod tests {
         assert_eq!(body["resumed_from_ms"], 600);
         let job = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
         assert_eq!(job.checkpoint, Some(json!({"slept_ms": 1000})));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_checkpoint_that_no_longer_parses_fails_the_job_instead_of_starting_over() {
+        let input = json!({"seconds": 1});
+        let h = harness(input.clone(), Some(json!({"slept": "600ms"}))).await;
+        let err = SleepJob.run(&h.ctx, &input).await.unwrap_err();
+        assert_eq!((err.code.as_str(), err.retryable), (codes::INVALID_CHECKPOINT, false));
+        assert!(h.objects.keys().is_empty(), "nothing written: {:?}", h.objects.keys());
     }
 
     #[tokio::test(start_paused = true)]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use super::input::{check_input_key, field_error};
-use super::{JobContext, TypedJob};
+use super::{JobContext, JobResultExt, TypedJob};
 use crate::api::FieldError;
 use crate::config::Config;
 use crate::record::{codes, JobError, ResultObject};
@@ -83,6 +83,7 @@ struct KeySource {
 #[async_trait]
 impl TypedJob for ThumbnailJob {
     type Input = ThumbnailInput;
+    type Checkpoint = ();
 
     fn job_type(&self) -> &'static str {
         "thumbnail"
@@ -122,7 +123,7 @@ impl TypedJob for ThumbnailJob {
         }
     }
 
-    async fn run(&self, ctx: &JobContext, input: ThumbnailInput) -> Result<Vec<ResultObject>, JobError> {
+    async fn run(&self, ctx: &JobContext, input: ThumbnailInput, _: Option<()>) -> Result<Vec<ResultObject>, JobError> {
         let object = ctx.open_input(&input.source.key).await?;
         let too_large = || {
             JobError::permanent(
@@ -139,7 +140,7 @@ impl TypedJob for ThumbnailJob {
             .take(self.limits.max_source_bytes + 1)
             .read_to_end(&mut source)
             .await
-            .map_err(|e| JobError::retryable(codes::STORAGE, e.to_string()))?;
+            .retryable(codes::STORAGE)?;
         if source.len() as u64 > self.limits.max_source_bytes {
             return Err(too_large());
         }
@@ -148,7 +149,7 @@ impl TypedJob for ThumbnailJob {
         let max_memory = self.limits.max_image_memory_bytes;
         let image = tokio::task::spawn_blocking(move || decode_within(&source, &widths, max_memory))
             .await
-            .map_err(|e| JobError::permanent("internal", e.to_string()))??;
+            .permanent(codes::INTERNAL)??;
         let image = std::sync::Arc::new(image);
 
         let mut results = Vec::with_capacity(input.widths.len());
@@ -157,7 +158,7 @@ impl TypedJob for ThumbnailJob {
             let source = image.clone();
             let png = tokio::task::spawn_blocking(move || resize_png(&source, width))
                 .await
-                .map_err(|e| JobError::permanent("internal", e.to_string()))??;
+                .permanent(codes::INTERNAL)??;
             results.push(
                 ctx.put_result(&format!("thumb_{width}.png"), Bytes::from(png), "image/png")
                     .await?,
@@ -252,7 +253,7 @@ fn decode_within(source: &[u8], requested_widths: &[u32], max_memory: u64) -> Re
     let reader = |max_alloc: u64| {
         let mut reader = ImageReader::new(std::io::Cursor::new(source))
             .with_guessed_format()
-            .map_err(|e| JobError::permanent("invalid_image", e.to_string()))?;
+            .permanent("invalid_image")?;
         reader.limits(limits(max_alloc));
         Ok::<_, JobError>(reader)
     };
@@ -284,7 +285,7 @@ fn resize_png(image: &DynamicImage, width: u32) -> Result<Vec<u8>, JobError> {
     let mut out = std::io::Cursor::new(Vec::new());
     resized
         .write_to(&mut out, ImageFormat::Png)
-        .map_err(|e| JobError::permanent("internal", e.to_string()))?;
+        .permanent(codes::INTERNAL)?;
     Ok(out.into_inner())
 }
 

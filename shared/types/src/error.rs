@@ -123,6 +123,11 @@ pub mod codes {
     pub const HANDLER_PANICKED: &str = "handler_panicked";
     /// The job's message reached the dead-letter queue; the job ends DEAD_LETTERED.
     pub const DEAD_LETTERED: &str = "dead_lettered";
+    /// A bug or an impossible state inside a job handler (permanent).
+    pub const INTERNAL: &str = "internal";
+    /// The checkpoint an earlier run saved no longer parses as the job
+    /// type's checkpoint (its type changed under a running job; permanent).
+    pub const INVALID_CHECKPOINT: &str = "invalid_checkpoint";
     /// The job was started more than `MAX_CLAIMS` times without finishing (permanent).
     pub const TOO_MANY_CRASHES: &str = "too_many_crashes";
     /// The job ran out of invocation time `MAX_STALLED_RUNS` times in a row
