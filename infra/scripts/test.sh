@@ -68,7 +68,7 @@ fi
 # pinned in infra/requirements-emulator.txt): schema-valid and invalid
 # requests to every operation, plus stateful sequences along the document's
 # links (submit, then get or cancel the job it made). Every check but three:
-# see the README's Tests section. Bounded by --max-examples per operation,
+# see docs/development.md, Tests. Bounded by --max-examples per operation,
 # and by a hard timeout. A fixed seed (SCHEMATHESIS_SEED) makes CI repeat
 # the same cases; set another one, or "random", to explore further.
 # SCHEMATHESIS_EXTRA_ARGS adds options.

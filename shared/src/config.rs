@@ -1,5 +1,5 @@
 //! Configuration from environment variables, read once in each function's
-//! `main`. Every variable is listed in the README's configuration table; the
+//! `main`. Every variable is listed in docs/configuration.md; the
 //! SAM template sets them on AWS and the local runtime sets the same ones.
 
 use std::collections::BTreeMap;

@@ -206,3 +206,9 @@ impl AsyncRead for Counted {
         polled
     }
 }
+
+/// The guide `docs/job-types.md`, whose code blocks run as this crate's
+/// doctests, so the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/job-types.md")]
+pub struct Guide;

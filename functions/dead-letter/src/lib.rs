@@ -11,7 +11,7 @@
 //! that names no job is kept: written with its body and attributes to
 //! `dead-letters/<queue>/<message_id>.json` in the jobs bucket and logged,
 //! then acknowledged, so nothing is lost and nothing loops. Redrive with
-//! `longrun-admin` (see the README).
+//! `longrun-admin` (see docs/operations.md).
 
 use std::sync::Arc;
 

@@ -31,7 +31,7 @@ use crate::webhook::WebhookSecrets;
 
 /// How many partition keys the sparse due index is spread over: one per
 /// hex digit a job id can end with (the random or hashed end of its UUID).
-/// A GSI partition takes about 1,000 writes/s; see the README's capacity model.
+/// A GSI partition takes about 1,000 writes/s; see docs/costs-and-capacity.md.
 pub const DUE_SHARDS: usize = 16;
 
 /// The due index's partition key for job `id`: `due-<last hex digit of the
