@@ -23,8 +23,9 @@ platform='^(aws-|aws_lambda_events|lambda_runtime|longrun |image |csv |csv-core 
 for client in longrun-types longrun-client longrun-cli; do
   forbidden=$platform
   [ "$client" = longrun-types ] && forbidden='^(aws-|aws_lambda_events|lambda_runtime|longrun |image |csv |csv-core |tokio )'
-  heavy=$(cargo tree -p "$client" --edges normal --prefix none --format '{p}' |
-    grep -E "$forbidden" | sort -u || true)
+  # cargo tree must succeed: a failure is not an empty tree.
+  tree=$(cargo tree -p "$client" --edges normal --prefix none --format '{p}')
+  heavy=$(grep -E "$forbidden" <<<"$tree" | sort -u || true)
   if [ -n "$heavy" ]; then
     echo "check-dependencies: $client depends on platform crates it must not:" >&2
     echo "$heavy" | head -12 >&2

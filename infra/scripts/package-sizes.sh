@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# After `sam build`: each function's bootstrap and its zipped size (what
+# After `sam build`: the function bootstrap (one binary, which SAM builds
+# once when every function shares its code and metadata) and its zipped size (what
 # Lambda stores and loads), written between the package markers in BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +14,7 @@ mkdir -p .local
   for dir in .aws-sam/build/*/; do
     dir=${dir%/}
     [ -f "$dir/bootstrap" ] || continue
-    name=$(basename "$dir" | sed "s/-Shared$/ (+ SlowWorkerFunction, same code)/")
+    name=$(basename "$dir" | sed "s/-Shared$/ (shared by every function with the same code: the one binary)/")
     size=$(stat -c %s "$dir/bootstrap")
     zipped=$(cd "$dir" && python3 -c 'import io, sys, zipfile
 buf = io.BytesIO()

@@ -1,5 +1,5 @@
-//! Configuration from environment variables, read once in each function's
-//! `main`. Every variable is listed in docs/configuration.md; the
+//! Configuration from environment variables, read once per process when
+//! the binary starts to play its function (`longrun_bootstrap::run`). Every variable is listed in docs/configuration.md; the
 //! SAM template sets them on AWS and the local runtime sets the same ones.
 
 use std::collections::BTreeMap;

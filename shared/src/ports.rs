@@ -1,5 +1,7 @@
-//! The ports: the three small traits the functions talk to storage through.
-//! [`JobStore`] keeps job records (DynamoDB), [`JobQueue`] carries job ids to
+//! The ports: the traits the functions talk to storage through.
+//! [`JobStore`] keeps job records and, beside them, the owners' quota slots,
+//! webhook secrets and stream tickets (DynamoDB; about twenty methods, to be
+//! split by concern), [`JobQueue`] carries job ids to
 //! workers (SQS), [`ObjectStore`] holds job inputs and results (S3). Each has
 //! an AWS adapter in [`crate::aws`] and an in-memory one in [`crate::memory`];
 //! `shared/tests/contract.rs` runs the same cases against both.

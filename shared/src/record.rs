@@ -364,15 +364,11 @@ impl JobRecord {
     /// Whether the dead-letter function may end this job DEAD_LETTERED now:
     /// queued and due (not waiting out a retry backoff), or running under an
     /// expired lease (a live worker keeps its job), and not asked to cancel
-    /// (a cancel request wins: such a job ends CANCELLED). Same home and
-    /// same contract as [`claimable_at`](Self::claimable_at).
+    /// (a cancel request wins: such a job ends CANCELLED). This is the claim
+    /// rule itself: a dead letter may end a job exactly when a worker could
+    /// take it, so the two can never disagree.
     pub fn dead_letterable_at(&self, now_ms: i64) -> bool {
-        !self.cancel_requested
-            && match self.status {
-                JobStatus::Queued => self.is_due_at(now_ms),
-                JobStatus::Running => self.lease_expired_at(now_ms),
-                _ => false,
-            }
+        self.claimable_at(now_ms)
     }
 
     /// How long the reconciler waits, after it sends this job again, before

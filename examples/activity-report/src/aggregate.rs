@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 /// The error code of a CSV this job cannot read (permanent).
 pub const INVALID_CSV: &str = "invalid_csv";
 
-/// The longest record read, in bytes of its cells: a longer one fails the
-/// job (the reader holds one record at a time, so this bounds its memory).
+/// The longest record kept, in bytes of its cells: a longer one fails the
+/// job. The reader holds one record at a time; the bound is checked once the
+/// `csv` crate has read the record, so it bounds what the job keeps, not the
+/// reader's buffer for that one record (a stray quote can make the rest of
+/// a file one record: see docs/limits.md).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 
 /// One month's activity.
@@ -46,9 +49,10 @@ pub struct Columns<'a> {
 
 /// Reads `input` (a CSV with a header row) record by record into `activity`,
 /// skipping the first `activity.records` records (those a checkpoint
-/// already counted). `after_record` is called after every record with the
-/// activity so far; answering `false` stops the reading early (a cancel or
-/// a deadline), leaving `activity` exact up to that record.
+/// already counted). `after_record` is called after every record, skipped
+/// ones included, with the activity so far; answering `false` stops the
+/// reading early (a cancel or a deadline), leaving `activity` exact up to
+/// that record.
 pub fn aggregate(
     input: impl Read,
     columns: &Columns<'_>,
@@ -70,6 +74,9 @@ pub fn aggregate(
     while reader.read_byte_record(&mut record).map_err(read_error)? {
         seen += 1;
         if seen <= skip {
+            if !after_record(activity) {
+                return Ok(());
+            }
             continue;
         }
         let line = record.position().map_or(0, |p| p.line());
@@ -172,6 +179,22 @@ mod tests {
             assert_eq!((err.code.as_str(), err.retryable), (code, false), "{csv:?}: {err}");
             assert!(err.message.contains(says), "{csv:?}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn a_stop_is_seen_while_skipping_what_a_checkpoint_counted() {
+        let csv = "date,amount\n2025-01-01,1\n2025-01-02,1\n2025-01-03,1\n";
+        let mut resumed = Activity {
+            records: 2,
+            ..Activity::default()
+        };
+        let mut calls = 0;
+        aggregate(csv.as_bytes(), &COLUMNS, &mut resumed, |_| {
+            calls += 1;
+            false
+        })
+        .unwrap();
+        assert_eq!((calls, resumed.records), (1, 2), "stopped at the first skipped record");
     }
 
     #[test]

@@ -134,7 +134,11 @@ impl TypedJob for ActivityReport {
     ) -> Result<Vec<ResultObject>, JobError> {
         let object = ctx.open_input(&input.source.key).await?;
         let read = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
+        // Raised when this run must stop (a cancel, a lost lease), and when
+        // `run` is dropped: the worker drops a handler at its deadline, and
+        // the reading thread must not go on streaming the object after it.
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let deadline = std::time::Instant::now() + ctx.remaining();
         let start = resume.unwrap_or_default();
         let (progress, mut latest) = watch::channel(start.clone());
         let body = tokio_util::io::SyncIoBridge::new(Counted {
@@ -143,7 +147,7 @@ impl TypedJob for ActivityReport {
         });
         let (year, date, amount) = (input.year, input.date_column.clone(), input.amount_column.clone());
         let reading = {
-            let stop = stop.clone();
+            let stop = stop.0.clone();
             tokio::task::spawn_blocking(move || {
                 let columns = Columns {
                     date: &date,
@@ -151,27 +155,51 @@ impl TypedJob for ActivityReport {
                     year,
                 };
                 let mut activity = start;
+                let mut calls = 0u64;
                 aggregate(body, &columns, &mut activity, |so_far| {
-                    if so_far.records % 1024 == 0 {
-                        progress.send_replace(so_far.clone());
+                    calls += 1;
+                    if calls.is_multiple_of(1024) {
+                        progress.send_if_modified(|shown| {
+                            let changed = shown.records != so_far.records;
+                            if changed {
+                                shown.clone_from(so_far);
+                            }
+                            changed
+                        });
+                        if std::time::Instant::now() >= deadline {
+                            return false;
+                        }
                     }
                     !stop.load(Ordering::Relaxed)
                 })?;
                 Ok::<_, JobError>(activity)
             })
         };
-        // Progress and checkpoints beside the reading, never inside it.
+        // Progress and checkpoints beside the reading, never inside it; a
+        // checkpoint only when the reading moved on, so a stalled or still
+        // skipping run saves nothing (and the worker's no-progress rule
+        // still sees it stall).
         tokio::pin!(reading);
         let mut tick = tokio::time::interval(PROGRESS_EVERY);
         let activity = loop {
             tokio::select! {
-                done = &mut reading => break done.permanent(codes::INTERNAL)??,
+                done = &mut reading => break match done {
+                    Ok(read) => read?,
+                    // A panic is a crash, as a handler's own would be.
+                    Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                    Err(err) => return Err(JobError::permanent(codes::INTERNAL, err.to_string())),
+                },
                 _ = tick.tick() => {
-                    let percent = object.size.filter(|&s| s > 0).map_or(0, |size| read.load(Ordering::Relaxed) * 95 / size) as u8;
-                    let so_far = latest.borrow_and_update().clone();
-                    let message = format!("{} records read", so_far.records);
-                    if let Err(stopping) = ctx.checkpoint(percent.min(95), message, &so_far).await {
-                        stop.store(true, Ordering::Relaxed);
+                    let written = if latest.has_changed().unwrap_or(false) {
+                        let percent = object.size.filter(|&s| s > 0).map_or(0, |size| read.load(Ordering::Relaxed) * 95 / size);
+                        let so_far = latest.borrow_and_update().clone();
+                        let message = format!("{} records read", so_far.records);
+                        ctx.checkpoint((percent as u8).min(95), message, &so_far).await
+                    } else {
+                        ctx.check()
+                    };
+                    if let Err(stopping) = written {
+                        stop.0.store(true, Ordering::Relaxed);
                         let _ = reading.await;
                         return Err(stopping);
                     }
@@ -188,6 +216,15 @@ impl TypedJob for ActivityReport {
             ctx.put_result("months.json", Bytes::from(months), "application/json"),
         )?;
         Ok(vec![pdf, json])
+    }
+}
+
+/// Raises the reading thread's stop flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -53,7 +53,7 @@ pub enum Function {
 }
 
 impl Function {
-    /// Every function, in the template's order.
+    /// Every function.
     pub const ALL: [Function; 8] = [
         Function::Submit,
         Function::Status,

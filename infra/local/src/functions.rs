@@ -95,7 +95,7 @@ fn trigger(function: &str, config: Arc<Config>, clients: &AwsClients, job_types:
     })
 }
 
-/// Builds every function of the template. `faults` adds `FAULT_INJECTION`
+/// Builds every function of the template. `options.faults` adds `FAULT_INJECTION`
 /// to the environment of the functions it names (logical id → rules); a
 /// function with `FAULT_INJECTION` gets clients of its own that fail as told.
 pub fn build(

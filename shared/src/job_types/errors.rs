@@ -23,6 +23,11 @@ use crate::record::JobError;
 /// (a fault that may pass: the job is retried after a backoff while it has
 /// attempts left). The message is the error's own text, bounded as every
 /// job error is.
+///
+/// It is for errors that are not yet a `JobError`: on a `Result<_, JobError>`
+/// (what `ctx.open_input` and `ctx.put_result` answer) it would replace the
+/// error's own code and class — a permanent `input_not_found` would become
+/// whatever you name — so propagate those with a plain `?`.
 pub trait JobResultExt<T> {
     /// A failure another attempt would not fix: the job FAILS.
     fn permanent(self, code: &str) -> Result<T, JobError>;
