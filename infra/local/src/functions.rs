@@ -13,6 +13,7 @@ use std::sync::Arc;
 use longrun::aws::{AwsClients, FaultInjector};
 use longrun::lambda::{HttpFunction, ScheduledFunction, SqsFunction};
 use longrun::Config;
+use longrun_bootstrap::Function;
 use longrun_cancel::CancelDeps;
 use longrun_dead_letter::DeadLetterDeps;
 use longrun_events::EventsDeps;
@@ -78,20 +79,20 @@ impl LocalFunction {
     }
 }
 
-/// The handler of the function `function` names, wired to its
+/// The handler of the function `function` names (parsed as
+/// `longrun_bootstrap::run` parses `LONGRUN_FUNCTION`), wired to its
 /// configuration, its clients and the app's job types.
 fn trigger(function: &str, config: Arc<Config>, clients: &AwsClients, job_types: &JobTypes) -> Option<Trigger> {
     let registry = || Arc::new(job_types(&config));
-    Some(match function {
-        "submit" => Trigger::Http(Arc::new(SubmitDeps::from_aws_with(config.clone(), clients, registry()))),
-        "status" => Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))),
-        "cancel" => Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))),
-        "worker" => Trigger::Sqs(Arc::new(WorkerDeps::from_aws_with(config.clone(), clients, registry()))),
-        "dead-letter" => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
-        "reconciler" => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
-        "webhook" => Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))),
-        "events" => Trigger::Stream(Arc::new(EventsDeps::from_aws(config, clients))),
-        _ => return None,
+    Some(match Function::parse(function)? {
+        Function::Submit => Trigger::Http(Arc::new(SubmitDeps::from_aws_with(config.clone(), clients, registry()))),
+        Function::Status => Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))),
+        Function::Cancel => Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))),
+        Function::Worker => Trigger::Sqs(Arc::new(WorkerDeps::from_aws_with(config.clone(), clients, registry()))),
+        Function::DeadLetter => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
+        Function::Reconciler => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
+        Function::Webhook => Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))),
+        Function::Events => Trigger::Stream(Arc::new(EventsDeps::from_aws(config, clients))),
     })
 }
 

@@ -139,10 +139,11 @@ impl<T: TypedJob> JobHandler for T {
 
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {
         let input = parse_input::<T::Input>(input).permanent(codes::INVALID_INPUT)?;
-        let resume = match ctx.resume_from() {
-            Some(saved) => Some(T::Checkpoint::deserialize(saved).permanent(codes::INVALID_CHECKPOINT)?),
-            None => None,
-        };
+        let resume = ctx
+            .resume_from()
+            .map(T::Checkpoint::deserialize)
+            .transpose()
+            .permanent(codes::INVALID_CHECKPOINT)?;
         TypedJob::run(self, ctx, input, resume).await
     }
 }

@@ -11,6 +11,8 @@
 //!   `maxReceiveCount`, so the dead-letter queue only catches crashes and
 //!   poison.
 
+use longrun_bootstrap::Function;
+
 use super::{invalid, NoResources, Template, TemplateError};
 
 impl Template {
@@ -41,7 +43,7 @@ impl Template {
                     )));
                 }
                 let Some((_, max_receive)) = queue.redrive else {
-                    if function.function == "worker" {
+                    if function.function == Function::Worker.as_str() {
                         return Err(invalid(format!("work queue {} has no RedrivePolicy", queue.logical_id)));
                     }
                     continue;
