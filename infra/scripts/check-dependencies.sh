@@ -17,17 +17,23 @@ for crate in aws-lc-rs aws-lc-sys hyper-rustls@0.24 rustls@0.21 p256; do
   fi
 done
 # The API's clients speak it through longrun-types alone: no AWS SDK, no
-# Lambda runtime, no job type's crates (image, csv) in their normal graph.
-# longrun-types itself is serde only: not even tokio.
-platform='aws-|aws_lambda_events|lambda_runtime|longrun |image |csv |csv-core '
-for client in longrun-types longrun-client longrun-cli; do
-  forbidden="^($platform)"
-  [ "$client" = longrun-types ] && forbidden="^($platform|tokio )"
+# Lambda runtime, no job type's crates (image, csv), no longrun crate but
+# the wire types in their normal graph. longrun-types itself is serde only:
+# not even tokio. longrun-core, what an app's job crate builds on, is free
+# of every backend: no AWS SDK, no Lambda runtime, no job type's crates.
+platform='aws-|aws_lambda_events|lambda_runtime|image |csv |csv-core '
+ours='longrun-(core|aws|jobs|lambda|bootstrap) '
+for crate in longrun-types longrun-client longrun-cli longrun-core; do
+  case "$crate" in
+    longrun-types) forbidden="^($platform|$ours|tokio )" ;;
+    longrun-core) forbidden="^($platform|longrun-(aws|jobs|lambda|bootstrap) )" ;;
+    *) forbidden="^($platform|$ours)" ;;
+  esac
   # cargo tree must succeed: a failure is not an empty tree.
-  tree=$(cargo tree -p "$client" --edges normal --prefix none --format '{p}')
+  tree=$(cargo tree -p "$crate" --edges normal --prefix none --format '{p}')
   heavy=$(grep -E "$forbidden" <<<"$tree" | sort -u || true)
   if [ -n "$heavy" ]; then
-    echo "check-dependencies: $client depends on platform crates it must not:" >&2
+    echo "check-dependencies: $crate depends on crates it must not:" >&2
     echo "$heavy" | head -12 >&2
     status=1
   fi

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use longrun::webhook::signature::{verify, WebhookSecret};
+use longrun_core::webhook::signature::{verify, WebhookSecret};
 use longrun_e2e::{LocalRuntime, Stack};
 use serde_json::{json, Value};
 

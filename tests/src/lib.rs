@@ -73,7 +73,7 @@ impl Stack {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("http client");
-        let shared = longrun::aws::http::load_sdk_config().await;
+        let shared = longrun_aws::http::load_sdk_config().await;
         let s3_config = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(shared.endpoint_url().is_some())
             .build();
@@ -345,8 +345,8 @@ impl Stack {
     /// The job ids in `owner`'s quota item (its active set), sorted, read
     /// through the job store's own adapter.
     pub async fn active_slots(&self, owner: &str) -> Vec<String> {
-        use longrun::ports::JobStore;
-        let store = longrun::aws::DynamoJobStore::new(self.dynamodb.clone(), &self.table, 0);
+        use longrun_core::ports::JobStore;
+        let store = longrun_aws::DynamoJobStore::new(self.dynamodb.clone(), &self.table, 0);
         let mut ids: Vec<String> = store
             .active_slots(owner)
             .await

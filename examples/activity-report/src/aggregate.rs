@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use longrun::record::{codes, JobError};
+use longrun_core::record::{codes, JobError};
 use serde::{Deserialize, Serialize};
 
 /// The error code of a CSV this job cannot read (permanent).

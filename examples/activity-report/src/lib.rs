@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use longrun::api::FieldError;
-use longrun::job_types::{check_input_key, field_error, JobContext, JobResultExt, Registry, TypedJob};
-use longrun::record::{codes, JobError, ResultObject};
-use longrun::Config;
+use longrun_core::api::FieldError;
+use longrun_core::job_types::{check_input_key, field_error, JobContext, JobResultExt, Registry, TypedJob};
+use longrun_core::record::{codes, JobError, ResultObject};
+use longrun_core::Config;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::watch;
@@ -42,7 +42,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// longrun's own job types and this app's: what submit validates and the
 /// workers run. Submit and the workers call it with their configuration.
 pub fn registry(config: &Config) -> Registry {
-    let mut registry = Registry::standard(config);
+    let mut registry = longrun_jobs::standard(config);
     registry.register(Arc::new(ActivityReport));
     registry
 }

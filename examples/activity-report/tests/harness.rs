@@ -1,12 +1,12 @@
 //! The job type tested as an app's author would: through longrun's public
-//! job test harness (`longrun::job_types::testing`, feature `test-util`),
+//! job test harness (`longrun_core::job_types::testing`, feature `test-util`),
 //! over in-memory stores, with no emulator.
 
 use activity_report::aggregate::Activity;
 use activity_report::{ActivityReport, JOB_TYPE};
-use longrun::job_types::testing::Harness;
-use longrun::job_types::JobHandler;
-use longrun::record::codes;
+use longrun_core::job_types::testing::Harness;
+use longrun_core::job_types::JobHandler;
+use longrun_core::record::codes;
 use serde_json::{json, Value};
 
 fn csv(rows: u32) -> String {

@@ -8,12 +8,12 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use longrun::job_types::Registry;
+//! use longrun_core::job_types::Registry;
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), lambda_runtime::Error> {
 //!     longrun_bootstrap::run(|config| {
-//!         let mut registry = Registry::standard(config);
+//!         let mut registry = longrun_jobs::standard(config);
 //!         // registry.register(Arc::new(MyJob::new())); // an app's own job types
 //!         registry
 //!     })
@@ -24,9 +24,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use longrun::job_types::Registry;
-use longrun::lambda::{run_http, run_schedule, run_sqs, BoxError};
-use longrun::Config;
+use longrun_core::job_types::Registry;
+use longrun_core::Config;
+use longrun_lambda::{run_http, run_schedule, run_sqs, BoxError};
 
 /// The environment variable naming the function a process plays.
 pub const FUNCTION_VAR: &str = "LONGRUN_FUNCTION";
@@ -131,14 +131,14 @@ where
         Function::Submit => {
             run_http(|config, clients| {
                 let registry = with_registry(&config);
-                longrun_submit::SubmitDeps::from_aws_with(config, clients, registry)
+                longrun_submit::SubmitDeps::from_aws(config, clients, registry)
             })
             .await
         }
         Function::Worker => {
             run_sqs(|config, clients| {
                 let registry = with_registry(&config);
-                longrun_worker::WorkerDeps::from_aws_with(config, clients, registry)
+                longrun_worker::WorkerDeps::from_aws(config, clients, registry)
             })
             .await
         }

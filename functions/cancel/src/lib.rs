@@ -12,16 +12,16 @@
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use longrun::access::owned_job;
-use longrun::api::{job_view, JobView, Problem, STORE_RETRY_AFTER_SECONDS};
-use longrun::apigw::{caller, json_response, problem_response};
-use longrun::aws::AwsClients;
-use longrun::chain::{next_job_id, MAX_CHAIN_STEPS};
-use longrun::lambda::HttpFunction;
-use longrun::ports::{CancelOutcome, JobQueue, JobStore};
-use longrun::time::now_ms;
-use longrun::webhook::announce_end;
-use longrun::{Config, JobRecord};
+use longrun_aws::AwsClients;
+use longrun_core::access::owned_job;
+use longrun_core::api::{job_view, JobView, Problem, STORE_RETRY_AFTER_SECONDS};
+use longrun_core::chain::{next_job_id, MAX_CHAIN_STEPS};
+use longrun_core::ports::{CancelOutcome, JobQueue, JobStore};
+use longrun_core::time::now_ms;
+use longrun_core::webhook::announce_end;
+use longrun_core::{Config, JobRecord};
+use longrun_lambda::apigw::{caller, json_response, problem_response};
+use longrun_lambda::HttpFunction;
 use tracing::Instrument;
 
 /// What cancel needs; built once per process.
@@ -43,7 +43,7 @@ impl CancelDeps {
     }
 }
 
-#[longrun::async_trait]
+#[longrun_core::async_trait]
 impl HttpFunction for CancelDeps {
     async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         handle(self, request).await
@@ -127,24 +127,24 @@ async fn live_step_after(deps: &CancelDeps, mut job: JobRecord) -> Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::apigw::HttpEvent;
-    use longrun::memory::MemoryJobStore;
-    use longrun::record::Lease;
-    use longrun::{JobId, JobRecord, JobStatus};
+    use longrun_core::memory::MemoryJobStore;
+    use longrun_core::record::Lease;
+    use longrun_core::{JobId, JobRecord, JobStatus};
+    use longrun_lambda::apigw::HttpEvent;
     use serde_json::json;
 
     fn fixture() -> (CancelDeps, Arc<MemoryJobStore>) {
         let store = Arc::new(MemoryJobStore::new());
         let deps = CancelDeps {
-            config: Arc::new(longrun::testing::config(&[])),
+            config: Arc::new(longrun_core::testing::config(&[])),
             store: store.clone(),
-            queue: Arc::new(longrun::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
+            queue: Arc::new(longrun_core::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
         };
         (deps, store)
     }
 
     fn job(store: &MemoryJobStore) -> JobRecord {
-        let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+        let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
         store.insert(job.clone());
         job
     }
@@ -175,7 +175,7 @@ mod tests {
         .to_request()
     }
 
-    use longrun::testing::response_json as body;
+    use longrun_lambda::testing::response_json as body;
 
     #[tokio::test]
     async fn a_queued_job_is_cancelled_at_once() {

@@ -16,14 +16,14 @@
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use longrun::aws::AwsClients;
-use longrun::bytes::Bytes;
-use longrun::lambda::{batch_failures, SqsFunction};
-use longrun::ports::{JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, StoreError, Transition};
-use longrun::record::{codes, JobError};
-use longrun::time::now_ms;
-use longrun::webhook::announce_end;
-use longrun::Config;
+use longrun_aws::AwsClients;
+use longrun_core::bytes::Bytes;
+use longrun_core::ports::{JobMessage, JobQueue, JobStore, ObjectError, ObjectStore, StoreError, Transition};
+use longrun_core::record::{codes, JobError};
+use longrun_core::time::now_ms;
+use longrun_core::webhook::announce_end;
+use longrun_core::Config;
+use longrun_lambda::{batch_failures, SqsFunction};
 use tracing::Instrument;
 
 /// What the dead-letter function needs; built once per process.
@@ -47,7 +47,7 @@ impl DeadLetterDeps {
     }
 }
 
-#[longrun::async_trait]
+#[longrun_core::async_trait]
 impl SqsFunction for DeadLetterDeps {
     async fn call(&self, event: SqsEvent, _context: &lambda_runtime::Context) -> SqsBatchResponse {
         handle(self, event).await
@@ -62,7 +62,7 @@ pub enum DeadLetterError {
     Store(#[from] StoreError),
     /// The end could not be announced to the webhook queue (so it is not written).
     #[error("could not announce the end: {0}")]
-    Announce(#[from] longrun::ports::QueueError),
+    Announce(#[from] longrun_core::ports::QueueError),
     /// A message that names no job could not be kept in the bucket.
     #[error("could not keep the message: {0}")]
     Keep(#[from] ObjectError),
@@ -146,7 +146,7 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
 }
 
 /// Ends a job whose owner asked to cancel and that no worker holds.
-async fn cancel(deps: &DeadLetterDeps, id: &longrun::JobId, now: i64) -> Result<(), DeadLetterError> {
+async fn cancel(deps: &DeadLetterDeps, id: &longrun_core::JobId, now: i64) -> Result<(), DeadLetterError> {
     let outcome = deps.store.request_cancel(id, now).await?;
     tracing::info!(
         ?outcome,
@@ -182,9 +182,9 @@ fn body_digest_name(message: &SqsMessage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::memory::{MemoryJobStore, MemoryObjectStore};
-    use longrun::record::Lease;
-    use longrun::{JobId, JobRecord, JobStatus};
+    use longrun_core::memory::{MemoryJobStore, MemoryObjectStore};
+    use longrun_core::record::Lease;
+    use longrun_core::{JobId, JobRecord, JobStatus};
     use serde_json::json;
 
     struct Fixture {
@@ -198,10 +198,10 @@ mod tests {
         let objects = Arc::new(MemoryObjectStore::new());
         Fixture {
             deps: DeadLetterDeps {
-                config: Arc::new(longrun::testing::config(&[])),
+                config: Arc::new(longrun_core::testing::config(&[])),
                 store: store.clone(),
                 objects: objects.clone(),
-                queue: Arc::new(longrun::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
+                queue: Arc::new(longrun_core::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
             },
             store,
             objects,
@@ -209,7 +209,7 @@ mod tests {
     }
 
     fn job(f: &Fixture) -> JobRecord {
-        let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+        let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
         f.store.insert(job.clone());
         job
     }

@@ -32,11 +32,11 @@ use std::time::Duration;
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use longrun::api::{job_view, presign_results, Problem};
-use longrun::aws::AwsClients;
-use longrun::ports::{JobStore, ObjectStore, StreamTicket};
-use longrun::time::now_ms;
-use longrun::{Config, JobId, JobRecord};
+use longrun_aws::AwsClients;
+use longrun_core::api::{job_view, presign_results, Problem};
+use longrun_core::ports::{JobStore, ObjectStore, StreamTicket};
+use longrun_core::time::now_ms;
+use longrun_core::{Config, JobId, JobRecord};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -274,9 +274,9 @@ mod tests;
 pub async fn run_stream() -> Result<(), lambda_runtime::Error> {
     use lambda_runtime::{service_fn, LambdaEvent, MetadataPrelude, StreamResponse};
 
-    longrun::telemetry::init();
+    longrun_core::telemetry::init();
     let config = Arc::new(Config::from_env()?);
-    let deps = Arc::new(EventsDeps::from_aws(config, &longrun::aws::AwsClients::for_lambda()?));
+    let deps = Arc::new(EventsDeps::from_aws(config, &longrun_aws::AwsClients::for_lambda()?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let deps = deps.clone();
         async move {

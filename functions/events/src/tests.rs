@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use longrun::apigw::HttpEvent;
-use longrun::memory::{MemoryJobStore, MemoryObjectStore};
-use longrun::ports::{JobStore, StreamTicket};
-use longrun::record::{Finish, Lease, ProgressUpdate};
-use longrun::time::now_ms;
-use longrun::{JobRecord, JobStatus};
+use longrun_core::memory::{MemoryJobStore, MemoryObjectStore};
+use longrun_core::ports::{JobStore, StreamTicket};
+use longrun_core::record::{Finish, Lease, ProgressUpdate};
+use longrun_core::time::now_ms;
+use longrun_core::{JobRecord, JobStatus};
+use longrun_lambda::apigw::HttpEvent;
 use serde_json::json;
 use tokio_stream::StreamExt;
 
@@ -26,7 +26,7 @@ fn fixture() -> Fixture {
 fn fixture_capped_at(max_seconds: &str) -> Fixture {
     let store = Arc::new(MemoryJobStore::new());
     let deps = EventsDeps {
-        config: Arc::new(longrun::testing::config(&[
+        config: Arc::new(longrun_core::testing::config(&[
             ("STREAM_POLL_MS", "10"),
             ("STREAM_MAX_SECONDS", max_seconds),
         ])),
@@ -37,7 +37,7 @@ fn fixture_capped_at(max_seconds: &str) -> Fixture {
 }
 
 fn job(f: &Fixture) -> JobRecord {
-    let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
     f.store.insert(job.clone());
     job
 }
@@ -75,7 +75,7 @@ async fn body(stream: EventStream) -> String {
 async fn without_a_valid_ticket_for_the_job_the_stream_is_401() {
     let f = fixture();
     let job = job(&f);
-    let other = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    let other = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
     f.store.insert(other.clone());
     let others_ticket = ticket(&f, "alice", &other).await;
     let (expired_token, mut expired) = StreamTicket::issue("alice", &job.id, now_ms() - 1);
@@ -198,7 +198,8 @@ async fn a_reconnect_to_a_running_job_skips_the_state_it_saw_even_after_heartbea
     let f = fixture();
     let job = job(&f);
     let lease = Lease::new(now_ms() + 60_000);
-    let longrun::ports::ClaimOutcome::Claimed(claimed) = f.store.claim(&job.id, &lease, now_ms()).await.unwrap() else {
+    let longrun_core::ports::ClaimOutcome::Claimed(claimed) = f.store.claim(&job.id, &lease, now_ms()).await.unwrap()
+    else {
         panic!("claimable")
     };
     // A heartbeat: a new version, the same visible state.

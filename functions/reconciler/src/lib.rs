@@ -20,10 +20,10 @@
 
 use std::sync::Arc;
 
-use longrun::aws::AwsClients;
-use longrun::lambda::{BoxError, ScheduledFunction};
-use longrun::ports::{JobMessage, JobQueue, JobStore, QueueError, StoreError};
-use longrun::{Config, JobId, JobRecord};
+use longrun_aws::AwsClients;
+use longrun_core::ports::{JobMessage, JobQueue, JobStore, QueueError, StoreError};
+use longrun_core::{Config, JobId, JobRecord};
+use longrun_lambda::{BoxError, ScheduledFunction};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -48,7 +48,7 @@ impl ReconcilerDeps {
     }
 }
 
-#[longrun::async_trait]
+#[longrun_core::async_trait]
 impl ScheduledFunction for ReconcilerDeps {
     async fn call(&self, now_ms: i64) -> Result<serde_json::Value, BoxError> {
         Ok(serde_json::to_value(handle(self, now_ms).await?)?)
@@ -116,7 +116,7 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
     };
     if job.cancel_pending_at(now_ms) {
         // Asked to stop, and no worker holds it to see that: it ends here.
-        longrun::webhook::announce_end(deps.queue.as_ref(), &job, now_ms).await?;
+        longrun_core::webhook::announce_end(deps.queue.as_ref(), &job, now_ms).await?;
         deps.store.request_cancel(id, now_ms).await?;
         tracing::info!(status = %job.status, "cancelled a job with a cancel request that no worker holds");
         return Ok(Action::Cancelled);
@@ -150,17 +150,17 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::memory::{MemoryJobQueue, MemoryJobStore};
-    use longrun::record::Lease;
-    use longrun::time::now_ms;
-    use longrun::{JobRecord, JobStatus};
+    use longrun_core::memory::{MemoryJobQueue, MemoryJobStore};
+    use longrun_core::record::Lease;
+    use longrun_core::time::now_ms;
+    use longrun_core::{JobRecord, JobStatus};
     use serde_json::json;
 
     fn fixture() -> (ReconcilerDeps, Arc<MemoryJobStore>, Arc<MemoryJobQueue>) {
         let store = Arc::new(MemoryJobStore::new());
         let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
         let deps = ReconcilerDeps {
-            config: Arc::new(longrun::testing::config(&[("ENQUEUE_GRACE_SECONDS", "60")])),
+            config: Arc::new(longrun_core::testing::config(&[("ENQUEUE_GRACE_SECONDS", "60")])),
             store: store.clone(),
             queue: queue.clone(),
         };
@@ -168,7 +168,7 @@ mod tests {
     }
 
     fn job(store: &MemoryJobStore, created: i64) -> JobRecord {
-        let mut job = longrun::testing::queued_job_at("alice", "sleep", json!({"seconds": 1}), created);
+        let mut job = longrun_core::testing::queued_job_at("alice", "sleep", json!({"seconds": 1}), created);
         job.queue = "slow".into();
         store.insert(job.clone());
         job

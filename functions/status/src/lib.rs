@@ -18,17 +18,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use longrun::access::owned_job;
-use longrun::api::{presign_results, ChainStepView, ChainView, JobList, JobView, Problem, ResultView, StreamUrlView};
-use longrun::apigw::{caller, json_response, problem_response};
-use longrun::aws::AwsClients;
-use longrun::backpressure::DepthGauge;
-use longrun::chain::{chain_status, next_job_id};
-use longrun::lambda::HttpFunction;
-use longrun::ports::StreamTicket;
-use longrun::ports::{JobStore, ObjectStore};
-use longrun::time::{now_ms, rfc3339};
-use longrun::{Config, JobRecord, JobStatus};
+use longrun_aws::AwsClients;
+use longrun_core::access::owned_job;
+use longrun_core::api::{
+    presign_results, ChainStepView, ChainView, JobList, JobView, Problem, ResultView, StreamUrlView,
+};
+use longrun_core::backpressure::DepthGauge;
+use longrun_core::chain::{chain_status, next_job_id};
+use longrun_core::ports::StreamTicket;
+use longrun_core::ports::{JobStore, ObjectStore};
+use longrun_core::time::{now_ms, rfc3339};
+use longrun_core::{Config, JobRecord, JobStatus};
+use longrun_lambda::apigw::{caller, json_response, problem_response};
+use longrun_lambda::HttpFunction;
 use tracing::Instrument;
 
 /// The longest `?wait=` accepted, in seconds.
@@ -58,7 +60,7 @@ impl StatusDeps {
     }
 }
 
-#[longrun::async_trait]
+#[longrun_core::async_trait]
 impl HttpFunction for StatusDeps {
     async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         handle(self, request).await
@@ -134,7 +136,7 @@ async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: 
         job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     }
     let results = presigned_results(deps, &job).await?;
-    let mut view = longrun::api::job_view(&job, results);
+    let mut view = longrun_core::api::job_view(&job, results);
     if job.status == JobStatus::Queued {
         view.queue_depth = deps.depths.depth(&job.queue).await;
     }
@@ -206,7 +208,7 @@ async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<Jo
         jobs: page
             .jobs
             .iter()
-            .map(|job| longrun::api::job_view(job, Vec::new()))
+            .map(|job| longrun_core::api::job_view(job, Vec::new()))
             .collect(),
         next_cursor: page.next_cursor,
     })

@@ -1,14 +1,14 @@
 //! Status's unit tests, over the in-memory adapters.
 
 use super::*;
-use longrun::apigw::HttpEvent;
-use longrun::bytes::Bytes;
-use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
-use longrun::ports::ClaimOutcome;
-use longrun::ports::JobQueue;
-use longrun::record::{Finish, JobError, Lease};
-use longrun::time::now_ms;
-use longrun::{JobId, ResultObject};
+use longrun_core::bytes::Bytes;
+use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
+use longrun_core::ports::ClaimOutcome;
+use longrun_core::ports::JobQueue;
+use longrun_core::record::{Finish, JobError, Lease};
+use longrun_core::time::now_ms;
+use longrun_core::{JobId, ResultObject};
+use longrun_lambda::apigw::HttpEvent;
 use serde_json::{json, Value};
 
 struct Fixture {
@@ -20,9 +20,9 @@ struct Fixture {
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryJobStore::new());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
-    let config = Arc::new(longrun::testing::config(&[("QUEUE_DEPTH_SAMPLE_MS", "0")]));
+    let config = Arc::new(longrun_core::testing::config(&[("QUEUE_DEPTH_SAMPLE_MS", "0")]));
     let deps = StatusDeps {
-        depths: Arc::new(longrun::backpressure::DepthGauge::new(
+        depths: Arc::new(longrun_core::backpressure::DepthGauge::new(
             queue.clone(),
             config.queue_depth_sample,
         )),
@@ -39,7 +39,7 @@ async fn a_queued_job_shows_the_work_waiting_in_its_queue_and_others_do_not() {
     let job = queued_job("alice");
     f.store.insert(job.clone());
     for _ in 0..4 {
-        let message = longrun::ports::JobMessage::for_job(&job, now_ms());
+        let message = longrun_core::ports::JobMessage::for_job(&job, now_ms());
         f.queue.enqueue(&job.queue, &message, 0).await.unwrap();
     }
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
@@ -53,7 +53,7 @@ async fn a_queued_job_shows_the_work_waiting_in_its_queue_and_others_do_not() {
 }
 
 fn queued_job(owner: &str) -> JobRecord {
-    longrun::testing::queued_job(owner, "sleep", json!({"seconds": 1}))
+    longrun_core::testing::queued_job(owner, "sleep", json!({"seconds": 1}))
 }
 
 fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
@@ -70,7 +70,7 @@ fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
     .to_request()
 }
 
-use longrun::testing::response_json as body_json;
+use longrun_lambda::testing::response_json as body_json;
 
 #[tokio::test]
 async fn shows_a_queued_job_to_its_owner() {
@@ -205,7 +205,7 @@ async fn bad_wait_values_are_400() {
 #[tokio::test]
 async fn a_caller_without_identity_is_401_and_learns_nothing() {
     let mut f = fixture();
-    let job = queued_job(longrun::apigw::ANONYMOUS_OWNER);
+    let job = queued_job(longrun_lambda::apigw::ANONYMOUS_OWNER);
     f.store.insert(job.clone());
     for request in [get(job.id.as_str(), "", None), get("not-a-job-id", "", None), {
         let mut listing = list("", "x");
@@ -218,7 +218,7 @@ async fn a_caller_without_identity_is_401_and_learns_nothing() {
         assert_eq!(body_json(&response)["type"], "urn:longrun:problem:unauthorized");
     }
     // Only an explicit ALLOW_ANONYMOUS lets such callers in, as one shared owner.
-    f.deps.config = Arc::new(longrun::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
+    f.deps.config = Arc::new(longrun_core::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
     assert_eq!(handle(&f.deps, get(job.id.as_str(), "", None)).await.status_code, 200);
 }
 

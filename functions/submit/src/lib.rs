@@ -19,19 +19,19 @@ mod webhook_secret;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use longrun::access::owns_input;
-use longrun::api::{job_view, FieldError, Problem, SubmitRequest};
-use longrun::apigw::{body_bytes, caller, header, json_response, problem_response};
-use longrun::aws::AwsClients;
-use longrun::backpressure::{busy_retry_after, DepthGauge};
-use longrun::chain::{input_for_validation, ChainLink, ChainStep, MAX_CHAIN_STEPS};
-use longrun::job_types::Registry;
-use longrun::lambda::HttpFunction;
-use longrun::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore, SlotOutcome};
-use longrun::record::{hash_json, Callback, NewJob};
-use longrun::time::now_ms;
-use longrun::webhook::target::{resolve_checked, CallbackUrl, TargetPolicy};
-use longrun::{Config, JobId, JobRecord, JobStatus};
+use longrun_aws::AwsClients;
+use longrun_core::access::owns_input;
+use longrun_core::api::{job_view, FieldError, Problem, SubmitRequest};
+use longrun_core::backpressure::{busy_retry_after, DepthGauge};
+use longrun_core::chain::{input_for_validation, ChainLink, ChainStep, MAX_CHAIN_STEPS};
+use longrun_core::job_types::Registry;
+use longrun_core::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore, SlotOutcome};
+use longrun_core::record::{hash_json, Callback, NewJob};
+use longrun_core::time::now_ms;
+use longrun_core::webhook::target::{resolve_checked, CallbackUrl, TargetPolicy};
+use longrun_core::{Config, JobId, JobRecord, JobStatus};
+use longrun_lambda::apigw::{body_bytes, caller, header, json_response, problem_response};
+use longrun_lambda::HttpFunction;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tracing::Instrument;
@@ -57,15 +57,9 @@ pub struct SubmitDeps {
 }
 
 impl SubmitDeps {
-    /// The production wiring: DynamoDB, SQS, and S3 for presigning uploads.
-    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
-        let registry = Arc::new(Registry::standard(&config));
-        Self::from_aws_with(config, clients, registry)
-    }
-
     /// The production wiring, running the job types of `registry` (an
     /// app's own: see `longrun_bootstrap::run`).
-    pub fn from_aws_with(config: Arc<Config>, clients: &AwsClients, registry: Arc<Registry>) -> Self {
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients, registry: Arc<Registry>) -> Self {
         let queue = clients.job_queue(&config);
         SubmitDeps {
             registry,
@@ -78,7 +72,7 @@ impl SubmitDeps {
     }
 }
 
-#[longrun::async_trait]
+#[longrun_core::async_trait]
 impl HttpFunction for SubmitDeps {
     async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         handle(self, request).await
@@ -104,12 +98,12 @@ pub async fn handle(deps: &SubmitDeps, request: ApiGatewayV2httpRequest) -> ApiG
     }
     match submit(deps, &request).await {
         Ok(Submitted::Accepted(job)) => {
-            longrun::metrics::submitted(&job);
+            longrun_core::metrics::submitted(&job);
             respond(202, &job)
         }
         Ok(Submitted::Replayed(job)) => respond(200, &job),
         Err(problem) => {
-            longrun::metrics::rejected(problem.status);
+            longrun_core::metrics::rejected(problem.status);
             tracing::info!(status = problem.status, detail = %problem.detail, "submit refused");
             problem_response(&problem)
         }
@@ -284,7 +278,7 @@ fn replay_of(existing: Box<JobRecord>, owner: &str, request_hash: &str) -> Resul
 
 /// The job store failed: `503`. Not `Problem::from`: a submit is retried
 /// safely only with the same key, and says so.
-pub(crate) fn store_unavailable(err: longrun::ports::StoreError) -> Problem {
+pub(crate) fn store_unavailable(err: longrun_core::ports::StoreError) -> Problem {
     tracing::error!(error = %err, "job store unavailable");
     Problem::unavailable(
         "the job store is unavailable; retry (with the same Idempotency-Key) later",

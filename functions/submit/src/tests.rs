@@ -1,10 +1,10 @@
 //! Submit's unit tests, over the in-memory adapters.
 
 use super::*;
-use longrun::access::input_prefix;
-use longrun::apigw::HttpEvent;
-use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
-use longrun::JobStatus;
+use longrun_core::access::input_prefix;
+use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
+use longrun_core::JobStatus;
+use longrun_lambda::apigw::HttpEvent;
 
 struct Fixture {
     deps: SubmitDeps,
@@ -19,13 +19,13 @@ fn fixture() -> Fixture {
 fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
     let mut settings = vec![("MAX_REQUEST_BYTES", "2048")];
     settings.extend_from_slice(overrides);
-    let config = Arc::new(longrun::testing::config(&settings));
+    let config = Arc::new(longrun_core::testing::config(&settings));
     let store = Arc::new(MemoryJobStore::new().with_owner_quotas());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow", "urgent", "bulk"]));
     let deps = SubmitDeps {
-        registry: Arc::new(Registry::standard(&config)),
+        registry: Arc::new(longrun_jobs::standard(&config)),
         store: store.clone(),
-        depths: Arc::new(longrun::backpressure::DepthGauge::new(
+        depths: Arc::new(longrun_core::backpressure::DepthGauge::new(
             queue.clone(),
             config.queue_depth_sample,
         )),
@@ -43,7 +43,7 @@ async fn an_owner_at_its_quota_gets_429_until_a_job_ends_and_others_are_unaffect
     for key in ["q1", "q2"] {
         let accepted = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", key)], Some("alice"))).await;
         assert_eq!(accepted.status_code, 202);
-        ids.push(longrun::JobId::parse(body_json(&accepted)["id"].as_str().unwrap()).unwrap());
+        ids.push(longrun_core::JobId::parse(body_json(&accepted)["id"].as_str().unwrap()).unwrap());
     }
     let refused = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(refused.status_code, 429, "{:?}", refused.body);
@@ -57,7 +57,10 @@ async fn an_owner_at_its_quota_gets_429_until_a_job_ends_and_others_are_unaffect
     assert_eq!(bob.status_code, 202);
 
     // One of alice's jobs ends (cancelled): its slot comes back.
-    f.store.request_cancel(&ids[0], longrun::time::now_ms()).await.unwrap();
+    f.store
+        .request_cancel(&ids[0], longrun_core::time::now_ms())
+        .await
+        .unwrap();
     assert_eq!(f.store.active_slots("alice").await.unwrap(), vec![ids[1].clone()]);
     let next = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(next.status_code, 202);
@@ -71,7 +74,7 @@ async fn an_owner_at_its_quota_gets_429_until_a_job_ends_and_others_are_unaffect
 async fn a_slot_leaked_by_a_crash_is_freed_when_the_quota_is_found_full() {
     let f = fixture_with(&[("MAX_ACTIVE_JOBS_PER_OWNER", "1")]);
     let first = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
-    let id = longrun::JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
+    let id = longrun_core::JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
     // The job ended, but its release was lost (a crash between the two writes).
     let mut ended = f.store.get(&id).await.unwrap().unwrap();
     ended.status = JobStatus::Succeeded;
@@ -163,7 +166,7 @@ fn post(body: &str, headers: &[(&str, &str)], owner: Option<&str>) -> ApiGateway
     .to_request()
 }
 
-use longrun::testing::response_json as body_json;
+use longrun_lambda::testing::response_json as body_json;
 
 /// name, body, headers, expected status.
 type BadRequest<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, i64);
@@ -214,7 +217,7 @@ async fn a_replay_of_a_job_that_never_started_sends_it_again_once() {
     let first = handle(&f.deps, post(SLEEP, &key, Some("alice"))).await;
     assert_eq!(first.status_code, 202, "accepted: the record is durable");
     assert!(f.queue.sent().is_empty(), "its message was lost");
-    let id = longrun::JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
+    let id = longrun_core::JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
 
     // The client retries a few seconds later: the job has not started.
     let mut waiting = f.store.get(&id).await.unwrap().unwrap();
@@ -454,12 +457,12 @@ async fn a_caller_without_identity_is_401_before_anything_else_and_nothing_is_wr
 #[tokio::test]
 async fn anonymous_callers_are_one_shared_owner_only_when_allowed() {
     let mut f = fixture();
-    f.deps.config = Arc::new(longrun::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
+    f.deps.config = Arc::new(longrun_core::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
     let response = handle(&f.deps, post(SLEEP, &[], None)).await;
     assert_eq!(response.status_code, 202);
-    let id = longrun::JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
+    let id = longrun_core::JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
     let stored = f.store.get(&id).await.unwrap().unwrap();
-    assert_eq!(stored.owner, longrun::apigw::ANONYMOUS_OWNER);
+    assert_eq!(stored.owner, longrun_lambda::apigw::ANONYMOUS_OWNER);
 }
 
 fn upload_request(body: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
@@ -478,14 +481,14 @@ async fn an_upload_is_a_short_lived_put_under_the_callers_own_prefix() {
     )
     .await;
     assert_eq!(response.status_code, 201, "{:?}", response.body);
-    let ticket: longrun::api::UploadTicket = serde_json::from_value(body_json(&response)).unwrap();
+    let ticket: longrun_core::api::UploadTicket = serde_json::from_value(body_json(&response)).unwrap();
     let prefix = input_prefix("alice");
     let rest = ticket.key.strip_prefix(&prefix).expect("under alice's prefix");
     let (id, name) = rest.split_once('/').unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{rest}");
     assert_eq!(name, "sales.csv");
-    assert!(longrun::access::owns_input("alice", &ticket.key));
-    assert!(!longrun::access::owns_input("bob", &ticket.key));
+    assert!(longrun_core::access::owns_input("alice", &ticket.key));
+    assert!(!longrun_core::access::owns_input("bob", &ticket.key));
     assert_eq!((ticket.method.as_str(), ticket.bytes), ("PUT", 1234));
     assert_eq!(ticket.headers["content-length"], "1234");
     assert_eq!(ticket.headers["content-type"], "application/octet-stream");
@@ -495,7 +498,7 @@ async fn an_upload_is_a_short_lived_put_under_the_callers_own_prefix() {
         ticket.upload_url
     );
     let second = handle(&f.deps, upload_request(r#"{"bytes": 1}"#, Some("alice"))).await;
-    let second: longrun::api::UploadTicket = serde_json::from_value(body_json(&second)).unwrap();
+    let second: longrun_core::api::UploadTicket = serde_json::from_value(body_json(&second)).unwrap();
     assert_ne!(second.key, ticket.key, "every upload gets a key of its own");
     assert!(second.key.ends_with("/input"));
     assert!(
@@ -631,7 +634,7 @@ async fn a_webhook_secret_is_answered_once_uncached_and_a_rotation_keeps_the_old
     let first = body_json(&first);
     let first_secret = first["secret"].as_str().unwrap().to_owned();
     assert!(first_secret.starts_with("whsec_"), "{first_secret}");
-    assert!(longrun::webhook::signature::WebhookSecret::parse(&first_secret).is_ok());
+    assert!(longrun_core::webhook::signature::WebhookSecret::parse(&first_secret).is_ok());
     assert!(first.get("previous_valid_until").is_none(), "nothing replaced: {first}");
 
     let second = handle(&f.deps, webhook_secret_request(Some("alice"))).await;
@@ -649,7 +652,7 @@ async fn a_webhook_secret_is_answered_once_uncached_and_a_rotation_keeps_the_old
     assert_eq!(stored.previous_valid_until, Some(stored.created_at + overlap_ms));
     assert_eq!(
         second["previous_valid_until"].as_str(),
-        Some(longrun::time::rfc3339(stored.created_at + overlap_ms).as_str())
+        Some(longrun_core::time::rfc3339(stored.created_at + overlap_ms).as_str())
     );
     assert!(f.store.webhook_secrets("bob").await.unwrap().is_none());
     let anonymous = handle(&f.deps, webhook_secret_request(None)).await;

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use longrun::access::{input_prefix, is_plain_segment};
-use longrun::api::{FieldError, Problem, UploadRequest, UploadTicket};
-use longrun::apigw::{caller, json_response, problem_response};
-use longrun::ports::UPLOAD_CONTENT_TYPE;
-use longrun::time::{now_ms, rfc3339};
+use longrun_core::access::{input_prefix, is_plain_segment};
+use longrun_core::api::{FieldError, Problem, UploadRequest, UploadTicket};
+use longrun_core::ports::UPLOAD_CONTENT_TYPE;
+use longrun_core::time::{now_ms, rfc3339};
+use longrun_lambda::apigw::{caller, json_response, problem_response};
 
 use crate::{json_body, SubmitDeps};
 

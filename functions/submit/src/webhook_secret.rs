@@ -5,11 +5,11 @@
 //! missing one. No request body. The secret is never logged.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use longrun::api::{Problem, WebhookSecretView};
-use longrun::apigw::{caller, json_response, problem_response};
-use longrun::time::{now_ms, rfc3339};
-use longrun::webhook::signature::WebhookSecret;
-use longrun::webhook::WebhookSecrets;
+use longrun_core::api::{Problem, WebhookSecretView};
+use longrun_core::time::{now_ms, rfc3339};
+use longrun_core::webhook::signature::WebhookSecret;
+use longrun_core::webhook::WebhookSecrets;
+use longrun_lambda::apigw::{caller, json_response, problem_response};
 
 use crate::{store_unavailable, SubmitDeps};
 

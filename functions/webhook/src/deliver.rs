@@ -1,4 +1,4 @@
-//! One webhook POST to an address that [`longrun::webhook::target::resolve_checked`] has already approved.
+//! One webhook POST to an address that [`longrun_core::webhook::target::resolve_checked`] has already approved.
 //!
 //! [`post`] connects to exactly the socket address it is given and never resolves a name, so the address
 //! check cannot be bypassed by a second DNS answer. For `https` it speaks TLS with the URL's host as SNI
@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use longrun::webhook::target::{CallbackUrl, Scheme};
+use longrun_core::webhook::target::{CallbackUrl, Scheme};
 
 /// The `User-Agent` every delivery sends.
 pub const USER_AGENT: &str = "longrun-webhooks/1";
@@ -312,7 +312,7 @@ async fn drain_capped(mut body: Incoming, cap: usize, deadline: Instant) -> (usi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::webhook::target::TargetPolicy;
+    use longrun_core::webhook::target::TargetPolicy;
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

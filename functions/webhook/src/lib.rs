@@ -3,7 +3,7 @@
 //! It consumes the `webhooks` queue, whose messages name a job (the record
 //! is the truth). For each:
 //! - a job that has not ended yet but runs under a live lease is looked at
-//!   again once that lease is due ([`ANNOUNCE`](longrun::webhook) comes
+//!   again once that lease is due ([`ANNOUNCE`](longrun_core::webhook) comes
 //!   before the end is written); one neither ended nor held is dropped, as
 //!   whoever ends it announces it again;
 //! - an ended job whose delivery is settled (delivered, or failed for good)
@@ -27,15 +27,17 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use longrun::api::{job_view, presign_results};
-use longrun::aws::AwsClients;
-use longrun::lambda::{batch_failures, SqsFunction};
-use longrun::ports::{JobMessage, JobQueue, JobStore, ObjectStore, QueueError, StoreError};
-use longrun::time::{now_ms, rfc3339};
-use longrun::webhook::signature::{signature_header, WebhookSecret, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use longrun::webhook::target::{resolve_checked, CallbackUrl, TargetPolicy};
-use longrun::webhook::{WEBHOOK_DEAD_LETTER_QUEUE, WEBHOOK_QUEUE};
-use longrun::{Config, JobRecord, JobStatus};
+use longrun_aws::AwsClients;
+use longrun_core::api::{job_view, presign_results};
+use longrun_core::ports::{JobMessage, JobQueue, JobStore, ObjectStore, QueueError, StoreError};
+use longrun_core::time::{now_ms, rfc3339};
+use longrun_core::webhook::signature::{
+    signature_header, WebhookSecret, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+use longrun_core::webhook::target::{resolve_checked, CallbackUrl, TargetPolicy};
+use longrun_core::webhook::{WEBHOOK_DEAD_LETTER_QUEUE, WEBHOOK_QUEUE};
+use longrun_core::{Config, JobRecord, JobStatus};
+use longrun_lambda::{batch_failures, SqsFunction};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -69,7 +71,7 @@ impl WebhookDeps {
     }
 }
 
-#[longrun::async_trait]
+#[longrun_core::async_trait]
 impl SqsFunction for WebhookDeps {
     async fn call(&self, event: SqsEvent, _context: &lambda_runtime::Context) -> SqsBatchResponse {
         handle(self, event).await

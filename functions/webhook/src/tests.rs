@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
-use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore, QueuedMessage};
-use longrun::record::{Callback, Lease};
-use longrun::webhook::signature::{verify, VerifyError};
-use longrun::webhook::WebhookSecrets;
+use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore, QueuedMessage};
+use longrun_core::record::{Callback, Lease};
+use longrun_core::webhook::signature::{verify, VerifyError};
+use longrun_core::webhook::WebhookSecrets;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -26,7 +26,7 @@ fn fixture() -> Fixture {
 fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
     let mut settings = vec![("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1")];
     settings.extend_from_slice(overrides);
-    let config = Arc::new(longrun::testing::config(&settings));
+    let config = Arc::new(longrun_core::testing::config(&settings));
     let store = Arc::new(MemoryJobStore::new());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", WEBHOOK_QUEUE, WEBHOOK_DEAD_LETTER_QUEUE]));
     let deps = WebhookDeps {
@@ -49,7 +49,7 @@ async fn give_secret(f: &Fixture, owner: &str) -> WebhookSecret {
 
 /// A job of alice's in `status` whose end is announced to `url`.
 fn job_with_callback(f: &Fixture, status: JobStatus, url: &str) -> JobRecord {
-    let mut job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    let mut job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
     job.callback = Some(Callback::new(url));
     job.status = status;
     if status.is_terminal() {

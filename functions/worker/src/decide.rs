@@ -3,8 +3,8 @@
 //! handler has stopped, and how long to back off before a retry. No I/O and
 //! no clocks of their own, so they are tested as tables.
 
-use longrun::record::{codes, Finish, JobError};
-use longrun::{Config, JobRecord};
+use longrun_core::record::{codes, Finish, JobError};
+use longrun_core::{Config, JobRecord};
 use rand::Rng;
 
 /// Why a claimed job must not start: it ends FAILED with this error at once.
@@ -63,7 +63,7 @@ pub enum AfterRun {
 /// over any error; a panic is a crash, retried whatever `max_attempts` says
 /// (the queue's `maxReceiveCount` bounds crashes).
 pub fn after_run(
-    outcome: Result<Vec<longrun::ResultObject>, JobError>,
+    outcome: Result<Vec<longrun_core::ResultObject>, JobError>,
     job: &JobRecord,
     cancel_seen: bool,
     first_stop: FirstStop,
@@ -120,11 +120,11 @@ pub fn backoff_seconds(config: &Config, attempt: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun::ResultObject;
+    use longrun_core::ResultObject;
     use serde_json::json;
 
     fn job(attempts: u32, max_attempts: u32) -> JobRecord {
-        let mut job = longrun::testing::queued_job("alice", "sleep", json!({}));
+        let mut job = longrun_core::testing::queued_job("alice", "sleep", json!({}));
         job.attempts = attempts;
         job.max_attempts = max_attempts;
         job
@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_exponentially_with_jitter_and_a_cap() {
-        let config = longrun::testing::config(&[("RETRY_BASE_SECONDS", "2"), ("RETRY_MAX_SECONDS", "20")]);
+        let config = longrun_core::testing::config(&[("RETRY_BASE_SECONDS", "2"), ("RETRY_MAX_SECONDS", "20")]);
         for _ in 0..200 {
             assert!((1..=2).contains(&backoff_seconds(&config, 1)));
             assert!((2..=4).contains(&backoff_seconds(&config, 2)));

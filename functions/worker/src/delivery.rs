@@ -4,8 +4,8 @@
 //! here so that neither adds up to the dead-letter queue by accident.
 
 use aws_lambda_events::sqs::SqsMessage;
-use longrun::ports::JobMessage;
-use longrun::time::now_ms;
+use longrun_core::ports::JobMessage;
+use longrun_core::time::now_ms;
 
 use crate::decide::backoff_seconds;
 use crate::WorkerDeps;

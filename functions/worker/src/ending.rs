@@ -11,13 +11,13 @@
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
-use longrun::chain::{next_job_id, next_step};
-use longrun::metrics;
-use longrun::ports::{JobMessage, StoreError};
-use longrun::record::{codes, Finish, JobError, Lease};
-use longrun::time::now_ms;
-use longrun::webhook::announce_end;
-use longrun::JobRecord;
+use longrun_core::chain::{next_job_id, next_step};
+use longrun_core::metrics;
+use longrun_core::ports::{JobMessage, StoreError};
+use longrun_core::record::{codes, Finish, JobError, Lease};
+use longrun_core::time::now_ms;
+use longrun_core::webhook::announce_end;
+use longrun_core::JobRecord;
 use tracing::Instrument;
 
 use crate::delivery::{hide_for, pass_on, Disposition};

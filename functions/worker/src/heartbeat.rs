@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsMessage;
-use longrun::job_types::StopSignal;
-use longrun::ports::StoreError;
-use longrun::record::Lease;
-use longrun::time::now_ms;
-use longrun::JobId;
+use longrun_core::job_types::StopSignal;
+use longrun_core::ports::StoreError;
+use longrun_core::record::Lease;
+use longrun_core::time::now_ms;
+use longrun_core::JobId;
 
 use crate::delivery::hide_for;
 use crate::WorkerDeps;

@@ -63,13 +63,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use longrun::aws::AwsClients;
-use longrun::job_types::{JobContext, JobRun, JobServices, Registry, StopSignal};
-use longrun::lambda::{batch_failures, SqsFunction};
-use longrun::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
-use longrun::record::{codes, Finish, JobError, Lease};
-use longrun::time::now_ms;
-use longrun::{Config, JobId, JobRecord, JobStatus};
+use longrun_aws::AwsClients;
+use longrun_core::job_types::{JobContext, JobRun, JobServices, Registry, StopSignal};
+use longrun_core::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
+use longrun_core::record::{codes, Finish, JobError, Lease};
+use longrun_core::time::now_ms;
+use longrun_core::{Config, JobId, JobRecord, JobStatus};
+use longrun_lambda::{batch_failures, SqsFunction};
 use tracing::Instrument;
 
 use delivery::{pass_on, pass_on_after_store_fault, poison};
@@ -87,15 +87,9 @@ pub struct WorkerDeps {
 }
 
 impl WorkerDeps {
-    /// The production wiring: DynamoDB, SQS and S3.
-    pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
-        let registry = Arc::new(Registry::standard(&config));
-        Self::from_aws_with(config, clients, registry)
-    }
-
     /// The production wiring, running the job types of `registry` (an
     /// app's own: see `longrun_bootstrap::run`).
-    pub fn from_aws_with(config: Arc<Config>, clients: &AwsClients, registry: Arc<Registry>) -> Self {
+    pub fn from_aws(config: Arc<Config>, clients: &AwsClients, registry: Arc<Registry>) -> Self {
         WorkerDeps {
             registry,
             store: clients.job_store(&config),
@@ -106,7 +100,7 @@ impl WorkerDeps {
     }
 }
 
-#[longrun::async_trait]
+#[longrun_core::async_trait]
 impl SqsFunction for WorkerDeps {
     async fn call(&self, event: SqsEvent, context: &lambda_runtime::Context) -> SqsBatchResponse {
         handle(self, event, context).await
@@ -189,7 +183,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         }
     };
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
-    longrun::metrics::started(&job, now);
+    longrun_core::metrics::started(&job, now);
     if let Some(error) = refusal_at_start(&job, now, config.max_claims) {
         return end(deps, message, &job, &lease, Finish::Failed { error }).await;
     }
@@ -311,7 +305,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
 /// What stopped a run first.
 enum Stopped {
     /// The handler returned (or panicked).
-    Ran(Result<Result<Vec<longrun::ResultObject>, JobError>, tokio::task::JoinError>),
+    Ran(Result<Result<Vec<longrun_core::ResultObject>, JobError>, tokio::task::JoinError>),
     /// The earlier of the invocation's and the job's deadline came.
     OutOfTime,
     /// The heartbeat ended the run (`None`: it panicked, taken as a lost lease).
@@ -325,7 +319,7 @@ async fn not_claimable(deps: &WorkerDeps, message: &SqsMessage, job: &JobRecord)
         _ if job.cancel_pending_at(now) => {
             // Asked to stop, and no worker holds it (queued, or its run
             // crashed): a cancel wins over a takeover; it ends here.
-            if let Err(err) = longrun::webhook::announce_end(deps.queue.as_ref(), job, now).await {
+            if let Err(err) = longrun_core::webhook::announce_end(deps.queue.as_ref(), job, now).await {
                 tracing::warn!(error = %err, "could not announce the end to the webhook queue; passing the message on");
                 return pass_on_after_store_fault(deps, message).await;
             }

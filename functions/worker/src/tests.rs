@@ -1,7 +1,7 @@
 //! Worker's unit tests, over the in-memory adapters.
 
 use super::*;
-use longrun::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
+use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use serde_json::{json, Value};
 
 const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:longrun-fast";
@@ -14,7 +14,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let config = Arc::new(longrun::testing::config(&[
+    let config = Arc::new(longrun_core::testing::config(&[
         ("PROGRESS_INTERVAL_MS", "0"),
         ("RETRY_BASE_SECONDS", "4"),
         ("RETRY_MAX_SECONDS", "60"),
@@ -23,7 +23,7 @@ fn fixture() -> Fixture {
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
     let objects = Arc::new(MemoryObjectStore::new());
     let deps = WorkerDeps {
-        registry: Arc::new(Registry::standard(&config)),
+        registry: Arc::new(longrun_jobs::standard(&config)),
         store: store.clone(),
         queue: queue.clone(),
         objects: objects.clone(),
@@ -39,11 +39,11 @@ fn fixture() -> Fixture {
 
 /// A key under the input prefix of `alice`, the owner of the fixture's jobs.
 fn alice_input(name: &str) -> String {
-    format!("{}{name}", longrun::access::input_prefix("alice"))
+    format!("{}{name}", longrun_core::access::input_prefix("alice"))
 }
 
 fn add_job(f: &Fixture, job_type: &str, input: Value, max_attempts: u32) -> JobRecord {
-    let mut job = longrun::testing::queued_job("alice", job_type, input);
+    let mut job = longrun_core::testing::queued_job("alice", job_type, input);
     job.max_attempts = max_attempts;
     f.store.insert(job.clone());
     job
@@ -408,15 +408,15 @@ async fn a_cancel_request_seen_mid_run_ends_the_job_cancelled() {
 /// `silent_then_fail` it ignores the signal and fails retryably at the end.
 struct SilentJob(&'static str);
 
-#[longrun::async_trait]
-impl longrun::job_types::JobHandler for SilentJob {
+#[longrun_core::async_trait]
+impl longrun_core::job_types::JobHandler for SilentJob {
     fn job_type(&self) -> &'static str {
         self.0
     }
-    fn validate(&self, _: &Value) -> Result<(), Vec<longrun::api::FieldError>> {
+    fn validate(&self, _: &Value) -> Result<(), Vec<longrun_core::api::FieldError>> {
         Ok(())
     }
-    async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<longrun::ResultObject>, JobError> {
+    async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<longrun_core::ResultObject>, JobError> {
         let until = tokio::time::Instant::now() + Duration::from_secs_f64(input["seconds"].as_f64().unwrap());
         while tokio::time::Instant::now() < until {
             if self.0 == "silent" {
@@ -433,11 +433,11 @@ impl longrun::job_types::JobHandler for SilentJob {
 
 fn heartbeat_fixture() -> Fixture {
     let mut f = fixture();
-    f.deps.config = Arc::new(longrun::testing::config(&[
+    f.deps.config = Arc::new(longrun_core::testing::config(&[
         ("LEASE_SECONDS", "2"),
         ("HEARTBEAT_SECONDS", "1"),
     ]));
-    let mut registry = Registry::standard(&f.deps.config);
+    let mut registry = longrun_jobs::standard(&f.deps.config);
     registry.register(Arc::new(SilentJob("silent")));
     registry.register(Arc::new(SilentJob("silent_then_fail")));
     f.deps.registry = Arc::new(registry);
@@ -486,13 +486,13 @@ async fn a_job_whose_lease_is_taken_stops_and_leaves_the_record_to_the_new_holde
 /// groups, 1 MiB of image memory.
 fn bomb_fixture() -> Fixture {
     let mut f = fixture();
-    f.deps.config = Arc::new(longrun::testing::config(&[
+    f.deps.config = Arc::new(longrun_core::testing::config(&[
         ("PROGRESS_INTERVAL_MS", "0"),
         ("MAX_CSV_RECORD_BYTES", "1024"),
         ("MAX_REPORT_GROUPS", "10"),
         ("MAX_IMAGE_MEMORY_BYTES", "1048576"),
     ]));
-    let mut registry = Registry::standard(&f.deps.config);
+    let mut registry = longrun_jobs::standard(&f.deps.config);
     registry.register(Arc::new(LoudJob));
     f.deps.registry = Arc::new(registry);
     f
@@ -502,15 +502,15 @@ fn bomb_fixture() -> Fixture {
 /// a huge input would.
 struct LoudJob;
 
-#[longrun::async_trait]
-impl longrun::job_types::JobHandler for LoudJob {
+#[longrun_core::async_trait]
+impl longrun_core::job_types::JobHandler for LoudJob {
     fn job_type(&self) -> &'static str {
         "loud"
     }
-    fn validate(&self, _: &Value) -> Result<(), Vec<longrun::api::FieldError>> {
+    fn validate(&self, _: &Value) -> Result<(), Vec<longrun_core::api::FieldError>> {
         Ok(())
     }
-    async fn run(&self, _: &JobContext, _: &Value) -> Result<Vec<longrun::ResultObject>, JobError> {
+    async fn run(&self, _: &JobContext, _: &Value) -> Result<Vec<longrun_core::ResultObject>, JobError> {
         Err(JobError::permanent("loud", "é".repeat(150_000)))
     }
 }
@@ -543,7 +543,7 @@ async fn bomb_then_normal(f: &Fixture, bomb: &JobRecord, code: &str) -> String {
         "{}",
         error.message
     );
-    assert!(error.message.len() <= longrun::record::MAX_ERROR_MESSAGE_BYTES);
+    assert!(error.message.len() <= longrun_core::record::MAX_ERROR_MESSAGE_BYTES);
     let done = reload(f, &normal).await;
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.results.len(), 2);
@@ -556,7 +556,7 @@ async fn an_image_too_large_to_decode_fails_and_the_batch_goes_on() {
     f.objects
         .put(
             &alice_input("bomb.png"),
-            longrun::bytes::Bytes::from(longrun::testing::png_declaring(50_000, 50_000)),
+            longrun_core::bytes::Bytes::from(longrun_core::testing::png_declaring(50_000, 50_000)),
             "image/png",
         )
         .await
@@ -576,7 +576,11 @@ async fn a_csv_record_longer_than_the_cap_fails_and_the_batch_goes_on() {
     let f = bomb_fixture();
     let csv = format!("region,amount\neu,1\n{},2\n", "x".repeat(5_000_000));
     f.objects
-        .put(&alice_input("long.csv"), longrun::bytes::Bytes::from(csv), "text/csv")
+        .put(
+            &alice_input("long.csv"),
+            longrun_core::bytes::Bytes::from(csv),
+            "text/csv",
+        )
         .await
         .unwrap();
     let bomb = add_job(
@@ -611,13 +615,17 @@ async fn huge_error_messages_are_stored_short_and_the_batch_goes_on() {
     let f = bomb_fixture();
     let loud = add_job(&f, "loud", json!({}), 3);
     let message = bomb_then_normal(&f, &loud, "loud").await;
-    assert!(message.ends_with(longrun::record::TRUNCATION_MARKER), "{message}");
+    assert!(message.ends_with(longrun_core::record::TRUNCATION_MARKER), "{message}");
 
     // A 200 KB cell that is not a number (within the default record cap).
     let f = fixture();
     let csv = format!("region,amount\neu,1\nus,{}\n", "9x".repeat(100_000));
     f.objects
-        .put(&alice_input("bad.csv"), longrun::bytes::Bytes::from(csv), "text/csv")
+        .put(
+            &alice_input("bad.csv"),
+            longrun_core::bytes::Bytes::from(csv),
+            "text/csv",
+        )
         .await
         .unwrap();
     let bad_cell = add_job(
@@ -633,11 +641,11 @@ async fn huge_error_messages_are_stored_short_and_the_batch_goes_on() {
 #[tokio::test]
 async fn a_job_naming_another_owners_input_fails_exactly_like_a_missing_one() {
     let f = fixture();
-    let bobs_key = format!("{}secret.csv", longrun::access::input_prefix("bob"));
+    let bobs_key = format!("{}secret.csv", longrun_core::access::input_prefix("bob"));
     f.objects
         .put(
             &bobs_key,
-            longrun::bytes::Bytes::from_static(b"region,amount\neu,1\n"),
+            longrun_core::bytes::Bytes::from_static(b"region,amount\neu,1\n"),
             "text/csv",
         )
         .await
@@ -700,7 +708,7 @@ async fn a_job_that_never_checkpoints_stops_after_max_stalled_runs_not_its_timeo
 /// A fixture whose leases are short (4 s, heartbeat every second), as in
 /// the end-to-end runtime, to see what a worker does when its lease lapses.
 fn short_lease_fixture(store: Arc<dyn JobStore>) -> (WorkerDeps, Arc<MemoryJobQueue>) {
-    let config = Arc::new(longrun::testing::config(&[
+    let config = Arc::new(longrun_core::testing::config(&[
         ("PROGRESS_INTERVAL_MS", "0"),
         ("RETRY_BASE_SECONDS", "4"),
         ("RETRY_MAX_SECONDS", "60"),
@@ -709,7 +717,7 @@ fn short_lease_fixture(store: Arc<dyn JobStore>) -> (WorkerDeps, Arc<MemoryJobQu
     ]));
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
     let deps = WorkerDeps {
-        registry: Arc::new(Registry::standard(&config)),
+        registry: Arc::new(longrun_jobs::standard(&config)),
         store,
         queue: queue.clone(),
         objects: Arc::new(MemoryObjectStore::new()),
@@ -730,7 +738,7 @@ async fn handle_within(deps: &WorkerDeps, event: SqsEvent, seconds: u64) -> SqsB
 async fn a_run_whose_lease_cannot_be_extended_stops_before_it_lapses_and_comes_back_after() {
     let store = Arc::new(MemoryJobStore::new());
     let (deps, queue) = short_lease_fixture(store.clone());
-    let mut job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
+    let mut job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
     job.max_attempts = 3;
     store.insert(job.clone());
     // The store goes down just after the claim, for good.
@@ -762,7 +770,7 @@ async fn a_hanging_heartbeat_call_cannot_keep_a_run_past_its_lease() {
     let memory = Arc::new(MemoryJobStore::new());
     memory.set_heartbeats_hang(true);
     let (deps, queue) = short_lease_fixture(memory.clone());
-    let job = longrun::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
+    let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
     memory.insert(job.clone());
     let response = handle_within(&deps, event(vec![job_message(&job, "m1")]), 30).await;
     assert!(failures(&response).is_empty());
@@ -935,7 +943,7 @@ async fn the_messages_of_a_batch_run_at_once_up_to_the_configured_concurrency() 
 
     // BATCH_CONCURRENCY=1: one after another.
     let mut sequential = fixture();
-    let config = longrun::testing::config(&[("PROGRESS_INTERVAL_MS", "0"), ("BATCH_CONCURRENCY", "1")]);
+    let config = longrun_core::testing::config(&[("PROGRESS_INTERVAL_MS", "0"), ("BATCH_CONCURRENCY", "1")]);
     sequential.deps.config = Arc::new(config);
     let jobs: Vec<JobRecord> = (0..3)
         .map(|_| add_job(&sequential, "sleep", json!({"seconds": 0.3}), 3))
@@ -971,7 +979,11 @@ async fn a_batch_reports_exactly_its_own_failures_whatever_order_they_finish_in(
 /// The fixture with the webhook queue as well, where ends are announced.
 fn webhook_fixture() -> Fixture {
     let mut f = fixture();
-    f.queue = Arc::new(MemoryJobQueue::new(&["fast", "slow", longrun::webhook::WEBHOOK_QUEUE]));
+    f.queue = Arc::new(MemoryJobQueue::new(&[
+        "fast",
+        "slow",
+        longrun_core::webhook::WEBHOOK_QUEUE,
+    ]));
     f.deps.queue = f.queue.clone();
     f
 }
@@ -987,11 +999,11 @@ fn report_chain(f: &Fixture) -> JobRecord {
         json!({"source": {"csv": SALES}, "group_by": ["region"], "values": ["amount"]}),
         3,
     );
-    let step = longrun::chain::ChainStep {
+    let step = longrun_core::chain::ChainStep {
         job_type: "report".into(),
         input: json!({"source": {"from_previous": "summary.csv"}, "group_by": ["region"], "values": ["amount_sum"]}),
     };
-    job.chain = Some(longrun::chain::ChainLink::first(&job.id, vec![step]));
+    job.chain = Some(longrun_core::chain::ChainLink::first(&job.id, vec![step]));
     f.store.insert(job.clone());
     job
 }
@@ -1030,7 +1042,7 @@ async fn a_chain_step_that_succeeds_creates_its_next_step_and_sends_it() {
     assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.error);
 
     let next_id = JobId::next_in_chain(&first.id);
-    assert_eq!(longrun::chain::next_job_id(&done), Some(next_id.clone()));
+    assert_eq!(longrun_core::chain::next_job_id(&done), Some(next_id.clone()));
     let next = f.store.get(&next_id).await.unwrap().expect("the next step was created");
     assert_eq!((next.status, next.job_type.as_str()), (JobStatus::Queued, "report"));
     assert_eq!((next.owner.as_str(), next.queue.as_str()), ("alice", "fast"));
@@ -1112,7 +1124,7 @@ async fn the_next_step_reads_the_result_its_input_names_and_no_other() {
 async fn a_job_with_a_callback_announces_its_end_to_the_webhook_queue() {
     let f = webhook_fixture();
     let mut job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
-    job.callback = Some(longrun::record::Callback::new("https://hooks.example.com/x"));
+    job.callback = Some(longrun_core::record::Callback::new("https://hooks.example.com/x"));
     f.store.insert(job.clone());
     let plain = add_job(&f, "sleep", json!({"seconds": 0}), 3);
     let response = handle(
@@ -1128,16 +1140,16 @@ async fn a_job_with_a_callback_announces_its_end_to_the_webhook_queue() {
     assert_eq!(sent.len(), 1, "only the job with a callback is announced: {sent:?}");
     assert_eq!(
         (sent[0].queue.as_str(), &sent[0].message.job_id),
-        (longrun::webhook::WEBHOOK_QUEUE, &job.id)
+        (longrun_core::webhook::WEBHOOK_QUEUE, &job.id)
     );
-    assert_eq!(sent[0].delay_seconds, longrun::webhook::ANNOUNCE_DELAY_SECONDS);
+    assert_eq!(sent[0].delay_seconds, longrun_core::webhook::ANNOUNCE_DELAY_SECONDS);
 }
 
 #[tokio::test]
 async fn an_end_that_cannot_be_announced_is_not_written() {
     let f = webhook_fixture();
     let mut job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
-    job.callback = Some(longrun::record::Callback::new("https://hooks.example.com/x"));
+    job.callback = Some(longrun_core::record::Callback::new("https://hooks.example.com/x"));
     f.store.insert(job.clone());
     f.queue.fail_next_sends(1);
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
@@ -1158,11 +1170,11 @@ async fn an_end_that_cannot_be_announced_is_not_written() {
 async fn a_failing_first_step_creates_no_next_step() {
     let f = fixture();
     let mut job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "permanent"}), 3);
-    let step = longrun::chain::ChainStep {
+    let step = longrun_core::chain::ChainStep {
         job_type: "sleep".into(),
         input: json!({"seconds": 0}),
     };
-    job.chain = Some(longrun::chain::ChainLink::first(&job.id, vec![step]));
+    job.chain = Some(longrun_core::chain::ChainLink::first(&job.id, vec![step]));
     f.store.insert(job.clone());
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty());
@@ -1171,7 +1183,7 @@ async fn a_failing_first_step_creates_no_next_step() {
     assert_eq!(f.store.get(&JobId::next_in_chain(&job.id)).await.unwrap(), None);
     assert_eq!(f.store.len(), 1, "no step created");
     assert!(f.queue.sent().is_empty(), "nothing sent");
-    assert_eq!(longrun::chain::next_job_id(&failed), None);
+    assert_eq!(longrun_core::chain::next_job_id(&failed), None);
 }
 
 /// A job that succeeds although its owner asked to cancel it while it was
@@ -1179,18 +1191,18 @@ async fn a_failing_first_step_creates_no_next_step() {
 /// look at it.
 struct CancelledAsItSucceeds(Arc<MemoryJobStore>);
 
-#[longrun::async_trait]
-impl longrun::job_types::JobHandler for CancelledAsItSucceeds {
+#[longrun_core::async_trait]
+impl longrun_core::job_types::JobHandler for CancelledAsItSucceeds {
     fn job_type(&self) -> &'static str {
         "cancelled_as_it_succeeds"
     }
-    fn validate(&self, _: &Value) -> Result<(), Vec<longrun::api::FieldError>> {
+    fn validate(&self, _: &Value) -> Result<(), Vec<longrun_core::api::FieldError>> {
         Ok(())
     }
-    async fn run(&self, ctx: &JobContext, _: &Value) -> Result<Vec<longrun::ResultObject>, JobError> {
+    async fn run(&self, ctx: &JobContext, _: &Value) -> Result<Vec<longrun_core::ResultObject>, JobError> {
         let asked = self.0.request_cancel(ctx.job_id(), now_ms()).await.unwrap();
         assert!(
-            matches!(asked, longrun::ports::CancelOutcome::Requested(_)),
+            matches!(asked, longrun_core::ports::CancelOutcome::Requested(_)),
             "{asked:?}"
         );
         Ok(Vec::new())
@@ -1200,15 +1212,15 @@ impl longrun::job_types::JobHandler for CancelledAsItSucceeds {
 #[tokio::test]
 async fn a_step_asked_to_cancel_as_it_succeeds_neither_creates_nor_sends_a_next_step() {
     let mut f = fixture();
-    let mut registry = Registry::standard(&f.deps.config);
+    let mut registry = longrun_jobs::standard(&f.deps.config);
     registry.register(Arc::new(CancelledAsItSucceeds(f.store.clone())));
     f.deps.registry = Arc::new(registry);
     let mut job = add_job(&f, "cancelled_as_it_succeeds", json!({}), 3);
-    let step = longrun::chain::ChainStep {
+    let step = longrun_core::chain::ChainStep {
         job_type: "sleep".into(),
         input: json!({"seconds": 0}),
     };
-    job.chain = Some(longrun::chain::ChainLink::first(&job.id, vec![step]));
+    job.chain = Some(longrun_core::chain::ChainLink::first(&job.id, vec![step]));
     f.store.insert(job.clone());
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty());

@@ -6,10 +6,10 @@
 use std::collections::HashSet;
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName};
-use longrun::aws::describe;
-use longrun::ports::JobStore;
-use longrun::time::rfc3339;
-use longrun::{JobId, JobRecord};
+use longrun_aws::describe;
+use longrun_core::ports::JobStore;
+use longrun_core::time::rfc3339;
+use longrun_core::{JobId, JobRecord};
 use serde::Serialize;
 
 use crate::format::{human_duration, one_line, table};

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use longrun::aws::{describe, OWNER_INDEX};
-use longrun::time::rfc3339;
-use longrun::JobStatus;
+use longrun_aws::{describe, OWNER_INDEX};
+use longrun_core::time::rfc3339;
+use longrun_core::JobStatus;
 use serde::Serialize;
 
 use crate::format::table;

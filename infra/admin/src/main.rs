@@ -30,10 +30,10 @@ mod stack;
 
 use std::process::ExitCode;
 
-use longrun::aws::{AwsClients, DynamoJobStore};
-use longrun::ports::{JobMessage, JobQueue, JobStore, Transition};
-use longrun::time::now_ms;
-use longrun::{Config, JobId, JobStatus};
+use longrun_aws::{AwsClients, DynamoJobStore};
+use longrun_core::ports::{JobMessage, JobQueue, JobStore, Transition};
+use longrun_core::time::now_ms;
+use longrun_core::{Config, JobId, JobStatus};
 
 use crate::stack::Source;
 
@@ -250,14 +250,14 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Requeue(ids) => {
-            longrun::telemetry::init();
+            longrun_core::telemetry::init();
             match stack::config(&cli.source).await {
                 Ok(config) => requeue(&config, &ids).await,
                 Err(e) => usage_error(&e),
             }
         }
         Command::Usage(owners) => {
-            longrun::telemetry::init();
+            longrun_core::telemetry::init();
             match stack::config(&cli.source).await {
                 Ok(config) => {
                     let clients = AwsClients::load().await;

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_sqs::types::QueueAttributeName;
-use longrun::aws::{describe, due_shards, DUE_INDEX, DUE_SHARDS};
-use longrun::time::rfc3339;
-use longrun::webhook::{WEBHOOK_DEAD_LETTER_QUEUE, WEBHOOK_QUEUE};
+use longrun_aws::{describe, due_shards, DUE_INDEX, DUE_SHARDS};
+use longrun_core::time::rfc3339;
+use longrun_core::webhook::{WEBHOOK_DEAD_LETTER_QUEUE, WEBHOOK_QUEUE};
 use serde::Serialize;
 
 use crate::format::{human_duration, table};

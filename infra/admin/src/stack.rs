@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use longrun::webhook::{WEBHOOK_DEAD_LETTER_QUEUE, WEBHOOK_QUEUE};
-use longrun::Config;
+use longrun_core::webhook::{WEBHOOK_DEAD_LETTER_QUEUE, WEBHOOK_QUEUE};
+use longrun_core::Config;
 use serde_json::Value;
 
 /// Where to find the stack.

@@ -56,7 +56,7 @@ async fn next(State(state): State<Arc<StubState>>) -> Response {
     }
     let _ = state.marks.send(Mark::Next(Instant::now()));
     let event = state.event.lock().unwrap().clone();
-    let deadline = longrun::time::now_ms() + 60_000;
+    let deadline = longrun_core::time::now_ms() + 60_000;
     (
         [
             ("lambda-runtime-aws-request-id", "cold-start-0000".to_owned()),

@@ -29,11 +29,11 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use longrun::apigw::HttpEvent;
-use longrun::aws::AwsClients;
-use longrun::ports::JobMessage;
-use longrun::time::now_ms;
-use longrun::JobId;
+use longrun_aws::AwsClients;
+use longrun_core::ports::JobMessage;
+use longrun_core::time::now_ms;
+use longrun_core::JobId;
+use longrun_lambda::apigw::HttpEvent;
 use longrun_local::functions::LocalFunction;
 use longrun_local::{LocalStack, Options};
 
@@ -177,7 +177,7 @@ impl Bench {
             ("created_at", AttributeValue::N(now.to_string())),
             ("updated_at", AttributeValue::N(now.to_string())),
             ("due_at", AttributeValue::N(now.to_string())),
-            ("due_shard", AttributeValue::S(longrun::aws::due_shard(&id))),
+            ("due_shard", AttributeValue::S(longrun_aws::due_shard(&id))),
             ("expires_at", AttributeValue::N((now / 1000 + 86_400).to_string())),
             ("version", AttributeValue::N("1".into())),
         ]
@@ -348,7 +348,7 @@ async fn requests_per_job(bench: &Bench, jobs: usize) {
 /// Uploads a generated CSV of `megabytes` MiB (written to a file first and
 /// streamed from it, so the bench never holds it) and answers its key and rows.
 async fn upload_csv(bench: &Bench, megabytes: usize) -> (String, usize) {
-    let key = format!("{}{megabytes}mb.csv", longrun::access::input_prefix("bench"));
+    let key = format!("{}{megabytes}mb.csv", longrun_core::access::input_prefix("bench"));
     let path = PathBuf::from(format!(".local/bench-{megabytes}mb.csv"));
     let rows = {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -703,7 +703,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let shared = longrun::aws::http::load_sdk_config().await;
+    let shared = longrun_aws::http::load_sdk_config().await;
     let counter = RequestCounter::default();
     let clients = counting_clients(&shared, &counter);
     let plain = AwsClients::from_sdk_config(&shared);
@@ -723,7 +723,7 @@ async fn main() {
         .into_iter()
         .collect(),
         workers: true,
-        job_types: std::sync::Arc::new(longrun::job_types::Registry::standard),
+        job_types: std::sync::Arc::new(longrun_jobs::standard),
         faults: BTreeMap::new(),
         // Nothing is served over HTTP here; the events function's URL only
         // has to resolve.

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use longrun::apigw::HttpEvent;
+use longrun_lambda::apigw::HttpEvent;
 
 use crate::functions::LocalFunction;
 use crate::openapi;

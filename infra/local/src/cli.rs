@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::{api, JobTypes, Options};
-use longrun::aws::AwsClients;
+use longrun_aws::AwsClients;
 
 const USAGE: &str = "usage: longrun-local [--template PATH] [--stack NAME] [--host HOST] [--port PORT] \
                      [--no-workers] [--fault FUNCTION:OPERATION[=P]] [--parameter-overrides KEY=VALUE ...]";
@@ -79,7 +79,7 @@ fn parse_args(job_types: JobTypes) -> Result<Cli, String> {
 /// `job_types` makes: `longrun-local` runs longrun's own, an app's own
 /// local runner (see examples/) its registry. Returns when interrupted.
 pub async fn run(job_types: JobTypes) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    longrun::telemetry::init();
+    longrun_core::telemetry::init();
     let cli = match parse_args(job_types) {
         Ok(cli) => cli,
         Err(message) => {
@@ -100,8 +100,8 @@ pub async fn run(job_types: JobTypes) -> Result<(), Box<dyn std::error::Error + 
         }
     }
     // One process plays every function: one recorder, written every second.
-    longrun::metrics::init("longrun", Some(std::time::Duration::from_secs(1)));
-    let shared = longrun::aws::http::load_sdk_config().await;
+    longrun_core::metrics::init("longrun", Some(std::time::Duration::from_secs(1)));
+    let shared = longrun_aws::http::load_sdk_config().await;
     let clients = AwsClients::from_sdk_config(&shared);
     let mut options = cli.options.clone();
     options.base_url = Some(format!("http://{}:{}", cli.host, cli.port));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use longrun::aws::{describe, AwsClients};
+use longrun_aws::{describe, AwsClients};
 
 use crate::functions::LocalFunction;
 

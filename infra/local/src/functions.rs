@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use longrun::aws::{AwsClients, FaultInjector};
-use longrun::lambda::{HttpFunction, ScheduledFunction, SqsFunction};
-use longrun::Config;
+use longrun_aws::{AwsClients, FaultInjector};
 use longrun_bootstrap::Function;
 use longrun_cancel::CancelDeps;
+use longrun_core::Config;
 use longrun_dead_letter::DeadLetterDeps;
 use longrun_events::EventsDeps;
+use longrun_lambda::{HttpFunction, ScheduledFunction, SqsFunction};
 use longrun_reconciler::ReconcilerDeps;
 use longrun_status::StatusDeps;
 use longrun_submit::SubmitDeps;
@@ -85,10 +85,10 @@ impl LocalFunction {
 fn trigger(function: &str, config: Arc<Config>, clients: &AwsClients, job_types: &JobTypes) -> Option<Trigger> {
     let registry = || Arc::new(job_types(&config));
     Some(match Function::parse(function)? {
-        Function::Submit => Trigger::Http(Arc::new(SubmitDeps::from_aws_with(config.clone(), clients, registry()))),
+        Function::Submit => Trigger::Http(Arc::new(SubmitDeps::from_aws(config.clone(), clients, registry()))),
         Function::Status => Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))),
         Function::Cancel => Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))),
-        Function::Worker => Trigger::Sqs(Arc::new(WorkerDeps::from_aws_with(config.clone(), clients, registry()))),
+        Function::Worker => Trigger::Sqs(Arc::new(WorkerDeps::from_aws(config.clone(), clients, registry()))),
         Function::DeadLetter => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
         Function::Reconciler => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
         Function::Webhook => Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))),

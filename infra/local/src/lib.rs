@@ -19,14 +19,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use longrun::aws::AwsClients;
-use longrun::job_types::Registry;
+use longrun_aws::AwsClients;
+use longrun_core::job_types::Registry;
 
 pub use resources::Error;
 
 /// Makes the job types submit and the workers run, from each function's
 /// configuration (as `longrun_bootstrap::run` does on Lambda).
-pub type JobTypes = Arc<dyn Fn(&longrun::Config) -> Registry + Send + Sync>;
+pub type JobTypes = Arc<dyn Fn(&longrun_core::Config) -> Registry + Send + Sync>;
 
 /// How to run the local stack.
 #[derive(Clone)]

@@ -11,9 +11,7 @@
 
 use std::sync::Arc;
 
-use longrun::job_types::Registry;
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    longrun_local::cli::run(Arc::new(Registry::standard)).await
+    longrun_local::cli::run(Arc::new(longrun_jobs::standard)).await
 }

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use longrun::aws::AwsClients;
+use longrun_aws::AwsClients;
 use serde::Serialize;
 
 use crate::template::{ResourceLookup, TableSpec, Template};

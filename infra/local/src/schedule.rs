@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use longrun::time::now_ms;
+use longrun_core::time::now_ms;
 
 use crate::functions::LocalFunction;
 

@@ -1,0 +1,168 @@
+//! A job type's test harness: the job claimed by a worker over in-memory
+//! stores, with its context, so a job type (longrun's own or an app's) is
+//! tested without an emulator. Public behind the `test-util` feature:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! longrun-core = { version = "…", features = ["test-util"] }
+//! ```
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use longrun_core::job_types::testing::Harness;
+//! use longrun_core::job_types::{JobContext, TypedJob};
+//! use longrun_core::{JobError, ResultObject};
+//! use serde_json::json;
+//!
+//! /// Writes a greeting.
+//! struct Greet;
+//!
+//! #[longrun_core::async_trait]
+//! impl TypedJob for Greet {
+//!     type Input = String;
+//!     type Checkpoint = ();
+//!     fn job_type(&self) -> &'static str {
+//!         "greet"
+//!     }
+//!     async fn run(&self, ctx: &JobContext, name: String, _: Option<()>) -> Result<Vec<ResultObject>, JobError> {
+//!         let body = format!("hello, {name}");
+//!         Ok(vec![ctx.put_result("greeting.txt", body.into(), "text/plain").await?])
+//!     }
+//! }
+//!
+//! let h = Harness::new(json!("world")).await;
+//! let results = h.run(&Greet).await.unwrap();
+//! assert_eq!(results[0].name, "greeting.txt");
+//! assert_eq!(h.result("greeting.txt").unwrap(), "hello, world");
+//! # }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{JobContext, JobHandler, JobRun, JobServices, StopSignal};
+use crate::memory::{MemoryJobStore, MemoryObjectStore};
+use crate::ports::{ClaimOutcome, JobStore, ObjectStore};
+use crate::record::{JobError, JobRecord, Lease, ResultObject};
+use crate::time::now_ms;
+
+/// The stores a test job runs against, its input and its context.
+pub struct Harness {
+    /// The job store, holding the one RUNNING job: progress and checkpoints land here.
+    pub store: Arc<MemoryJobStore>,
+    /// The object store: put inputs here ([`put_input`](Self::put_input)), read results back.
+    pub objects: Arc<MemoryObjectStore>,
+    /// The job's context, as the worker hands it to a handler.
+    pub ctx: JobContext,
+    /// The run's stop signal: [`StopSignal::cancel`] is what the worker's
+    /// heartbeat does when the owner cancels.
+    pub signal: Arc<StopSignal>,
+    /// The job's input, as submitted.
+    pub input: Value,
+}
+
+impl Harness {
+    /// A fresh job with `input`, claimed with ten minutes of lease and
+    /// deadline; progress writes are not throttled.
+    pub async fn new(input: Value) -> Harness {
+        harness(input, None).await
+    }
+
+    /// A job with `input` resuming from `checkpoint`, the JSON an earlier
+    /// run saved (a typed job gets it parsed as its `resume`).
+    pub async fn resuming(input: Value, checkpoint: Value) -> Harness {
+        harness(input, Some(checkpoint)).await
+    }
+
+    /// The same job with `input` instead: for an input naming an object put
+    /// with [`put_input`](Self::put_input) after the harness was made.
+    pub fn with_input(mut self, input: Value) -> Harness {
+        self.input = input;
+        self
+    }
+
+    /// Runs `job` on the harness's input, through the same JSON parsing
+    /// submit and the worker use.
+    pub async fn run(&self, job: &dyn JobHandler) -> Result<Vec<ResultObject>, JobError> {
+        job.run(&self.ctx, &self.input).await
+    }
+
+    /// The job's record as the store holds it now: progress, message, checkpoint.
+    pub async fn job(&self) -> JobRecord {
+        self.store
+            .get(self.ctx.job_id())
+            .await
+            .expect("the memory store answers")
+            .expect("the harness's job exists")
+    }
+
+    /// Puts `body` where the job may read it, under `name` in its owner's
+    /// input prefix, and answers the key to name in the input.
+    pub async fn put_input(&self, name: &str, body: impl Into<Bytes>) -> String {
+        let key = input_key(name);
+        self.objects
+            .put(&key, body.into(), "application/octet-stream")
+            .await
+            .expect("the memory store takes it");
+        key
+    }
+
+    /// The bytes of the result the job wrote under `name`, if it wrote one.
+    pub fn result(&self, name: &str) -> Option<Bytes> {
+        self.objects.object(&self.ctx.result_key(name)).map(|(body, _)| body)
+    }
+}
+
+/// A job with `input` (resuming from `checkpoint`, if any), claimed by a
+/// worker with ten minutes of lease and deadline, and its context; progress
+/// writes are not throttled.
+pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
+    let store = Arc::new(MemoryJobStore::new());
+    let objects = Arc::new(MemoryObjectStore::new());
+    let mut job = crate::testing::queued_job(HARNESS_OWNER, "test", input.clone());
+    job.checkpoint = checkpoint.clone();
+    store.insert(job.clone());
+    let lease = Lease::new(now_ms() + 600_000);
+    let ClaimOutcome::Claimed(claimed) = store.claim(&job.id, &lease, now_ms()).await.unwrap() else {
+        panic!("fresh job must be claimable")
+    };
+    let signal = Arc::new(StopSignal::default());
+    let ctx = JobContext::new(
+        JobRun {
+            saved_checkpoint: Default::default(),
+            owner: claimed.owner.clone(),
+            job_id: claimed.id.clone(),
+            attempt: claimed.attempts,
+            lease_owner: lease.owner,
+            lease_held_until: Arc::new(std::sync::atomic::AtomicI64::new(lease.expires_at)),
+            stop_at: Instant::now() + Duration::from_secs(600),
+            checkpoint,
+            readable_results: Vec::new(),
+        },
+        JobServices {
+            store: store.clone(),
+            objects: objects.clone(),
+            progress_interval: Duration::ZERO,
+        },
+        signal.clone(),
+    );
+    Harness {
+        store,
+        objects,
+        ctx,
+        signal,
+        input,
+    }
+}
+
+/// The owner of the harness's job.
+pub const HARNESS_OWNER: &str = "tester";
+
+/// A key under the harness owner's input prefix: what its job may read.
+pub fn input_key(name: &str) -> String {
+    format!("{}{name}", crate::access::input_prefix(HARNESS_OWNER))
+}
