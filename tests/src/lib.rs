@@ -14,6 +14,7 @@
 //! deployed stack's outputs), otherwise from the local runtime's
 //! `/_local/resources`.
 
+use longrun_core::ports::QuotaSlots;
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
@@ -345,7 +346,6 @@ impl Stack {
     /// The job ids in `owner`'s quota item (its active set), sorted, read
     /// through the job store's own adapter.
     pub async fn active_slots(&self, owner: &str) -> Vec<String> {
-        use longrun_core::ports::JobStore;
         let store = longrun_aws::DynamoJobStore::new(self.dynamodb.clone(), &self.table, 0);
         let mut ids: Vec<String> = store
             .active_slots(owner)

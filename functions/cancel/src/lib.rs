@@ -128,6 +128,7 @@ async fn live_step_after(deps: &CancelDeps, mut job: JobRecord) -> Result<Option
 mod tests {
     use super::*;
     use longrun_core::memory::MemoryJobStore;
+    use longrun_core::ports::JobLifecycle;
     use longrun_core::record::Lease;
     use longrun_core::{JobId, JobRecord, JobStatus};
     use longrun_lambda::apigw::HttpEvent;

@@ -183,6 +183,7 @@ fn body_digest_name(message: &SqsMessage) -> String {
 mod tests {
     use super::*;
     use longrun_core::memory::{MemoryJobStore, MemoryObjectStore};
+    use longrun_core::ports::JobLifecycle;
     use longrun_core::record::Lease;
     use longrun_core::{JobId, JobRecord, JobStatus};
     use serde_json::json;

@@ -1,10 +1,11 @@
 //! Unit tests of the event stream over the memory store: who may open it,
 //! what it sends, and where a reconnect resumes.
 
+use longrun_core::ports::{JobLifecycle, OwnerData};
 use std::sync::Arc;
 
 use longrun_core::memory::{MemoryJobStore, MemoryObjectStore};
-use longrun_core::ports::{JobStore, StreamTicket};
+use longrun_core::ports::StreamTicket;
 use longrun_core::record::{Finish, Lease, ProgressUpdate};
 use longrun_core::time::now_ms;
 use longrun_core::{JobRecord, JobStatus};

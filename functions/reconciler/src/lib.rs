@@ -151,6 +151,7 @@ async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Act
 mod tests {
     use super::*;
     use longrun_core::memory::{MemoryJobQueue, MemoryJobStore};
+    use longrun_core::ports::JobLifecycle;
     use longrun_core::record::Lease;
     use longrun_core::time::now_ms;
     use longrun_core::{JobRecord, JobStatus};

@@ -4,6 +4,7 @@ use super::*;
 use longrun_core::bytes::Bytes;
 use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun_core::ports::ClaimOutcome;
+use longrun_core::ports::JobLifecycle;
 use longrun_core::ports::JobQueue;
 use longrun_core::record::{Finish, JobError, Lease};
 use longrun_core::time::now_ms;

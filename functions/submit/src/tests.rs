@@ -3,6 +3,7 @@
 use super::*;
 use longrun_core::access::input_prefix;
 use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
+use longrun_core::ports::{JobLifecycle, OwnerData, QuotaSlots};
 use longrun_core::JobStatus;
 use longrun_lambda::apigw::HttpEvent;
 

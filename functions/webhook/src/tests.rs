@@ -1,6 +1,7 @@
 //! The webhook function's unit tests, over the in-memory adapters and a
 //! small HTTP receiver on the loopback interface.
 
+use longrun_core::ports::{JobLifecycle, OwnerData};
 use std::collections::HashMap;
 use std::sync::Mutex;
 

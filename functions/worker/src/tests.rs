@@ -2,6 +2,7 @@
 
 use super::*;
 use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
+use longrun_core::ports::JobLifecycle;
 use serde_json::{json, Value};
 
 const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:longrun-fast";

@@ -28,6 +28,7 @@ mod jobs;
 mod queues;
 mod stack;
 
+use longrun_core::ports::JobLifecycle;
 use std::process::ExitCode;
 
 use longrun_aws::{AwsClients, DynamoJobStore};

@@ -3,11 +3,12 @@
 //! caller (the worker's heartbeat above all). Runs against a local socket
 //! that stays silent; no emulator needed.
 
+use longrun_core::ports::JobLifecycle;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use longrun_aws::{AwsClients, DynamoJobStore, S3ObjectStore, SdkTimeouts, SqsJobQueue};
-use longrun_core::ports::{JobMessage, JobQueue, JobStore, ObjectStore, QueueError, StoreError};
+use longrun_core::ports::{JobMessage, JobQueue, ObjectStore, QueueError, StoreError};
 use longrun_core::JobId;
 use tokio::net::TcpListener;
 

@@ -5,9 +5,9 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::api::Problem;
 use crate::ports::JobStore;
 use crate::record::{JobId, JobRecord};
+use longrun_types::Problem;
 
 /// Segments an input key may have below its owner's prefix.
 const MAX_INPUT_KEY_SEGMENTS: usize = 4;

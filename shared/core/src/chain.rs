@@ -11,7 +11,6 @@
 //! read. A step that fails, is cancelled or is dead-lettered ends the chain;
 //! so does a cancel request on a step that still succeeds.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::access::{input_prefix, is_plain_segment};
@@ -23,47 +22,8 @@ pub const MAX_CHAIN_STEPS: usize = 5;
 /// The key of an input placeholder naming a result of the previous step.
 pub const FROM_PREVIOUS: &str = "from_previous";
 
+pub use crate::record::ChainLink;
 pub use longrun_types::api::ChainStep;
-
-/// Where a job stands in its chain. Only jobs of a chain have one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChainLink {
-    /// The chain's first job: its id names the chain.
-    pub chain_id: JobId,
-    /// 0 for the first job, then 1, 2, …
-    pub step: u32,
-    /// The step before this one; `None` for the first job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_job_id: Option<JobId>,
-    /// Object keys of the previous step's results that this step's input
-    /// names: the only keys outside its owner's inputs it may read.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub readable_results: Vec<String>,
-    /// The steps after this one, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub then: Vec<ChainStep>,
-}
-
-impl ChainLink {
-    /// The link of a chain's first job, `id`, followed by `then`.
-    pub fn first(id: &JobId, then: Vec<ChainStep>) -> Self {
-        ChainLink {
-            chain_id: id.clone(),
-            step: 0,
-            previous_job_id: None,
-            readable_results: Vec::new(),
-            then,
-        }
-    }
-}
-
-impl JobId {
-    /// The id of the step after job `previous` in its chain: the same every
-    /// time, so creating it twice writes one record.
-    pub fn next_in_chain(previous: &JobId) -> JobId {
-        JobId::derived(&["longrun-chain-v1", previous.as_str()])
-    }
-}
 
 /// The id of the step after `job`, when `job` succeeded with steps left
 /// and no cancel request stopped the chain (the step was created with its end).

@@ -117,13 +117,14 @@ impl TypedJob for SleepJob {
 
 #[cfg(test)]
 mod tests {
+    use longrun_core::ports::JobLifecycle;
     // Through `JobHandler`, from JSON, as submit and the worker call it.
     use serde_json::{json, Value};
 
     use super::SleepJob;
     use longrun_core::job_types::testing::harness;
     use longrun_core::job_types::JobHandler;
-    use longrun_core::ports::JobStore;
+
     use longrun_core::record::codes;
 
     #[test]

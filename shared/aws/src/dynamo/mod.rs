@@ -23,8 +23,8 @@ use self::expr::Update;
 use self::item::{json, n, s, Attributes, Item};
 use super::describe;
 use longrun_core::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, StreamTicket,
-    Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, OwnerData, ProgressAck, QuotaSlots, SlotOutcome,
+    StoreError, StreamTicket, Transition,
 };
 use longrun_core::record::{Callback, Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use longrun_core::webhook::WebhookSecrets;
@@ -347,7 +347,7 @@ fn back_to_queue(run_at: i64, due_at: i64, now_ms: i64) -> Update {
 }
 
 #[async_trait]
-impl JobStore for DynamoJobStore {
+impl JobLifecycle for DynamoJobStore {
     async fn create(&self, job: &JobRecord, now_ms: i64) -> Result<CreateOutcome, StoreError> {
         let result = self
             .client
@@ -657,6 +657,28 @@ impl JobStore for DynamoJobStore {
         Ok(ids)
     }
 
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
+        let mut update = Update::new().set("due_at", n(new_due_at)).increment("version", 1);
+        if resent {
+            update = update.increment("resends", 1);
+        }
+        let update = update.condition("#due_at = :expected").value(":expected", n(expected));
+        Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
+    }
+
+    async fn update_callback(&self, id: &JobId, expected: &Callback, new: &Callback) -> Result<bool, StoreError> {
+        // The stored JSON was written by the same codec, so equal states are equal strings.
+        let update = Update::new()
+            .set("callback", json(new)?)
+            .increment("version", 1)
+            .condition("#callback = :expected")
+            .value(":expected", json(expected)?);
+        Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
+    }
+}
+
+#[async_trait]
+impl QuotaSlots for DynamoJobStore {
     async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
         let result = self
             .client
@@ -703,26 +725,10 @@ impl JobStore for DynamoJobStore {
     async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError> {
         Ok(active_set(self.owner_item(owner).await?.as_ref()))
     }
+}
 
-    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
-        let mut update = Update::new().set("due_at", n(new_due_at)).increment("version", 1);
-        if resent {
-            update = update.increment("resends", 1);
-        }
-        let update = update.condition("#due_at = :expected").value(":expected", n(expected));
-        Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
-    }
-
-    async fn update_callback(&self, id: &JobId, expected: &Callback, new: &Callback) -> Result<bool, StoreError> {
-        // The stored JSON was written by the same codec, so equal states are equal strings.
-        let update = Update::new()
-            .set("callback", json(new)?)
-            .increment("version", 1)
-            .condition("#callback = :expected")
-            .value(":expected", json(expected)?);
-        Ok(matches!(self.transition(id, update).await?, Transition::Done(_)))
-    }
-
+#[async_trait]
+impl OwnerData for DynamoJobStore {
     async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
         match self.owner_item(owner).await? {
             Some(item) => item.get_json("webhook_secrets"),

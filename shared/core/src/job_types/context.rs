@@ -272,6 +272,7 @@ impl JobContext {
 mod tests {
     use super::*;
     use crate::job_types::testing::harness;
+    use crate::ports::JobLifecycle;
     use serde_json::json;
 
     #[tokio::test]

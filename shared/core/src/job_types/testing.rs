@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+use crate::ports::JobLifecycle;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ use tokio::time::Instant;
 
 use super::{JobContext, JobHandler, JobRun, JobServices, StopSignal};
 use crate::memory::{MemoryJobStore, MemoryObjectStore};
-use crate::ports::{ClaimOutcome, JobStore, ObjectStore};
+use crate::ports::{ClaimOutcome, ObjectStore};
 use crate::record::{JobError, JobRecord, Lease, ResultObject};
 use crate::time::now_ms;
 

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use crate::list_cursor;
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobPage, JobStore, ProgressAck, SlotOutcome, StoreError, StreamTicket,
-    Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, OwnerData, ProgressAck, QuotaSlots, SlotOutcome,
+    StoreError, StreamTicket, Transition,
 };
 use crate::record::{Callback, Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::webhook::WebhookSecrets;
@@ -114,7 +114,7 @@ impl MemoryJobStore {
 }
 
 #[async_trait]
-impl JobStore for MemoryJobStore {
+impl JobLifecycle for MemoryJobStore {
     async fn create(&self, job: &JobRecord, now_ms: i64) -> Result<CreateOutcome, StoreError> {
         let mut jobs = self.jobs()?;
         if let Some(existing) = jobs.get(&job.id) {
@@ -385,6 +385,36 @@ impl JobStore for MemoryJobStore {
         Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
 
+    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs()?;
+        match jobs.get_mut(id) {
+            Some(job) if job.due_at == Some(expected) => {
+                job.due_at = Some(new_due_at);
+                if resent {
+                    job.resends += 1;
+                }
+                job.version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn update_callback(&self, id: &JobId, expected: &Callback, new: &Callback) -> Result<bool, StoreError> {
+        let mut jobs = self.jobs()?;
+        match jobs.get_mut(id) {
+            Some(job) if job.callback.as_ref() == Some(expected) => {
+                job.callback = Some(new.clone());
+                job.version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl QuotaSlots for MemoryJobStore {
     async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
         let _reachable = self.jobs()?;
         let mut slots = self.slots.lock().unwrap();
@@ -419,34 +449,10 @@ impl JobStore for MemoryJobStore {
             .map(|set| set.iter().cloned().collect())
             .unwrap_or_default())
     }
+}
 
-    async fn defer_due(&self, id: &JobId, expected: i64, new_due_at: i64, resent: bool) -> Result<bool, StoreError> {
-        let mut jobs = self.jobs()?;
-        match jobs.get_mut(id) {
-            Some(job) if job.due_at == Some(expected) => {
-                job.due_at = Some(new_due_at);
-                if resent {
-                    job.resends += 1;
-                }
-                job.version += 1;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn update_callback(&self, id: &JobId, expected: &Callback, new: &Callback) -> Result<bool, StoreError> {
-        let mut jobs = self.jobs()?;
-        match jobs.get_mut(id) {
-            Some(job) if job.callback.as_ref() == Some(expected) => {
-                job.callback = Some(new.clone());
-                job.version += 1;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
+#[async_trait]
+impl OwnerData for MemoryJobStore {
     async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
         drop(self.jobs()?);
         Ok(self.secrets.lock().unwrap().get(owner).cloned())

@@ -1,0 +1,48 @@
+//! The ports: the traits the functions talk to storage through.
+//!
+//! The jobs table is [`JobStore`], split by concern: [`JobLifecycle`] (the
+//! records, every write conditional), [`QuotaSlots`] (owners' active-job
+//! sets) and [`OwnerData`] (webhook secrets, stream tickets). A handler that
+//! needs one concern can take just that trait (`&dyn JobStore` upcasts).
+//! [`JobQueue`] carries job ids to workers (SQS), [`ObjectStore`] holds job
+//! inputs and results (S3). Each has an AWS adapter (`longrun-aws`) and an
+//! in-memory one in [`crate::memory`]; `shared/aws/tests/contract.rs` runs
+//! the same cases against both.
+
+mod jobs;
+mod objects;
+mod owners;
+mod queue;
+mod slots;
+
+pub use jobs::{CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, ProgressAck, Transition};
+pub use objects::{ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
+pub use owners::{OwnerData, StreamTicket, WebhookSecrets};
+pub use queue::{JobMessage, JobQueue, QueueError};
+pub use slots::{QuotaSlots, SlotOutcome};
+
+/// A storage failure. `LeaseLost` and `NotFound` are answers, the rest are faults.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The write was fenced off: the caller no longer holds the job's lease.
+    #[error("lease lost: the job is no longer held by this worker")]
+    LeaseLost,
+    /// No record has the job's id.
+    #[error("job not found")]
+    NotFound,
+    /// The store could not be reached or refused for load; try again later.
+    #[error("job store unavailable: {0}")]
+    Unavailable(String),
+    /// A list cursor that this store did not hand out.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// The stored item does not decode as a job record.
+    #[error("corrupt job record: {0}")]
+    Corrupt(String),
+}
+
+/// The whole jobs table: job records, quota slots and owner data. Every
+/// store implements the three traits; this one names them together.
+pub trait JobStore: JobLifecycle + QuotaSlots + OwnerData {}
+
+impl<T: JobLifecycle + QuotaSlots + OwnerData + ?Sized> JobStore for T {}

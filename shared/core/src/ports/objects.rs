@@ -1,0 +1,48 @@
+//! Job inputs and results.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+/// The content type every upload is signed for (and sent with).
+pub const UPLOAD_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// An object failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// No object has this key.
+    #[error("object {0} not found")]
+    NotFound(String),
+    /// The store could not be reached or refused the call; try again later.
+    #[error("object store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A stream over one object's bytes.
+pub struct ObjectReader {
+    /// Size in bytes when the store knows it.
+    pub size: Option<u64>,
+    /// The object's bytes, read as they arrive.
+    pub body: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// Job inputs (`inputs/…`) and results (`results/<job_id>/…`).
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Writes `body` under `key` with `content_type`, replacing any object there.
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError>;
+
+    /// Opens an object for streaming reads.
+    async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError>;
+
+    /// A URL anyone holding it may GET the object with, for `ttl`.
+    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError>;
+
+    /// A URL anyone holding it may PUT exactly `bytes` bytes of
+    /// `application/octet-stream` to `key` with, for `ttl` (both headers
+    /// are signed, so S3 refuses another length).
+    async fn presign_put(&self, key: &str, bytes: u64, ttl: Duration) -> Result<String, ObjectError>;
+}

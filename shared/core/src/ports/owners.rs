@@ -1,0 +1,146 @@
+//! What the store keeps per owner rather than per job: webhook signing
+//! secrets and stream tickets.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::record::JobId;
+
+/// Per-owner data beside the job records.
+#[async_trait]
+pub trait OwnerData: Send + Sync {
+    /// `owner`'s webhook signing secrets, if it made any.
+    async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError>;
+
+    /// Stores `new` as `owner`'s webhook secrets, only while the stored ones
+    /// are still those made at `expected_created_at` (`None`: none stored);
+    /// `false` when another rotation came first.
+    async fn replace_webhook_secrets(
+        &self,
+        owner: &str,
+        expected_created_at: Option<i64>,
+        new: &WebhookSecrets,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a stream ticket (`POST /jobs/{id}/stream`) until it expires.
+    async fn put_stream_ticket(&self, ticket: &StreamTicket) -> Result<(), StoreError>;
+
+    /// The ticket whose token hashes to `token_hash`, unless it expired
+    /// before `now_ms` or never existed.
+    async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError>;
+}
+
+/// The right to open one job's event stream without an `Authorization`
+/// header (a browser's `EventSource` cannot send one): handed to the job's
+/// owner by the authenticated API, named in the stream URL by a random
+/// token of which only the hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTicket {
+    /// SHA-256 (hex) of the token in the URL.
+    pub token_hash: String,
+    /// The owner it was handed to.
+    pub owner: String,
+    /// The one job whose events it opens.
+    pub job_id: JobId,
+    /// Until when it opens the stream, epoch milliseconds.
+    pub expires_at: i64,
+}
+
+impl StreamTicket {
+    /// A new ticket for `owner` to open `job_id`'s stream until
+    /// `expires_at`, and its token (256 random bits, hex): the token goes
+    /// in the URL, the ticket (with only its hash) in the store.
+    pub fn issue(owner: &str, job_id: &JobId, expires_at: i64) -> (String, StreamTicket) {
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let ticket = StreamTicket {
+            token_hash: Self::hash_token(&token),
+            owner: owner.to_owned(),
+            job_id: job_id.clone(),
+            expires_at,
+        };
+        (token, ticket)
+    }
+
+    /// SHA-256 (hex) of a ticket token: what the store keeps and looks up.
+    pub fn hash_token(token: &str) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    }
+}
+
+/// An owner's webhook signing secrets: the current one, and the one it
+/// replaced while that is still honoured. Kept on the owner's item in the
+/// jobs table; never logged (`Debug` shows no key).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSecrets {
+    /// `whsec_…`: signs every delivery.
+    pub current: String,
+    /// When `current` was made, epoch milliseconds.
+    pub created_at: i64,
+    /// The secret `current` replaced; deliveries carry its signature too
+    /// until `previous_valid_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Until when `previous` signs, epoch milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<i64>,
+}
+
+impl fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSecrets")
+            .field("current", &"…")
+            .field("created_at", &self.created_at)
+            .field("previous", &self.previous.as_ref().map(|_| "…"))
+            .field("previous_valid_until", &self.previous_valid_until)
+            .finish()
+    }
+}
+
+impl WebhookSecrets {
+    /// The secrets that sign a delivery made at `now_ms`: the current one,
+    /// and the previous one while it is honoured.
+    pub fn signing_at(&self, now_ms: i64) -> Vec<&str> {
+        let mut secrets = vec![self.current.as_str()];
+        if let (Some(previous), Some(until)) = (&self.previous, self.previous_valid_until) {
+            if now_ms < until {
+                secrets.push(previous);
+            }
+        }
+        secrets
+    }
+
+    /// What replaces `old` (if any) at `now_ms`: `new` signs from now on,
+    /// and `old`'s current secret for `overlap_ms` more.
+    pub fn rotated(old: Option<&WebhookSecrets>, new: String, now_ms: i64, overlap_ms: i64) -> Self {
+        WebhookSecrets {
+            current: new,
+            created_at: now_ms,
+            previous: old.map(|o| o.current.clone()),
+            previous_valid_until: old.map(|_| now_ms + overlap_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_rotate_with_an_overlap_and_never_show_in_debug() {
+        let first = WebhookSecrets::rotated(None, "whsec_one".into(), 1_000, 500);
+        assert_eq!(first.signing_at(1_000), ["whsec_one"]);
+        let second = WebhookSecrets::rotated(Some(&first), "whsec_two".into(), 2_000, 500);
+        assert_eq!(second.signing_at(2_499), ["whsec_two", "whsec_one"]);
+        assert_eq!(
+            second.signing_at(2_500),
+            ["whsec_two"],
+            "the old one stops after the overlap"
+        );
+        let shown = format!("{second:?}");
+        assert!(!shown.contains("whsec"), "{shown}");
+    }
+}

@@ -1,0 +1,67 @@
+//! The work queues: they carry job ids to workers.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{JobId, JobRecord};
+
+/// The body of a queue message: only the job id (the record is the truth),
+/// when it was enqueued, and the job's generation then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    /// The job to run.
+    pub job_id: JobId,
+    /// When the message was sent, epoch milliseconds.
+    pub enqueued_at: i64,
+    /// The job's [`JobRecord::redrives`] when the message was sent (left out
+    /// of the body while 0): a dead letter only ends the generation it
+    /// belongs to.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redrives: u32,
+}
+
+impl JobMessage {
+    /// A message for `job`, sent now, in its current generation.
+    pub fn for_job(job: &JobRecord, now_ms: i64) -> Self {
+        JobMessage {
+            job_id: job.id.clone(),
+            enqueued_at: now_ms,
+            redrives: job.redrives,
+        }
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A queue failure.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// No queue has this logical name (it is not in `QUEUE_URLS`).
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    /// The receipt handle is no longer valid (message deleted or re-received).
+    #[error("receipt handle no longer valid")]
+    StaleReceipt,
+    /// The queue could not be reached or refused the call; try again later.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The work queues, by logical name (`fast`, `slow`).
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Sends `message` to the queue named `queue`, hidden from consumers for
+    /// `delay_seconds` (SQS allows at most 900).
+    async fn enqueue(&self, queue: &str, message: &JobMessage, delay_seconds: u32) -> Result<(), QueueError>;
+
+    /// Hides a received message for `seconds` more (backoff, heartbeat).
+    async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError>;
+
+    /// How many messages wait in the queue named `queue`: visible plus
+    /// delayed (accepted work not yet started; messages being worked on are
+    /// not counted). Approximate, as SQS reports it.
+    async fn depth(&self, queue: &str) -> Result<u64, QueueError>;
+}
