@@ -27,6 +27,7 @@ use longrun_core::api::FieldError;
 use longrun_core::job_types::{check_input_key, field_error, JobContext, JobResultExt, Registry, TypedJob};
 use longrun_core::record::{codes, JobError, ResultObject};
 use longrun_core::Config;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::watch;
@@ -49,7 +50,7 @@ pub fn registry(config: &Config) -> Registry {
 
 /// The input: `{"source": {"key": "inputs/…"}, "year": 2025,
 /// "date_column": "date", "amount_column": "amount", "title": "…"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityInput {
     /// The uploaded CSV (`POST /uploads`).
@@ -68,7 +69,7 @@ pub struct ActivityInput {
 }
 
 /// Where the input is.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// An object key under the caller's `inputs/` prefix.

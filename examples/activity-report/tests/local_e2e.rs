@@ -125,4 +125,20 @@ async fn an_uploaded_csv_becomes_a_pdf_report_through_the_whole_stack() {
     assert_eq!(months["records"], 20_000);
     assert_eq!(months["months"][0]["count"], 1_667);
     let _ = std::fs::remove_dir_all(&dir);
+
+    // The served contract names this app's job type, its input derived
+    // from `ActivityInput` (doc comments as descriptions).
+    let document = reqwest::get(format!("{api}/openapi.yaml"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "activity-report: '#/components/schemas/ActivityReportJobRequest'",
+        "$ref: '#/components/schemas/ActivityReportInput'",
+        "description: The year to report.",
+    ] {
+        assert!(document.contains(expected), "{expected:?} missing from the served document");
+    }
 }

@@ -68,6 +68,9 @@ pub struct LocalApi {
     /// API route does, as its own host would.
     pub url_function: Option<Arc<LocalFunction>>,
     pub deployed: Deployed,
+    /// The OpenAPI document served at `/openapi.yaml`: the app's job types'
+    /// ([`openapi::document_for`] the submit function's registry), as YAML.
+    pub openapi: String,
     /// Function logical id → its resolved environment (for `/_local/environment/{id}`).
     pub environments: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
@@ -78,7 +81,9 @@ pub fn app(api: Arc<LocalApi>) -> Router {
         .route("/_local/health", get(|| async { "ok" }))
         .route(
             "/openapi.yaml",
-            get(|| async { ([(CONTENT_TYPE, openapi::MEDIA_TYPE)], openapi::DOCUMENT) }),
+            get(|State(api): State<Arc<LocalApi>>| async move {
+                ([(CONTENT_TYPE, openapi::MEDIA_TYPE)], api.openapi.clone())
+            }),
         )
         .route(
             "/_local/resources",

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use longrun_aws::AwsClients;
 use longrun_core::job_types::Registry;
+use longrun_core::Config;
 
 pub use resources::Error;
 
@@ -136,9 +137,12 @@ pub async fn start(
             ));
         }
     }
+    let openapi = serde_yaml::to_string(&openapi::document_for(&submit_registry(&functions, options)?))
+        .map_err(|e| format!("the OpenAPI document: {e}"))?;
     Ok(LocalStack {
         api: Arc::new(api::LocalApi {
             routes,
+            openapi,
             url_function,
             deployed,
             environments: functions
@@ -149,6 +153,17 @@ pub async fn start(
         functions,
         pollers,
     })
+}
+
+/// The job types the submit function admits: the app's registry over the
+/// submit function's own configuration (an empty registry without one).
+fn submit_registry(functions: &[Arc<functions::LocalFunction>], options: &Options) -> Result<Registry, Error> {
+    let Some(submit) = functions.iter().find(|f| f.spec.function == "submit") else {
+        return Ok(Registry::default());
+    };
+    let config = Config::from_lookup(|name| submit.environment.get(name).cloned())
+        .map_err(|e| format!("the submit function's configuration: {e}"))?;
+    Ok((options.job_types)(&config))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -25,7 +26,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// The `sleep` job type.
 pub struct SleepJob;
 
-#[derive(Debug, Deserialize)]
+/// How a run fails on request.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum FailureMode {
     Retryable,
@@ -40,12 +42,15 @@ pub struct SleepCheckpoint {
 }
 
 /// The input of a `sleep` job (see the module docs).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SleepInput {
+    /// How long to sleep, in seconds.
     seconds: f64,
+    /// Fail instead of succeeding, and how.
     #[serde(default)]
     fail: Option<FailureMode>,
+    /// Fail only the first this many attempts.
     #[serde(default)]
     fail_attempts: Option<u32>,
 }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
@@ -67,16 +68,20 @@ impl ThumbnailJob {
 }
 
 /// The input of a `thumbnail` job (see the module docs).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThumbnailInput {
+    /// The uploaded image.
     source: KeySource,
+    /// The widths to resize to, in pixels.
     widths: Vec<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+/// An uploaded object.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct KeySource {
+    /// Its key under the caller's `inputs/` prefix (`POST /uploads`).
     key: String,
 }
 

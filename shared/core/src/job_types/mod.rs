@@ -22,6 +22,7 @@ pub mod testing;
 pub use context::{JobContext, JobRun, JobServices, StopSignal};
 pub use errors::JobResultExt;
 pub use input::{check_input_key, field_error};
+pub use schemars::JsonSchema;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,6 +56,13 @@ pub trait JobHandler: Send + Sync {
         Vec::new()
     }
 
+    /// The JSON Schema (2020-12, as OpenAPI 3.1 embeds it) of the input,
+    /// for the served OpenAPI document. `{}`, any JSON, by default; a
+    /// [`TypedJob`]'s is derived from its `Input` type.
+    fn input_schema(&self) -> Value {
+        Value::Object(serde_json::Map::new())
+    }
+
     /// Does the work and returns the result objects it wrote through `ctx`.
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError>;
 }
@@ -77,8 +85,11 @@ pub trait JobHandler: Send + Sync {
 /// unannounced. A job that never checkpoints says `type Checkpoint = ();`.
 #[async_trait]
 pub trait TypedJob: Send + Sync {
-    /// The input, as callers submit it in the request's `input`.
-    type Input: DeserializeOwned + Send + Sync;
+    /// The input, as callers submit it in the request's `input`. Its
+    /// [`JsonSchema`] (`#[derive(JsonSchema)]`, from the `schemars` crate)
+    /// is the input's schema in the served OpenAPI document, so the
+    /// contract is the type.
+    type Input: DeserializeOwned + JsonSchema + Send + Sync;
 
     /// The state a run saves with [`JobContext::checkpoint`] for the next run
     /// to resume from; `()` for a job that does not checkpoint.
@@ -125,6 +136,10 @@ impl<T: TypedJob> JobHandler for T {
         self.check(&input)
     }
 
+    fn input_schema(&self) -> Value {
+        input_schema::<T::Input>()
+    }
+
     fn input_keys(&self, input: &Value) -> Vec<(&'static str, String)> {
         parse_input::<T::Input>(input)
             .map(|input| TypedJob::input_keys(self, &input))
@@ -163,4 +178,17 @@ impl Registry {
     pub fn job_types(&self) -> Vec<&'static str> {
         self.handlers.keys().copied().collect()
     }
+}
+
+/// The JSON Schema of `T` as the served OpenAPI document embeds it: draft
+/// 2020-12, subschemas inlined (a recursive type keeps its `$defs`), no
+/// `$schema` keyword.
+pub fn input_schema<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| {
+            settings.inline_subschemas = true;
+            settings.meta_schema = None;
+        })
+        .into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or_default()
 }

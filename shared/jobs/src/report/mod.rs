@@ -20,6 +20,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
@@ -85,18 +86,24 @@ impl ReportJob {
 }
 
 /// The input of a `report` job (see the module docs).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportInput {
+    /// The CSV: exactly one of `key` or `csv`.
     source: Source,
+    /// The columns to group rows by.
     group_by: Vec<String>,
+    /// The numeric columns to summarise per group.
     values: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Where a report's CSV is: exactly one of the two.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Source {
+    /// An uploaded CSV's key under the caller's `inputs/` prefix.
     key: Option<String>,
+    /// The CSV itself, header line first.
     csv: Option<String>,
 }
 
