@@ -139,6 +139,9 @@ async fn an_uploaded_csv_becomes_a_pdf_report_through_the_whole_stack() {
         "$ref: '#/components/schemas/ActivityReportInput'",
         "description: The year to report.",
     ] {
-        assert!(document.contains(expected), "{expected:?} missing from the served document");
+        assert!(
+            document.contains(expected),
+            "{expected:?} missing from the served document"
+        );
     }
 }

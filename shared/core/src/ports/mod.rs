@@ -6,7 +6,7 @@
 //! needs one concern can take just that trait (`&dyn JobStore` upcasts).
 //! [`JobQueue`] carries job ids to workers (SQS), [`ObjectStore`] holds job
 //! inputs and results (S3). Each has an AWS adapter (`longrun-aws`) and an
-//! in-memory one in [`crate::memory`]; `shared/aws/tests/contract.rs` runs
+//! in-memory one in [`crate::memory`]; `shared/aws/tests/contract/` runs
 //! the same cases against both.
 
 mod jobs;

@@ -1,0 +1,162 @@
+//! The owner items beside the job records: quota slots (the active set),
+//! webhook signing secrets and stream tickets.
+
+use super::expr::Update;
+use super::item::{json, n, s, Attributes, Item};
+use super::*;
+use crate::describe;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use longrun_core::ports::{OwnerData, QuotaSlots, SlotOutcome, StoreError, StreamTicket};
+use longrun_core::record::JobId;
+use longrun_core::webhook::WebhookSecrets;
+
+/// The job ids in a quota item's `active` set (none without an item or set).
+pub(super) fn active_set(item: Option<&Item>) -> Vec<JobId> {
+    item.and_then(|item| item.get("active"))
+        .and_then(|active| active.as_ss().ok())
+        .map(|ids| ids.iter().filter_map(|raw| JobId::parse(raw)).collect())
+        .unwrap_or_default()
+}
+
+/// The key of an owner's quota item in the jobs table: `owner#<owner>`. It
+/// holds `active`, the string set of the owner's active job ids; having no
+/// `owner`, `created_at` or `due_shard`, it is in neither index, and no job
+/// id (a UUID) can name it.
+pub(super) fn quota_key(owner: &str) -> AttributeValue {
+    s(&format!("owner#{owner}"))
+}
+
+#[async_trait]
+impl QuotaSlots for DynamoJobStore {
+    async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner))
+            .update_expression("ADD #active :ids")
+            .condition_expression("attribute_not_exists(#active) OR size(#active) < :limit OR contains(#active, :id)")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.to_string()]))
+            .expression_attribute_values(":id", s(id.as_str()))
+            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(SlotOutcome::Reserved {
+                newly: !active_set(output.attributes.as_ref()).contains(id),
+            }),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(SlotOutcome::Full {
+                    active: active_set(e.item.as_ref()),
+                }),
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner))
+            .update_expression("DELETE #active :ids")
+            .expression_attribute_names("#active", "active")
+            .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.to_string()]))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(())
+    }
+
+    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError> {
+        Ok(active_set(self.owner_item(owner).await?.as_ref()))
+    }
+}
+
+#[async_trait]
+impl OwnerData for DynamoJobStore {
+    async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
+        match self.owner_item(owner).await? {
+            Some(item) => item.get_json("webhook_secrets"),
+            None => Ok(None),
+        }
+    }
+
+    async fn replace_webhook_secrets(
+        &self,
+        owner: &str,
+        expected_created_at: Option<i64>,
+        new: &WebhookSecrets,
+    ) -> Result<bool, StoreError> {
+        let update = Update::new()
+            .set("webhook_secrets", json(new)?)
+            .set("webhook_secrets_created_at", n(new.created_at));
+        let update = match expected_created_at {
+            None => update.condition("attribute_not_exists(#webhook_secrets_created_at)"),
+            Some(at) => update
+                .condition("#webhook_secrets_created_at = :expected")
+                .value(":expected", n(at)),
+        };
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", quota_key(owner));
+        match update.apply(request).send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
+    async fn put_stream_ticket(&self, ticket: &StreamTicket) -> Result<(), StoreError> {
+        // Not `owner`, `created_at` or `due_shard`: in neither index.
+        let mut item = Item::new();
+        item.insert("pk".into(), ticket_key(&ticket.token_hash));
+        item.insert("ticket_owner".into(), s(&ticket.owner));
+        item.insert("ticket_job_id".into(), s(ticket.job_id.as_str()));
+        item.insert("ticket_expires_at".into(), n(ticket.expires_at));
+        item.insert("expires_at".into(), n(ticket.expires_at / 1000 + 60));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        Ok(())
+    }
+
+    async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", ticket_key(token_hash))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        let Some(item) = output.item else { return Ok(None) };
+        let ticket = StreamTicket {
+            token_hash: token_hash.to_owned(),
+            owner: item.required_s("ticket_owner")?,
+            job_id: JobId::parse(&item.required_s("ticket_job_id")?)
+                .ok_or_else(|| StoreError::Corrupt("ticket_job_id".into()))?,
+            expires_at: item.get_n("ticket_expires_at")?.unwrap_or(0),
+        };
+        Ok((ticket.expires_at >= now_ms).then_some(ticket))
+    }
+}
+
+/// The key of a stream ticket's item: `ticket#<token hash>`.
+fn ticket_key(token_hash: &str) -> AttributeValue {
+    s(&format!("ticket#{token_hash}"))
+}

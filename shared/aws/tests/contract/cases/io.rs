@@ -1,0 +1,57 @@
+//! Contract cases of the object store and the queues.
+
+use crate::*;
+
+pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
+    let key = format!("results/contract-{}/blob.bin", uuid::Uuid::new_v4());
+    let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    objects
+        .put(&key, Bytes::from(body.clone()), "application/octet-stream")
+        .await
+        .unwrap();
+    let mut reader = objects.open(&key).await.unwrap();
+    assert_eq!(reader.size, Some(body.len() as u64));
+    let mut read = Vec::new();
+    reader.body.read_to_end(&mut read).await.unwrap();
+    assert_eq!(read, body);
+    let url = objects.presign_get(&key, Duration::from_secs(60)).await.unwrap();
+    assert!(url.contains(&key), "{url}");
+    assert!(matches!(
+        objects.open("inputs/no-such-object").await,
+        Err(ObjectError::NotFound(_))
+    ));
+}
+
+pub async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQueue) {
+    assert_eq!(queue.depth("fast").await.unwrap(), 0);
+    let message = |n: i64| JobMessage {
+        job_id: JobId::random(),
+        enqueued_at: n,
+        redrives: 0,
+    };
+    queue.enqueue("fast", &message(1), 0).await.unwrap();
+    queue.enqueue("fast", &message(2), 0).await.unwrap();
+    queue.enqueue("fast", &message(3), 60).await.unwrap();
+    assert_eq!(queue.depth("fast").await.unwrap(), 3, "two waiting and one delayed");
+    assert!(matches!(
+        queue.depth("no-such-queue").await,
+        Err(QueueError::UnknownQueue(_))
+    ));
+}
+
+pub async fn unknown_queues_are_refused(queue: &dyn JobQueue) {
+    let message = JobMessage {
+        job_id: JobId::random(),
+        enqueued_at: now_ms(),
+        redrives: 0,
+    };
+    assert!(matches!(
+        queue.enqueue("no-such-queue", &message, 0).await,
+        Err(QueueError::UnknownQueue(_))
+    ));
+    assert!(matches!(
+        queue.change_visibility("no-such-queue", "r", 1).await,
+        Err(QueueError::UnknownQueue(_))
+    ));
+    queue.enqueue("fast", &message, 0).await.unwrap();
+}
