@@ -197,7 +197,7 @@ impl TypedJob for ActivityReport {
                         let message = format!("{} records read", so_far.records);
                         ctx.checkpoint((percent as u8).min(95), message, &so_far).await
                     } else {
-                        ctx.check()
+                        ctx.ensure_running()
                     };
                     if let Err(stopping) = written {
                         stop.0.store(true, Ordering::Relaxed);

@@ -137,7 +137,7 @@ mod tests {
     fn fixture() -> (CancelDeps, Arc<MemoryJobStore>) {
         let store = Arc::new(MemoryJobStore::new());
         let deps = CancelDeps {
-            config: Arc::new(longrun_core::testing::config(&[])),
+            config: Arc::new(longrun_core::fixtures::config(&[])),
             store: store.clone(),
             queue: Arc::new(longrun_core::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
         };
@@ -145,7 +145,7 @@ mod tests {
     }
 
     fn job(store: &MemoryJobStore) -> JobRecord {
-        let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+        let job = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 1}));
         store.insert(job.clone());
         job
     }
@@ -176,7 +176,7 @@ mod tests {
         .to_request()
     }
 
-    use longrun_lambda::testing::response_json as body;
+    use longrun_lambda::fixtures::response_json as body;
 
     #[tokio::test]
     async fn a_queued_job_is_cancelled_at_once() {

@@ -199,7 +199,7 @@ mod tests {
         let objects = Arc::new(MemoryObjectStore::new());
         Fixture {
             deps: DeadLetterDeps {
-                config: Arc::new(longrun_core::testing::config(&[])),
+                config: Arc::new(longrun_core::fixtures::config(&[])),
                 store: store.clone(),
                 objects: objects.clone(),
                 queue: Arc::new(longrun_core::memory::MemoryJobQueue::new(&["fast", "webhooks"])),
@@ -210,7 +210,7 @@ mod tests {
     }
 
     fn job(f: &Fixture) -> JobRecord {
-        let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+        let job = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 1}));
         f.store.insert(job.clone());
         job
     }

@@ -27,7 +27,7 @@ fn fixture() -> Fixture {
 fn fixture_capped_at(max_seconds: &str) -> Fixture {
     let store = Arc::new(MemoryJobStore::new());
     let deps = EventsDeps {
-        config: Arc::new(longrun_core::testing::config(&[
+        config: Arc::new(longrun_core::fixtures::config(&[
             ("STREAM_POLL_MS", "10"),
             ("STREAM_MAX_SECONDS", max_seconds),
         ])),
@@ -38,7 +38,7 @@ fn fixture_capped_at(max_seconds: &str) -> Fixture {
 }
 
 fn job(f: &Fixture) -> JobRecord {
-    let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    let job = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 1}));
     f.store.insert(job.clone());
     job
 }
@@ -76,7 +76,7 @@ async fn body(stream: EventStream) -> String {
 async fn without_a_valid_ticket_for_the_job_the_stream_is_401() {
     let f = fixture();
     let job = job(&f);
-    let other = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    let other = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 1}));
     f.store.insert(other.clone());
     let others_ticket = ticket(&f, "alice", &other).await;
     let (expired_token, mut expired) = StreamTicket::issue("alice", &job.id, now_ms() - 1);
@@ -119,7 +119,7 @@ async fn a_stream_sends_each_change_then_the_end_and_closes() {
                 checkpoint: None,
             };
             store
-                .record_progress(&id, &lease.owner, &update, now_ms() + i64::from(progress))
+                .record_progress(&id, &lease.token, &update, now_ms() + i64::from(progress))
                 .await
                 .unwrap();
         }
@@ -128,7 +128,7 @@ async fn a_stream_sends_each_change_then_the_end_and_closes() {
             results: Vec::new(),
             next: None,
         };
-        store.finish(&id, &lease.owner, &finish, now_ms() + 100).await.unwrap();
+        store.finish(&id, &lease.token, &finish, now_ms() + 100).await.unwrap();
     });
     let text = body(answer).await;
     writer.await.unwrap();

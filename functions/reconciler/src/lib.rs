@@ -161,7 +161,7 @@ mod tests {
         let store = Arc::new(MemoryJobStore::new());
         let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
         let deps = ReconcilerDeps {
-            config: Arc::new(longrun_core::testing::config(&[("ENQUEUE_GRACE_SECONDS", "60")])),
+            config: Arc::new(longrun_core::fixtures::config(&[("ENQUEUE_GRACE_SECONDS", "60")])),
             store: store.clone(),
             queue: queue.clone(),
         };
@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn job(store: &MemoryJobStore, created: i64) -> JobRecord {
-        let mut job = longrun_core::testing::queued_job_at("alice", "sleep", json!({"seconds": 1}), created);
+        let mut job = longrun_core::fixtures::queued_job_at("alice", "sleep", json!({"seconds": 1}), created);
         job.queue = "slow".into();
         store.insert(job.clone());
         job

@@ -21,7 +21,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryJobStore::new());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
-    let config = Arc::new(longrun_core::testing::config(&[("QUEUE_DEPTH_SAMPLE_MS", "0")]));
+    let config = Arc::new(longrun_core::fixtures::config(&[("QUEUE_DEPTH_SAMPLE_MS", "0")]));
     let deps = StatusDeps {
         depths: Arc::new(longrun_core::backpressure::DepthGauge::new(
             queue.clone(),
@@ -54,7 +54,7 @@ async fn a_queued_job_shows_the_work_waiting_in_its_queue_and_others_do_not() {
 }
 
 fn queued_job(owner: &str) -> JobRecord {
-    longrun_core::testing::queued_job(owner, "sleep", json!({"seconds": 1}))
+    longrun_core::fixtures::queued_job(owner, "sleep", json!({"seconds": 1}))
 }
 
 fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
@@ -71,7 +71,7 @@ fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
     .to_request()
 }
 
-use longrun_lambda::testing::response_json as body_json;
+use longrun_lambda::fixtures::response_json as body_json;
 
 #[tokio::test]
 async fn shows_a_queued_job_to_its_owner() {
@@ -129,7 +129,7 @@ async fn a_succeeded_job_links_each_result() {
         results: vec![result],
         next: None,
     };
-    f.store.finish(&job.id, &lease.owner, &finish, now_ms()).await.unwrap();
+    f.store.finish(&job.id, &lease.token, &finish, now_ms()).await.unwrap();
 
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
     assert_eq!(view["status"], "SUCCEEDED");
@@ -149,7 +149,7 @@ async fn a_failed_job_shows_its_coded_error() {
     f.store.claim(&job.id, &lease, now_ms()).await.unwrap();
     let error = JobError::permanent("invalid_number", "line 3");
     f.store
-        .finish(&job.id, &lease.owner, &Finish::Failed { error }, now_ms())
+        .finish(&job.id, &lease.token, &Finish::Failed { error }, now_ms())
         .await
         .unwrap();
     let view = body_json(&handle(&f.deps, get(job.id.as_str(), "", Some("alice"))).await);
@@ -182,7 +182,7 @@ async fn long_polls_until_the_job_ends_or_the_wait_runs_out() {
         let lease = Lease::new(now_ms() + 60_000);
         store.claim(&id, &lease, now_ms()).await.unwrap();
         store
-            .finish(&id, &lease.owner, &Finish::Cancelled, now_ms())
+            .finish(&id, &lease.token, &Finish::Cancelled, now_ms())
             .await
             .unwrap();
     });
@@ -219,7 +219,7 @@ async fn a_caller_without_identity_is_401_and_learns_nothing() {
         assert_eq!(body_json(&response)["type"], "urn:longrun:problem:unauthorized");
     }
     // Only an explicit ALLOW_ANONYMOUS lets such callers in, as one shared owner.
-    f.deps.config = Arc::new(longrun_core::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
+    f.deps.config = Arc::new(longrun_core::fixtures::config(&[("ALLOW_ANONYMOUS", "true")]));
     assert_eq!(handle(&f.deps, get(job.id.as_str(), "", None)).await.status_code, 200);
 }
 

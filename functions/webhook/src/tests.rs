@@ -27,7 +27,7 @@ fn fixture() -> Fixture {
 fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
     let mut settings = vec![("WEBHOOK_RETRY_SCHEDULE_SECONDS", "1,1")];
     settings.extend_from_slice(overrides);
-    let config = Arc::new(longrun_core::testing::config(&settings));
+    let config = Arc::new(longrun_core::fixtures::config(&settings));
     let store = Arc::new(MemoryJobStore::new());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", WEBHOOK_QUEUE, WEBHOOK_DEAD_LETTER_QUEUE]));
     let deps = WebhookDeps {
@@ -50,7 +50,7 @@ async fn give_secret(f: &Fixture, owner: &str) -> WebhookSecret {
 
 /// A job of alice's in `status` whose end is announced to `url`.
 fn job_with_callback(f: &Fixture, status: JobStatus, url: &str) -> JobRecord {
-    let mut job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 1}));
+    let mut job = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 1}));
     job.callback = Some(Callback::new(url));
     job.status = status;
     if status.is_terminal() {
@@ -318,7 +318,7 @@ async fn a_job_still_held_by_a_live_run_is_looked_at_again_after_its_lease() {
     give_secret(&f, "alice").await;
     let mut job = job_with_callback(&f, JobStatus::Running, &receiver.url);
     let lease = Lease::new(now_ms() + 30_000);
-    job.lease_owner = Some(lease.owner.clone());
+    job.lease_token = Some(lease.token.clone());
     job.lease_expires_at = Some(lease.expires_at);
     f.store.insert(job.clone());
     deliver(&f, &job, "announced").await;
@@ -341,7 +341,7 @@ async fn a_job_neither_ended_nor_held_is_looked_at_again_for_a_minute_then_left_
     give_secret(&f, "alice").await;
     let queued = job_with_callback(&f, JobStatus::Queued, &receiver.url);
     let mut crashed = job_with_callback(&f, JobStatus::Running, &receiver.url);
-    crashed.lease_owner = Some("dead".into());
+    crashed.lease_token = Some("dead".into());
     crashed.lease_expires_at = Some(now_ms() - 5_000);
     f.store.insert(crashed.clone());
 

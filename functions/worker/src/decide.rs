@@ -124,7 +124,7 @@ mod tests {
     use serde_json::json;
 
     fn job(attempts: u32, max_attempts: u32) -> JobRecord {
-        let mut job = longrun_core::testing::queued_job("alice", "sleep", json!({}));
+        let mut job = longrun_core::fixtures::queued_job("alice", "sleep", json!({}));
         job.attempts = attempts;
         job.max_attempts = max_attempts;
         job
@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_exponentially_with_jitter_and_a_cap() {
-        let config = longrun_core::testing::config(&[("RETRY_BASE_SECONDS", "2"), ("RETRY_MAX_SECONDS", "20")]);
+        let config = longrun_core::fixtures::config(&[("RETRY_BASE_SECONDS", "2"), ("RETRY_MAX_SECONDS", "20")]);
         for _ in 0..200 {
             assert!((1..=2).contains(&backoff_seconds(&config, 1)));
             assert!((2..=4).contains(&backoff_seconds(&config, 2)));

@@ -45,7 +45,7 @@ pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, fi
     let give_up_at = lease.expires_at - lapse_margin_ms(deps.config.lease_seconds);
     let mut waits = FINISH_RETRY_WAITS_MS.iter();
     loop {
-        match deps.store.finish(&job.id, &lease.owner, &finish, now_ms()).await {
+        match deps.store.finish(&job.id, &lease.token, &finish, now_ms()).await {
             Ok(written) => {
                 match &finish {
                     Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),

@@ -73,7 +73,7 @@ pub(crate) async fn heartbeat(
             return HeartbeatEnd::Lapsing { lease_expires_at };
         }
         let extended = Lease {
-            owner: lease.owner.clone(),
+            token: lease.token.clone(),
             expires_at: now + i64::from(config.lease_seconds) * 1000,
         };
         let attempt = tokio::time::timeout(

@@ -209,7 +209,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             owner: job.owner.clone(),
             job_id: job.id.clone(),
             attempt: job.attempts,
-            lease_owner: lease.owner.clone(),
+            lease_token: lease.token.clone(),
             lease_held_until: lease_held_until.clone(),
             stop_at,
             checkpoint: job.checkpoint.clone(),

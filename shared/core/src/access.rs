@@ -98,7 +98,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_owner_sees_a_job_and_every_refusal_is_the_same_404() {
         let store = MemoryJobStore::new();
-        let job = crate::testing::queued_job("alice", "sleep", json!({}));
+        let job = crate::fixtures::queued_job("alice", "sleep", json!({}));
         store.insert(job.clone());
         assert_eq!(owned_job(&store, job.id.as_str(), "alice").await.unwrap(), job);
         for (raw_id, owner) in [

@@ -166,7 +166,7 @@ pub fn chain_status(steps: &[JobRecord]) -> JobStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::queued_job_at;
+    use crate::fixtures::queued_job_at;
     use serde_json::json;
 
     fn result(name: &str, key: &str) -> ResultObject {

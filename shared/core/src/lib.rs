@@ -21,6 +21,7 @@ pub mod api;
 pub mod backpressure;
 pub mod chain;
 pub mod config;
+pub mod fixtures;
 pub mod job_types;
 pub mod list_cursor;
 pub mod memory;
@@ -28,7 +29,6 @@ pub mod metrics;
 pub mod ports;
 pub mod record;
 pub mod telemetry;
-pub mod testing;
 pub mod time;
 pub mod webhook;
 

@@ -311,13 +311,13 @@ mod tests {
     fn thumbnails(max_source_bytes: u64) -> ThumbnailJob {
         ThumbnailJob::new(ThumbnailLimits {
             max_source_bytes,
-            ..ThumbnailLimits::from_config(&longrun_core::testing::config(&[]))
+            ..ThumbnailLimits::from_config(&longrun_core::fixtures::config(&[]))
         })
     }
 
     /// A thumbnail job with the limits of a configuration with `overrides`.
     fn thumbnails_with(overrides: &[(&str, &str)]) -> ThumbnailJob {
-        ThumbnailJob::new(ThumbnailLimits::from_config(&longrun_core::testing::config(overrides)))
+        ThumbnailJob::new(ThumbnailLimits::from_config(&longrun_core::fixtures::config(overrides)))
     }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
@@ -414,7 +414,7 @@ mod tests {
         h.objects
             .put(
                 &input_key("bomb.png"),
-                Bytes::from(longrun_core::testing::png_declaring(1000, 1000)),
+                Bytes::from(longrun_core::fixtures::png_declaring(1000, 1000)),
                 "image/png",
             )
             .await
@@ -430,7 +430,7 @@ mod tests {
         h.objects
             .put(
                 &input_key("bomb.png"),
-                Bytes::from(longrun_core::testing::png_declaring(100_000, 100_000)),
+                Bytes::from(longrun_core::fixtures::png_declaring(100_000, 100_000)),
                 "image/png",
             )
             .await

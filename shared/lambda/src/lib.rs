@@ -10,7 +10,7 @@
 //! Lambda would run.
 
 pub mod apigw;
-pub mod testing;
+pub mod fixtures;
 
 use std::sync::Arc;
 

@@ -287,7 +287,7 @@ async fn a_caller_without_identity_is_401_before_anything_else_and_nothing_is_wr
 #[tokio::test]
 async fn anonymous_callers_are_one_shared_owner_only_when_allowed() {
     let mut f = fixture();
-    f.deps.config = Arc::new(longrun_core::testing::config(&[("ALLOW_ANONYMOUS", "true")]));
+    f.deps.config = Arc::new(longrun_core::fixtures::config(&[("ALLOW_ANONYMOUS", "true")]));
     let response = handle(&f.deps, post(SLEEP, &[], None)).await;
     assert_eq!(response.status_code, 202);
     let id = longrun_core::JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();

@@ -29,7 +29,7 @@ fn fixture() -> Fixture {
 fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
     let mut settings = vec![("MAX_REQUEST_BYTES", "2048")];
     settings.extend_from_slice(overrides);
-    let config = Arc::new(longrun_core::testing::config(&settings));
+    let config = Arc::new(longrun_core::fixtures::config(&settings));
     let store = Arc::new(MemoryJobStore::new().with_owner_quotas());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", "slow", "urgent", "bulk"]));
     let deps = SubmitDeps {
@@ -113,7 +113,7 @@ fn upload_request(body: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
     request
 }
 
-use longrun_lambda::testing::response_json as body_json;
+use longrun_lambda::fixtures::response_json as body_json;
 
 /// name, body, headers, expected status.
 type BadRequest<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, i64);

@@ -7,7 +7,7 @@ use super::*;
 /// groups, 1 MiB of image memory.
 fn bomb_fixture() -> Fixture {
     let mut f = fixture();
-    f.deps.config = Arc::new(longrun_core::testing::config(&[
+    f.deps.config = Arc::new(longrun_core::fixtures::config(&[
         ("PROGRESS_INTERVAL_MS", "0"),
         ("MAX_CSV_RECORD_BYTES", "1024"),
         ("MAX_REPORT_GROUPS", "10"),
@@ -77,7 +77,7 @@ async fn an_image_too_large_to_decode_fails_and_the_batch_goes_on() {
     f.objects
         .put(
             &alice_input("bomb.png"),
-            longrun_core::bytes::Bytes::from(longrun_core::testing::png_declaring(50_000, 50_000)),
+            longrun_core::bytes::Bytes::from(longrun_core::fixtures::png_declaring(50_000, 50_000)),
             "image/png",
         )
         .await

@@ -183,7 +183,7 @@ async fn an_end_that_cannot_be_announced_is_not_written() {
     assert!(failures(&response).is_empty(), "passed on, not redelivered");
     let record = reload(&f, &job).await;
     assert_eq!(record.status, JobStatus::Running, "no end written unannounced");
-    assert!(record.lease_owner.is_some() && record.finished_at.is_none());
+    assert!(record.lease_token.is_some() && record.finished_at.is_none());
     let sent = f.queue.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(

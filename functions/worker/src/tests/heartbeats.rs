@@ -33,10 +33,10 @@ async fn a_heartbeat_passes_a_cancel_request_to_a_silent_job() {
 async fn a_job_whose_lease_is_taken_stops_and_leaves_the_record_to_the_new_holder() {
     let f = heartbeat_fixture();
     let job = add_job(&f, "silent", json!({"seconds": 30}), 3);
-    change_later(&f, &job, 300, |stolen| stolen.lease_owner = Some("new-holder".into()));
+    change_later(&f, &job, 300, |stolen| stolen.lease_token = Some("new-holder".into()));
     let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
     assert!(failures(&response).is_empty(), "the old holder's message is done with");
     let current = reload(&f, &job).await;
     assert_eq!(current.status, JobStatus::Running);
-    assert_eq!(current.lease_owner.as_deref(), Some("new-holder"));
+    assert_eq!(current.lease_token.as_deref(), Some("new-holder"));
 }

@@ -5,7 +5,7 @@ use super::*;
 /// A fixture whose leases are short (4 s, heartbeat every second), as in
 /// the end-to-end runtime, to see what a worker does when its lease lapses.
 fn short_lease_fixture(store: Arc<dyn JobStore>) -> (WorkerDeps, Arc<MemoryJobQueue>) {
-    let config = Arc::new(longrun_core::testing::config(&[
+    let config = Arc::new(longrun_core::fixtures::config(&[
         ("PROGRESS_INTERVAL_MS", "0"),
         ("RETRY_BASE_SECONDS", "4"),
         ("RETRY_MAX_SECONDS", "60"),
@@ -35,7 +35,7 @@ async fn handle_within(deps: &WorkerDeps, event: SqsEvent, seconds: u64) -> SqsB
 async fn a_run_whose_lease_cannot_be_extended_stops_before_it_lapses_and_comes_back_after() {
     let store = Arc::new(MemoryJobStore::new());
     let (deps, queue) = short_lease_fixture(store.clone());
-    let mut job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
+    let mut job = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 60}));
     job.max_attempts = 3;
     store.insert(job.clone());
     // The store goes down just after the claim, for good.
@@ -67,7 +67,7 @@ async fn a_hanging_heartbeat_call_cannot_keep_a_run_past_its_lease() {
     let memory = Arc::new(MemoryJobStore::new());
     memory.set_heartbeats_hang(true);
     let (deps, queue) = short_lease_fixture(memory.clone());
-    let job = longrun_core::testing::queued_job("alice", "sleep", json!({"seconds": 60}));
+    let job = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 60}));
     memory.insert(job.clone());
     let response = handle_within(&deps, event(vec![job_message(&job, "m1")]), 30).await;
     assert!(failures(&response).is_empty());
@@ -83,7 +83,7 @@ async fn a_cancel_request_wins_over_a_takeover() {
     let mut crashed = add_job(&f, "sleep", json!({"seconds": 0}), 3);
     crashed.status = JobStatus::Running;
     crashed.attempts = 1;
-    crashed.lease_owner = Some("dead".into());
+    crashed.lease_token = Some("dead".into());
     crashed.lease_expires_at = Some(now_ms() - 1);
     crashed.cancel_requested = true;
     f.store.insert(crashed.clone());
@@ -240,7 +240,7 @@ async fn the_messages_of_a_batch_run_at_once_up_to_the_configured_concurrency() 
 
     // BATCH_CONCURRENCY=1: one after another.
     let mut sequential = fixture();
-    let config = longrun_core::testing::config(&[("PROGRESS_INTERVAL_MS", "0"), ("BATCH_CONCURRENCY", "1")]);
+    let config = longrun_core::fixtures::config(&[("PROGRESS_INTERVAL_MS", "0"), ("BATCH_CONCURRENCY", "1")]);
     sequential.deps.config = Arc::new(config);
     let jobs: Vec<JobRecord> = (0..3)
         .map(|_| add_job(&sequential, "sleep", json!({"seconds": 0.3}), 3))

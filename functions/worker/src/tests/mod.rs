@@ -21,7 +21,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let config = Arc::new(longrun_core::testing::config(&[
+    let config = Arc::new(longrun_core::fixtures::config(&[
         ("PROGRESS_INTERVAL_MS", "0"),
         ("RETRY_BASE_SECONDS", "4"),
         ("RETRY_MAX_SECONDS", "60"),
@@ -50,7 +50,7 @@ fn alice_input(name: &str) -> String {
 }
 
 fn add_job(f: &Fixture, job_type: &str, input: Value, max_attempts: u32) -> JobRecord {
-    let mut job = longrun_core::testing::queued_job("alice", job_type, input);
+    let mut job = longrun_core::fixtures::queued_job("alice", job_type, input);
     job.max_attempts = max_attempts;
     f.store.insert(job.clone());
     job
@@ -128,7 +128,7 @@ impl longrun_core::job_types::JobHandler for SilentJob {
         let until = tokio::time::Instant::now() + Duration::from_secs_f64(input["seconds"].as_f64().unwrap());
         while tokio::time::Instant::now() < until {
             if self.0 == "silent" {
-                ctx.check()?;
+                ctx.ensure_running()?;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -141,7 +141,7 @@ impl longrun_core::job_types::JobHandler for SilentJob {
 
 fn heartbeat_fixture() -> Fixture {
     let mut f = fixture();
-    f.deps.config = Arc::new(longrun_core::testing::config(&[
+    f.deps.config = Arc::new(longrun_core::fixtures::config(&[
         ("LEASE_SECONDS", "2"),
         ("HEARTBEAT_SECONDS", "1"),
     ]));

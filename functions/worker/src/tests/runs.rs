@@ -13,7 +13,7 @@ async fn runs_a_job_to_success_and_writes_its_result() {
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.attempts, 1);
     assert_eq!(done.progress, 100);
-    assert_eq!(done.lease_owner, None);
+    assert_eq!(done.lease_token, None);
     assert_eq!(done.due_at, None, "terminal jobs leave the due index");
     assert_eq!(done.results.len(), 1);
     assert!(f.objects.object(&done.results[0].key).is_some());
@@ -40,7 +40,7 @@ async fn a_duplicate_delivery_of_a_running_job_is_dropped() {
     assert!(failures(&response).is_empty());
     let still = reload(&f, &job).await;
     assert_eq!((still.status, still.attempts), (JobStatus::Running, 1));
-    assert_eq!(still.lease_owner.as_deref(), Some(lease.owner.as_str()));
+    assert_eq!(still.lease_token.as_deref(), Some(lease.token.as_str()));
 }
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn a_panicking_handler_is_a_crash_retried_until_the_dead_letter_queue() {
     let queued = reload(&f, &job).await;
     assert_eq!(queued.status, JobStatus::Queued, "max_attempts does not bound crashes");
     assert_eq!(queued.error.unwrap().code, codes::HANDLER_PANICKED);
-    assert_eq!(queued.lease_owner, None);
+    assert_eq!(queued.lease_token, None);
     let (_, _, backoff) = f.queue.visibility_changes().pop().unwrap();
     assert!((2..=4).contains(&backoff), "hidden for a backoff, got {backoff}");
 }
@@ -156,7 +156,7 @@ async fn an_expired_lease_is_taken_over_and_resumes_from_the_checkpoint() {
     let mut crashed = job.clone();
     crashed.status = JobStatus::Running;
     crashed.attempts = 1;
-    crashed.lease_owner = Some(dead.owner);
+    crashed.lease_token = Some(dead.token);
     crashed.lease_expires_at = Some(dead.expires_at);
     crashed.checkpoint = Some(json!({"slept_ms": 400}));
     f.store.insert(crashed);
@@ -283,7 +283,7 @@ async fn a_job_restarted_too_often_stops_with_too_many_crashes() {
     let mut crashed = add_job(&f, "sleep", json!({"seconds": 0}), 3);
     crashed.status = JobStatus::Running;
     crashed.attempts = f.deps.config.max_claims;
-    crashed.lease_owner = Some("dead".into());
+    crashed.lease_token = Some("dead".into());
     crashed.lease_expires_at = Some(now_ms() - 1);
     f.store.insert(crashed.clone());
     handle(&f.deps, event(vec![job_message(&crashed, "m1")]), &context(60)).await;

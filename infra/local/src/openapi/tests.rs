@@ -191,7 +191,7 @@ fn an_apps_own_job_type_is_in_the_submit_union_with_its_input_schema_from_its_ru
 
 #[test]
 fn the_submit_union_is_the_registrys_job_types_and_no_other() {
-    let config = longrun_core::testing::config(&[("ENABLE_SLEEP_JOB", "false")]);
+    let config = longrun_core::fixtures::config(&[("ENABLE_SLEEP_JOB", "false")]);
     let document = document_for(&longrun_jobs::standard(&config));
     let mapping = document["components"]["schemas"]["SubmitRequest"]["discriminator"]["mapping"]
         .as_mapping()
@@ -209,7 +209,7 @@ fn the_submit_union_is_the_registrys_job_types_and_no_other() {
 
 #[test]
 fn longruns_own_input_schemas_have_exactly_the_fields_of_their_rust_types() {
-    let registry = longrun_jobs::standard(&longrun_core::testing::config(&[]));
+    let registry = longrun_jobs::standard(&longrun_core::fixtures::config(&[]));
     let document = document();
     let mapping = document["components"]["schemas"]["SubmitRequest"]["discriminator"]["mapping"]
         .as_mapping()

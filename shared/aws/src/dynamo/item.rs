@@ -73,7 +73,7 @@ pub(super) fn to_item(job: &JobRecord) -> Item {
     if job.due_at.is_some() {
         item.insert("due_shard".into(), s(&due_shard(&job.id)));
     }
-    if let Some(owner) = &job.lease_owner {
+    if let Some(owner) = &job.lease_token {
         item.insert("lease_owner".into(), s(owner));
     }
     if let Some(message) = &job.progress_message {
@@ -128,7 +128,7 @@ pub(super) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
         attempts: item.get_n("attempts")?.unwrap_or(0),
         max_attempts: item.get_n("max_attempts")?.unwrap_or(1),
         timeout_seconds: item.get_n("timeout_seconds")?.unwrap_or(3600),
-        lease_owner: item.get_s("lease_owner")?,
+        lease_token: item.get_s("lease_owner")?,
         lease_expires_at: item.get_n("lease_expires_at")?,
         progress: item.get_n("progress")?.unwrap_or(0),
         progress_message: item.get_s("progress_message")?,
@@ -211,15 +211,15 @@ fn corrupt(field: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use longrun_core::fixtures::queued_job;
     use longrun_core::record::{JobError, ResultObject};
-    use longrun_core::testing::queued_job;
     use serde_json::json;
 
     #[test]
     fn records_round_trip_through_items() {
         let mut job = queued_job("alice", "report", json!({"group_by": "region", "values": ["amount"]}));
         job.run_at = Some(job.created_at + 5_000);
-        job.lease_owner = Some("w".into());
+        job.lease_token = Some("w".into());
         job.checkpoint = Some(json!({"offset": 42}));
         job.results = vec![ResultObject {
             name: "summary.json".into(),

@@ -61,7 +61,7 @@ impl JobLifecycle for DynamoJobStore {
         let claimed = |counter: &str| {
             Update::new()
                 .set("status", s(JobStatus::Running.as_str()))
-                .set("lease_owner", s(&lease.owner))
+                .set("lease_owner", s(&lease.token))
                 .set("lease_expires_at", n(lease.expires_at))
                 .increment(counter, 1)
                 .set("resends", n(0))
@@ -99,7 +99,7 @@ impl JobLifecycle for DynamoJobStore {
     async fn record_progress(
         &self,
         id: &JobId,
-        lease_owner: &str,
+        lease_token: &str,
         update: &ProgressUpdate,
         now_ms: i64,
     ) -> Result<ProgressAck, StoreError> {
@@ -114,7 +114,7 @@ impl JobLifecycle for DynamoJobStore {
         if let Some(checkpoint) = &update.checkpoint {
             write = write.set("checkpoint", json(checkpoint)?);
         }
-        let item = self.fenced_update(id, write, lease_owner).await?;
+        let item = self.fenced_update(id, write, lease_token).await?;
         Ok(ProgressAck {
             cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
         })
@@ -123,7 +123,7 @@ impl JobLifecycle for DynamoJobStore {
     async fn finish(
         &self,
         id: &JobId,
-        lease_owner: &str,
+        lease_token: &str,
         finish: &Finish,
         now_ms: i64,
     ) -> Result<JobRecord, StoreError> {
@@ -151,14 +151,14 @@ impl JobLifecycle for DynamoJobStore {
         let update = update.remove("lease_owner").remove("lease_expires_at");
         if let Finish::Succeeded { next: Some(next), .. } = finish {
             if let Some(job) = self
-                .finish_with_next(id, lease_owner, update.clone(), next, now_ms)
+                .finish_with_next(id, lease_token, update.clone(), next, now_ms)
                 .await?
             {
                 self.ended(&job).await;
                 return Ok(job);
             }
         }
-        let item = self.fenced_update(id, update, lease_owner).await?;
+        let item = self.fenced_update(id, update, lease_token).await?;
         let job = item::from_item(&item)?;
         self.ended(&job).await;
         Ok(job)
@@ -169,7 +169,7 @@ impl JobLifecycle for DynamoJobStore {
             .set("lease_expires_at", n(lease.expires_at))
             .set("due_at", n(lease.expires_at))
             .increment("version", 1);
-        let item = self.fenced_update(id, update, &lease.owner).await?;
+        let item = self.fenced_update(id, update, &lease.token).await?;
         Ok(ProgressAck {
             cancel_requested: item.get_bool("cancel_requested")?.unwrap_or(false),
         })

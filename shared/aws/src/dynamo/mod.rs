@@ -147,12 +147,12 @@ impl DynamoJobStore {
     }
 
     /// Sends a lease-fenced update: it applies only while the job runs under
-    /// `lease_owner`'s lease, and fails with [`StoreError::LeaseLost`] otherwise.
-    async fn fenced_update(&self, id: &JobId, update: Update, lease_owner: &str) -> Result<Item, StoreError> {
+    /// `lease_token`'s lease, and fails with [`StoreError::LeaseLost`] otherwise.
+    async fn fenced_update(&self, id: &JobId, update: Update, lease_token: &str) -> Result<Item, StoreError> {
         let update = update
             .condition("#status = :running AND #lease_owner = :owner")
             .value(":running", s(JobStatus::Running.as_str()))
-            .value(":owner", s(lease_owner));
+            .value(":owner", s(lease_token));
         match self.send_update(id, update).await {
             Ok(item) => Ok(item),
             Err(UpdateError::Refused(_)) => Err(StoreError::LeaseLost),
@@ -181,7 +181,7 @@ impl DynamoJobStore {
     async fn finish_with_next(
         &self,
         id: &JobId,
-        lease_owner: &str,
+        lease_token: &str,
         update: Update,
         next: &JobRecord,
         now_ms: i64,
@@ -189,7 +189,7 @@ impl DynamoJobStore {
         let end = update
             .condition("#status = :running AND #lease_owner = :owner AND #cancel_requested = :false")
             .value(":running", s(JobStatus::Running.as_str()))
-            .value(":owner", s(lease_owner))
+            .value(":owner", s(lease_token))
             .value(":false", AttributeValue::Bool(false))
             .into_transact(&self.table, s(id.as_str()))
             .map_err(StoreError::Corrupt)?;
@@ -251,8 +251,8 @@ impl DynamoJobStore {
                     {
                         Ok(Some(job))
                     }
-                    Some(job) if job.is_leased_to(lease_owner) && job.cancel_requested => Ok(None),
-                    Some(job) if job.is_leased_to(lease_owner) => Err(StoreError::Corrupt(format!(
+                    Some(job) if job.is_leased_to(lease_token) && job.cancel_requested => Ok(None),
+                    Some(job) if job.is_leased_to(lease_token) => Err(StoreError::Corrupt(format!(
                         "the next step of {id} exists while the step still runs"
                     ))),
                     _ => Err(StoreError::LeaseLost),

@@ -30,7 +30,7 @@ use tokio::io::AsyncReadExt;
 const RETENTION_SECONDS: i64 = 7200;
 
 fn new_job(now: i64) -> JobRecord {
-    let mut job = longrun_core::testing::queued_job_at(
+    let mut job = longrun_core::fixtures::queued_job_at(
         "contract",
         "sleep",
         json!({"seconds": 1, "nested": {"list": [1, 2.5, "x"]}}),

@@ -1,7 +1,7 @@
 //! The configuration's parsing: defaults, bounds, and every refusal named.
 
 use super::*;
-use crate::testing::config as test_config;
+use crate::fixtures::config as test_config;
 
 #[test]
 fn reads_queues_routes_and_defaults() {

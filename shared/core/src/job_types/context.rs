@@ -62,7 +62,7 @@ pub struct JobRun {
     pub attempt: u32,
     /// The owner of the lease this run holds; every write is fenced by it,
     /// and it names the run in the keys of its results.
-    pub lease_owner: String,
+    pub lease_token: String,
     /// When the run's lease expires (epoch ms), as the heartbeat last
     /// extended it; no result is written after it.
     pub lease_held_until: Arc<AtomicI64>,
@@ -157,8 +157,10 @@ impl JobContext {
         self.report(percent, message.into(), Some(state)).await
     }
 
-    /// `Err` when the job must stop (cancel requested, lease lost), without writing.
-    pub fn check(&self) -> Result<(), JobError> {
+    /// `Ok` while the run may go on, `Err` with the reason once it must stop
+    /// (cancel requested, lease lost), without writing: `ctx.ensure_running()?`
+    /// between writes. (Input checks are [`TypedJob::check`](super::TypedJob::check).)
+    pub fn ensure_running(&self) -> Result<(), JobError> {
         match self.signal.reason() {
             Some(reason) => Err(reason),
             None => Ok(()),
@@ -166,7 +168,7 @@ impl JobContext {
     }
 
     async fn report(&self, percent: u8, message: String, checkpoint: Option<Value>) -> Result<(), JobError> {
-        self.check()?;
+        self.ensure_running()?;
         let now = Instant::now();
         if now >= self.run.stop_at {
             return Err(JobError::retryable(
@@ -190,7 +192,7 @@ impl JobContext {
         match self
             .services
             .store
-            .record_progress(&self.run.job_id, &self.run.lease_owner, &update, now_ms())
+            .record_progress(&self.run.job_id, &self.run.lease_token, &update, now_ms())
             .await
         {
             Ok(ack) => {
@@ -200,11 +202,11 @@ impl JobContext {
                 if ack.cancel_requested {
                     self.signal.cancel();
                 }
-                self.check()
+                self.ensure_running()
             }
             Err(StoreError::LeaseLost) => {
                 self.signal.lease_lost();
-                self.check()
+                self.ensure_running()
             }
             Err(err) => {
                 // Progress is advisory: a failed write must not fail the job.
@@ -234,7 +236,7 @@ impl JobContext {
     /// The key this run writes a result named `name` to:
     /// `results/<job_id>/<run>/<name>`, `<run>` being the run's lease token.
     pub fn result_key(&self, name: &str) -> String {
-        format!("results/{}/{}/{name}", self.run.job_id, self.run.lease_owner)
+        format!("results/{}/{}/{name}", self.run.job_id, self.run.lease_token)
     }
 
     /// Writes one result object under `results/<job_id>/<run>/<name>`,
@@ -244,7 +246,7 @@ impl JobContext {
     /// all once its lease is known lost or past its expiry (checked before
     /// the put, without a request).
     pub async fn put_result(&self, name: &str, body: Bytes, content_type: &str) -> Result<ResultObject, JobError> {
-        self.check()?;
+        self.ensure_running()?;
         if now_ms() >= self.run.lease_held_until.load(Ordering::SeqCst) {
             self.signal.lease_lost();
             return Err(JobError::permanent(
@@ -293,7 +295,7 @@ mod tests {
     async fn a_lost_lease_stops_the_job() {
         let h = harness(json!({}), None).await;
         let mut stolen = h.store.get(h.ctx.job_id()).await.unwrap().unwrap();
-        stolen.lease_owner = Some("someone-else".into());
+        stolen.lease_token = Some("someone-else".into());
         h.store.insert(stolen);
         let err = h.ctx.checkpoint(10, "ten", &json!({"i": 1})).await.unwrap_err();
         assert_eq!(err.code, codes::LEASE_LOST);
@@ -329,7 +331,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             result.key,
-            format!("results/{}/{}/out.txt", h.ctx.job_id(), h.ctx.run.lease_owner)
+            format!("results/{}/{}/out.txt", h.ctx.job_id(), h.ctx.run.lease_token)
         );
         assert_eq!(result.bytes, 5);
         assert_eq!(h.objects.object(&result.key).unwrap().0, Bytes::from_static(b"hello"));

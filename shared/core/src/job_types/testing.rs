@@ -124,7 +124,7 @@ impl Harness {
 pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
     let store = Arc::new(MemoryJobStore::new());
     let objects = Arc::new(MemoryObjectStore::new());
-    let mut job = crate::testing::queued_job(HARNESS_OWNER, "test", input.clone());
+    let mut job = crate::fixtures::queued_job(HARNESS_OWNER, "test", input.clone());
     job.checkpoint = checkpoint.clone();
     store.insert(job.clone());
     let lease = Lease::new(now_ms() + 600_000);
@@ -138,7 +138,7 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
             owner: claimed.owner.clone(),
             job_id: claimed.id.clone(),
             attempt: claimed.attempts,
-            lease_owner: lease.owner,
+            lease_token: lease.token,
             lease_held_until: Arc::new(std::sync::atomic::AtomicI64::new(lease.expires_at)),
             stop_at: Instant::now() + Duration::from_secs(600),
             checkpoint,

@@ -145,7 +145,7 @@ impl JobLifecycle for MemoryJobStore {
             job.attempts += 1;
         }
         job.status = JobStatus::Running;
-        job.lease_owner = Some(lease.owner.clone());
+        job.lease_token = Some(lease.token.clone());
         job.lease_expires_at = Some(lease.expires_at);
         job.resends = 0;
         job.started_at.get_or_insert(now_ms);
@@ -158,13 +158,13 @@ impl JobLifecycle for MemoryJobStore {
     async fn record_progress(
         &self,
         id: &JobId,
-        lease_owner: &str,
+        lease_token: &str,
         update: &ProgressUpdate,
         now_ms: i64,
     ) -> Result<ProgressAck, StoreError> {
         let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
-        if !job.is_leased_to(lease_owner) {
+        if !job.is_leased_to(lease_token) {
             return Err(StoreError::LeaseLost);
         }
         job.progress = update.progress;
@@ -182,17 +182,17 @@ impl JobLifecycle for MemoryJobStore {
     async fn finish(
         &self,
         id: &JobId,
-        lease_owner: &str,
+        lease_token: &str,
         finish: &Finish,
         now_ms: i64,
     ) -> Result<JobRecord, StoreError> {
         let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
-        if !job.is_leased_to(lease_owner) {
+        if !job.is_leased_to(lease_token) {
             return Err(StoreError::LeaseLost);
         }
         job.status = finish.status();
-        job.lease_owner = None;
+        job.lease_token = None;
         job.lease_expires_at = None;
         job.updated_at = now_ms;
         job.version += 1;
@@ -249,7 +249,7 @@ impl JobLifecycle for MemoryJobStore {
         }
         let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
-        if !job.is_leased_to(&lease.owner) {
+        if !job.is_leased_to(&lease.token) {
             return Err(StoreError::LeaseLost);
         }
         job.lease_expires_at = Some(lease.expires_at);
@@ -268,7 +268,7 @@ impl JobLifecycle for MemoryJobStore {
         match job.status {
             _ if job.unheld_at(now_ms) => {
                 job.status = JobStatus::Cancelled;
-                job.lease_owner = None;
+                job.lease_token = None;
                 job.lease_expires_at = None;
                 job.cancel_requested = true;
                 job.updated_at = now_ms;
@@ -305,7 +305,7 @@ impl JobLifecycle for MemoryJobStore {
         }
         job.status = JobStatus::DeadLettered;
         job.error = Some(error.clone());
-        job.lease_owner = None;
+        job.lease_token = None;
         job.lease_expires_at = None;
         job.updated_at = now_ms;
         job.version += 1;

@@ -92,7 +92,7 @@ pub trait JobLifecycle: Send + Sync {
     async fn record_progress(
         &self,
         id: &JobId,
-        lease_owner: &str,
+        lease_token: &str,
         update: &ProgressUpdate,
         now_ms: i64,
     ) -> Result<ProgressAck, StoreError>;
@@ -104,7 +104,7 @@ pub trait JobLifecycle: Send + Sync {
     async fn finish(
         &self,
         id: &JobId,
-        lease_owner: &str,
+        lease_token: &str,
         finish: &Finish,
         now_ms: i64,
     ) -> Result<JobRecord, StoreError>;

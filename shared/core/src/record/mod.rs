@@ -57,8 +57,8 @@ pub struct JobRecord {
     pub max_attempts: u32,
     /// The job's deadline in seconds, counted from its first start.
     pub timeout_seconds: u32,
-    /// The token of the worker holding the job ([`Lease::owner`]); set only while RUNNING.
-    pub lease_owner: Option<String>,
+    /// The token of the worker holding the job ([`Lease::token`]; the item keeps it as `lease_owner`); set only while RUNNING.
+    pub lease_token: Option<String>,
     /// When that lease lapses unless a heartbeat extends it; set only while RUNNING.
     pub lease_expires_at: Option<i64>,
     /// Percent done, 0–100; 100 once SUCCEEDED.
@@ -164,7 +164,7 @@ impl JobRecord {
             attempts: 0,
             max_attempts: new.max_attempts,
             timeout_seconds: new.timeout_seconds,
-            lease_owner: None,
+            lease_token: None,
             lease_expires_at: None,
             progress: 0,
             progress_message: None,
@@ -260,9 +260,9 @@ impl JobRecord {
         self.started_at.map(|t| t + i64::from(self.timeout_seconds) * 1000)
     }
 
-    /// Whether `lease_owner` holds a live claim on this job.
-    pub fn is_leased_to(&self, lease_owner: &str) -> bool {
-        self.status == JobStatus::Running && self.lease_owner.as_deref() == Some(lease_owner)
+    /// Whether `lease_token` holds a live claim on this job.
+    pub fn is_leased_to(&self, lease_token: &str) -> bool {
+        self.status == JobStatus::Running && self.lease_token.as_deref() == Some(lease_token)
     }
 
     /// The time a record expires (TTL) when it ends at `now_ms`.

@@ -22,20 +22,23 @@ pub struct ResultObject {
     pub bytes: u64,
 }
 
-/// A claim on a job: who holds it and until when.
+/// A claim on a job: which run holds it and until when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
-    /// A random token (UUID v4) naming this claim; stored as `lease_owner`.
-    pub owner: String,
+    /// A random token (UUID v4) naming this claim, the run that holds it:
+    /// the record's [`lease_token`](super::JobRecord::lease_token) (stored as
+    /// the item's `lease_owner` attribute), and the `<run>` of the run's
+    /// result keys. Not the job's owner, who is a caller.
+    pub token: String,
     /// When the claim lapses unless extended, epoch milliseconds.
     pub expires_at: i64,
 }
 
 impl Lease {
-    /// A claim under a fresh owner token, until `expires_at` (epoch milliseconds).
+    /// A claim under a fresh token, until `expires_at` (epoch milliseconds).
     pub fn new(expires_at: i64) -> Self {
         Lease {
-            owner: uuid::Uuid::new_v4().to_string(),
+            token: uuid::Uuid::new_v4().to_string(),
             expires_at,
         }
     }

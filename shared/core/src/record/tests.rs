@@ -4,7 +4,7 @@ use super::*;
 use serde_json::json;
 
 fn queued(now: i64) -> JobRecord {
-    crate::testing::queued_job_at("alice", "sleep", json!({"seconds": 1}), now)
+    crate::fixtures::queued_job_at("alice", "sleep", json!({"seconds": 1}), now)
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn new_job_is_due_after_the_enqueue_grace_and_delay() {
 fn running_jobs_are_claimable_only_after_their_lease_expires() {
     let mut job = queued(0);
     job.status = JobStatus::Running;
-    job.lease_owner = Some("w1".into());
+    job.lease_token = Some("w1".into());
     job.lease_expires_at = Some(5_000);
     assert!(!job.claimable_at(5_000));
     assert!(job.claimable_at(5_001));

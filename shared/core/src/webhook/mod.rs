@@ -52,7 +52,7 @@ mod tests {
     #[tokio::test]
     async fn only_jobs_with_a_callback_are_announced() {
         let queue = MemoryJobQueue::new(&[WEBHOOK_QUEUE]);
-        let mut job = crate::testing::queued_job("alice", "sleep", json!({}));
+        let mut job = crate::fixtures::queued_job("alice", "sleep", json!({}));
         announce_end(&queue, &job, 1).await.unwrap();
         assert!(queue.sent().is_empty());
         job.callback = Some(crate::record::Callback::new("https://example.com/hook"));

@@ -119,7 +119,7 @@ pub(super) async fn report_progress(
         ticks.tick().await;
         let rows_now = rows.load(Ordering::Relaxed);
         let reported = if rows_now == reported_rows {
-            ctx.check()
+            ctx.ensure_running()
         } else {
             reported_rows = rows_now;
             let read = read.load(Ordering::Relaxed);

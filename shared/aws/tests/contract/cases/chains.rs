@@ -53,7 +53,7 @@ pub async fn a_step_that_succeeds_creates_its_next_step_in_the_same_write(store:
     let done = store
         .finish(
             &running.id,
-            &lease.owner,
+            &lease.token,
             &succeeded_with(&running.id, &next),
             now + 500,
         )
@@ -99,7 +99,7 @@ pub async fn a_chain_holds_one_quota_slot_from_step_to_step(store: &dyn JobStore
     let lease = Lease::new(now + 60_000);
     let (running, next) = start_chain(store, job.clone(), &lease, now).await;
     let done = succeeded_with(&running.id, &next);
-    store.finish(&running.id, &lease.owner, &done, now + 500).await.unwrap();
+    store.finish(&running.id, &lease.token, &done, now + 500).await.unwrap();
     assert_eq!(
         store.active_slots(&job.owner).await.unwrap(),
         vec![next.id.clone()],
@@ -112,7 +112,7 @@ pub async fn a_chain_holds_one_quota_slot_from_step_to_step(store: &dyn JobStore
         results: chain_results(&next.id),
         next: None,
     };
-    store.finish(&next.id, &lease.owner, &last, now + 700).await.unwrap();
+    store.finish(&next.id, &lease.token, &last, now + 700).await.unwrap();
     assert!(store.active_slots(&job.owner).await.unwrap().is_empty());
 }
 
@@ -127,7 +127,7 @@ pub async fn a_step_asked_to_cancel_succeeds_without_its_next_step(store: &dyn J
     let done = store
         .finish(
             &running.id,
-            &lease.owner,
+            &lease.token,
             &succeeded_with(&running.id, &next),
             now + 500,
         )
@@ -151,7 +151,7 @@ pub async fn a_step_that_lost_its_lease_creates_no_next_step(store: &dyn JobStor
         store
             .finish(
                 &running.id,
-                &first.owner,
+                &first.token,
                 &succeeded_with(&running.id, &next),
                 now + 21_000
             )

@@ -45,7 +45,7 @@ pub async fn cancel_ends_queued_jobs_and_flags_running_ones(store: &dyn JobStore
     };
     assert!(
         store
-            .record_progress(&running.id, &lease.owner, &update, now + 2)
+            .record_progress(&running.id, &lease.token, &update, now + 2)
             .await
             .unwrap()
             .cancel_requested
@@ -84,7 +84,7 @@ pub async fn dead_lettering_spares_live_and_ended_jobs(store: &dyn JobStore) {
         Transition::Refused(_)
     ));
     match store.dead_letter(&live.id, &error, 0, now + 60_001).await.unwrap() {
-        Transition::Done(job) => assert_eq!((job.status, job.lease_owner), (JobStatus::DeadLettered, None)),
+        Transition::Done(job) => assert_eq!((job.status, job.lease_token), (JobStatus::DeadLettered, None)),
         other => panic!("an expired lease is a crash: {other:?}"),
     }
     assert_eq!(
@@ -103,7 +103,7 @@ pub async fn dead_lettering_spares_live_and_ended_jobs(store: &dyn JobStore) {
         due_at: now + 70_000,
     };
     store
-        .finish(&backing_off.id, &lease.owner, &retry, now + 1)
+        .finish(&backing_off.id, &lease.token, &retry, now + 1)
         .await
         .unwrap();
     assert!(matches!(
@@ -174,7 +174,7 @@ fn rule_matrix(now: i64) -> Vec<JobRecord> {
                     job.run_at = run_at;
                     job.cancel_requested = cancel_requested;
                     job.lease_expires_at = lease_expires_at;
-                    job.lease_owner = lease_expires_at.map(|_| "someone".to_owned());
+                    job.lease_token = lease_expires_at.map(|_| "someone".to_owned());
                     // Out of the due index: the rules do not read it, and the
                     // reconciler of a runtime sharing the table must not pick these up.
                     job.due_at = None;

@@ -37,7 +37,7 @@ pub async fn a_claim_takes_the_lease_once(store: &dyn JobStore) {
     let running = claimed(store.claim(&job.id, &lease, now).await.unwrap());
     assert_eq!(running.status, JobStatus::Running);
     assert_eq!(running.attempts, 1);
-    assert_eq!(running.lease_owner.as_deref(), Some(lease.owner.as_str()));
+    assert_eq!(running.lease_token.as_deref(), Some(lease.token.as_str()));
     assert_eq!(running.lease_expires_at, Some(lease.expires_at));
     assert_eq!(running.due_at, Some(lease.expires_at));
     assert_eq!(running.started_at, Some(now));
@@ -89,7 +89,7 @@ pub async fn an_expired_lease_is_taken_over_and_fences_the_old_holder(store: &dy
     };
     assert!(matches!(
         store
-            .record_progress(&job.id, &first.owner, &update, now + 21_000)
+            .record_progress(&job.id, &first.token, &update, now + 21_000)
             .await,
         Err(StoreError::LeaseLost)
     ));
@@ -98,7 +98,7 @@ pub async fn an_expired_lease_is_taken_over_and_fences_the_old_holder(store: &dy
         next: None,
     };
     assert!(matches!(
-        store.finish(&job.id, &first.owner, &finish, now + 21_000).await,
+        store.finish(&job.id, &first.token, &finish, now + 21_000).await,
         Err(StoreError::LeaseLost)
     ));
     assert_eq!(store.get(&job.id).await.unwrap(), Some(taken));
@@ -116,7 +116,7 @@ pub async fn progress_and_checkpoints_are_written_under_the_lease(store: &dyn Jo
         checkpoint: Some(json!({"offset": 1234})),
     };
     let ack = store
-        .record_progress(&job.id, &lease.owner, &update, now + 1)
+        .record_progress(&job.id, &lease.token, &update, now + 1)
         .await
         .unwrap();
     assert!(!ack.cancel_requested);
@@ -126,7 +126,7 @@ pub async fn progress_and_checkpoints_are_written_under_the_lease(store: &dyn Jo
         checkpoint: None,
     };
     store
-        .record_progress(&job.id, &lease.owner, &without_checkpoint, now + 2)
+        .record_progress(&job.id, &lease.token, &without_checkpoint, now + 2)
         .await
         .unwrap();
     let current = store.get(&job.id).await.unwrap().unwrap();
@@ -156,19 +156,19 @@ pub async fn success_ends_the_run_and_leaves_the_due_index(store: &dyn JobStore)
         results: results.clone(),
         next: None,
     };
-    let done = store.finish(&job.id, &lease.owner, &finish, now + 500).await.unwrap();
+    let done = store.finish(&job.id, &lease.token, &finish, now + 500).await.unwrap();
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.results, results);
     assert_eq!(done.progress, 100);
     assert_eq!(
-        (done.lease_owner.as_deref(), done.lease_expires_at, done.due_at),
+        (done.lease_token.as_deref(), done.lease_expires_at, done.due_at),
         (None, None, None)
     );
     assert_eq!(done.finished_at, Some(now + 500));
     assert_eq!(done.expires_at, (now + 500) / 1000 + RETENTION_SECONDS);
     assert_eq!(store.get(&job.id).await.unwrap(), Some(done));
     assert!(matches!(
-        store.finish(&job.id, &lease.owner, &finish, now + 600).await,
+        store.finish(&job.id, &lease.token, &finish, now + 600).await,
         Err(StoreError::LeaseLost)
     ));
     assert!(matches!(
@@ -192,12 +192,12 @@ pub async fn a_retry_requeues_until_run_at(store: &dyn JobStore) {
         run_at: now + 4_000,
         due_at: now + 64_000,
     };
-    let queued = store.finish(&job.id, &lease.owner, &finish, now + 100).await.unwrap();
+    let queued = store.finish(&job.id, &lease.token, &finish, now + 100).await.unwrap();
     assert_eq!(queued.status, JobStatus::Queued);
     assert_eq!(queued.error, Some(error));
     assert_eq!(queued.run_at, Some(now + 4_000));
     assert_eq!(queued.due_at, Some(now + 64_000));
-    assert_eq!(queued.lease_owner, None);
+    assert_eq!(queued.lease_token, None);
     assert_eq!(queued.finished_at, None);
     assert!(matches!(
         store
@@ -224,7 +224,7 @@ pub async fn a_continuation_requeues_without_using_an_attempt(store: &dyn JobSto
     let queued = store
         .finish(
             &job.id,
-            &lease.owner,
+            &lease.token,
             &Finish::Continuation {
                 run_at: now + 1_000,
                 due_at: now + 61_000,
@@ -238,7 +238,7 @@ pub async fn a_continuation_requeues_without_using_an_attempt(store: &dyn JobSto
     assert_eq!(queued.stalled_runs, 2, "the count of runs without a checkpoint is kept");
     assert_eq!(store.get(&job.id).await.unwrap().unwrap().stalled_runs, 2);
     assert_eq!((queued.run_at, queued.due_at), (Some(now + 1_000), Some(now + 61_000)));
-    assert_eq!((queued.lease_owner, queued.finished_at), (None, None));
+    assert_eq!((queued.lease_token, queued.finished_at), (None, None));
     let again = claimed(
         store
             .claim(&job.id, &Lease::new(now + 60_000), now + 1_000)
@@ -256,7 +256,7 @@ pub async fn a_failure_keeps_its_coded_error(store: &dyn JobStore) {
     claimed(store.claim(&job.id, &lease, now).await.unwrap());
     let error = JobError::permanent("bad_input", "nope");
     let failed = store
-        .finish(&job.id, &lease.owner, &Finish::Failed { error: error.clone() }, now + 1)
+        .finish(&job.id, &lease.token, &Finish::Failed { error: error.clone() }, now + 1)
         .await
         .unwrap();
     assert_eq!((failed.status, failed.error), (JobStatus::Failed, Some(error)));
@@ -269,7 +269,7 @@ pub async fn heartbeats_extend_the_lease_under_fencing(store: &dyn JobStore) {
     let lease = Lease::new(now + 10_000);
     claimed(store.claim(&job.id, &lease, now).await.unwrap());
     let extended = Lease {
-        owner: lease.owner.clone(),
+        token: lease.token.clone(),
         expires_at: now + 70_000,
     };
     let ack = store.extend_lease(&job.id, &extended, now + 5_000).await.unwrap();
