@@ -27,13 +27,16 @@ use tracing::Instrument;
 /// What cancel needs; built once per process.
 #[derive(Clone)]
 pub struct CancelDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
     /// Only to announce an end to the webhook queue before writing it.
     pub queue: Arc<dyn JobQueue>,
 }
 
 impl CancelDeps {
+    /// The production wiring over the process's AWS clients.
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
         CancelDeps {
             store: clients.job_store(&config),

@@ -29,14 +29,18 @@ use tracing::Instrument;
 /// What the dead-letter function needs; built once per process.
 #[derive(Clone)]
 pub struct DeadLetterDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
+    /// Job inputs and results.
     pub objects: Arc<dyn ObjectStore>,
     /// Only to announce an end to the webhook queue before writing it.
     pub queue: Arc<dyn JobQueue>,
 }
 
 impl DeadLetterDeps {
+    /// The production wiring over the process's AWS clients.
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
         DeadLetterDeps {
             store: clients.job_store(&config),

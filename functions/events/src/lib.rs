@@ -52,7 +52,9 @@ pub const END_EVENT_ID: &str = "end";
 /// What the events function needs; built once per process.
 #[derive(Clone)]
 pub struct EventsDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
     /// Only to presign the result links of the terminal view.
     pub objects: Arc<dyn ObjectStore>,
@@ -74,8 +76,11 @@ pub type EventBody = Pin<Box<dyn Stream<Item = Result<Bytes, Infallible>> + Send
 
 /// An answer: status, headers and a body that may still be streaming.
 pub struct EventStream {
+    /// The HTTP status of the answer.
     pub status: StatusCode,
+    /// Its headers.
     pub headers: HeaderMap,
+    /// Its body: a fixed text, or the stream of events.
     pub body: EventBody,
 }
 

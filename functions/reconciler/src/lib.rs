@@ -33,12 +33,16 @@ pub const MAX_JOBS_PER_RUN: usize = 1000;
 /// What the reconciler needs; built once per process.
 #[derive(Clone)]
 pub struct ReconcilerDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
+    /// The work queues.
     pub queue: Arc<dyn JobQueue>,
 }
 
 impl ReconcilerDeps {
+    /// The production wiring over the process's AWS clients.
     pub fn from_aws(config: Arc<Config>, clients: &AwsClients) -> Self {
         ReconcilerDeps {
             store: clients.job_store(&config),
@@ -60,18 +64,25 @@ impl ScheduledFunction for ReconcilerDeps {
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error(transparent)]
+    /// The store failed.
     Store(#[from] StoreError),
     #[error("re-enqueue failed, due again after the grace period: {0}")]
+    /// A send to a queue failed.
     Enqueue(#[from] QueueError),
 }
 
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
+    /// Overdue jobs the pass found.
     pub overdue: usize,
+    /// Of those, sent to their queue again.
     pub enqueued: usize,
+    /// Ended CANCELLED (a cancel request no worker held).
     pub cancelled: usize,
+    /// Left alone (not overdue when read, or someone acted first).
     pub skipped: usize,
+    /// Could not be handled this pass (a store or queue fault).
     pub failed: usize,
 }
 

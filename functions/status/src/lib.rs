@@ -41,8 +41,11 @@ const WAIT_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// What status needs; built once per process.
 #[derive(Clone)]
 pub struct StatusDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
+    /// Job inputs and results.
     pub objects: Arc<dyn ObjectStore>,
     /// Sampled queue depths, shown on QUEUED jobs.
     pub depths: Arc<DepthGauge>,

@@ -44,9 +44,13 @@ const UNAVAILABLE_RETRY_SECONDS: u32 = 2;
 /// What submit needs; built once per process.
 #[derive(Clone)]
 pub struct SubmitDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The job types this app runs.
     pub registry: Arc<Registry>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
+    /// The work queues.
     pub queue: Arc<dyn JobQueue>,
     /// Only to presign uploads under `inputs/`; submit reads no objects.
     pub objects: Arc<dyn ObjectStore>,

@@ -17,14 +17,14 @@ use longrun_lambda::apigw::{caller, json_response, problem_response};
 use crate::{json_body, SubmitDeps};
 
 /// The route this module answers.
-pub const ROUTE: &str = "POST /uploads";
+pub(crate) const ROUTE: &str = "POST /uploads";
 /// The file name of an upload that gives none.
 const DEFAULT_FILENAME: &str = "input";
 /// Seconds a caller is told to wait when presigning fails.
 const UNAVAILABLE_RETRY_SECONDS: u32 = 1;
 
 /// Handles `POST /uploads`: `201` with the ticket, or a problem.
-pub async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+pub(crate) async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
     match upload(deps, request).await {
         Ok(ticket) => json_response(201, &ticket, &[("cache-control", "no-store".to_owned())]),
         Err(problem) => {
@@ -35,7 +35,7 @@ pub async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Api
 }
 
 /// Checks the request and presigns the PUT.
-pub async fn upload(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<UploadTicket, Problem> {
+pub(crate) async fn upload(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<UploadTicket, Problem> {
     let owner = caller(request, deps.config.allow_anonymous)?;
     let wanted: UploadRequest = json_body(deps, request, "upload")?;
     let mut errors = Vec::new();

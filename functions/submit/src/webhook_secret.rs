@@ -14,10 +14,10 @@ use longrun_lambda::apigw::{caller, json_response, problem_response};
 use crate::{store_unavailable, SubmitDeps};
 
 /// The route this module answers.
-pub const ROUTE: &str = "POST /webhook-secret";
+pub(crate) const ROUTE: &str = "POST /webhook-secret";
 
 /// Handles `POST /webhook-secret`: `201` with the new secret, or a problem.
-pub async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+pub(crate) async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
     match rotate(deps, request).await {
         Ok(view) => json_response(201, &view, &[("cache-control", "no-store".to_owned())]),
         Err(problem) => problem_response(&problem),
@@ -26,7 +26,7 @@ pub async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Api
 
 /// Replaces the caller's secret (conditional on the one read, so two
 /// rotations at once cannot both think theirs is current).
-pub async fn rotate(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<WebhookSecretView, Problem> {
+pub(crate) async fn rotate(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<WebhookSecretView, Problem> {
     let owner = caller(request, deps.config.allow_anonymous)?;
     let overlap_ms = deps.config.webhook_secret_overlap_seconds * 1000;
     for _ in 0..3 {

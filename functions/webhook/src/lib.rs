@@ -49,8 +49,11 @@ const MAX_DELAY_SECONDS: i64 = 900;
 /// What the webhook function needs; built once per process.
 #[derive(Clone)]
 pub struct WebhookDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
+    /// The work queues.
     pub queue: Arc<dyn JobQueue>,
     /// Only to presign the result links in the payload.
     pub objects: Arc<dyn ObjectStore>,

@@ -38,7 +38,9 @@ pub fn unknown_job_type(job_type: &str) -> JobError {
 /// (less the safety margin) or the job's own `timeout_seconds`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FirstStop {
+    /// The invocation's deadline (Lambda's time left).
     Invocation,
+    /// The job's own deadline (its first start plus its timeout).
     Job,
 }
 

@@ -79,10 +79,15 @@ use heartbeat::HeartbeatEnd;
 /// What the worker needs; built once per process.
 #[derive(Clone)]
 pub struct WorkerDeps {
+    /// The configuration, read once per process.
     pub config: Arc<Config>,
+    /// The job types this app runs.
     pub registry: Arc<Registry>,
+    /// The jobs table.
     pub store: Arc<dyn JobStore>,
+    /// The work queues.
     pub queue: Arc<dyn JobQueue>,
+    /// Job inputs and results.
     pub objects: Arc<dyn ObjectStore>,
 }
 

@@ -37,8 +37,11 @@ const API_GATEWAY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One route: method + path template (`/jobs/{id}`) → function.
 pub struct Route {
+    /// The HTTP method, upper case.
     pub method: String,
+    /// The path template, e.g. `/jobs/{id}`.
     pub path: String,
+    /// The function that answers it.
     pub function: Arc<LocalFunction>,
 }
 
@@ -63,10 +66,12 @@ fn match_path(template: &str, path: &str) -> Option<Vec<(String, String)>> {
 
 /// What the HTTP side serves.
 pub struct LocalApi {
+    /// The HttpApi routes of the template.
     pub routes: Vec<Route>,
     /// The function with a URL (the events function): it answers what no
     /// API route does, as its own host would.
     pub url_function: Option<Arc<LocalFunction>>,
+    /// The resources as created (for `/_local/resources`).
     pub deployed: Deployed,
     /// The OpenAPI document served at `/openapi.yaml`: the app's job types'
     /// ([`openapi::document_for`] the submit function's registry), as YAML.

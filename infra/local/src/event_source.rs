@@ -22,11 +22,17 @@ const LONG_POLL_SECONDS: i32 = 1;
 /// One queue → function mapping.
 #[derive(Clone)]
 pub struct EventSource {
+    /// The queue polled.
     pub queue_url: String,
+    /// Its ARN, as the events carry it.
     pub queue_arn: String,
+    /// Messages per invocation at most.
     pub batch_size: u32,
+    /// Invocations at once at most.
     pub concurrency: u32,
+    /// The function invoked.
     pub function: Arc<LocalFunction>,
+    /// The region the events name.
     pub region: String,
 }
 

@@ -30,8 +30,11 @@ use crate::{JobTypes, Options};
 /// A function's handler, behind the trait of the trigger it serves.
 #[derive(Clone)]
 pub enum Trigger {
+    /// Behind the HTTP API.
     Http(Arc<dyn HttpFunction>),
+    /// Fed by an SQS event source mapping.
     Sqs(Arc<dyn SqsFunction>),
+    /// Run on a schedule.
     Schedule(Arc<dyn ScheduledFunction>),
     /// Served through a function URL whose answer streams (the events function).
     Stream(Arc<EventsDeps>),
@@ -39,9 +42,13 @@ pub enum Trigger {
 
 /// One function of the template, ready to invoke.
 pub struct LocalFunction {
+    /// What the template says of it.
     pub spec: FunctionSpec,
+    /// Its environment, resolved.
     pub environment: BTreeMap<String, String>,
+    /// Its handler, by trigger.
     pub trigger: Trigger,
+    /// The ARN it would have on AWS.
     pub arn: String,
 }
 

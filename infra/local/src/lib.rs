@@ -32,8 +32,11 @@ pub type JobTypes = Arc<dyn Fn(&longrun_core::Config) -> Registry + Send + Sync>
 /// How to run the local stack.
 #[derive(Clone)]
 pub struct Options {
+    /// The SAM template to read.
     pub template: PathBuf,
+    /// The stack name resources are named after.
     pub stack: String,
+    /// Template parameters, as `sam deploy --parameter-overrides` takes them.
     pub parameter_overrides: BTreeMap<String, String>,
     /// Start the SQS pollers and schedules; off to run only the API.
     pub workers: bool,
@@ -69,8 +72,11 @@ pub fn parse_overrides(text: &str) -> Result<Vec<(String, String)>, String> {
 
 /// A running local stack: the HTTP app and the poller tasks.
 pub struct LocalStack {
+    /// What the HTTP side serves.
     pub api: Arc<api::LocalApi>,
+    /// Every function of the template.
     pub functions: Vec<Arc<functions::LocalFunction>>,
+    /// The event source and schedule tasks.
     pub pollers: Vec<tokio::task::JoinHandle<()>>,
 }
 

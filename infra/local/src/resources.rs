@@ -18,6 +18,7 @@ use crate::template::{ResourceLookup, TableSpec, Template};
 /// The resources as created: what `!Ref` and `!GetAtt …Arn` resolve to.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Deployed {
+    /// The region the resources are in.
     pub region: String,
     /// Logical id → table name, queue URL or bucket name.
     pub refs: BTreeMap<String, String>,
@@ -53,6 +54,7 @@ impl ResourceLookup for Deployed {
     }
 }
 
+/// What setting up the local stack may fail with.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Creates (or updates) every table, queue and bucket of the template.

@@ -52,7 +52,7 @@ fn trace_header() -> Option<MessageSystemAttributeValue> {
 
 /// The parts of a trace header a message carries on: `Root`, `Parent`,
 /// `Sampled`; `None` without a `Root`.
-pub fn propagated_trace(header: &str) -> Option<String> {
+pub(crate) fn propagated_trace(header: &str) -> Option<String> {
     let kept: Vec<&str> = header
         .split(';')
         .map(str::trim)

@@ -132,7 +132,7 @@ mod app {
     #[derive(Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
-    pub struct CountInput {
+    pub(super) struct CountInput {
         /// The text whose words are counted.
         pub text: String,
         /// How many times over.
@@ -140,7 +140,7 @@ mod app {
         pub repeat: Option<u32>,
     }
 
-    pub struct WordCount;
+    pub(super) struct WordCount;
 
     #[async_trait::async_trait]
     impl TypedJob for WordCount {

@@ -26,10 +26,13 @@ pub use specs::{rate_period, FunctionSpec, HttpApiSpec, HttpRoute, IndexSpec, Qu
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read the template: {0}")]
+    /// The template could not be read.
     Io(#[from] std::io::Error),
     #[error("the template is not valid YAML: {0}")]
+    /// It is not YAML.
     Yaml(#[from] serde_yaml::Error),
     #[error("{0}")]
+    /// It is YAML but not a template this runtime can play.
     Invalid(String),
 }
 
@@ -40,6 +43,7 @@ fn invalid(message: impl Into<String>) -> TemplateError {
 /// The template, loaded for one stack and with parameters settled.
 #[derive(Clone, Debug)]
 pub struct Template {
+    /// The parameters' values: defaults, then overrides.
     pub parameters: BTreeMap<String, String>,
     /// Declared parameters with no `Default` and no override (e.g. the JWT
     /// issuer, which only AWS needs): loading succeeds, resolving one fails.

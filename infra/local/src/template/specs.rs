@@ -13,28 +13,37 @@ use super::{invalid, Template, TemplateError};
 /// A DynamoDB table to create.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableSpec {
+    /// The logical id in the template.
     pub logical_id: String,
     /// `(name, S|N|B)`.
     pub attributes: Vec<(String, String)>,
     /// `(name, HASH|RANGE)`.
     pub key_schema: Vec<(String, String)>,
+    /// Its global secondary indexes.
     pub indexes: Vec<IndexSpec>,
+    /// The attribute its TTL reads, if any.
     pub ttl_attribute: Option<String>,
 }
 
 /// A global secondary index of a table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexSpec {
+    /// The index name.
     pub name: String,
+    /// (attribute, HASH or RANGE), in order.
     pub key_schema: Vec<(String, String)>,
+    /// Its projection type.
     pub projection: String,
 }
 
 /// An SQS queue to create.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueueSpec {
+    /// The logical id in the template.
     pub logical_id: String,
+    /// Seconds a received message stays invisible.
     pub visibility_timeout: u32,
+    /// Seconds a message is kept.
     pub message_retention: u32,
     /// The dead-letter queue's logical id and maxReceiveCount.
     pub redrive: Option<(String, u32)>,
@@ -67,15 +76,20 @@ pub struct HttpApiSpec {
 /// An SQS event source mapping of a function.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqsSource {
+    /// The queue's logical id.
     pub queue_logical_id: String,
+    /// Messages per invocation at most.
     pub batch_size: u32,
+    /// Invocations at once at most.
     pub max_concurrency: u32,
+    /// Whether the function answers which messages failed.
     pub report_batch_item_failures: bool,
 }
 
 /// A Lambda function.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FunctionSpec {
+    /// The logical id in the template.
     pub logical_id: String,
     /// The cargo binary it is built from (`Metadata.BuildProperties.Binary`):
     /// `bootstrap` for every function of longrun's template.
@@ -83,11 +97,15 @@ pub struct FunctionSpec {
     /// The function the binary plays here: its `LONGRUN_FUNCTION` (`submit`,
     /// `worker`, …), a plain string in its own environment.
     pub function: String,
+    /// Its timeout.
     pub timeout_seconds: u32,
+    /// Its memory size.
     pub memory_mb: u32,
     /// Environment variables, unresolved (they may name resources).
     pub environment: BTreeMap<String, Yaml>,
+    /// The HttpApi routes it serves.
     pub http_routes: Vec<HttpRoute>,
+    /// The queues that feed it.
     pub sqs_sources: Vec<SqsSource>,
     /// Schedule expressions of `Schedule` events, unresolved.
     pub schedules: Vec<Yaml>,

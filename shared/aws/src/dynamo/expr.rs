@@ -30,18 +30,18 @@ pub(super) struct Update {
 }
 
 impl Update {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
     /// `SET #name = :name`.
-    pub fn set(mut self, name: &str, value: AttributeValue) -> Self {
+    pub(super) fn set(mut self, name: &str, value: AttributeValue) -> Self {
         self.set.push(format!("#{name} = :{name}"));
         self.value(&format!(":{name}"), value)
     }
 
     /// `SET #name = if_not_exists(#name, :name)`: written only when absent.
-    pub fn set_if_not_exists(mut self, name: &str, value: AttributeValue) -> Self {
+    pub(super) fn set_if_not_exists(mut self, name: &str, value: AttributeValue) -> Self {
         self.set.push(format!("#{name} = if_not_exists(#{name}, :{name})"));
         self.value(&format!(":{name}"), value)
     }
@@ -49,7 +49,7 @@ impl Update {
     /// `SET #name = if_not_exists(#name, :zero) + :name`: a number attribute
     /// changed by `by` (negative to count down), counted from 0 when absent
     /// (a record written before the counter existed).
-    pub fn increment(mut self, name: &str, by: i64) -> Self {
+    pub(super) fn increment(mut self, name: &str, by: i64) -> Self {
         self.set
             .push(format!("#{name} = if_not_exists(#{name}, :zero) + :{name}"));
         self.value(":zero", AttributeValue::N("0".into()))
@@ -58,13 +58,13 @@ impl Update {
 
     /// `ADD #name :name`: `value`'s members added to the set `name` (made
     /// when absent).
-    pub fn add_to_set(mut self, name: &str, value: AttributeValue) -> Self {
+    pub(super) fn add_to_set(mut self, name: &str, value: AttributeValue) -> Self {
         self.add.push(format!("#{name} :{name}"));
         self.value(&format!(":{name}"), value)
     }
 
     /// `REMOVE #name`.
-    pub fn remove(mut self, name: &str) -> Self {
+    pub(super) fn remove(mut self, name: &str) -> Self {
         self.remove.push(format!("#{name}"));
         self
     }
@@ -72,7 +72,7 @@ impl Update {
     /// The condition the item must meet for the update to apply. Its `#name`
     /// placeholders stand for the attributes `name`; its values are bound
     /// with [`value`](Self::value). An update has at most one condition.
-    pub fn condition(mut self, expression: &str) -> Self {
+    pub(super) fn condition(mut self, expression: &str) -> Self {
         assert!(self.condition.is_none(), "an update has one condition");
         self.condition = Some(expression.to_owned());
         self
@@ -82,7 +82,7 @@ impl Update {
     ///
     /// # Panics
     /// When `placeholder` is already bound to a different value.
-    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+    pub(super) fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
         match self.values.get(placeholder) {
             Some(bound) => assert!(*bound == value, "placeholder {placeholder} bound to two values"),
             None => {
@@ -94,7 +94,7 @@ impl Update {
 
     /// Puts the update expression, the condition (if any) and every name and
     /// value they use on `builder`, replacing any it had.
-    pub fn apply(self, builder: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
+    pub(super) fn apply(self, builder: UpdateItemFluentBuilder) -> UpdateItemFluentBuilder {
         let expression = self.update_expression();
         let names = self.names(&expression);
         builder
@@ -106,7 +106,11 @@ impl Update {
 
     /// The same update as one action of a `TransactWriteItems` request on
     /// the item `pk` of `table`.
-    pub fn into_transact(self, table: &str, pk: AttributeValue) -> Result<aws_sdk_dynamodb::types::Update, String> {
+    pub(super) fn into_transact(
+        self,
+        table: &str,
+        pk: AttributeValue,
+    ) -> Result<aws_sdk_dynamodb::types::Update, String> {
         let expression = self.update_expression();
         let names = self.names(&expression);
         aws_sdk_dynamodb::types::Update::builder()

@@ -112,18 +112,18 @@ mod aws_adapters {
     /// was before the transaction, which drops any write another case made
     /// to that table meanwhile (DynamoDB and DynamoDB Local do not). The chain cases make such
     /// transactions on purpose (a cancel request, a lost lease).
-    pub static EMULATOR_STORE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    pub(crate) static EMULATOR_STORE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     fn env(name: &str) -> String {
         std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the contract tests through `make test`"))
     }
 
-    pub async fn job_store() -> Arc<DynamoJobStore> {
+    pub(crate) async fn job_store() -> Arc<DynamoJobStore> {
         job_store_with_quotas(false).await
     }
 
     /// The job store, releasing (and handing on) quota slots when `quotas`.
-    pub async fn job_store_with_quotas(quotas: bool) -> Arc<DynamoJobStore> {
+    pub(crate) async fn job_store_with_quotas(quotas: bool) -> Arc<DynamoJobStore> {
         let clients = AwsClients::load().await;
         Arc::new(
             DynamoJobStore::new(clients.dynamodb, &env("LONGRUN_JOBS_TABLE"), RETENTION_SECONDS)
@@ -131,13 +131,13 @@ mod aws_adapters {
         )
     }
 
-    pub async fn object_store() -> Arc<S3ObjectStore> {
+    pub(crate) async fn object_store() -> Arc<S3ObjectStore> {
         let clients = AwsClients::load().await;
         Arc::new(S3ObjectStore::new(clients.s3, &env("LONGRUN_JOBS_BUCKET")))
     }
 
     /// A queue of the test's own, so the running workers never see its messages.
-    pub async fn job_queue() -> Arc<SqsJobQueue> {
+    pub(crate) async fn job_queue() -> Arc<SqsJobQueue> {
         let clients = AwsClients::load().await;
         let name = format!("longrun-contract-{}", uuid::Uuid::new_v4());
         let url = clients

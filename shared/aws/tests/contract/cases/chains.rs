@@ -45,7 +45,7 @@ fn succeeded_with(id: &JobId, next: &JobRecord) -> Finish {
     }
 }
 
-pub async fn a_step_that_succeeds_creates_its_next_step_in_the_same_write(store: &dyn JobStore) {
+pub(crate) async fn a_step_that_succeeds_creates_its_next_step_in_the_same_write(store: &dyn JobStore) {
     let now = now_ms();
     let lease = Lease::new(now + 60_000);
     let (running, next) = running_chain_step(store, &lease, now).await;
@@ -88,7 +88,7 @@ pub async fn a_step_that_succeeds_creates_its_next_step_in_the_same_write(store:
 /// step in the active set in the write that creates it (even with the
 /// owner at its limit: no new admission) and gives back its own; the
 /// last step's end leaves nothing held.
-pub async fn a_chain_holds_one_quota_slot_from_step_to_step(store: &dyn JobStore) {
+pub(crate) async fn a_chain_holds_one_quota_slot_from_step_to_step(store: &dyn JobStore) {
     let now = now_ms();
     let mut job = chain_first_job(now);
     job.owner = format!("chain-quota-{}", uuid::Uuid::new_v4());
@@ -116,7 +116,7 @@ pub async fn a_chain_holds_one_quota_slot_from_step_to_step(store: &dyn JobStore
     assert!(store.active_slots(&job.owner).await.unwrap().is_empty());
 }
 
-pub async fn a_step_asked_to_cancel_succeeds_without_its_next_step(store: &dyn JobStore) {
+pub(crate) async fn a_step_asked_to_cancel_succeeds_without_its_next_step(store: &dyn JobStore) {
     let now = now_ms();
     let lease = Lease::new(now + 60_000);
     let (running, next) = running_chain_step(store, &lease, now).await;
@@ -141,7 +141,7 @@ pub async fn a_step_asked_to_cancel_succeeds_without_its_next_step(store: &dyn J
     assert_eq!(longrun_core::chain::next_job_id(&done), None);
 }
 
-pub async fn a_step_that_lost_its_lease_creates_no_next_step(store: &dyn JobStore) {
+pub(crate) async fn a_step_that_lost_its_lease_creates_no_next_step(store: &dyn JobStore) {
     let now = now_ms();
     let first = Lease::new(now + 10_000);
     let (running, next) = running_chain_step(store, &first, now).await;

@@ -4,7 +4,7 @@
 
 use crate::*;
 
-pub async fn cancel_ends_queued_jobs_and_flags_running_ones(store: &dyn JobStore) {
+pub(crate) async fn cancel_ends_queued_jobs_and_flags_running_ones(store: &dyn JobStore) {
     let now = now_ms();
     let queued = new_job(now);
     store.create(&queued, now).await.unwrap();
@@ -56,7 +56,7 @@ pub async fn cancel_ends_queued_jobs_and_flags_running_ones(store: &dyn JobStore
     );
 }
 
-pub async fn dead_lettering_spares_live_and_ended_jobs(store: &dyn JobStore) {
+pub(crate) async fn dead_lettering_spares_live_and_ended_jobs(store: &dyn JobStore) {
     let now = now_ms();
     let error = JobError::permanent("dead_lettered", "too many receives");
     let queued = new_job(now);
@@ -192,7 +192,7 @@ fn rule_matrix(now: i64) -> Vec<JobRecord> {
 /// The store's claim, dead-letter and cancel conditions say what
 /// `JobRecord::claimable_at`, `dead_letterable_at` and `unheld_at` say,
 /// for every combination of the fields they read: the rules have one home.
-pub async fn claim_and_dead_letter_conditions_follow_the_record_rules(store: &dyn JobStore) {
+pub(crate) async fn claim_and_dead_letter_conditions_follow_the_record_rules(store: &dyn JobStore) {
     let now = now_ms();
     let error = JobError::permanent("dead_lettered", "too many receives");
     let mut disagreements = Vec::new();
@@ -250,7 +250,7 @@ pub async fn claim_and_dead_letter_conditions_follow_the_record_rules(store: &dy
     assert!(disagreements.is_empty(), "{disagreements:#?}");
 }
 
-pub async fn overdue_jobs_are_found_and_deferred_once(store: &dyn JobStore) {
+pub(crate) async fn overdue_jobs_are_found_and_deferred_once(store: &dyn JobStore) {
     // Due far in the future, read "as of" later still: the reconciler of
     // the runtime sharing the emulator's table never sees these jobs as
     // overdue, so nothing races the deferrals below.

@@ -2,7 +2,7 @@
 
 use crate::*;
 
-pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
+pub(crate) async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
     let key = format!("results/contract-{}/blob.bin", uuid::Uuid::new_v4());
     let body: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
     objects
@@ -22,7 +22,7 @@ pub async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore) {
     ));
 }
 
-pub async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQueue) {
+pub(crate) async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQueue) {
     assert_eq!(queue.depth("fast").await.unwrap(), 0);
     let message = |n: i64| JobMessage {
         job_id: JobId::random(),
@@ -39,7 +39,7 @@ pub async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQueue) {
     ));
 }
 
-pub async fn unknown_queues_are_refused(queue: &dyn JobQueue) {
+pub(crate) async fn unknown_queues_are_refused(queue: &dyn JobQueue) {
     let message = JobMessage {
         job_id: JobId::random(),
         enqueued_at: now_ms(),

@@ -3,7 +3,7 @@
 
 use crate::*;
 
-pub async fn create_is_conditional_and_returns_the_existing_record(store: &dyn JobStore) {
+pub(crate) async fn create_is_conditional_and_returns_the_existing_record(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     assert_eq!(store.create(&job, now).await.unwrap(), CreateOutcome::Created);
@@ -17,7 +17,7 @@ pub async fn create_is_conditional_and_returns_the_existing_record(store: &dyn J
     assert_eq!(store.get(&JobId::random()).await.unwrap(), None);
 }
 
-pub async fn an_expired_record_is_replaced(store: &dyn JobStore) {
+pub(crate) async fn an_expired_record_is_replaced(store: &dyn JobStore) {
     let now = now_ms();
     let mut old = new_job(now - 10_000_000);
     old.expires_at = (now - 5_000_000) / 1000;
@@ -29,7 +29,7 @@ pub async fn an_expired_record_is_replaced(store: &dyn JobStore) {
     assert_eq!(store.get(&old.id).await.unwrap().unwrap().request_hash, "fresh");
 }
 
-pub async fn a_claim_takes_the_lease_once(store: &dyn JobStore) {
+pub(crate) async fn a_claim_takes_the_lease_once(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -54,7 +54,7 @@ pub async fn a_claim_takes_the_lease_once(store: &dyn JobStore) {
     );
 }
 
-pub async fn a_delayed_job_is_claimable_only_when_due(store: &dyn JobStore) {
+pub(crate) async fn a_delayed_job_is_claimable_only_when_due(store: &dyn JobStore) {
     let now = now_ms();
     let mut job = new_job(now);
     job.run_at = Some(now + 5_000);
@@ -67,7 +67,7 @@ pub async fn a_delayed_job_is_claimable_only_when_due(store: &dyn JobStore) {
     claimed(store.claim(&job.id, &lease, now + 5_000).await.unwrap());
 }
 
-pub async fn an_expired_lease_is_taken_over_and_fences_the_old_holder(store: &dyn JobStore) {
+pub(crate) async fn an_expired_lease_is_taken_over_and_fences_the_old_holder(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -104,7 +104,7 @@ pub async fn an_expired_lease_is_taken_over_and_fences_the_old_holder(store: &dy
     assert_eq!(store.get(&job.id).await.unwrap(), Some(taken));
 }
 
-pub async fn progress_and_checkpoints_are_written_under_the_lease(store: &dyn JobStore) {
+pub(crate) async fn progress_and_checkpoints_are_written_under_the_lease(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -140,7 +140,7 @@ pub async fn progress_and_checkpoints_are_written_under_the_lease(store: &dyn Jo
     assert_eq!(current.updated_at, now + 2);
 }
 
-pub async fn success_ends_the_run_and_leaves_the_due_index(store: &dyn JobStore) {
+pub(crate) async fn success_ends_the_run_and_leaves_the_due_index(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -180,7 +180,7 @@ pub async fn success_ends_the_run_and_leaves_the_due_index(store: &dyn JobStore)
     ));
 }
 
-pub async fn a_retry_requeues_until_run_at(store: &dyn JobStore) {
+pub(crate) async fn a_retry_requeues_until_run_at(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -215,7 +215,7 @@ pub async fn a_retry_requeues_until_run_at(store: &dyn JobStore) {
     assert_eq!(second.attempts, 2);
 }
 
-pub async fn a_continuation_requeues_without_using_an_attempt(store: &dyn JobStore) {
+pub(crate) async fn a_continuation_requeues_without_using_an_attempt(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -248,7 +248,7 @@ pub async fn a_continuation_requeues_without_using_an_attempt(store: &dyn JobSto
     assert_eq!(again.attempts, 1);
 }
 
-pub async fn a_failure_keeps_its_coded_error(store: &dyn JobStore) {
+pub(crate) async fn a_failure_keeps_its_coded_error(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -262,7 +262,7 @@ pub async fn a_failure_keeps_its_coded_error(store: &dyn JobStore) {
     assert_eq!((failed.status, failed.error), (JobStatus::Failed, Some(error)));
 }
 
-pub async fn heartbeats_extend_the_lease_under_fencing(store: &dyn JobStore) {
+pub(crate) async fn heartbeats_extend_the_lease_under_fencing(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();

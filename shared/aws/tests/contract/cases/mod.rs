@@ -7,8 +7,8 @@ mod io;
 mod lifecycle;
 mod owners;
 
-pub use chains::*;
-pub use endings::*;
-pub use io::*;
-pub use lifecycle::*;
-pub use owners::*;
+pub(crate) use chains::*;
+pub(crate) use endings::*;
+pub(crate) use io::*;
+pub(crate) use lifecycle::*;
+pub(crate) use owners::*;

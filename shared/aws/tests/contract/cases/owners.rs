@@ -3,7 +3,7 @@
 
 use crate::*;
 
-pub async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn JobStore) {
+pub(crate) async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn JobStore) {
     use longrun_core::ports::SlotOutcome;
     let owner = format!("slots-{}", uuid::Uuid::new_v4());
     let (a, b, c) = (JobId::random(), JobId::random(), JobId::random());
@@ -63,7 +63,7 @@ pub async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn JobStore) 
 
 /// The due index is spread over shards; the reconciler's read finds an
 /// overdue job whichever shard its id puts it in.
-pub async fn overdue_jobs_are_found_in_every_shard(store: &dyn JobStore) {
+pub(crate) async fn overdue_jobs_are_found_in_every_shard(store: &dyn JobStore) {
     // Due far in the future (see `overdue_jobs_are_found_and_deferred_once`).
     let now = now_ms() + 10_000_000_000;
     let mut by_shard = std::collections::BTreeMap::new();
@@ -81,7 +81,7 @@ pub async fn overdue_jobs_are_found_in_every_shard(store: &dyn JobStore) {
     }
 }
 
-pub async fn owners_list_their_own_jobs_newest_first_in_pages(store: &dyn JobStore) {
+pub(crate) async fn owners_list_their_own_jobs_newest_first_in_pages(store: &dyn JobStore) {
     let now = now_ms();
     let owner = format!("lister-{}", uuid::Uuid::new_v4());
     let mut ids = Vec::new();
@@ -126,7 +126,7 @@ pub async fn owners_list_their_own_jobs_newest_first_in_pages(store: &dyn JobSto
     ));
 }
 
-pub async fn a_cursor_only_pages_for_the_owner_it_was_handed_to(store: &dyn JobStore) {
+pub(crate) async fn a_cursor_only_pages_for_the_owner_it_was_handed_to(store: &dyn JobStore) {
     let now = now_ms();
     let owner = format!("cursor-owner-{}", uuid::Uuid::new_v4());
     let other = format!("cursor-other-{}", uuid::Uuid::new_v4());
@@ -148,7 +148,7 @@ pub async fn a_cursor_only_pages_for_the_owner_it_was_handed_to(store: &dyn JobS
 
 /// A callback's delivery state is replaced only over the state the
 /// caller read: two deliveries of one end record one try.
-pub async fn a_callback_update_applies_only_over_the_state_read(store: &dyn JobStore) {
+pub(crate) async fn a_callback_update_applies_only_over_the_state_read(store: &dyn JobStore) {
     let now = now_ms();
     let mut job = new_job(now);
     let read = Callback::new("https://hooks.example.com/longrun?x=1");
@@ -206,7 +206,7 @@ pub async fn a_callback_update_applies_only_over_the_state_read(store: &dyn JobS
 /// An owner's webhook secrets: made once (conditional on none), rotated
 /// only over the ones read, kept whole, and on the owner's item beside
 /// its quota slots without touching them.
-pub async fn webhook_secrets_are_made_once_and_rotated_over_the_ones_read(store: &dyn JobStore) {
+pub(crate) async fn webhook_secrets_are_made_once_and_rotated_over_the_ones_read(store: &dyn JobStore) {
     let owner = format!("secrets-{}", uuid::Uuid::new_v4());
     let held = JobId::random();
     store.reserve_slot(&owner, &held, 5).await.unwrap();
@@ -278,7 +278,7 @@ pub async fn webhook_secrets_are_made_once_and_rotated_over_the_ones_read(store:
     );
 }
 
-pub async fn stream_tickets_are_found_by_hash_until_they_expire(store: &dyn JobStore) {
+pub(crate) async fn stream_tickets_are_found_by_hash_until_they_expire(store: &dyn JobStore) {
     let now = now_ms();
     let owner = format!("tickets-{}", uuid::Uuid::new_v4());
     let mut job = new_job(now);
