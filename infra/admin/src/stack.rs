@@ -102,7 +102,7 @@ pub async fn load(source: &Source) -> Result<Stack, String> {
             let base = url.trim_end_matches('/');
             let environment: BTreeMap<String, String> =
                 get_json(&format!("{base}/_local/environment/ReconcilerFunction")).await?;
-            let config = Config::from_lookup(|name| environment.get(name).cloned()).map_err(|e| e.to_string())?;
+            let config = Config::from_lookup(move |name| environment.get(name).cloned()).map_err(|e| e.to_string())?;
             let resources: Value = get_json(&format!("{base}/_local/resources")).await?;
             (config, local_queues(&resources))
         }
@@ -250,7 +250,7 @@ pub fn outputs_config(outputs: &BTreeMap<String, String>) -> Result<(Config, Vec
 
 fn outputs_config_with(
     outputs: &BTreeMap<String, String>,
-    env: impl Fn(&str) -> Option<String>,
+    env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
 ) -> Result<(Config, Vec<QueueRef>), String> {
     let queues: Vec<QueueRef> = outputs
         .iter()
@@ -268,8 +268,9 @@ fn outputs_config_with(
         .filter_map(|q| Some(format!("{}={}", config_name(q.logical_id.as_deref()?)?, q.url)))
         .collect::<Vec<_>>()
         .join(",");
-    let from_outputs = |key: &str| outputs.get(key).cloned();
-    let config = Config::from_lookup(|name| match name {
+    let outputs = outputs.clone();
+    let from_outputs = move |key: &str| outputs.get(key).cloned();
+    let config = Config::from_lookup(move |name| match name {
         "JOBS_TABLE" => from_outputs("JobsTableName"),
         "JOBS_BUCKET" => from_outputs("JobsBucketName"),
         "QUEUE_URLS" => Some(queue_urls.clone()),

@@ -140,8 +140,11 @@ pub fn build(
                 None => clients,
             };
             let config = Arc::new(
-                Config::from_lookup(|name| environment.get(name).cloned())
-                    .map_err(|e| format!("function {}: {e}", spec.logical_id))?,
+                Config::from_lookup({
+                    let environment = environment.clone();
+                    move |name| environment.get(name).cloned()
+                })
+                .map_err(|e| format!("function {}: {e}", spec.logical_id))?,
             );
             let trigger = trigger(&spec.function, config, clients, &options.job_types).ok_or_else(|| {
                 format!(

@@ -167,7 +167,8 @@ fn submit_registry(functions: &[Arc<functions::LocalFunction>], options: &Option
     let Some(submit) = functions.iter().find(|f| f.spec.function == "submit") else {
         return Ok(Registry::default());
     };
-    let config = Config::from_lookup(|name| submit.environment.get(name).cloned())
+    let environment = submit.environment.clone();
+    let config = Config::from_lookup(move |name| environment.get(name).cloned())
         .map_err(|e| format!("the submit function's configuration: {e}"))?;
     Ok((options.job_types)(&config))
 }

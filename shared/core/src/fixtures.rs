@@ -28,7 +28,7 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
     for (k, v) in overrides {
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
-    Config::from_lookup(|name| vars.get(name).cloned()).expect("test configuration is valid")
+    Config::from_lookup(move |name| vars.get(name).cloned()).expect("test configuration is valid")
 }
 
 /// A freshly submitted job of `owner` (queue `fast`, 3 attempts, 1 h

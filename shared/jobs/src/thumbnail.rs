@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use longrun_core::api::FieldError;
-use longrun_core::config::Config;
+use longrun_core::config::{Config, ConfigError};
 use longrun_core::job_types::{check_input_key, field_error};
 use longrun_core::job_types::{JobContext, JobResultExt, TypedJob};
 use longrun_core::record::{codes, JobError, ResultObject};
@@ -46,12 +46,14 @@ pub struct ThumbnailLimits {
 }
 
 impl ThumbnailLimits {
-    /// The limits the configuration sets.
-    pub fn from_config(config: &Config) -> Self {
-        ThumbnailLimits {
-            max_source_bytes: config.max_thumbnail_source_bytes,
-            max_image_memory_bytes: config.max_image_memory_bytes,
-        }
+    /// The limits the environment sets: `MAX_THUMBNAIL_SOURCE_BYTES`
+    /// (default 40 MiB) and `MAX_IMAGE_MEMORY_BYTES` (default 256 MiB, at
+    /// least 1).
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(ThumbnailLimits {
+            max_source_bytes: config.settings.number("MAX_THUMBNAIL_SOURCE_BYTES", 40 * 1024 * 1024)?,
+            max_image_memory_bytes: config.settings.positive("MAX_IMAGE_MEMORY_BYTES", 256 * 1024 * 1024)?,
+        })
     }
 }
 
@@ -311,13 +313,13 @@ mod tests {
     fn thumbnails(max_source_bytes: u64) -> ThumbnailJob {
         ThumbnailJob::new(ThumbnailLimits {
             max_source_bytes,
-            ..ThumbnailLimits::from_config(&longrun_core::fixtures::config(&[]))
+            ..ThumbnailLimits::from_config(&longrun_core::fixtures::config(&[])).unwrap()
         })
     }
 
     /// A thumbnail job with the limits of a configuration with `overrides`.
     fn thumbnails_with(overrides: &[(&str, &str)]) -> ThumbnailJob {
-        ThumbnailJob::new(ThumbnailLimits::from_config(&longrun_core::fixtures::config(overrides)))
+        ThumbnailJob::new(ThumbnailLimits::from_config(&longrun_core::fixtures::config(overrides)).unwrap())
     }
 
     fn png(width: u32, height: u32) -> Vec<u8> {

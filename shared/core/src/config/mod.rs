@@ -2,6 +2,10 @@
 //! the binary starts to play its function (`longrun_bootstrap::run`). Every variable is listed in docs/configuration.md; the
 //! SAM template sets them on AWS and the local runtime sets the same ones.
 
+mod settings;
+
+pub use settings::Settings;
+
 use std::collections::BTreeMap;
 use std::env;
 use std::time::Duration;
@@ -32,7 +36,7 @@ pub enum ConfigError {
 }
 
 /// Everything the functions read from the environment.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// `JOBS_TABLE`: the DynamoDB table of job records.
     pub jobs_table: String,
@@ -111,20 +115,6 @@ pub struct Config {
     /// `ALLOW_ANONYMOUS`: lets requests without a caller identity in, all as
     /// the one owner `anonymous` (demos; never on a shared stack). Off: `401`.
     pub allow_anonymous: bool,
-    /// `ENABLE_SLEEP_JOB`: registers the `sleep` job type (tests and demos).
-    pub enable_sleep_job: bool,
-    /// `MAX_THUMBNAIL_SOURCE_BYTES`: the largest image the `thumbnail` job decodes.
-    pub max_thumbnail_source_bytes: u64,
-    /// `MAX_IMAGE_MEMORY_BYTES`: the most memory the `thumbnail` job may need for
-    /// a decoded image plus its largest resize, judged from the image's declared
-    /// size before decoding (`image_too_large` above).
-    pub max_image_memory_bytes: u64,
-    /// `MAX_CSV_RECORD_BYTES`: the longest CSV header or record the `report` job
-    /// reads (`csv_record_too_long` above).
-    pub max_csv_record_bytes: usize,
-    /// `MAX_REPORT_GROUPS`: the most distinct groups a `report` may have
-    /// (`too_many_groups` above).
-    pub max_report_groups: usize,
     /// `WEBHOOK_ALLOW_INSECURE_TARGETS`: lets callbacks go to `http` URLs and
     /// to loopback and private addresses. Off (the default, and in every
     /// deployment): only `https` to public addresses. Test runtimes only.
@@ -152,6 +142,10 @@ pub struct Config {
     /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF metrics
     /// (default `longrun`; the template: `longrun/<stack name>`).
     pub metrics_namespace: String,
+    /// The environment the rest was read from, for the settings each job
+    /// type reads for itself in its own module (`MAX_CSV_RECORD_BYTES` in
+    /// `longrun-jobs`' `report`, an app's own variables in its crate).
+    pub settings: Settings,
 }
 
 impl Config {
@@ -160,8 +154,9 @@ impl Config {
         Self::from_lookup(|name| env::var(name).ok())
     }
 
-    /// Reads the configuration through `lookup` (the environment, or a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Reads the configuration through `lookup` (the environment, or a map in
+    /// tests), which stays as the [`settings`](Self::settings) job types read.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self, ConfigError> {
         let required = |name: &'static str| {
             lookup(name)
                 .filter(|v| !v.trim().is_empty())
@@ -243,11 +238,6 @@ impl Config {
             retry_base_seconds: number(&lookup, "RETRY_BASE_SECONDS", 2)?,
             retry_max_seconds: number(&lookup, "RETRY_MAX_SECONDS", 300)?,
             allow_anonymous: flag(&lookup, "ALLOW_ANONYMOUS")?,
-            enable_sleep_job: flag(&lookup, "ENABLE_SLEEP_JOB")?,
-            max_thumbnail_source_bytes: number(&lookup, "MAX_THUMBNAIL_SOURCE_BYTES", 40 * 1024 * 1024)?,
-            max_image_memory_bytes: number(&lookup, "MAX_IMAGE_MEMORY_BYTES", 256 * 1024 * 1024)?,
-            max_csv_record_bytes: number(&lookup, "MAX_CSV_RECORD_BYTES", 1024 * 1024)?,
-            max_report_groups: number(&lookup, "MAX_REPORT_GROUPS", 100_000)?,
             webhook_allow_insecure_targets: flag(&lookup, "WEBHOOK_ALLOW_INSECURE_TARGETS")?,
             webhook_retry_schedule: retry_schedule(lookup("WEBHOOK_RETRY_SCHEDULE_SECONDS"))?,
             webhook_secret_overlap_seconds: number(&lookup, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400)?,
@@ -258,6 +248,7 @@ impl Config {
             metrics_namespace: lookup("METRICS_NAMESPACE")
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| "longrun".to_owned()),
+            settings: Settings::new(lookup),
         };
         if config.default_max_attempts == 0 || config.default_max_attempts > config.max_attempts_limit {
             return Err(ConfigError::Invalid {
@@ -328,18 +319,6 @@ impl Config {
                     config.max_job_timeout_seconds
                 ),
             });
-        }
-        for (name, value) in [
-            ("MAX_IMAGE_MEMORY_BYTES", config.max_image_memory_bytes),
-            ("MAX_CSV_RECORD_BYTES", config.max_csv_record_bytes as u64),
-            ("MAX_REPORT_GROUPS", config.max_report_groups as u64),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Invalid {
-                    name,
-                    reason: "must be at least 1".into(),
-                });
-            }
         }
         Ok(config)
     }

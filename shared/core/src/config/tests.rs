@@ -10,10 +10,6 @@ fn reads_queues_routes_and_defaults() {
     assert_eq!(config.queue_for("report"), "fast");
     assert_eq!(config.default_max_attempts, 3);
     assert_eq!(config.max_request_bytes, 262_144);
-    assert_eq!(config.max_image_memory_bytes, 256 * 1024 * 1024);
-    assert_eq!(config.max_csv_record_bytes, 1024 * 1024);
-    assert_eq!(config.max_report_groups, 100_000);
-    assert!(config.enable_sleep_job);
     assert_eq!(
         config.queue_name_for_source("arn:aws:sqs:us-east-1:123456789012:longrun-slow"),
         Some("slow")
@@ -28,11 +24,12 @@ fn reads_queues_routes_and_defaults() {
 #[test]
 fn result_url_ttl_is_between_one_second_and_seven_days() {
     let with_ttl = |ttl: &str| {
-        Config::from_lookup(|name| match name {
+        let ttl = ttl.to_owned();
+        Config::from_lookup(move |name| match name {
             "JOBS_TABLE" => Some("t".to_owned()),
             "JOBS_BUCKET" => Some("b".to_owned()),
             "QUEUE_URLS" => Some("fast=http://q/fast".to_owned()),
-            "RESULT_URL_TTL_SECONDS" => Some(ttl.to_owned()),
+            "RESULT_URL_TTL_SECONDS" => Some(ttl.clone()),
             _ => None,
         })
     };
@@ -58,16 +55,16 @@ fn result_url_ttl_is_between_one_second_and_seven_days() {
 #[test]
 fn rejects_missing_and_malformed_values() {
     let base = |extra: &[(&str, &str)]| {
-        let mut vars: BTreeMap<&str, String> = [
+        let mut vars: BTreeMap<String, String> = [
             ("JOBS_TABLE", "t"),
             ("JOBS_BUCKET", "b"),
             ("QUEUE_URLS", "fast=http://q/fast"),
         ]
         .into_iter()
-        .map(|(k, v)| (k, v.to_owned()))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         for (k, v) in extra {
-            vars.insert(k, (*v).to_owned());
+            vars.insert((*k).to_owned(), (*v).to_owned());
         }
         Config::from_lookup(move |name| vars.get(name).cloned())
     };
@@ -98,14 +95,29 @@ fn rejects_missing_and_malformed_values() {
         base(&[("JOB_QUEUES", "report=slow")]),
         Err(ConfigError::Invalid { .. })
     ));
+}
+
+#[test]
+fn job_type_settings_are_read_from_the_same_environment_and_refused_by_name() {
+    let settings = test_config(&[("MY_LIMIT", "7"), ("MY_ZERO", "0"), ("MY_FLAG", "yes")]).settings;
+    assert_eq!(settings.number("MY_LIMIT", 1u32).unwrap(), 7);
+    assert_eq!(
+        settings.number("UNSET_LIMIT", 3u32).unwrap(),
+        3,
+        "the default when unset"
+    );
     assert!(matches!(
-        base(&[("ENABLE_SLEEP_JOB", "yes")]),
-        Err(ConfigError::Invalid { .. })
+        settings.positive("MY_ZERO", 5u64),
+        Err(ConfigError::Invalid { name: "MY_ZERO", .. })
     ));
-    for limit in ["MAX_IMAGE_MEMORY_BYTES", "MAX_CSV_RECORD_BYTES", "MAX_REPORT_GROUPS"] {
-        assert!(
-            matches!(base(&[(limit, "0")]), Err(ConfigError::Invalid { name, .. }) if name == limit),
-            "{limit}=0 accepted"
-        );
-    }
+    assert!(matches!(
+        settings.number::<u32>("MY_FLAG", 1),
+        Err(ConfigError::Invalid { name: "MY_FLAG", .. })
+    ));
+    assert!(matches!(
+        settings.flag("MY_FLAG"),
+        Err(ConfigError::Invalid { name: "MY_FLAG", .. })
+    ));
+    assert!(settings.flag("ENABLE_SLEEP_JOB").unwrap(), "the fixture enables sleep");
+    assert_eq!(format!("{settings:?}"), "Settings(..)", "no value shows");
 }

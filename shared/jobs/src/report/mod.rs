@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncRead;
 
 use longrun_core::api::FieldError;
-use longrun_core::config::Config;
+use longrun_core::config::{Config, ConfigError};
 use longrun_core::job_types::{check_input_key, field_error};
 use longrun_core::job_types::{JobContext, JobResultExt, TypedJob};
 use longrun_core::record::{codes, JobError, ResultObject};
@@ -64,12 +64,13 @@ pub struct ReportLimits {
 }
 
 impl ReportLimits {
-    /// The limits the configuration sets.
-    pub fn from_config(config: &Config) -> Self {
-        ReportLimits {
-            max_record_bytes: config.max_csv_record_bytes,
-            max_groups: config.max_report_groups,
-        }
+    /// The limits the environment sets: `MAX_CSV_RECORD_BYTES` (default 1
+    /// MiB) and `MAX_REPORT_GROUPS` (default 100,000), each at least 1.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(ReportLimits {
+            max_record_bytes: config.settings.positive("MAX_CSV_RECORD_BYTES", 1024 * 1024)?,
+            max_groups: config.settings.positive("MAX_REPORT_GROUPS", 100_000)?,
+        })
     }
 }
 

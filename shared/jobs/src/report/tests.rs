@@ -17,7 +17,7 @@ fn report() -> ReportJob {
 
 /// A report job with the limits of a configuration with `overrides`.
 fn report_with(overrides: &[(&str, &str)]) -> ReportJob {
-    ReportJob::new(ReportLimits::from_config(&longrun_core::fixtures::config(overrides)))
+    ReportJob::new(ReportLimits::from_config(&longrun_core::fixtures::config(overrides)).unwrap())
 }
 
 fn summary_of(h: &longrun_core::job_types::testing::Harness) -> Value {
@@ -334,7 +334,7 @@ async fn a_running_report_reports_progress_and_stops_when_cancelled() {
     use std::time::Duration;
     let h = harness(json!({}), None).await;
     let (group_by, values) = (["g".to_owned()], ["v".to_owned()]);
-    let limits = ReportLimits::from_config(&longrun_core::fixtures::config(&[]));
+    let limits = ReportLimits::from_config(&longrun_core::fixtures::config(&[])).unwrap();
     let endless = Box::pin(EndlessCsv { header_sent: false });
     let summarising = super::aggregate::summarise(&h.ctx, endless, None, &group_by, &values, limits);
     tokio::pin!(summarising);
