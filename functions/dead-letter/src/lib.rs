@@ -5,7 +5,7 @@
 //! job becomes DEAD_LETTERED with the reason (receives, queue, last error)
 //! unless a live worker still holds it or it has already ended — and only
 //! in the generation the message was sent in: a stale or duplicate dead
-//! letter from before an operator's redrive ([`JobMessage::redrives`]) leaves
+//! letter from before an operator's redrive ([`JobMessage::generation`]) leaves
 //! the redriven job alone. A job whose owner asked to cancel, and that no
 //! worker holds, ends CANCELLED instead: a cancel request wins. A message
 //! that names no job is kept: written with its body and attributes to
@@ -110,10 +110,10 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
         let Some(job) = job else {
             return keep(deps, message, "the message names no job").await;
         };
-        if job.redrives != job_message.redrives {
+        if job.generation != job_message.generation {
             tracing::info!(
-                message_generation = job_message.redrives,
-                job_generation = job.redrives,
+                message_generation = job_message.generation,
+                job_generation = job.generation,
                 "dead letter from before a redrive; the redriven job is left alone"
             );
             return Ok(());
@@ -134,7 +134,7 @@ async fn process(deps: &DeadLetterDeps, message: &SqsMessage) -> Result<(), Dead
         if job.dead_letterable_at(now) || job.cancel_pending_at(now) {
             announce_end(deps.queue.as_ref(), &job, now).await?;
         }
-        match deps.store.dead_letter(&job.id, &error, job_message.redrives, now).await? {
+        match deps.store.dead_letter(&job.id, &error, job_message.generation, now).await? {
             Transition::Done(_) => tracing::warn!(%receives, "job dead-lettered"),
             // The store refuses a job with a cancel request: a cancel wins.
             Transition::Refused(current) if current.cancel_pending_at(now) => return cancel(deps, &job.id, now).await,
@@ -292,7 +292,7 @@ mod tests {
             .await
             .unwrap();
         let redriven = f.store.get(&first.id).await.unwrap().unwrap();
-        assert_eq!((redriven.status, redriven.redrives), (JobStatus::Queued, 1));
+        assert_eq!((redriven.status, redriven.generation), (JobStatus::Queued, 1));
         let response = handle(&f.deps, batch(vec![stale])).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(

@@ -135,7 +135,7 @@ async fn process(deps: &WebhookDeps, message: &SqsMessage) -> Result<(), Webhook
         if !job.status.is_terminal() {
             return look_again_later(deps, &job, &job_message, now).await;
         }
-        let state = stored.for_generation(job.redrives);
+        let state = stored.for_generation(job.generation);
         if state.settled() {
             tracing::info!("delivery already settled; duplicate message dropped");
             return Ok(());
@@ -257,7 +257,7 @@ impl Attempt {
 /// The Standard Webhooks `webhook-id` of a job's end: the same on every
 /// try, new for a redriven job's next end.
 pub fn message_id(job: &JobRecord) -> String {
-    format!("job_{}_{}", job.id.as_str().replace('-', ""), job.redrives)
+    format!("job_{}_{}", job.id.as_str().replace('-', ""), job.generation)
 }
 
 /// The body POSTed: `{type: "job.<status>", timestamp, data: <job view>}`.

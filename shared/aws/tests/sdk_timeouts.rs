@@ -76,7 +76,7 @@ async fn calls_to_an_endpoint_that_never_answers_fail_instead_of_hanging() {
     let message = JobMessage {
         job_id: JobId::random(),
         enqueued_at: 0,
-        redrives: 0,
+        generation: 0,
     };
     let sent = returns("SQS SendMessage", queue.enqueue("fast", &message, 0)).await;
     assert!(matches!(sent, Err(QueueError::Unavailable(_))), "{sent:?}");

@@ -30,7 +30,7 @@ async fn messages_carry_the_invocations_trace_header() {
     let message = JobMessage {
         job_id: JobId::random(),
         enqueued_at: 1,
-        redrives: 0,
+        generation: 0,
     };
     queue.enqueue("fast", &message, 0).await.expect("send");
     std::env::remove_var("_X_AMZN_TRACE_ID");

@@ -90,7 +90,7 @@ mod tests {
         JobMessage {
             job_id: JobId::random(),
             enqueued_at: 0,
-            redrives: 0,
+            generation: 0,
         }
     }
 

@@ -56,7 +56,7 @@ pub(super) fn to_item(job: &JobRecord) -> Item {
     item.insert("version".into(), n(job.version as i64));
     item.insert("stalled_runs".into(), n(i64::from(job.stalled_runs)));
     item.insert("takeovers".into(), n(i64::from(job.takeovers)));
-    item.insert("redrives".into(), n(i64::from(job.redrives)));
+    item.insert("redrives".into(), n(i64::from(job.generation)));
     item.insert("resends".into(), n(i64::from(job.resends)));
     let optional_numbers = [
         ("lease_expires_at", job.lease_expires_at),
@@ -146,7 +146,7 @@ pub(super) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
         version: item.get_n("version")?.unwrap_or(0),
         stalled_runs: item.get_n("stalled_runs")?.unwrap_or(0),
         takeovers: item.get_n("takeovers")?.unwrap_or(0),
-        redrives: item.get_n("redrives")?.unwrap_or(0),
+        generation: item.get_n("redrives")?.unwrap_or(0),
         resends: item.get_n("resends")?.unwrap_or(0),
         callback: item.get_json("callback")?,
         chain: item.get_json("chain")?,
@@ -228,7 +228,7 @@ mod tests {
             bytes: 10,
         }];
         job.error = Some(JobError::retryable("boom", "it broke"));
-        (job.takeovers, job.redrives, job.resends) = (2, 1, 3);
+        (job.takeovers, job.generation, job.resends) = (2, 1, 3);
         job.callback = Some(longrun_core::record::Callback {
             attempts: 2,
             last_status: Some(500),

@@ -219,11 +219,11 @@ impl JobLifecycle for DynamoJobStore {
         &self,
         id: &JobId,
         error: &JobError,
-        redrives: u32,
+        generation: u32,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         // Records written before generations existed have no `redrives`: generation 0.
-        let generation = if redrives == 0 {
+        let same_generation = if generation == 0 {
             "(attribute_not_exists(#redrives) OR #redrives = :redrives)"
         } else {
             "#redrives = :redrives"
@@ -232,8 +232,8 @@ impl JobLifecycle for DynamoJobStore {
             .set("error", json(error)?)
             .remove("lease_owner")
             .remove("lease_expires_at")
-            .condition(&format!("{generation} AND ({DEAD_LETTERABLE})"))
-            .value(":redrives", n(i64::from(redrives)))
+            .condition(&format!("{same_generation} AND ({DEAD_LETTERABLE})"))
+            .value(":redrives", n(i64::from(generation)))
             .value(":queued", s(JobStatus::Queued.as_str()))
             .value(":running", s(JobStatus::Running.as_str()))
             .value(":now", n(now_ms))

@@ -67,7 +67,7 @@ const UNHELD: &str = "#status = :queued OR (#status = :running AND #lease_expire
 /// When the dead-letter function may end a job. The one home of this rule is
 /// [`JobRecord::dead_letterable_at`] (`longrun-core`'s `record`); this condition
 /// must stay equal to it, and the contract tests hold both to it. The
-/// generation check ([`JobRecord::redrives`]) is added per request.
+/// generation check ([`JobRecord::generation`]) is added per request.
 const DEAD_LETTERABLE: &str = "#cancel_requested = :false AND (\
     (#status = :queued AND (attribute_not_exists(#run_at) OR #run_at <= :now)) \
     OR (#status = :running AND #lease_expires_at < :now))";

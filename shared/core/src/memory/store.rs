@@ -293,14 +293,14 @@ impl JobLifecycle for MemoryJobStore {
         &self,
         id: &JobId,
         error: &JobError,
-        redrives: u32,
+        generation: u32,
         now_ms: i64,
     ) -> Result<Transition, StoreError> {
         let mut jobs = self.jobs()?;
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
         };
-        if job.redrives != redrives || !job.dead_letterable_at(now_ms) {
+        if job.generation != generation || !job.dead_letterable_at(now_ms) {
             return Ok(Transition::Refused(Box::new(job.clone())));
         }
         job.status = JobStatus::DeadLettered;
@@ -328,7 +328,7 @@ impl JobLifecycle for MemoryJobStore {
         job.attempts = 0;
         job.takeovers = 0;
         job.resends = 0;
-        job.redrives += 1;
+        job.generation += 1;
         job.cancel_requested = false;
         job.stalled_runs = 0;
         job.started_at = None;

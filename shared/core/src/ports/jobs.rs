@@ -114,7 +114,7 @@ pub trait JobLifecycle: Send + Sync {
     async fn request_cancel(&self, id: &JobId, now_ms: i64) -> Result<CancelOutcome, StoreError>;
 
     /// Marks a job DEAD_LETTERED with `error`, for a dead letter sent in
-    /// generation `redrives`: only while the job is still in that
+    /// generation `generation`: only while the job is still in that
     /// generation (a message from before a redrive is stale) and
     /// [`JobRecord::dead_letterable_at`] — QUEUED and due (not waiting out a
     /// retry backoff), or RUNNING under an expired lease (a live worker keeps
@@ -123,12 +123,12 @@ pub trait JobLifecycle: Send + Sync {
         &self,
         id: &JobId,
         error: &crate::record::JobError,
-        redrives: u32,
+        generation: u32,
         now_ms: i64,
     ) -> Result<Transition, StoreError>;
 
     /// Puts a DEAD_LETTERED job back to QUEUED (operator redrive), due at
-    /// `due_at`, as a fresh run in a new generation (`redrives + 1`): no
+    /// `due_at`, as a fresh run in a new generation (`generation + 1`): no
     /// attempts, takeovers, resends or stalled runs counted, no cancel
     /// request, no `started_at` (its `timeout_seconds` counts from the next
     /// start), and the store's retention counted from now. Its checkpoint,

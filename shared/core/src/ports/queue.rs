@@ -14,11 +14,12 @@ pub struct JobMessage {
     pub job_id: JobId,
     /// When the message was sent, epoch milliseconds.
     pub enqueued_at: i64,
-    /// The job's [`JobRecord::redrives`] when the message was sent (left out
+    /// The job's [`JobRecord::generation`] when the message was sent (left out
     /// of the body while 0): a dead letter only ends the generation it
-    /// belongs to.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub redrives: u32,
+    /// belongs to. Sent as `redrives`, the name messages already in flight
+    /// carry.
+    #[serde(rename = "redrives", default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
 }
 
 impl JobMessage {
@@ -27,7 +28,7 @@ impl JobMessage {
         JobMessage {
             job_id: job.id.clone(),
             enqueued_at: now_ms,
-            redrives: job.redrives,
+            generation: job.generation,
         }
     }
 }

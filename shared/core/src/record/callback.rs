@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A webhook a job's end is announced to, and how its delivery went.
-/// The state is per generation ([`JobRecord::redrives`]): a redriven job
+/// The state is per generation ([`JobRecord::generation`]): a redriven job
 /// announces its new end afresh.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Callback {

@@ -102,11 +102,11 @@ pub struct JobRecord {
     /// not use up `max_attempts`; `attempts + takeovers` is bounded by
     /// `MAX_CLAIMS`. Reset to 0 by a redrive.
     pub takeovers: u32,
-    /// How many times an operator redrove the job out of DEAD_LETTERED: the
-    /// job's generation. Every queue message carries the generation it was
-    /// sent in ([`JobMessage::redrives`](crate::ports::JobMessage)), so a
+    /// The job's generation: how many times an operator redrove it out of
+    /// DEAD_LETTERED (stored as the item's `redrives` attribute). Every queue message carries the generation it was
+    /// sent in ([`JobMessage::generation`](crate::ports::JobMessage)), so a
     /// dead letter from before a redrive cannot end the redriven job.
-    pub redrives: u32,
+    pub generation: u32,
     /// Messages the reconciler (or a replayed submit) sent for the job since
     /// a worker last claimed it. Each one doubles the wait before the next
     /// ([`JobRecord::resend_wait_ms`]), so a backlog gets a bounded number
@@ -182,7 +182,7 @@ impl JobRecord {
             version: 1,
             stalled_runs: 0,
             takeovers: 0,
-            redrives: 0,
+            generation: 0,
             resends: 0,
             callback: new.callback,
             chain: new.chain,

@@ -132,7 +132,7 @@ pub(crate) async fn dead_lettering_spares_live_and_ended_jobs(store: &dyn JobSto
             assert_eq!((job.attempts, job.cancel_requested), (0, false), "a fresh start");
             assert_eq!(job.started_at, None, "its timeout counts from the next start");
             assert_eq!(
-                (job.takeovers, job.resends, job.redrives),
+                (job.takeovers, job.resends, job.generation),
                 (0, 0, 1),
                 "a new generation"
             );

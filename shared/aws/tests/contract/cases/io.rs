@@ -27,7 +27,7 @@ pub(crate) async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQue
     let message = |n: i64| JobMessage {
         job_id: JobId::random(),
         enqueued_at: n,
-        redrives: 0,
+        generation: 0,
     };
     queue.enqueue("fast", &message(1), 0).await.unwrap();
     queue.enqueue("fast", &message(2), 0).await.unwrap();
@@ -43,7 +43,7 @@ pub(crate) async fn unknown_queues_are_refused(queue: &dyn JobQueue) {
     let message = JobMessage {
         job_id: JobId::random(),
         enqueued_at: now_ms(),
-        redrives: 0,
+        generation: 0,
     };
     assert!(matches!(
         queue.enqueue("no-such-queue", &message, 0).await,
