@@ -82,7 +82,7 @@ timeout 150 "$VENV/bin/schemathesis" run "$LONGRUN_API_URL/openapi.yaml" --url "
   --checks all --exclude-checks ignored_auth,positive_data_acceptance,unsupported_method \
   --max-examples 20 --max-response-time 25 --request-timeout 25 \
   --no-color "${seed_args[@]}" ${SCHEMATHESIS_EXTRA_ARGS:-} >.local/schemathesis.log 2>&1 || fuzz_status=$?
-fuzz_cases=$(grep -A1 '^Test cases:' .local/schemathesis.log | tail -n 1 | sed 's/^ *//' || true)
+fuzz_cases=$(grep -a -A1 '^Test cases:' .local/schemathesis.log | tail -n 1 | sed 's/^ *//' || true)
 if [ "$fuzz_status" -ne 0 ]; then
   cat .local/schemathesis.log
   if [ "$fuzz_status" -eq 124 ]; then echo "schemathesis: stopped after 150s"; fi
