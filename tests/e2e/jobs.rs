@@ -198,13 +198,17 @@ async fn progress_is_visible_while_a_job_runs() {
     let id = stack
         .submit_ok(&json!({"type": "sleep", "input": {"seconds": 4}}))
         .await;
+    // Progress and its message are one UpdateItem, but moto applies an
+    // update to the stored item in place, so a read racing the first
+    // progress write can see the progress without the message yet: wait
+    // for both (a message never written still fails here, by timing out).
     let running = stack
         .wait_until(&id, Duration::from_secs(30), |view| {
             let progress = view["progress"].as_u64().unwrap_or(0);
-            view["status"] == "RUNNING" && progress > 0 && progress < 100
+            view["status"] == "RUNNING" && progress > 0 && progress < 100 && view["message"].is_string()
         })
         .await;
-    assert!(running["message"].as_str().unwrap().starts_with("slept"));
+    assert!(running["message"].as_str().unwrap().starts_with("slept"), "{running}");
     assert!(running["started_at"].is_string());
     let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(done["status"], "SUCCEEDED");
