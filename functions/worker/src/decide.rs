@@ -4,7 +4,7 @@
 //! no clocks of their own, so they are tested as tables.
 
 use longrun_core::record::{codes, Finish, JobError};
-use longrun_core::{Config, JobRecord};
+use longrun_core::{Config, JobRecord, ResultObject};
 use rand::Rng;
 
 /// Why a claimed job must not start: it ends FAILED with this error at once.
@@ -34,17 +34,45 @@ pub fn unknown_job_type(job_type: &str) -> JobError {
     )
 }
 
-/// Which of a run's two time limits is the earlier: the invocation's
-/// (less the safety margin) or the job's own `timeout_seconds`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FirstStop {
-    /// The invocation's deadline (Lambda's time left).
-    Invocation,
-    /// The job's own deadline (its first start plus its timeout).
-    Job,
+/// What stopped a run: its handler's own answer, or what stopped it from
+/// outside (a deadline, or the heartbeat about the lease).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEnd {
+    /// The handler returned.
+    Returned(Result<Vec<ResultObject>, JobError>),
+    /// The handler panicked.
+    Panicked,
+    /// The invocation's deadline (Lambda's time left, less the safety
+    /// margin) came, and it was the earlier of the run's two time limits.
+    InvocationDeadline,
+    /// The job's own deadline (its first start plus its `timeout_seconds`)
+    /// came, and it was the earlier one.
+    JobDeadline,
+    /// Another worker holds the lease now (the heartbeat was fenced off, or
+    /// failed).
+    LeaseLost,
+    /// The lease could not be extended in time and lapses at
+    /// `lease_expires_at` (epoch ms); the run stopped just before.
+    LeaseLapsing {
+        /// When the lease lapses.
+        lease_expires_at: i64,
+    },
 }
 
-/// What to do once a run's handler has stopped.
+impl RunEnd {
+    /// The end of a run whose handler answered `outcome`. The context
+    /// answers a write past the run's stop time with `invocation_deadline`,
+    /// whichever limit that time is: that answer is the end `at_stop` (the
+    /// end the stop time itself gives), not an error of the job's.
+    pub fn returned(outcome: Result<Vec<ResultObject>, JobError>, at_stop: RunEnd) -> RunEnd {
+        match outcome {
+            Err(error) if error.is(codes::INVOCATION_DEADLINE) => at_stop,
+            outcome => RunEnd::Returned(outcome),
+        }
+    }
+}
+
+/// What to do once a run has stopped.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AfterRun {
     /// Write this end under the lease (SUCCEEDED, FAILED or CANCELLED).
@@ -56,32 +84,29 @@ pub enum AfterRun {
     Continue,
     /// Another worker holds the lease now: leave the record to it.
     LeaveToNewHolder,
+    /// Nobody may write to the record until the lease lapses at this time
+    /// (epoch ms): hand the job on to come back just after it.
+    ReturnAfterLease(i64),
 }
 
-/// Decides what follows a run. `outcome` is the handler's answer, with a
-/// panic as `handler_panicked` and running out of time as
-/// `invocation_deadline` (both retryable); `cancel_seen` is whether a cancel
-/// request reached the run (heartbeat or progress write). A cancel seen wins
-/// over any error; a panic is a crash, retried whatever `max_attempts` says
-/// (the queue's `maxReceiveCount` bounds crashes).
-pub fn after_run(
-    outcome: Result<Vec<longrun_core::ResultObject>, JobError>,
-    job: &JobRecord,
-    cancel_seen: bool,
-    first_stop: FirstStop,
-) -> AfterRun {
-    match outcome {
-        Ok(results) => AfterRun::End(Finish::Succeeded { results, next: None }),
-        Err(_) if cancel_seen => AfterRun::End(Finish::Cancelled),
-        Err(error) if error.is(codes::CANCELLED) => AfterRun::End(Finish::Cancelled),
-        Err(error) if error.is(codes::LEASE_LOST) => AfterRun::LeaveToNewHolder,
-        Err(error) if error.is(codes::INVOCATION_DEADLINE) => match first_stop {
-            FirstStop::Job => AfterRun::End(Finish::Failed { error: job_timeout() }),
-            FirstStop::Invocation => AfterRun::Continue,
-        },
-        Err(error) if error.is(codes::HANDLER_PANICKED) => AfterRun::Retry(error),
-        Err(error) if error.retryable && job.attempts < job.max_attempts => AfterRun::Retry(error),
-        Err(error) => AfterRun::End(Finish::Failed { error }),
+/// Decides what follows a run. `cancel_seen` is whether a cancel request
+/// reached the run (heartbeat or progress write). A lapsing lease comes
+/// first (nothing may be written under it); then a cancel seen wins over
+/// any error; a panic is a crash, retried whatever `max_attempts` says (the
+/// queue's `maxReceiveCount` bounds crashes).
+pub fn after_run(end: RunEnd, job: &JobRecord, cancel_seen: bool) -> AfterRun {
+    match end {
+        RunEnd::LeaseLapsing { lease_expires_at } => AfterRun::ReturnAfterLease(lease_expires_at),
+        RunEnd::Returned(Ok(results)) => AfterRun::End(Finish::Succeeded { results, next: None }),
+        _ if cancel_seen => AfterRun::End(Finish::Cancelled),
+        RunEnd::Returned(Err(error)) if error.is(codes::CANCELLED) => AfterRun::End(Finish::Cancelled),
+        RunEnd::Returned(Err(error)) if error.is(codes::LEASE_LOST) => AfterRun::LeaveToNewHolder,
+        RunEnd::LeaseLost => AfterRun::LeaveToNewHolder,
+        RunEnd::JobDeadline => AfterRun::End(Finish::Failed { error: job_timeout() }),
+        RunEnd::InvocationDeadline => AfterRun::Continue,
+        RunEnd::Panicked => AfterRun::Retry(JobError::retryable(codes::HANDLER_PANICKED, "the job handler panicked")),
+        RunEnd::Returned(Err(error)) if error.retryable && job.attempts < job.max_attempts => AfterRun::Retry(error),
+        RunEnd::Returned(Err(error)) => AfterRun::End(Finish::Failed { error }),
     }
 }
 
@@ -122,7 +147,6 @@ pub fn backoff_seconds(config: &Config, attempt: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use longrun_core::ResultObject;
     use serde_json::json;
 
     fn job(attempts: u32, max_attempts: u32) -> JobRecord {
@@ -150,59 +174,43 @@ mod tests {
             AfterRun::Retry(error) => format!("RETRY {}", error.code),
             AfterRun::Continue => "CONTINUE".into(),
             AfterRun::LeaveToNewHolder => "LEAVE".into(),
+            AfterRun::ReturnAfterLease(at) => format!("RETURN AFTER {at}"),
         }
     }
 
     #[test]
     fn what_follows_a_run_as_a_table() {
-        use FirstStop::{Invocation, Job};
-        let retryable = || Err(JobError::retryable("flaky", "try again"));
-        let permanent = || Err(JobError::permanent("bad", "never"));
-        let deadline = || Err(JobError::retryable(codes::INVOCATION_DEADLINE, "out of time"));
-        let panicked = || Err(JobError::retryable(codes::HANDLER_PANICKED, "panic"));
-        let cancelled = || Err(JobError::permanent(codes::CANCELLED, "cancelled"));
-        let lease_lost = || Err(JobError::permanent(codes::LEASE_LOST, "taken"));
-        #[allow(clippy::type_complexity)]
-        let table: Vec<(
-            &str,
-            Result<Vec<ResultObject>, JobError>,
-            (u32, u32),
-            bool,
-            FirstStop,
-            &str,
-        )> = vec![
-            ("success", Ok(vec![result()]), (1, 3), false, Invocation, "SUCCEEDED"),
+        use RunEnd::{InvocationDeadline, JobDeadline, LeaseLapsing, LeaseLost, Panicked, Returned};
+        let retryable = || Returned(Err(JobError::retryable("flaky", "try again")));
+        let permanent = || Returned(Err(JobError::permanent("bad", "never")));
+        let cancelled = || Returned(Err(JobError::permanent(codes::CANCELLED, "cancelled")));
+        let fenced = || Returned(Err(JobError::permanent(codes::LEASE_LOST, "taken")));
+        let lapsing = LeaseLapsing { lease_expires_at: 77 };
+        // (case, how the run stopped, (attempts, max_attempts), cancel seen, what follows)
+        type Row = (&'static str, RunEnd, (u32, u32), bool, &'static str);
+        let table: Vec<Row> = vec![
+            ("success", Returned(Ok(vec![result()])), (1, 3), false, "SUCCEEDED"),
             (
                 "success beats a late cancel",
-                Ok(vec![]),
+                Returned(Ok(vec![])),
                 (1, 3),
                 true,
-                Invocation,
                 "SUCCEEDED",
             ),
-            (
-                "retryable, attempts left",
-                retryable(),
-                (1, 3),
-                false,
-                Invocation,
-                "RETRY flaky",
-            ),
+            ("retryable, attempts left", retryable(), (1, 3), false, "RETRY flaky"),
             (
                 "retryable, attempts used up",
                 retryable(),
                 (3, 3),
                 false,
-                Invocation,
                 "FAILED flaky",
             ),
-            ("permanent", permanent(), (1, 3), false, Invocation, "FAILED bad"),
+            ("permanent", permanent(), (1, 3), false, "FAILED bad"),
             (
                 "a cancel seen beats a retryable error",
                 retryable(),
                 (1, 3),
                 true,
-                Invocation,
                 "CANCELLED",
             ),
             (
@@ -210,68 +218,107 @@ mod tests {
                 permanent(),
                 (1, 3),
                 true,
-                Job,
                 "CANCELLED",
             ),
+            (
+                "a cancel seen beats the job's deadline",
+                JobDeadline,
+                (1, 3),
+                true,
+                "CANCELLED",
+            ),
+            ("a cancel seen beats a panic", Panicked, (1, 3), true, "CANCELLED"),
             (
                 "the handler stopped for a cancel",
                 cancelled(),
                 (1, 3),
                 false,
-                Invocation,
                 "CANCELLED",
             ),
-            ("lease lost", lease_lost(), (1, 3), false, Invocation, "LEAVE"),
+            ("the handler's write was fenced off", fenced(), (1, 3), false, "LEAVE"),
+            ("the heartbeat was fenced off", LeaseLost, (1, 3), false, "LEAVE"),
+            ("a lapsing lease", lapsing.clone(), (1, 3), false, "RETURN AFTER 77"),
             (
-                "out of invocation time",
-                deadline(),
+                "a lapsing lease beats a cancel seen",
+                lapsing,
                 (1, 3),
-                false,
-                Invocation,
-                "CONTINUE",
+                true,
+                "RETURN AFTER 77",
             ),
+            ("out of invocation time", InvocationDeadline, (1, 3), false, "CONTINUE"),
             (
                 "out of invocation time, last attempt",
-                deadline(),
+                InvocationDeadline,
                 (3, 3),
                 false,
-                Invocation,
                 "CONTINUE",
             ),
             (
                 "the job's own deadline first",
-                deadline(),
+                JobDeadline,
                 (1, 3),
                 false,
-                Job,
                 "FAILED job_timeout",
             ),
             (
                 "a panic is a crash, retried",
-                panicked(),
+                Panicked,
                 (1, 3),
                 false,
-                Invocation,
                 "RETRY handler_panicked",
             ),
             (
                 "a panic past max_attempts is still retried",
-                panicked(),
+                Panicked,
                 (3, 3),
                 false,
-                Invocation,
                 "RETRY handler_panicked",
             ),
         ];
-        for (case, outcome, (attempts, max_attempts), cancel_seen, first_stop, expected) in table {
-            let after = after_run(outcome, &job(attempts, max_attempts), cancel_seen, first_stop);
+        for (case, end, (attempts, max_attempts), cancel_seen, expected) in table {
+            let after = after_run(end, &job(attempts, max_attempts), cancel_seen);
             assert_eq!(code(&after), expected, "{case}");
         }
     }
 
     #[test]
+    fn a_deadline_the_context_answered_is_the_deadline_that_came_first() {
+        let late = || Err(JobError::retryable(codes::INVOCATION_DEADLINE, "out of time"));
+        let flaky = || Err(JobError::retryable("flaky", "try again"));
+        let cases = [
+            (
+                "the invocation's deadline first",
+                late(),
+                RunEnd::InvocationDeadline,
+                RunEnd::InvocationDeadline,
+            ),
+            (
+                "the job's own deadline first",
+                late(),
+                RunEnd::JobDeadline,
+                RunEnd::JobDeadline,
+            ),
+            (
+                "any other error is the handler's",
+                flaky(),
+                RunEnd::JobDeadline,
+                RunEnd::Returned(flaky()),
+            ),
+            (
+                "a success is the handler's",
+                Ok(vec![]),
+                RunEnd::JobDeadline,
+                RunEnd::Returned(Ok(vec![])),
+            ),
+        ];
+        for (case, outcome, at_stop, expected) in cases {
+            assert_eq!(RunEnd::returned(outcome, at_stop), expected, "{case}");
+        }
+    }
+
+    #[test]
     fn success_keeps_the_results_it_wrote() {
-        let after = after_run(Ok(vec![result()]), &job(1, 3), false, FirstStop::Invocation);
+        let after = after_run(RunEnd::Returned(Ok(vec![result()])), &job(1, 3), false);
         assert_eq!(
             after,
             AfterRun::End(Finish::Succeeded {

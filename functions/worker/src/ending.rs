@@ -24,23 +24,19 @@ use crate::delivery::{hide_for, pass_on, Disposition};
 use crate::heartbeat::lapse_margin_ms;
 use crate::WorkerDeps;
 
-/// Whether the end of a run was written.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Recorded {
-    /// Written; the record as it now is.
-    Written(Box<JobRecord>),
-    /// The lease was taken: the new holder decides.
-    NotOurs,
-    /// The store kept failing while the lease lasted.
-    StoreFailed,
-}
-
 /// Waits between tries of an end that failed on a store fault.
 const FINISH_RETRY_WAITS_MS: [u64; 3] = [200, 500, 1_000];
 
 /// Writes the end of a run under the lease, trying again on a store fault
-/// while the lease leaves time (the SDK's own retries come first).
-pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, finish: Finish) -> Recorded {
+/// while the lease leaves time (the SDK's own retries come first): the
+/// record as written, [`StoreError::LeaseLost`] when another worker took the
+/// lease (the new holder decides), or the store's last fault.
+pub(crate) async fn finish(
+    deps: &WorkerDeps,
+    job: &JobRecord,
+    lease: &Lease,
+    finish: Finish,
+) -> Result<Box<JobRecord>, StoreError> {
     let status = finish.status();
     let give_up_at = lease.expires_at - lapse_margin_ms(deps.config.lease_seconds);
     let mut waits = FINISH_RETRY_WAITS_MS.iter();
@@ -51,11 +47,11 @@ pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, fi
                     Finish::Failed { error } => tracing::warn!(%status, error = %error, "job ended"),
                     _ => tracing::info!(%status, attempt = job.attempts, "job ended"),
                 }
-                return Recorded::Written(Box::new(written));
+                return Ok(Box::new(written));
             }
             Err(StoreError::LeaseLost) => {
                 tracing::warn!(%status, "lease lost before the end was written; the new holder decides");
-                return Recorded::NotOurs;
+                return Err(StoreError::LeaseLost);
             }
             Err(err) => match waits.next() {
                 Some(&wait) if now_ms() + wait as i64 <= give_up_at => {
@@ -64,7 +60,7 @@ pub(crate) async fn finish(deps: &WorkerDeps, job: &JobRecord, lease: &Lease, fi
                 }
                 _ => {
                     tracing::error!(error = %err, %status, "could not write the end of the run");
-                    return Recorded::StoreFailed;
+                    return Err(err);
                 }
             },
         }
@@ -94,7 +90,7 @@ pub(crate) async fn end(
         _ => None,
     };
     match finish(deps, job, lease, end).await {
-        Recorded::Written(written) => {
+        Ok(written) => {
             metrics::run_ended(job, run_ms(job));
             // A cancel request that came first stopped the chain: no next
             // step was created, so none is sent.
@@ -103,8 +99,8 @@ pub(crate) async fn end(
             }
             Disposition::Ack
         }
-        Recorded::NotOurs => Disposition::Ack,
-        Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
+        Err(StoreError::LeaseLost) => Disposition::Ack,
+        Err(_) => return_after_lease(deps, message, job, lease.expires_at).await,
     }
 }
 
@@ -191,18 +187,18 @@ pub(crate) async fn retry(
     let run_at = now_ms() + i64::from(backoff) * 1000;
     let due_at = run_at + deps.config.enqueue_grace_ms();
     let recorded = finish(deps, job, lease, Finish::Retry { error, run_at, due_at }).await;
-    if let Recorded::Written(_) = recorded {
+    if recorded.is_ok() {
         metrics::run_ended(job, run_ms(job));
         metrics::retried(job);
     }
     match recorded {
-        Recorded::Written(_) if crashed => {
+        Ok(_) if crashed => {
             hide_for(deps, message, backoff).await;
             Disposition::Redeliver
         }
-        Recorded::Written(_) => pass_on(deps, message, backoff).await,
-        Recorded::NotOurs => Disposition::Ack,
-        Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
+        Ok(_) => pass_on(deps, message, backoff).await,
+        Err(StoreError::LeaseLost) => Disposition::Ack,
+        Err(_) => return_after_lease(deps, message, job, lease.expires_at).await,
     }
 }
 
@@ -227,7 +223,7 @@ pub(crate) async fn continue_later(
         stalled_runs,
     };
     match finish(deps, job, lease, continuation).await {
-        Recorded::Written(_) => {
+        Ok(_) => {
             metrics::run_ended(job, run_ms(job));
             metrics::continued(job);
             let fresh = JobMessage::for_job(job, now_ms());
@@ -243,7 +239,7 @@ pub(crate) async fn continue_later(
                 }
             }
         }
-        Recorded::NotOurs => Disposition::Ack,
-        Recorded::StoreFailed => return_after_lease(deps, message, job, lease.expires_at).await,
+        Err(StoreError::LeaseLost) => Disposition::Ack,
+        Err(_) => return_after_lease(deps, message, job, lease.expires_at).await,
     }
 }

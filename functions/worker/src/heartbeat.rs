@@ -3,7 +3,8 @@
 //! hides the message as long again; it raises the job's stop signal when a
 //! cancel is requested.
 //!
-//! It ends, and with it the run ([`HeartbeatEnd`]), when the lease is lost
+//! It ends, and with it the run ([`RunEnd::LeaseLost`] or
+//! [`RunEnd::LeaseLapsing`]), when the lease is lost
 //! (another worker holds the job) or about to lapse: when extending failed
 //! (a store error, or a call that hangs: every attempt is bounded by the
 //! time the lease has left) until [`lapse_margin_ms`] before the lease's
@@ -21,18 +22,9 @@ use longrun_core::record::Lease;
 use longrun_core::time::now_ms;
 use longrun_core::JobId;
 
+use crate::decide::RunEnd;
 use crate::delivery::hide_for;
 use crate::WorkerDeps;
-
-/// Why a heartbeat stopped its run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HeartbeatEnd {
-    /// The store fenced the extension off: another worker holds the job.
-    LeaseLost,
-    /// The lease could not be extended in time and lapses at
-    /// `lease_expires_at` (epoch ms); the run stopped just before.
-    Lapsing { lease_expires_at: i64 },
-}
 
 /// How long before its lease expires a run whose lease could not be
 /// extended stops: a quarter of the lease, at most 5 s. Stopping before the
@@ -44,7 +36,8 @@ pub(crate) fn lapse_margin_ms(lease_seconds: u32) -> i64 {
 /// How soon a failed extension is tried again.
 const RETRY_EXTENSION_MS: i64 = 1_000;
 
-/// Runs until aborted (the run ended) or until it stops the run.
+/// Runs until aborted (the run ended) or until it stops the run, with
+/// the lease's end.
 /// `held_until` is the lease's current expiry, shared with the run (which
 /// fences its result writes by it); the heartbeat moves it on.
 pub(crate) async fn heartbeat(
@@ -54,7 +47,7 @@ pub(crate) async fn heartbeat(
     lease: Lease,
     signal: Arc<StopSignal>,
     held_until: Arc<AtomicI64>,
-) -> HeartbeatEnd {
+) -> RunEnd {
     let config = &deps.config;
     let interval_ms = i64::from(config.heartbeat_seconds) * 1000;
     let margin_ms = lapse_margin_ms(config.lease_seconds);
@@ -70,7 +63,7 @@ pub(crate) async fn heartbeat(
                 "the lease could not be extended and is about to lapse; stopping the run"
             );
             signal.lease_lost();
-            return HeartbeatEnd::Lapsing { lease_expires_at };
+            return RunEnd::LeaseLapsing { lease_expires_at };
         }
         let extended = Lease {
             token: lease.token.clone(),
@@ -99,7 +92,7 @@ pub(crate) async fn heartbeat(
             Ok(Err(StoreError::LeaseLost)) => {
                 tracing::warn!("heartbeat found the lease lost");
                 signal.lease_lost();
-                return HeartbeatEnd::LeaseLost;
+                return RunEnd::LeaseLost;
             }
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, lease_expires_at, "heartbeat could not extend the lease; trying again");

@@ -54,7 +54,7 @@ mod ending;
 mod heartbeat;
 
 pub use decide::{
-    after_run, backoff_seconds, refusal_at_start, stalled_runs_after, unknown_job_type, AfterRun, FirstStop,
+    after_run, backoff_seconds, refusal_at_start, stalled_runs_after, unknown_job_type, AfterRun, RunEnd,
 };
 pub use delivery::Disposition;
 
@@ -66,7 +66,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use longrun_aws::AwsClients;
 use longrun_core::job_types::{JobContext, JobRun, JobServices, Registry, StopSignal};
 use longrun_core::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
-use longrun_core::record::{codes, Finish, JobError, Lease};
+use longrun_core::record::{codes, Finish, Lease};
 use longrun_core::time::now_ms;
 use longrun_core::{Config, JobId, JobRecord, JobStatus};
 use longrun_lambda::{batch_failures, SqsFunction};
@@ -74,7 +74,6 @@ use tracing::Instrument;
 
 use delivery::{pass_on, pass_on_after_store_fault, poison};
 use ending::{continue_later, end, retry, return_after_lease};
-use heartbeat::HeartbeatEnd;
 
 /// What the worker needs; built once per process.
 #[derive(Clone)]
@@ -199,10 +198,11 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
 
     let job_deadline_ms = job.deadline_ms().unwrap_or(i64::MAX);
     let invocation_stop_ms = deadline_ms - config.deadline_safety.as_millis() as i64;
-    let (stop_at_ms, first_stop) = if job_deadline_ms <= invocation_stop_ms {
-        (job_deadline_ms, FirstStop::Job)
+    // The earlier of the run's two time limits, and the end it makes.
+    let (stop_at_ms, at_stop) = if job_deadline_ms <= invocation_stop_ms {
+        (job_deadline_ms, RunEnd::JobDeadline)
     } else {
-        (invocation_stop_ms, FirstStop::Invocation)
+        (invocation_stop_ms, RunEnd::InvocationDeadline)
     };
     let stop_at = tokio::time::Instant::now() + Duration::from_millis((stop_at_ms - now_ms()).max(0) as u64);
     let signal = Arc::new(StopSignal::default());
@@ -244,42 +244,32 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
     );
     let input = job.input.clone();
     let mut task = tokio::spawn(async move { handler.run(&ctx, &input).await }.instrument(tracing::Span::current()));
-    let stopped = tokio::select! {
-        joined = &mut task => Stopped::Ran(joined),
-        () = tokio::time::sleep_until(stop_at) => Stopped::OutOfTime,
-        end = &mut heartbeat => Stopped::Heartbeat(end.ok()),
+    let (run_end, handler_done, heartbeat_done) = tokio::select! {
+        joined = &mut task => {
+            let end = match joined {
+                Ok(outcome) => RunEnd::returned(outcome, at_stop),
+                Err(join_error) => {
+                    tracing::error!(error = %join_error, "job handler panicked");
+                    RunEnd::Panicked
+                }
+            };
+            (end, true, false)
+        }
+        () = tokio::time::sleep_until(stop_at) => (at_stop, false, false),
+        // A heartbeat that panicked is taken as a lost lease.
+        end = &mut heartbeat => (end.unwrap_or(RunEnd::LeaseLost), false, true),
     };
     // Stop the heartbeat for good before the last write and visibility
     // change, and the handler if it is still running (a finished task or
     // heartbeat must not be awaited again).
-    if !matches!(stopped, Stopped::Heartbeat(_)) {
+    if !heartbeat_done {
         heartbeat.abort();
         let _ = heartbeat.await;
     }
-    if !matches!(stopped, Stopped::Ran(_)) {
+    if !handler_done {
         task.abort();
         let _ = task.await;
     }
-    let outcome = match stopped {
-        Stopped::Ran(Ok(outcome)) => outcome,
-        Stopped::Ran(Err(join_error)) => {
-            tracing::error!(error = %join_error, "job handler panicked");
-            Err(JobError::retryable(codes::HANDLER_PANICKED, "the job handler panicked"))
-        }
-        Stopped::OutOfTime => Err(JobError::retryable(
-            codes::INVOCATION_DEADLINE,
-            "the invocation ran out of time; the job continues from its last checkpoint",
-        )),
-        Stopped::Heartbeat(Some(HeartbeatEnd::Lapsing { lease_expires_at })) => {
-            // Nobody can write to the record now; the job comes back as soon
-            // as its lease has expired and another worker may take it over.
-            return return_after_lease(deps, message, &job, lease_expires_at).await;
-        }
-        Stopped::Heartbeat(_) => Err(JobError::permanent(
-            codes::LEASE_LOST,
-            "another worker took over this job",
-        )),
-    };
     // The lease as the heartbeat last extended it: the ending's write and
     // its fallbacks count from that expiry.
     let lease = Lease {
@@ -287,7 +277,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
         ..lease
     };
     let cancel_seen = signal.reason().is_some_and(|r| r.is(codes::CANCELLED));
-    match after_run(outcome, &job, cancel_seen, first_stop) {
+    match after_run(run_end, &job, cancel_seen) {
         AfterRun::End(ending) => end(deps, message, &job, &lease, ending).await,
         AfterRun::Retry(error) => {
             let backoff = backoff_seconds(config, job.attempts);
@@ -304,17 +294,10 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             tracing::warn!("lease lost mid-run; the new holder finishes the job");
             Disposition::Ack
         }
+        // Nobody can write to the record now; the job comes back as soon as
+        // its lease has expired and another worker may take it over.
+        AfterRun::ReturnAfterLease(lease_expires_at) => return_after_lease(deps, message, &job, lease_expires_at).await,
     }
-}
-
-/// What stopped a run first.
-enum Stopped {
-    /// The handler returned (or panicked).
-    Ran(Result<Result<Vec<longrun_core::ResultObject>, JobError>, tokio::task::JoinError>),
-    /// The earlier of the invocation's and the job's deadline came.
-    OutOfTime,
-    /// The heartbeat ended the run (`None`: it panicked, taken as a lost lease).
-    Heartbeat(Option<HeartbeatEnd>),
 }
 
 /// A message for a job this worker may not run now.
