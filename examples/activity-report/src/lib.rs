@@ -13,7 +13,9 @@
 //! `src/bin/local.rs` locally) hand to longrun.
 
 pub mod aggregate;
+pub mod chart;
 pub mod pdf;
+pub mod pdf_backend;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,17 +1,14 @@
 //! The report as a one-page PDF: a title, the year's totals, a bar chart of
-//! the monthly totals and a table of every month, drawn with `pdf-writer`
-//! (vector graphics and the standard Helvetica font, so nothing is embedded
-//! and the file stays a few kilobytes whatever the input's size).
+//! the monthly totals ([`chart`](crate::chart), laid out by `plotters`) and
+//! a table of every month, written with `pdf-writer` (vector graphics and
+//! the standard Helvetica fonts, so nothing is embedded and the file stays
+//! a few kilobytes whatever the input's size).
 
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref};
 
 use crate::aggregate::Activity;
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-const FONT: Name<'static> = Name(b"F1");
-const BOLD: Name<'static> = Name(b"F2");
+use crate::chart::{self, MONTHS};
+use crate::pdf_backend::{show, BOLD, REGULAR as FONT};
 /// A4 in points.
 const PAGE: (f32, f32) = (595.0, 842.0);
 
@@ -58,36 +55,12 @@ pub fn render(title: &str, year: u16, activity: &Activity) -> Vec<u8> {
             activity.other_years
         ),
     );
-    chart(&mut content, activity, (50.0, 470.0), (495.0, 260.0));
+    // The backend cannot fail (its error type is `Infallible`), and a
+    // layout `plotters` refuses would be a bug in `chart::draw`'s bounds.
+    chart::draw(&mut content, activity, (50.0, 470.0), (495.0, 260.0)).expect("the chart's layout fits its box");
     table(&mut content, activity, 430.0);
     pdf.stream(content_id, &content.finish());
     pdf.finish()
-}
-
-/// Monthly totals as bars from `origin` (bottom left), `size` wide and high.
-fn chart(content: &mut Content, activity: &Activity, origin: (f32, f32), size: (f32, f32)) {
-    let (x0, y0) = origin;
-    let (width, height) = size;
-    let highest = activity.months.iter().map(|m| m.total.max(0.0)).fold(0.0, f64::max);
-    let slot = width / 12.0;
-    content.set_stroke_rgb(0.2, 0.2, 0.2).set_line_width(0.8);
-    content.move_to(x0, y0).line_to(x0 + width, y0).stroke();
-    content.move_to(x0, y0).line_to(x0, y0 + height).stroke();
-    for (i, month) in activity.months.iter().enumerate() {
-        let x = x0 + slot * i as f32 + slot * 0.15;
-        let bar = if highest > 0.0 {
-            (month.total.max(0.0) / highest) as f32 * (height - 20.0)
-        } else {
-            0.0
-        };
-        content
-            .set_fill_rgb(0.16, 0.42, 0.70)
-            .rect(x, y0, slot * 0.7, bar)
-            .fill_nonzero();
-        content.set_fill_rgb(0.0, 0.0, 0.0);
-        text(content, FONT, 8.0, x, y0 - 12.0, MONTHS[i]);
-        text(content, FONT, 7.0, x, y0 + bar + 4.0, &short(month.total));
-    }
 }
 
 /// Every month's count and total, from `top` down.
@@ -104,31 +77,13 @@ fn table(content: &mut Content, activity: &Activity, top: f32) {
 }
 
 fn text(content: &mut Content, font: Name<'_>, size: f32, x: f32, y: f32, line: &str) {
-    let latin: Vec<u8> = line
-        .chars()
-        .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
-        .collect();
-    content
-        .begin_text()
-        .set_font(font, size)
-        .next_line(x, y)
-        .show(Str(&latin))
-        .end_text();
+    content.set_fill_rgb(0.0, 0.0, 0.0);
+    show(content, font, size, (x, y), line);
 }
 
 /// An amount with two decimals.
 fn amount(value: f64) -> String {
     format!("{value:.2}")
-}
-
-/// An amount in three significant figures or so, for a bar's label.
-fn short(value: f64) -> String {
-    match value.abs() {
-        v if v >= 1e9 => format!("{:.1}G", value / 1e9),
-        v if v >= 1e6 => format!("{:.1}M", value / 1e6),
-        v if v >= 1e3 => format!("{:.1}k", value / 1e3),
-        _ => format!("{value:.0}"),
-    }
 }
 
 #[cfg(test)]
@@ -160,8 +115,11 @@ mod tests {
     }
 
     #[test]
-    fn text_outside_ascii_is_replaced_not_dropped() {
-        let pdf = render("Café — 2025", 2025, &Activity::default());
-        assert!(String::from_utf8_lossy(&pdf).contains("(Caf? ? 2025)"));
+    fn latin_text_is_written_in_the_fonts_encoding_and_the_rest_replaced() {
+        let pdf = render("Café — 2025 月", 2025, &Activity::default());
+        // Not ASCII, so pdf-writer writes the WinAnsi bytes as a hex string.
+        let hex: String = b"Caf\xe9 \x97 2025 ?".iter().map(|b| format!("{b:02X}")).collect();
+        let text = String::from_utf8_lossy(&pdf).to_uppercase();
+        assert!(text.contains(&format!("<{hex}>")), "{hex} missing");
     }
 }
