@@ -92,6 +92,39 @@ async fn a_cancel_stops_the_run_and_writes_no_report() {
 }
 
 #[tokio::test]
+async fn a_cancel_midway_ends_the_run_cancelled_with_its_last_checkpoint_and_no_report() {
+    // Big enough that reading it outlasts the job's first progress tick.
+    const ROWS: u32 = 1_000_000;
+    let h = Harness::new(json!({})).await;
+    let key = h.put_input("activity.csv", csv(ROWS)).await;
+    let h = h.with_input(json!({"source": {"key": key}, "year": 2025}));
+    let run = h.run(&ActivityReport);
+    tokio::pin!(run);
+    let mut cancelled = false;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut run => break outcome,
+            () = tokio::time::sleep(std::time::Duration::from_millis(5)), if !cancelled => {
+                if h.job().await.checkpoint.is_some() {
+                    h.signal.cancel();
+                    cancelled = true;
+                }
+            }
+        }
+    };
+    assert!(cancelled, "the run ended before its first checkpoint: {outcome:?}");
+    let err = outcome.unwrap_err();
+    assert_eq!(err.code, codes::CANCELLED, "{err}");
+    let saved: Activity = serde_json::from_value(h.job().await.checkpoint.unwrap()).unwrap();
+    assert!(
+        saved.records > 0 && saved.records < u64::from(ROWS),
+        "stopped midway: {}",
+        saved.records
+    );
+    assert!(h.result("activity-2025.pdf").is_none() && h.result("months.json").is_none());
+}
+
+#[tokio::test]
 async fn bad_input_is_refused_at_submit_naming_each_field() {
     let errors = ActivityReport
         .validate(&json!({"source": {"key": "results/x"}, "year": 1900, "date_column": " "}))
