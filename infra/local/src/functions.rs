@@ -13,6 +13,7 @@ use std::sync::Arc;
 use longrun_aws::{AwsClients, FaultInjector};
 use longrun_bootstrap::Function;
 use longrun_cancel::CancelDeps;
+use longrun_core::job_types::Registry;
 use longrun_core::Config;
 use longrun_dead_letter::DeadLetterDeps;
 use longrun_events::EventsDeps;
@@ -50,6 +51,9 @@ pub struct LocalFunction {
     pub trigger: Trigger,
     /// The ARN it would have on AWS.
     pub arn: String,
+    /// The job types it runs or admits (submit and the worker), built once
+    /// from its own configuration.
+    pub registry: Option<Arc<Registry>>,
 }
 
 impl LocalFunction {
@@ -88,18 +92,35 @@ impl LocalFunction {
 
 /// The handler of the function `function` names (parsed as
 /// `longrun_bootstrap::run` parses `LONGRUN_FUNCTION`), wired to its
-/// configuration, its clients and the app's job types.
-fn trigger(function: &str, config: Arc<Config>, clients: &AwsClients, job_types: &JobTypes) -> Option<Trigger> {
+/// configuration, its clients and the app's job types, with the registry it
+/// was given (submit and the worker).
+fn trigger(
+    function: &str,
+    config: Arc<Config>,
+    clients: &AwsClients,
+    job_types: &JobTypes,
+) -> Option<(Trigger, Option<Arc<Registry>>)> {
     let registry = || Arc::new(job_types(&config));
     Some(match Function::parse(function)? {
-        Function::Submit => Trigger::Http(Arc::new(SubmitDeps::from_aws(config.clone(), clients, registry()))),
-        Function::Status => Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))),
-        Function::Cancel => Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))),
-        Function::Worker => Trigger::Sqs(Arc::new(WorkerDeps::from_aws(config.clone(), clients, registry()))),
-        Function::DeadLetter => Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))),
-        Function::Reconciler => Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
-        Function::Webhook => Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))),
-        Function::Events => Trigger::Stream(Arc::new(EventsDeps::from_aws(config, clients))),
+        Function::Submit => {
+            let registry = registry();
+            let deps = SubmitDeps::from_aws(config.clone(), clients, registry.clone());
+            (Trigger::Http(Arc::new(deps)), Some(registry))
+        }
+        Function::Status => (Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))), None),
+        Function::Cancel => (Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))), None),
+        Function::Worker => {
+            let registry = registry();
+            let deps = WorkerDeps::from_aws(config.clone(), clients, registry.clone());
+            (Trigger::Sqs(Arc::new(deps)), Some(registry))
+        }
+        Function::DeadLetter => (Trigger::Sqs(Arc::new(DeadLetterDeps::from_aws(config, clients))), None),
+        Function::Reconciler => (
+            Trigger::Schedule(Arc::new(ReconcilerDeps::from_aws(config, clients))),
+            None,
+        ),
+        Function::Webhook => (Trigger::Sqs(Arc::new(WebhookDeps::from_aws(config, clients))), None),
+        Function::Events => (Trigger::Stream(Arc::new(EventsDeps::from_aws(config, clients))), None),
     })
 }
 
@@ -146,12 +167,13 @@ pub fn build(
                 })
                 .map_err(|e| format!("function {}: {e}", spec.logical_id))?,
             );
-            let trigger = trigger(&spec.function, config, clients, &options.job_types).ok_or_else(|| {
-                format!(
-                    "function {}: unknown LONGRUN_FUNCTION {}",
-                    spec.logical_id, spec.function
-                )
-            })?;
+            let (trigger, registry) =
+                trigger(&spec.function, config, clients, &options.job_types).ok_or_else(|| {
+                    format!(
+                        "function {}: unknown LONGRUN_FUNCTION {}",
+                        spec.logical_id, spec.function
+                    )
+                })?;
             let arn = format!(
                 "arn:aws:lambda:{}:123456789012:function:{}-{}",
                 deployed.region, options.stack, spec.logical_id
@@ -161,6 +183,7 @@ pub fn build(
                 environment,
                 trigger,
                 arn,
+                registry,
             }))
         })
         .collect()

@@ -21,7 +21,6 @@ use std::sync::Arc;
 
 use longrun_aws::AwsClients;
 use longrun_core::job_types::Registry;
-use longrun_core::Config;
 
 pub use resources::Error;
 
@@ -143,7 +142,7 @@ pub async fn start(
             ));
         }
     }
-    let openapi = serde_yaml::to_string(&openapi::document_for(&submit_registry(&functions, options)?))
+    let openapi = serde_yaml::to_string(&openapi::document_for(&submit_registry(&functions)))
         .map_err(|e| format!("the OpenAPI document: {e}"))?;
     Ok(LocalStack {
         api: Arc::new(api::LocalApi {
@@ -161,16 +160,14 @@ pub async fn start(
     })
 }
 
-/// The job types the submit function admits: the app's registry over the
-/// submit function's own configuration (an empty registry without one).
-fn submit_registry(functions: &[Arc<functions::LocalFunction>], options: &Options) -> Result<Registry, Error> {
-    let Some(submit) = functions.iter().find(|f| f.spec.function == "submit") else {
-        return Ok(Registry::default());
-    };
-    let environment = submit.environment.clone();
-    let config = Config::from_lookup(move |name| environment.get(name).cloned())
-        .map_err(|e| format!("the submit function's configuration: {e}"))?;
-    Ok((options.job_types)(&config))
+/// The job types the submit function admits (an empty registry without a
+/// submit function).
+fn submit_registry(functions: &[Arc<functions::LocalFunction>]) -> Arc<Registry> {
+    functions
+        .iter()
+        .find(|f| f.spec.function == "submit")
+        .and_then(|f| f.registry.clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
