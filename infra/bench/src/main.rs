@@ -279,9 +279,14 @@ fn api_event<'a>(route_key: &'a str, method: &'a str, path: &'a str, id: Option<
 }
 
 /// Cold starts of the hello world and of every function binary of the
-/// template (`BENCH_BIN_DIR`, default `target/release`).
+/// template (`BENCH_BIN_DIR`, default `target/release`). With
+/// `BENCH_PAIR_BIN_DIR`, each role is also started from that directory's
+/// binary named after the role (`submit`, `worker`, …: per-function
+/// binaries of an older build), in the same interleaved rounds, so that the
+/// two builds are compared within one run.
 async fn cold_starts(bench: &Bench, rounds: usize) {
     let dir = PathBuf::from(std::env::var("BENCH_BIN_DIR").unwrap_or_else(|_| "target/release".into()));
+    let paired = std::env::var("BENCH_PAIR_BIN_DIR").ok().map(PathBuf::from);
     let existing_job = bench.submit(r#"{"type":"sleep","input":{"seconds":0}}"#).await;
     let mut targets = vec![cold_start::Target {
         name: "hello world (`lambda_runtime`, echo)".into(),
@@ -296,6 +301,18 @@ async fn cold_starts(bench: &Bench, rounds: usize) {
             continue; // the slow worker plays the worker, as the fast one does
         }
         let (event, first_invoke) = first_event(&function.spec.logical_id, &existing_job);
+        if let Some(paired) = &paired {
+            targets.push(cold_start::Target {
+                name: format!(
+                    "{} (`{}`), paired build",
+                    function.spec.logical_id, function.spec.function
+                ),
+                binary: paired.join(&function.spec.function),
+                environment: function.environment.clone(),
+                event: event.clone(),
+                first_invoke,
+            });
+        }
         targets.push(cold_start::Target {
             name: format!("{} (`{}`)", function.spec.logical_id, function.spec.function),
             binary: dir.join(&function.spec.binary),
