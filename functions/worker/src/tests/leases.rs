@@ -1,6 +1,7 @@
 //! Leases under faults, redrives, and a batch's concurrency.
 
 use super::*;
+use longrun_core::ports::QuotaSlots;
 
 /// A fixture whose leases are short (4 s, heartbeat every second), as in
 /// the end-to-end runtime, to see what a worker does when its lease lapses.
@@ -271,4 +272,23 @@ async fn a_batch_reports_exactly_its_own_failures_whatever_order_they_finish_in(
     assert_eq!(failures(&response), ["poison-1", "poison-2"]);
     assert_eq!(reload(&f, &slow).await.status, JobStatus::Succeeded);
     assert_eq!(reload(&f, &quick).await.status, JobStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn an_end_whose_answer_was_lost_is_found_applied_and_releases_the_quota_slot() {
+    let mut f = fixture();
+    let store = Arc::new(MemoryJobStore::new().with_owner_quotas());
+    f.deps.store = store.clone();
+    f.store = store;
+    let job = add_job(&f, "sleep", json!({"seconds": 0}), 3);
+    f.store.reserve_slot("alice", &job.id, 5).await.unwrap();
+    f.store.lose_finish_answers(1);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty(), "acknowledged");
+    assert_eq!(reload(&f, &job).await.status, JobStatus::Succeeded);
+    assert!(
+        f.store.active_slots("alice").await.unwrap().is_empty(),
+        "the end sent again was recognised, and what follows it done"
+    );
+    assert!(f.queue.sent().is_empty(), "nothing passed on: {:?}", f.queue.sent());
 }

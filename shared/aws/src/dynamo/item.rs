@@ -73,6 +73,9 @@ pub(super) fn to_item(job: &JobRecord) -> Item {
     if job.due_at.is_some() {
         item.insert("due_shard".into(), s(&due_shard(&job.id)));
     }
+    if let Some(ended_by) = &job.ended_by {
+        item.insert("ended_by".into(), s(ended_by));
+    }
     if let Some(owner) = &job.lease_token {
         item.insert("lease_owner".into(), s(owner));
     }
@@ -130,6 +133,7 @@ pub(super) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
         timeout_seconds: item.get_n("timeout_seconds")?.unwrap_or(3600),
         lease_token: item.get_s("lease_owner")?,
         lease_expires_at: item.get_n("lease_expires_at")?,
+        ended_by: item.get_s("ended_by")?,
         progress: item.get_n("progress")?.unwrap_or(0),
         progress_message: item.get_s("progress_message")?,
         checkpoint: item.get_json("checkpoint")?,

@@ -148,7 +148,10 @@ impl JobLifecycle for DynamoJobStore {
             Finish::Failed { error } => ended().set("error", json(error)?),
             Finish::Cancelled => ended(),
         };
-        let update = update.remove("lease_owner").remove("lease_expires_at");
+        let update = update
+            .set("ended_by", s(lease_token))
+            .remove("lease_owner")
+            .remove("lease_expires_at");
         if let Finish::Succeeded { next: Some(next), .. } = finish {
             if let Some(job) = self
                 .finish_with_next(id, lease_token, update.clone(), next, now_ms)
@@ -158,8 +161,18 @@ impl JobLifecycle for DynamoJobStore {
                 return Ok(job);
             }
         }
-        let item = self.fenced_update(id, update, lease_token).await?;
-        let job = item::from_item(&item)?;
+        let update = update
+            .condition("#status = :running AND #lease_owner = :owner")
+            .value(":running", s(JobStatus::Running.as_str()))
+            .value(":owner", s(lease_token));
+        let job = match self.transition(id, update).await? {
+            Transition::Done(job) => *job,
+            // This run's own end, applied by an earlier send whose answer was
+            // lost: what follows the write (metrics, the quota slot) is still
+            // to do.
+            Transition::Refused(job) if job.ended_by_run(lease_token, finish) => *job,
+            Transition::Refused(_) | Transition::NotFound => return Err(StoreError::LeaseLost),
+        };
         self.ended(&job).await;
         Ok(job)
     }

@@ -88,6 +88,32 @@ macro_rules! contract {
 
 /// The cases that need a store with owner quotas on, on both adapters.
 mod with_owner_quotas {
+    macro_rules! with_quotas {
+        ($($case:ident),*) => {
+            mod memory {
+                $(#[tokio::test]
+                async fn $case() {
+                    let store = super::super::MemoryJobStore::with_retention(super::super::RETENTION_SECONDS).with_owner_quotas();
+                    super::super::cases::$case(&store).await;
+                })*
+            }
+            mod on_emulator {
+                $(#[tokio::test]
+                #[ignore = "needs the emulator: make test"]
+                async fn $case() {
+                    let _one_at_a_time = super::super::aws_adapters::EMULATOR_STORE.lock().await;
+                    let store = super::super::aws_adapters::job_store_with_quotas(true).await;
+                    super::super::cases::$case(&*store).await;
+                })*
+            }
+        };
+    }
+
+    with_quotas!(
+        an_end_sent_again_after_a_lost_answer_is_recognised_and_releases_its_slot,
+        a_retry_sent_again_after_a_lost_answer_is_recognised_until_the_job_is_claimed
+    );
+
     #[tokio::test]
     async fn a_chain_holds_one_quota_slot_from_step_to_step_in_memory() {
         let store = super::MemoryJobStore::with_retention(super::RETENTION_SECONDS).with_owner_quotas();

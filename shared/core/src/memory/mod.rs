@@ -7,6 +7,7 @@
 //! [`MemoryObjectStore`] for [`ObjectStore`](crate::ports::ObjectStore).
 
 mod objects;
+mod owners;
 mod queue;
 mod store;
 

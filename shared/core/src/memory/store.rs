@@ -4,15 +4,15 @@
 //! the one home of those rules.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use crate::list_cursor;
 use crate::ports::{
-    CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, OwnerData, ProgressAck, QuotaSlots, SlotOutcome,
-    StoreError, StreamTicket, Transition,
+    CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, ProgressAck, StoreError, StreamTicket,
+    Transition,
 };
 use crate::record::{Callback, Finish, JobError, JobId, JobRecord, JobStatus, Lease, ProgressUpdate};
 use crate::webhook::WebhookSecrets;
@@ -22,15 +22,17 @@ pub struct MemoryJobStore {
     jobs: Mutex<HashMap<JobId, JobRecord>>,
     unavailable: AtomicBool,
     hanging_heartbeats: AtomicBool,
+    /// How many of the next ends written lose their answer.
+    finish_answers_to_lose: AtomicU32,
     retention_seconds: i64,
     /// Each owner's set of active jobs (quotas).
-    slots: Mutex<HashMap<String, BTreeSet<JobId>>>,
+    pub(super) slots: Mutex<HashMap<String, BTreeSet<JobId>>>,
     /// Whether ending a job releases its slot.
     owner_quotas: bool,
     /// Each owner's webhook secrets.
-    secrets: Mutex<HashMap<String, WebhookSecrets>>,
+    pub(super) secrets: Mutex<HashMap<String, WebhookSecrets>>,
     /// Stream tickets by token hash.
-    tickets: Mutex<HashMap<String, StreamTicket>>,
+    pub(super) tickets: Mutex<HashMap<String, StreamTicket>>,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
@@ -54,6 +56,7 @@ impl MemoryJobStore {
             jobs: Mutex::default(),
             unavailable: AtomicBool::default(),
             hanging_heartbeats: AtomicBool::default(),
+            finish_answers_to_lose: AtomicU32::default(),
             retention_seconds,
             slots: Mutex::default(),
             owner_quotas: false,
@@ -98,6 +101,12 @@ impl MemoryJobStore {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
+    /// Makes the next `count` ends (`finish`) apply and then answer a store
+    /// fault, as a write whose answer was lost on the way back.
+    pub fn lose_finish_answers(&self, count: u32) {
+        self.finish_answers_to_lose.store(count, Ordering::SeqCst);
+    }
+
     /// Makes every lease extension hang for ever, as a request to a store
     /// that accepts the connection and never answers (or answer again).
     pub fn set_heartbeats_hang(&self, hang: bool) {
@@ -105,7 +114,7 @@ impl MemoryJobStore {
     }
 
     /// The records, after checking the store is "reachable".
-    fn jobs(&self) -> Result<std::sync::MutexGuard<'_, HashMap<JobId, JobRecord>>, StoreError> {
+    pub(super) fn jobs(&self) -> Result<std::sync::MutexGuard<'_, HashMap<JobId, JobRecord>>, StoreError> {
         if self.unavailable.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected: the store is down".into()));
         }
@@ -188,10 +197,23 @@ impl JobLifecycle for MemoryJobStore {
     ) -> Result<JobRecord, StoreError> {
         let mut jobs = self.jobs()?;
         let job = jobs.get_mut(id).ok_or(StoreError::LeaseLost)?;
+        if job.ended_by_run(lease_token, finish) {
+            // Sent again after a lost answer: applied already.
+            let ended = job.clone();
+            drop(jobs);
+            self.ended(&ended);
+            return Ok(ended);
+        }
         if !job.is_leased_to(lease_token) {
             return Err(StoreError::LeaseLost);
         }
+        let answer_lost = self
+            .finish_answers_to_lose
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let lost = || StoreError::Unavailable("injected: the end was written and its answer lost".into());
         job.status = finish.status();
+        job.ended_by = Some(lease_token.to_owned());
         job.lease_token = None;
         job.lease_expires_at = None;
         job.updated_at = now_ms;
@@ -201,7 +223,7 @@ impl JobLifecycle for MemoryJobStore {
                 job.error = Some(error.clone());
                 job.run_at = Some(*run_at);
                 job.due_at = Some(*due_at);
-                return Ok(job.clone());
+                return if answer_lost { Err(lost()) } else { Ok(job.clone()) };
             }
             Finish::Continuation {
                 run_at,
@@ -212,7 +234,7 @@ impl JobLifecycle for MemoryJobStore {
                 job.stalled_runs = *stalled_runs;
                 job.run_at = Some(*run_at);
                 job.due_at = Some(*due_at);
-                return Ok(job.clone());
+                return if answer_lost { Err(lost()) } else { Ok(job.clone()) };
             }
             Finish::Succeeded { results, .. } => {
                 job.results = results.clone();
@@ -239,6 +261,11 @@ impl JobLifecycle for MemoryJobStore {
             }
         }
         drop(jobs);
+        if answer_lost {
+            // As DynamoDB: the write applied; what the adapter does after
+            // the answer (metrics, the quota slot) did not happen.
+            return Err(lost());
+        }
         self.ended(&ended);
         Ok(ended)
     }
@@ -410,82 +437,6 @@ impl JobLifecycle for MemoryJobStore {
             }
             _ => Ok(false),
         }
-    }
-}
-
-#[async_trait]
-impl QuotaSlots for MemoryJobStore {
-    async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
-        let _reachable = self.jobs()?;
-        let mut slots = self.slots.lock().unwrap();
-        let set = slots.entry(owner.to_owned()).or_default();
-        if set.contains(id) {
-            return Ok(SlotOutcome::Reserved { newly: false });
-        }
-        if set.len() >= limit as usize {
-            return Ok(SlotOutcome::Full {
-                active: set.iter().cloned().collect(),
-            });
-        }
-        set.insert(id.clone());
-        Ok(SlotOutcome::Reserved { newly: true })
-    }
-
-    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), StoreError> {
-        let _reachable = self.jobs()?;
-        if let Some(set) = self.slots.lock().unwrap().get_mut(owner) {
-            set.remove(id);
-        }
-        Ok(())
-    }
-
-    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError> {
-        let _reachable = self.jobs()?;
-        Ok(self
-            .slots
-            .lock()
-            .unwrap()
-            .get(owner)
-            .map(|set| set.iter().cloned().collect())
-            .unwrap_or_default())
-    }
-}
-
-#[async_trait]
-impl OwnerData for MemoryJobStore {
-    async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
-        drop(self.jobs()?);
-        Ok(self.secrets.lock().unwrap().get(owner).cloned())
-    }
-
-    async fn replace_webhook_secrets(
-        &self,
-        owner: &str,
-        expected_created_at: Option<i64>,
-        new: &WebhookSecrets,
-    ) -> Result<bool, StoreError> {
-        drop(self.jobs()?);
-        let mut secrets = self.secrets.lock().unwrap();
-        if secrets.get(owner).map(|s| s.created_at) != expected_created_at {
-            return Ok(false);
-        }
-        secrets.insert(owner.to_owned(), new.clone());
-        Ok(true)
-    }
-
-    async fn put_stream_ticket(&self, ticket: &StreamTicket) -> Result<(), StoreError> {
-        drop(self.jobs()?);
-        self.tickets
-            .lock()
-            .unwrap()
-            .insert(ticket.token_hash.clone(), ticket.clone());
-        Ok(())
-    }
-
-    async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError> {
-        drop(self.jobs()?);
-        let tickets = self.tickets.lock().unwrap();
-        Ok(tickets.get(token_hash).filter(|t| t.expires_at >= now_ms).cloned())
     }
 }
 

@@ -61,6 +61,11 @@ pub struct JobRecord {
     pub lease_token: Option<String>,
     /// When that lease lapses unless a heartbeat extends it; set only while RUNNING.
     pub lease_expires_at: Option<i64>,
+    /// The lease token of the run whose end (terminal, or back to the queue)
+    /// was written last: a run that sends its end again, because the answer
+    /// to the first send was lost, finds its own end applied
+    /// ([`JobRecord::ended_by_run`]) rather than a lost lease.
+    pub ended_by: Option<String>,
     /// Percent done, 0–100; 100 once SUCCEEDED.
     pub progress: u8,
     /// The latest progress message; cleared on success.
@@ -166,6 +171,7 @@ impl JobRecord {
             timeout_seconds: new.timeout_seconds,
             lease_token: None,
             lease_expires_at: None,
+            ended_by: None,
             progress: 0,
             progress_message: None,
             checkpoint: None,
@@ -187,6 +193,13 @@ impl JobRecord {
             callback: new.callback,
             chain: new.chain,
         }
+    }
+
+    /// Whether this record is the end `finish` writes, written by the run
+    /// holding `lease_token`: the end a run sent again after losing the
+    /// answer to its first send, already applied.
+    pub fn ended_by_run(&self, lease_token: &str, finish: &Finish) -> bool {
+        self.ended_by.as_deref() == Some(lease_token) && self.status == finish.status() && self.lease_token.is_none()
     }
 
     /// Whether its start time has come: no `run_at` (delay, retry backoff)

@@ -166,9 +166,17 @@ pub(crate) async fn success_ends_the_run_and_leaves_the_due_index(store: &dyn Jo
     );
     assert_eq!(done.finished_at, Some(now + 500));
     assert_eq!(done.expires_at, (now + 500) / 1000 + RETENTION_SECONDS);
-    assert_eq!(store.get(&job.id).await.unwrap(), Some(done));
+    assert_eq!(store.get(&job.id).await.unwrap(), Some(done.clone()));
+    // The same end sent again (its answer lost) changes nothing; another
+    // run's is fenced off (cases::lost_answers).
+    assert_eq!(
+        store.finish(&job.id, &lease.token, &finish, now + 600).await.unwrap(),
+        done
+    );
     assert!(matches!(
-        store.finish(&job.id, &lease.token, &finish, now + 600).await,
+        store
+            .finish(&job.id, &Lease::new(now + 60_000).token, &finish, now + 600)
+            .await,
         Err(StoreError::LeaseLost)
     ));
     assert!(matches!(

@@ -5,10 +5,12 @@ mod chains;
 mod endings;
 mod io;
 mod lifecycle;
+mod lost_answers;
 mod owners;
 
 pub(crate) use chains::*;
 pub(crate) use endings::*;
 pub(crate) use io::*;
 pub(crate) use lifecycle::*;
+pub(crate) use lost_answers::*;
 pub(crate) use owners::*;

@@ -1,0 +1,85 @@
+//! [`MemoryJobStore`]'s owner items: quota slots, webhook secrets and
+//! stream tickets, beside the job records.
+
+use async_trait::async_trait;
+
+use super::MemoryJobStore;
+use crate::ports::{OwnerData, QuotaSlots, SlotOutcome, StoreError, StreamTicket};
+use crate::record::JobId;
+use crate::webhook::WebhookSecrets;
+
+#[async_trait]
+impl QuotaSlots for MemoryJobStore {
+    async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
+        let _reachable = self.jobs()?;
+        let mut slots = self.slots.lock().unwrap();
+        let set = slots.entry(owner.to_owned()).or_default();
+        if set.contains(id) {
+            return Ok(SlotOutcome::Reserved { newly: false });
+        }
+        if set.len() >= limit as usize {
+            return Ok(SlotOutcome::Full {
+                active: set.iter().cloned().collect(),
+            });
+        }
+        set.insert(id.clone());
+        Ok(SlotOutcome::Reserved { newly: true })
+    }
+
+    async fn release_slot(&self, owner: &str, id: &JobId) -> Result<(), StoreError> {
+        let _reachable = self.jobs()?;
+        if let Some(set) = self.slots.lock().unwrap().get_mut(owner) {
+            set.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn active_slots(&self, owner: &str) -> Result<Vec<JobId>, StoreError> {
+        let _reachable = self.jobs()?;
+        Ok(self
+            .slots
+            .lock()
+            .unwrap()
+            .get(owner)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl OwnerData for MemoryJobStore {
+    async fn webhook_secrets(&self, owner: &str) -> Result<Option<WebhookSecrets>, StoreError> {
+        drop(self.jobs()?);
+        Ok(self.secrets.lock().unwrap().get(owner).cloned())
+    }
+
+    async fn replace_webhook_secrets(
+        &self,
+        owner: &str,
+        expected_created_at: Option<i64>,
+        new: &WebhookSecrets,
+    ) -> Result<bool, StoreError> {
+        drop(self.jobs()?);
+        let mut secrets = self.secrets.lock().unwrap();
+        if secrets.get(owner).map(|s| s.created_at) != expected_created_at {
+            return Ok(false);
+        }
+        secrets.insert(owner.to_owned(), new.clone());
+        Ok(true)
+    }
+
+    async fn put_stream_ticket(&self, ticket: &StreamTicket) -> Result<(), StoreError> {
+        drop(self.jobs()?);
+        self.tickets
+            .lock()
+            .unwrap()
+            .insert(ticket.token_hash.clone(), ticket.clone());
+        Ok(())
+    }
+
+    async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError> {
+        drop(self.jobs()?);
+        let tickets = self.tickets.lock().unwrap();
+        Ok(tickets.get(token_hash).filter(|t| t.expires_at >= now_ms).cloned())
+    }
+}
