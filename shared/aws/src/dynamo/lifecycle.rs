@@ -205,6 +205,11 @@ impl JobLifecycle for DynamoJobStore {
                     return Ok(CancelOutcome::Cancelled(job));
                 }
                 Transition::NotFound => return Ok(CancelOutcome::NotFound),
+                // This very cancel, applied by a send whose answer was lost.
+                Transition::Refused(job) if job.ended_as_at(JobStatus::Cancelled, now_ms) => {
+                    self.ended(&job).await;
+                    return Ok(CancelOutcome::Cancelled(job));
+                }
                 Transition::Refused(job) => job,
             };
             if found.status.is_terminal() {
@@ -251,7 +256,11 @@ impl JobLifecycle for DynamoJobStore {
             .value(":running", s(JobStatus::Running.as_str()))
             .value(":now", n(now_ms))
             .value(":false", AttributeValue::Bool(false));
-        let outcome = self.transition(id, update).await?;
+        let outcome = match self.transition(id, update).await? {
+            // This very dead letter, applied by a send whose answer was lost.
+            Transition::Refused(job) if job.ended_as_at(JobStatus::DeadLettered, now_ms) => Transition::Done(job),
+            outcome => outcome,
+        };
         if let Transition::Done(job) = &outcome {
             self.ended(job).await;
         }

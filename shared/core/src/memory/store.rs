@@ -293,6 +293,12 @@ impl JobLifecycle for MemoryJobStore {
             return Ok(CancelOutcome::NotFound);
         };
         match job.status {
+            _ if job.ended_as_at(JobStatus::Cancelled, now_ms) => {
+                let ended = job.clone();
+                drop(jobs);
+                self.ended(&ended);
+                Ok(CancelOutcome::Cancelled(Box::new(ended)))
+            }
             _ if job.unheld_at(now_ms) => {
                 job.status = JobStatus::Cancelled;
                 job.lease_token = None;
@@ -327,6 +333,12 @@ impl JobLifecycle for MemoryJobStore {
         let Some(job) = jobs.get_mut(id) else {
             return Ok(Transition::NotFound);
         };
+        if job.ended_as_at(JobStatus::DeadLettered, now_ms) {
+            let ended = job.clone();
+            drop(jobs);
+            self.ended(&ended);
+            return Ok(Transition::Done(Box::new(ended)));
+        }
         if job.generation != generation || !job.dead_letterable_at(now_ms) {
             return Ok(Transition::Refused(Box::new(job.clone())));
         }

@@ -202,6 +202,14 @@ impl JobRecord {
         self.ended_by.as_deref() == Some(lease_token) && self.status == finish.status() && self.lease_token.is_none()
     }
 
+    /// Whether this record is the end `status` written at `now_ms`: a cancel
+    /// or a dead letter sent again (the same request, its answer lost) finds
+    /// its own write applied. (A run's end is recognised by its token:
+    /// [`ended_by_run`](Self::ended_by_run).)
+    pub fn ended_as_at(&self, status: JobStatus, now_ms: i64) -> bool {
+        self.status == status && self.finished_at == Some(now_ms)
+    }
+
     /// Whether its start time has come: no `run_at` (delay, retry backoff)
     /// or one at or before `now_ms`.
     pub fn is_due_at(&self, now_ms: i64) -> bool {

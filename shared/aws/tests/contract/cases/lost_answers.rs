@@ -84,3 +84,49 @@ pub(crate) async fn a_retry_sent_again_after_a_lost_answer_is_recognised_until_t
         "fenced off"
     );
 }
+
+pub(crate) async fn a_cancel_or_dead_letter_sent_again_is_recognised_and_releases_its_slot(store: &dyn JobStore) {
+    let now = now_ms();
+    let owner = format!("lost-answer-{}", uuid::Uuid::new_v4());
+    let mut queued = new_job(now);
+    queued.owner = owner.clone();
+    store.create(&queued, now).await.unwrap();
+    store.reserve_slot(&owner, &queued.id, 5).await.unwrap();
+    assert!(matches!(
+        store.request_cancel(&queued.id, now + 1).await.unwrap(),
+        CancelOutcome::Cancelled(_)
+    ));
+    // The answer was lost: the slot is still held, and the same request is sent again.
+    store.reserve_slot(&owner, &queued.id, 5).await.unwrap();
+    match store.request_cancel(&queued.id, now + 1).await.unwrap() {
+        CancelOutcome::Cancelled(job) => assert_eq!(job.finished_at, Some(now + 1)),
+        other => panic!("the cancel that worked is not a 409: {other:?}"),
+    }
+    assert!(store.active_slots(&owner).await.unwrap().is_empty());
+    // A later cancel is another request: the job had already ended.
+    assert!(matches!(
+        store.request_cancel(&queued.id, now + 2).await.unwrap(),
+        CancelOutcome::AlreadyFinished(_)
+    ));
+
+    let mut lost = new_job(now);
+    lost.owner = owner.clone();
+    store.create(&lost, now).await.unwrap();
+    store.reserve_slot(&owner, &lost.id, 5).await.unwrap();
+    let error = JobError::permanent("dead_lettered", "its message reached the dead-letter queue");
+    let late = now + 10 * 60_000;
+    assert!(matches!(
+        store.dead_letter(&lost.id, &error, 0, late).await.unwrap(),
+        Transition::Done(_)
+    ));
+    store.reserve_slot(&owner, &lost.id, 5).await.unwrap();
+    match store.dead_letter(&lost.id, &error, 0, late).await.unwrap() {
+        Transition::Done(job) => assert_eq!(job.status, JobStatus::DeadLettered),
+        other => panic!("the dead letter that worked is recognised: {other:?}"),
+    }
+    assert!(store.active_slots(&owner).await.unwrap().is_empty());
+    assert!(matches!(
+        store.dead_letter(&lost.id, &error, 0, late + 1).await.unwrap(),
+        Transition::Refused(_)
+    ));
+}
