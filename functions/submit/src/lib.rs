@@ -13,10 +13,13 @@
 //! steps are checked like the job itself. It also answers `POST /uploads`
 //! and `POST /webhook-secret`.
 
+mod quota;
 mod request;
 mod upload;
 mod webhook_secret;
 
+use self::quota::create_within_quota;
+pub use self::quota::{QuotaRepairs, QUOTA_REPAIR_INTERVAL_MS, QUOTA_RETRY_AFTER_SECONDS};
 use self::request::{check_callback, idempotency_key, json_body, validate};
 
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use longrun_aws::AwsClients;
 use longrun_core::api::{job_view, Problem, SubmitRequest};
 use longrun_core::backpressure::{busy_retry_after, DepthGauge};
 use longrun_core::job_types::Registry;
-use longrun_core::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore, SlotOutcome};
+use longrun_core::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
 use longrun_core::record::NewJob;
 use longrun_core::time::now_ms;
 use longrun_core::{Config, JobId, JobRecord, JobStatus};
@@ -56,6 +59,8 @@ pub struct SubmitDeps {
     pub objects: Arc<dyn ObjectStore>,
     /// Sampled depths of the queues, for backpressure (`QUEUE_MAX_DEPTHS`).
     pub depths: Arc<DepthGauge>,
+    /// When this process last repaired each owner's full quota.
+    pub repairs: Arc<QuotaRepairs>,
 }
 
 impl SubmitDeps {
@@ -67,6 +72,7 @@ impl SubmitDeps {
             registry,
             store: clients.job_store(&config),
             depths: Arc::new(DepthGauge::new(queue.clone(), config.queue_depth_sample)),
+            repairs: Arc::default(),
             queue,
             objects: clients.object_store(&config),
             config,
@@ -145,84 +151,6 @@ pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Res
     .await
 }
 
-/// `Retry-After` of a `429` for an owner at its quota of active jobs.
-pub const QUOTA_RETRY_AFTER_SECONDS: u32 = 5;
-
-/// How old a reservation of a random job id must be, with no record
-/// written for it, before submit takes it for leaked (a crash between the
-/// reservation and the put) and frees it.
-const LEAKED_RESERVATION_MS: i64 = 60_000;
-
-/// Creates the job within its owner's quota (`MAX_ACTIVE_JOBS_PER_OWNER`):
-/// a slot of the owner's active set is reserved first (one conditional
-/// request, exact under concurrent submits), then the job is written. A
-/// slot this submit took but did not turn into a live job (a replay of an
-/// ended job, a reused key, a store failure) is given back.
-async fn create_within_quota(deps: &SubmitDeps, new_job: NewJob, has_key: bool) -> Result<Submitted, Problem> {
-    let limit = deps.config.max_active_jobs_per_owner;
-    if limit == 0 {
-        return create_and_enqueue(deps, new_job).await;
-    }
-    let (owner, id) = (new_job.owner.clone(), new_job.id.clone());
-    let newly = match reserve_slot(deps, &owner, &id, limit).await {
-        Ok(newly) => newly,
-        Err(problem) if problem.status == 429 => return refused_unless_replay(deps, &new_job, has_key, problem).await,
-        Err(problem) => return Err(problem),
-    };
-    let outcome = create_and_enqueue(deps, new_job).await;
-    let holds_live_job = match &outcome {
-        Ok(Submitted::Accepted(_)) => true,
-        Ok(Submitted::Replayed(job)) => !job.status.is_terminal(),
-        Err(_) => false,
-    };
-    if newly && !holds_live_job {
-        if let Err(err) = deps.store.release_slot(&owner, &id).await {
-            tracing::warn!(error = %err, "could not give back an unused quota slot; a later submit repairs it");
-        }
-    }
-    outcome
-}
-
-/// Reserves a slot for job `id`: `Ok(newly)`, or `429` when the owner's
-/// set is full even after dropping the jobs in it that have ended (their
-/// release lost to a crash) — exact, not eventually so.
-async fn reserve_slot(deps: &SubmitDeps, owner: &str, id: &JobId, limit: u32) -> Result<bool, Problem> {
-    for round in 0..2 {
-        match deps.store.reserve_slot(owner, id, limit).await {
-            Ok(SlotOutcome::Reserved { newly }) => return Ok(newly),
-            Ok(SlotOutcome::Full { active }) if round == 0 => {
-                if repair_slots(deps, owner, &active).await == 0 {
-                    break;
-                }
-            }
-            Ok(SlotOutcome::Full { .. }) => break,
-            Err(err) => return Err(store_unavailable(err)),
-        }
-    }
-    tracing::warn!(limit, "owner at its quota of active jobs; refused");
-    Err(Problem::quota_exceeded(limit, QUOTA_RETRY_AFTER_SECONDS))
-}
-
-/// Frees the slots of a full set that no live job holds: jobs that have
-/// ended, and random ids reserved over a minute ago whose record was never
-/// written. How many it freed.
-async fn repair_slots(deps: &SubmitDeps, owner: &str, active: &[JobId]) -> usize {
-    let now = now_ms();
-    let mut freed = 0;
-    for id in active {
-        let stale = match deps.store.get(id).await {
-            Ok(Some(job)) => job.status.is_terminal() || job.owner != owner,
-            Ok(None) => id.created_ms().is_some_and(|made| now - made > LEAKED_RESERVATION_MS),
-            Err(_) => false,
-        };
-        if stale && deps.store.release_slot(owner, id).await.is_ok() {
-            tracing::warn!(job_id = %id, "freed a quota slot no live job held");
-            freed += 1;
-        }
-    }
-    freed
-}
-
 /// `Some(503 busy)` when the job's queue holds `QUEUE_MAX_DEPTHS` or more
 /// waiting messages (as last sampled).
 async fn backpressure(deps: &SubmitDeps, job: &NewJob) -> Option<Problem> {
@@ -243,7 +171,7 @@ async fn backpressure(deps: &SubmitDeps, job: &NewJob) -> Option<Problem> {
 /// A busy queue or a full quota refuses new work, never accepted work: a
 /// submit with an idempotency key whose job already exists (a replay) still
 /// gets its job.
-async fn refused_unless_replay(
+pub(crate) async fn refused_unless_replay(
     deps: &SubmitDeps,
     job: &NewJob,
     has_key: bool,
@@ -288,7 +216,7 @@ pub(crate) fn store_unavailable(err: longrun_core::ports::StoreError) -> Problem
     )
 }
 
-async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submitted, Problem> {
+pub(crate) async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submitted, Problem> {
     let now = now_ms();
     let delay_seconds = new_job.delay_seconds;
     // A live job must not expire (TTL) or be replaced under its key: its

@@ -39,6 +39,7 @@ fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
             queue.clone(),
             config.queue_depth_sample,
         )),
+        repairs: Arc::default(),
         queue: queue.clone(),
         objects: Arc::new(MemoryObjectStore::new()),
         config,

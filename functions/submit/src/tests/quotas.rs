@@ -52,6 +52,30 @@ async fn a_slot_leaked_by_a_crash_is_freed_when_the_quota_is_found_full() {
 }
 
 #[tokio::test]
+async fn refused_submits_at_a_full_quota_read_its_jobs_once_per_interval() {
+    let f = fixture_with(&[("MAX_ACTIVE_JOBS_PER_OWNER", "3")]);
+    for _ in 0..3 {
+        assert_eq!(handle(&f.deps, post(SLEEP, &[], Some("alice"))).await.status_code, 202);
+    }
+    let before = f.store.gets();
+    for _ in 0..10 {
+        assert_eq!(handle(&f.deps, post(SLEEP, &[], Some("alice"))).await.status_code, 429);
+    }
+    assert_eq!(
+        f.store.gets() - before,
+        3,
+        "one repair (a read per active job), not one per refused submit"
+    );
+    // Another owner's full quota is repaired on its own.
+    for _ in 0..3 {
+        assert_eq!(handle(&f.deps, post(SLEEP, &[], Some("bob"))).await.status_code, 202);
+    }
+    let before = f.store.gets();
+    assert_eq!(handle(&f.deps, post(SLEEP, &[], Some("bob"))).await.status_code, 429);
+    assert_eq!(f.store.gets() - before, 3);
+}
+
+#[tokio::test]
 async fn the_priority_picks_the_queue_and_callers_cannot_name_one() {
     let f = fixture();
     let thumbnail = |priority: &str| {

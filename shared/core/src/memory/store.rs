@@ -4,7 +4,7 @@
 //! the one home of those rules.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -24,6 +24,8 @@ pub struct MemoryJobStore {
     hanging_heartbeats: AtomicBool,
     /// How many of the next ends written lose their answer.
     finish_answers_to_lose: AtomicU32,
+    /// How many records `get` has read.
+    gets: AtomicU64,
     retention_seconds: i64,
     /// Each owner's set of active jobs (quotas).
     pub(super) slots: Mutex<HashMap<String, BTreeSet<JobId>>>,
@@ -57,6 +59,7 @@ impl MemoryJobStore {
             unavailable: AtomicBool::default(),
             hanging_heartbeats: AtomicBool::default(),
             finish_answers_to_lose: AtomicU32::default(),
+            gets: AtomicU64::default(),
             retention_seconds,
             slots: Mutex::default(),
             owner_quotas: false,
@@ -101,6 +104,12 @@ impl MemoryJobStore {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
+    /// How many reads of one record (`get`) the store has answered: what a
+    /// GetItem costs, for tests that bound reads.
+    pub fn gets(&self) -> u64 {
+        self.gets.load(Ordering::SeqCst)
+    }
+
     /// Makes the next `count` ends (`finish`) apply and then answer a store
     /// fault, as a write whose answer was lost on the way back.
     pub fn lose_finish_answers(&self, count: u32) {
@@ -136,6 +145,7 @@ impl JobLifecycle for MemoryJobStore {
     }
 
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         Ok(self.jobs()?.get(id).cloned())
     }
 
