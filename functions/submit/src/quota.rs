@@ -3,7 +3,7 @@
 //! holds are freed) before a submit is refused — at most once per owner per
 //! interval, since a repair reads every job in the set.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use longrun_core::api::Problem;
@@ -52,9 +52,12 @@ fn repair_due(last_ms: Option<i64>, now_ms: i64) -> bool {
 /// `Retry-After` of a `429` for an owner at its quota of active jobs.
 pub const QUOTA_RETRY_AFTER_SECONDS: u32 = 5;
 
-/// How old a reservation of a random job id must be, with no record
-/// written for it, before submit takes it for leaked (a crash between the
-/// reservation and the put) and frees it.
+/// How old a reservation must be, with no record for its job, before
+/// submit takes it for leaked and frees it: a crash between the reservation
+/// and the put, or a job whose release was lost and whose record has since
+/// expired. Its age is the store's `reserved_at`, or for a reservation made
+/// before the store kept it, the time in a random (v7) id; a derived id
+/// (an `Idempotency-Key`'s, a chain step's) without either is kept.
 const LEAKED_RESERVATION_MS: i64 = 60_000;
 
 /// Creates the job within its owner's quota (`MAX_ACTIVE_JOBS_PER_OWNER`):
@@ -98,12 +101,12 @@ async fn reserve_slot(deps: &SubmitDeps, owner: &str, id: &JobId, limit: u32) ->
     for round in 0..2 {
         match deps.store.reserve_slot(owner, id, limit).await {
             Ok(SlotOutcome::Reserved { newly }) => return Ok(newly),
-            Ok(SlotOutcome::Full { active }) if round == 0 => {
+            Ok(SlotOutcome::Full { active, reserved_at }) if round == 0 => {
                 if !deps.repairs.may_repair(owner, now_ms()) {
                     tracing::info!("quota repaired moments ago; not reading its jobs again");
                     break;
                 }
-                if repair_slots(deps, owner, &active).await == 0 {
+                if repair_slots(deps, owner, &active, &reserved_at).await == 0 {
                     break;
                 }
             }
@@ -116,17 +119,20 @@ async fn reserve_slot(deps: &SubmitDeps, owner: &str, id: &JobId, limit: u32) ->
 }
 
 /// Frees the slots of a full set that no live job holds: jobs that have
-/// ended, and random ids reserved over a minute ago whose record was never
-/// written. How many it freed. It reads the record of every id in the set
+/// ended, and reservations over a minute old whose job has no record. How many it freed. It reads the record of every id in the set
 /// (up to `MAX_ACTIVE_JOBS_PER_OWNER` strongly consistent reads), so it runs
 /// at most once per owner per [`QUOTA_REPAIR_INTERVAL_MS`] in a process.
-async fn repair_slots(deps: &SubmitDeps, owner: &str, active: &[JobId]) -> usize {
+async fn repair_slots(deps: &SubmitDeps, owner: &str, active: &[JobId], reserved_at: &BTreeMap<JobId, i64>) -> usize {
     let now = now_ms();
     let mut freed = 0;
     for id in active {
         let stale = match deps.store.get(id).await {
             Ok(Some(job)) => job.status.is_terminal() || job.owner != owner,
-            Ok(None) => id.created_ms().is_some_and(|made| now - made > LEAKED_RESERVATION_MS),
+            Ok(None) => reserved_at
+                .get(id)
+                .copied()
+                .or_else(|| id.created_ms())
+                .is_some_and(|made| now - made > LEAKED_RESERVATION_MS),
             Err(_) => false,
         };
         if stale && deps.store.release_slot(owner, id).await.is_ok() {

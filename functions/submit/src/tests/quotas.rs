@@ -52,6 +52,37 @@ async fn a_slot_leaked_by_a_crash_is_freed_when_the_quota_is_found_full() {
 }
 
 #[tokio::test]
+async fn a_derived_ids_reservation_without_a_record_is_freed_once_over_a_minute_old() {
+    let f = fixture_with(&[("MAX_ACTIVE_JOBS_PER_OWNER", "1")]);
+    // A chain step's (or an Idempotency-Key's) id holds the slot, but its
+    // record is gone: its release was lost, and then its TTL removed it.
+    let derived = longrun_core::JobId::next_in_chain(&longrun_core::JobId::random());
+    f.store.reserve_slot("alice", &derived, 1).await.unwrap();
+    let refused = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(
+        refused.status_code, 429,
+        "a fresh reservation may be a submit in flight"
+    );
+    f.store
+        .backdate_reservation("alice", &derived, longrun_core::time::now_ms() - 2 * 60_000);
+    // The next repair may run once the interval has passed (a new process here).
+    let f = Fixture {
+        deps: SubmitDeps {
+            repairs: Arc::default(),
+            ..f.deps.clone()
+        },
+        ..f
+    };
+    let accepted = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
+    assert_eq!(
+        accepted.status_code, 202,
+        "the leaked slot was aged out: {:?}",
+        accepted.body
+    );
+    assert!(!f.store.active_slots("alice").await.unwrap().contains(&derived));
+}
+
+#[tokio::test]
 async fn refused_submits_at_a_full_quota_read_its_jobs_once_per_interval() {
     let f = fixture_with(&[("MAX_ACTIVE_JOBS_PER_OWNER", "3")]);
     for _ in 0..3 {

@@ -220,6 +220,7 @@ impl DynamoJobStore {
             // admission), before this step's own is released as it ends.
             let take_slot = Update::new()
                 .add_to_set("active", AttributeValue::Ss(vec![next.id.to_string()]))
+                .set_if_not_exists(&owners::reserved_at_attribute(&next.id), n(now_ms))
                 .into_transact(&self.table, quota_key(&next.owner))
                 .map_err(StoreError::Corrupt)?;
             transaction = transaction.transact_items(

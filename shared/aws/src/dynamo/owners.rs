@@ -10,7 +10,9 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use longrun_core::ports::{OwnerData, QuotaSlots, SlotOutcome, StoreError, StreamTicket};
 use longrun_core::record::JobId;
+use longrun_core::time::now_ms;
 use longrun_core::webhook::WebhookSecrets;
+use std::collections::BTreeMap;
 
 /// The job ids in a quota item's `active` set (none without an item or set).
 pub(super) fn active_set(item: Option<&Item>) -> Vec<JobId> {
@@ -20,8 +22,30 @@ pub(super) fn active_set(item: Option<&Item>) -> Vec<JobId> {
         .unwrap_or_default()
 }
 
+/// The attribute of a quota item that keeps when job `id`, a derived id
+/// (which carries no time), was reserved: `reserved_<id as 32 hex digits>`
+/// (a name its placeholder can spell).
+pub(super) fn reserved_at_attribute(id: &JobId) -> String {
+    format!("reserved_{}", id.as_str().replace('-', ""))
+}
+
+/// When each job of a quota item's set was reserved, where the item says.
+pub(super) fn reserved_times(item: Option<&Item>) -> BTreeMap<JobId, i64> {
+    let Some(item) = item else {
+        return BTreeMap::new();
+    };
+    item.iter()
+        .filter_map(|(name, value)| {
+            let hex = name.strip_prefix("reserved_")?;
+            let id = JobId::parse(&uuid::Uuid::try_parse(hex).ok()?.to_string())?;
+            Some((id, value.as_n().ok()?.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The key of an owner's quota item in the jobs table: `owner#<owner>`. It
-/// holds `active`, the string set of the owner's active job ids; having no
+/// holds `active`, the string set of the owner's active job ids, and for
+/// each derived one `reserved_<id>`, when it was reserved; having no
 /// `owner`, `created_at` or `due_shard`, it is in neither index, and no job
 /// id (a UUID) can name it.
 pub(super) fn quota_key(owner: &str) -> AttributeValue {
@@ -31,12 +55,22 @@ pub(super) fn quota_key(owner: &str) -> AttributeValue {
 #[async_trait]
 impl QuotaSlots for DynamoJobStore {
     async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", quota_key(owner))
-            .update_expression("ADD #active :ids")
+            .key("pk", quota_key(owner));
+        // A random id carries its time; a derived one gets it kept beside it
+        // (the item, and each write of it, stays small for random ids).
+        let request = if id.created_ms().is_some() {
+            request.update_expression("ADD #active :ids")
+        } else {
+            request
+                .update_expression("ADD #active :ids SET #reserved_at = if_not_exists(#reserved_at, :now)")
+                .expression_attribute_names("#reserved_at", reserved_at_attribute(id))
+                .expression_attribute_values(":now", n(now_ms()))
+        };
+        let result = request
             .condition_expression("attribute_not_exists(#active) OR size(#active) < :limit OR contains(#active, :id)")
             .expression_attribute_names("#active", "active")
             .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.to_string()]))
@@ -53,6 +87,7 @@ impl QuotaSlots for DynamoJobStore {
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(SlotOutcome::Full {
                     active: active_set(e.item.as_ref()),
+                    reserved_at: reserved_times(e.item.as_ref()),
                 }),
                 _ => Err(StoreError::Unavailable(describe(&err))),
             },
@@ -64,8 +99,9 @@ impl QuotaSlots for DynamoJobStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", quota_key(owner))
-            .update_expression("DELETE #active :ids")
+            .update_expression("DELETE #active :ids REMOVE #reserved_at")
             .expression_attribute_names("#active", "active")
+            .expression_attribute_names("#reserved_at", reserved_at_attribute(id))
             .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.to_string()]))
             .send()
             .await

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::MemoryJobStore;
 use crate::ports::{OwnerData, QuotaSlots, SlotOutcome, StoreError, StreamTicket};
 use crate::record::JobId;
+use crate::time::now_ms;
 use crate::webhook::WebhookSecrets;
 
 #[async_trait]
@@ -14,15 +15,21 @@ impl QuotaSlots for MemoryJobStore {
         let _reachable = self.jobs()?;
         let mut slots = self.slots.lock().unwrap();
         let set = slots.entry(owner.to_owned()).or_default();
-        if set.contains(id) {
+        if set.contains_key(id) {
             return Ok(SlotOutcome::Reserved { newly: false });
         }
         if set.len() >= limit as usize {
             return Ok(SlotOutcome::Full {
-                active: set.iter().cloned().collect(),
+                active: set.keys().cloned().collect(),
+                // As the DynamoDB store: kept for ids without a time of their own.
+                reserved_at: set
+                    .iter()
+                    .filter(|(id, _)| id.created_ms().is_none())
+                    .map(|(id, at)| (id.clone(), *at))
+                    .collect(),
             });
         }
-        set.insert(id.clone());
+        set.insert(id.clone(), now_ms());
         Ok(SlotOutcome::Reserved { newly: true })
     }
 
@@ -41,7 +48,7 @@ impl QuotaSlots for MemoryJobStore {
             .lock()
             .unwrap()
             .get(owner)
-            .map(|set| set.iter().cloned().collect())
+            .map(|set| set.keys().cloned().collect())
             .unwrap_or_default())
     }
 }

@@ -3,7 +3,7 @@
 //! decided by [`JobRecord::claimable_at`] and [`JobRecord::dead_letterable_at`],
 //! the one home of those rules.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -28,7 +28,7 @@ pub struct MemoryJobStore {
     gets: AtomicU64,
     retention_seconds: i64,
     /// Each owner's set of active jobs (quotas).
-    pub(super) slots: Mutex<HashMap<String, BTreeSet<JobId>>>,
+    pub(super) slots: Mutex<HashMap<String, BTreeMap<JobId, i64>>>,
     /// Whether ending a job releases its slot.
     owner_quotas: bool,
     /// Each owner's webhook secrets.
@@ -102,6 +102,20 @@ impl MemoryJobStore {
     /// Makes every call fail as if DynamoDB were unreachable (or recover).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Makes `owner`'s reservation of `id` look made at `reserved_at_ms`
+    /// (test set-up: a reservation left behind long ago).
+    pub fn backdate_reservation(&self, owner: &str, id: &JobId, reserved_at_ms: i64) {
+        if let Some(at) = self
+            .slots
+            .lock()
+            .unwrap()
+            .get_mut(owner)
+            .and_then(|set| set.get_mut(id))
+        {
+            *at = reserved_at_ms;
+        }
     }
 
     /// How many reads of one record (`get`) the store has answered: what a
@@ -266,7 +280,10 @@ impl JobLifecycle for MemoryJobStore {
                 // made (over the limit, if need be: no new admission).
                 if self.owner_quotas {
                     let mut slots = self.slots.lock().unwrap();
-                    slots.entry(next.owner.clone()).or_default().insert(next.id.clone());
+                    slots
+                        .entry(next.owner.clone())
+                        .or_default()
+                        .insert(next.id.clone(), now_ms);
                 }
             }
         }

@@ -1,5 +1,7 @@
 //! An owner's quota of active jobs: the set of jobs holding its slots.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use super::StoreError;
@@ -18,6 +20,13 @@ pub enum SlotOutcome {
     Full {
         /// The owner's active set as stored.
         active: Vec<JobId>,
+        /// When each of them whose id carries no time (a derived id: an
+        /// `Idempotency-Key`'s, a chain step's) was reserved, epoch ms by the
+        /// store's clock; a random id's time is in it ([`JobId::created_ms`]).
+        /// A reservation made before stores kept this has none. A
+        /// reservation whose job was never written is told from one whose
+        /// job is being written by its age.
+        reserved_at: BTreeMap<JobId, i64>,
     },
 }
 
@@ -27,7 +36,9 @@ pub enum SlotOutcome {
 pub trait QuotaSlots: Send + Sync {
     /// Adds job `id` to `owner`'s set of active jobs, unless the set already
     /// holds `limit` others (one conditional request: exact under concurrent
-    /// submits). A job already in the set is `Reserved { newly: false }`.
+    /// submits), and keeps when it was reserved when `id` carries no time of
+    /// its own (the store's clock). A job
+    /// already in the set is `Reserved { newly: false }`.
     async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError>;
 
     /// Takes job `id` out of `owner`'s active set; idempotent. A store with

@@ -6,7 +6,9 @@ use crate::*;
 pub(crate) async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn JobStore) {
     use longrun_core::ports::SlotOutcome;
     let owner = format!("slots-{}", uuid::Uuid::new_v4());
-    let (a, b, c) = (JobId::random(), JobId::random(), JobId::random());
+    // `b` is derived (as a chain step's or an Idempotency-Key's id): no time in it.
+    let (a, b, c) = (JobId::random(), JobId::next_in_chain(&JobId::random()), JobId::random());
+    let before = now_ms();
     assert_eq!(store.active_slots(&owner).await.unwrap(), Vec::<JobId>::new());
     assert_eq!(
         store.reserve_slot(&owner, &a, 2).await.unwrap(),
@@ -22,11 +24,23 @@ pub(crate) async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn Job
         SlotOutcome::Reserved { newly: true }
     );
     match store.reserve_slot(&owner, &c, 2).await.unwrap() {
-        SlotOutcome::Full { mut active } => {
+        SlotOutcome::Full {
+            mut active,
+            reserved_at,
+        } => {
             active.sort();
             let mut expected = vec![a.clone(), b.clone()];
             expected.sort();
             assert_eq!(active, expected);
+            assert_eq!(
+                reserved_at.keys().collect::<Vec<_>>(),
+                vec![&b],
+                "the time is kept for the derived id, which carries none"
+            );
+            assert!(
+                (before - 1_000..=now_ms() + 1_000).contains(&reserved_at[&b]),
+                "reserved at the store's now: {reserved_at:?}"
+            );
         }
         other => panic!("expected Full, got {other:?}"),
     }
@@ -47,8 +61,25 @@ pub(crate) async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn Job
         store.reserve_slot(&owner, &c, 2).await.unwrap(),
         SlotOutcome::Reserved { newly: true }
     );
+    match store.reserve_slot(&owner, &a, 2).await.unwrap() {
+        SlotOutcome::Full { reserved_at, .. } => {
+            assert_eq!(reserved_at.keys().collect::<Vec<_>>(), vec![&b], "{reserved_at:?}");
+        }
+        other => panic!("expected Full, got {other:?}"),
+    }
     store.release_slot(&owner, &b).await.unwrap();
+    let d = JobId::next_in_chain(&JobId::random());
+    store.reserve_slot(&owner, &d, 2).await.unwrap();
+    match store.reserve_slot(&owner, &a, 2).await.unwrap() {
+        SlotOutcome::Full { reserved_at, .. } => assert_eq!(
+            reserved_at.keys().collect::<Vec<_>>(),
+            vec![&d],
+            "a released reservation's time went with it"
+        ),
+        other => panic!("expected Full, got {other:?}"),
+    }
     store.release_slot(&owner, &c).await.unwrap();
+    store.release_slot(&owner, &d).await.unwrap();
     assert!(store.active_slots(&owner).await.unwrap().is_empty());
     assert!(
         store
