@@ -48,6 +48,8 @@ pub enum RunEnd {
     /// The job's own deadline (its first start plus its `timeout_seconds`)
     /// came, and it was the earlier one.
     JobDeadline,
+    /// The heartbeat found a cancel requested.
+    CancelRequested,
     /// Another worker holds the lease now (the heartbeat was fenced off, or
     /// failed).
     LeaseLost,
@@ -99,6 +101,7 @@ pub fn after_run(end: RunEnd, job: &JobRecord, cancel_seen: bool) -> AfterRun {
         RunEnd::LeaseLapsing { lease_expires_at } => AfterRun::ReturnAfterLease(lease_expires_at),
         RunEnd::Returned(Ok(results)) => AfterRun::End(Finish::Succeeded { results, next: None }),
         _ if cancel_seen => AfterRun::End(Finish::Cancelled),
+        RunEnd::CancelRequested => AfterRun::End(Finish::Cancelled),
         RunEnd::Returned(Err(error)) if error.is(codes::CANCELLED) => AfterRun::End(Finish::Cancelled),
         RunEnd::Returned(Err(error)) if error.is(codes::LEASE_LOST) => AfterRun::LeaveToNewHolder,
         RunEnd::LeaseLost => AfterRun::LeaveToNewHolder,
@@ -180,7 +183,7 @@ mod tests {
 
     #[test]
     fn what_follows_a_run_as_a_table() {
-        use RunEnd::{InvocationDeadline, JobDeadline, LeaseLapsing, LeaseLost, Panicked, Returned};
+        use RunEnd::{CancelRequested, InvocationDeadline, JobDeadline, LeaseLapsing, LeaseLost, Panicked, Returned};
         let retryable = || Returned(Err(JobError::retryable("flaky", "try again")));
         let permanent = || Returned(Err(JobError::permanent("bad", "never")));
         let cancelled = || Returned(Err(JobError::permanent(codes::CANCELLED, "cancelled")));
@@ -237,6 +240,13 @@ mod tests {
             ),
             ("the handler's write was fenced off", fenced(), (1, 3), false, "LEAVE"),
             ("the heartbeat was fenced off", LeaseLost, (1, 3), false, "LEAVE"),
+            (
+                "the heartbeat saw a cancel",
+                CancelRequested,
+                (1, 3),
+                false,
+                "CANCELLED",
+            ),
             ("a lapsing lease", lapsing.clone(), (1, 3), false, "RETURN AFTER 77"),
             (
                 "a lapsing lease beats a cancel seen",

@@ -1,10 +1,10 @@
 //! The heartbeat beside a running job. Every `HEARTBEAT_SECONDS` it extends
 //! the job's lease (and `due_at`) and then, only once the lease is extended,
-//! hides the message as long again; it raises the job's stop signal when a
-//! cancel is requested.
+//! hides the message as long again. When the extension's answer says a
+//! cancel was requested, it raises the job's stop signal and ends the run.
 //!
-//! It ends, and with it the run ([`RunEnd::LeaseLost`] or
-//! [`RunEnd::LeaseLapsing`]), when the lease is lost
+//! It ends, and with it the run ([`RunEnd::CancelRequested`],
+//! [`RunEnd::LeaseLost`] or [`RunEnd::LeaseLapsing`]), at a cancel request, when the lease is lost
 //! (another worker holds the job) or about to lapse: when extending failed
 //! (a store error, or a call that hangs: every attempt is bounded by the
 //! time the lease has left) until [`lapse_margin_ms`] before the lease's
@@ -77,7 +77,11 @@ pub(crate) async fn heartbeat(
             Ok(Ok(ack)) => {
                 held_until.store(extended.expires_at, Ordering::SeqCst);
                 if ack.cancel_requested {
+                    // The run ends here, whether its handler looks at its
+                    // signal or not (it is aborted, as at a lost lease).
+                    tracing::info!("cancel requested; stopping the run");
                     signal.cancel();
+                    return RunEnd::CancelRequested;
                 }
                 next_at = now + interval_ms;
                 // Only now: a message whose job's lease was not extended must

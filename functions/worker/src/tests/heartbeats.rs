@@ -30,6 +30,20 @@ async fn a_heartbeat_passes_a_cancel_request_to_a_silent_job() {
 }
 
 #[tokio::test]
+async fn a_cancel_the_heartbeat_sees_stops_a_job_that_never_looks_at_its_signal() {
+    let f = heartbeat_fixture();
+    let job = add_job(&f, "deaf", json!({"seconds": 4}), 3);
+    change_later(&f, &job, 300, |running| running.cancel_requested = true);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        reload(&f, &job).await.status,
+        JobStatus::Cancelled,
+        "stopped at the heartbeat, not left to succeed at its end"
+    );
+}
+
+#[tokio::test]
 async fn a_job_whose_lease_is_taken_stops_and_leaves_the_record_to_the_new_holder() {
     let f = heartbeat_fixture();
     let job = add_job(&f, "silent", json!({"seconds": 30}), 3);

@@ -114,7 +114,8 @@ async fn reload(f: &Fixture, job: &JobRecord) -> JobRecord {
 }
 
 /// A job that never reports progress: it only polls its stop signal. As
-/// `silent_then_fail` it ignores the signal and fails retryably at the end.
+/// `silent_then_fail` it ignores the signal and fails retryably at the end;
+/// as `deaf` it ignores the signal and succeeds at the end.
 struct SilentJob(&'static str);
 
 #[longrun_core::async_trait]
@@ -134,7 +135,7 @@ impl longrun_core::job_types::JobHandler for SilentJob {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         match self.0 {
-            "silent" => Ok(Vec::new()),
+            "silent" | "deaf" => Ok(Vec::new()),
             _ => Err(JobError::retryable("flaky", "failed after ignoring the stop signal")),
         }
     }
@@ -149,6 +150,7 @@ fn heartbeat_fixture() -> Fixture {
     let mut registry = longrun_jobs::standard(&f.deps.config);
     registry.register(Arc::new(SilentJob("silent")));
     registry.register(Arc::new(SilentJob("silent_then_fail")));
+    registry.register(Arc::new(SilentJob("deaf")));
     f.deps.registry = Arc::new(registry);
     f
 }
