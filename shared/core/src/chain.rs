@@ -2,9 +2,10 @@
 //!
 //! Each step is a job of its own. When a step succeeds, the worker creates
 //! the next one in the same write that ends the step (a DynamoDB
-//! transaction), under an id derived from the step's own id
-//! ([`JobId::next_in_chain`]), so a retried or repeated finish can never
-//! create two. The next step has the owner, priority, attempts and timeout
+//! transaction), under an id derived from the step's own id and creation
+//! time ([`next_step_id`]), so a retried or repeated finish can never
+//! create two, and a chain started again under a reused `Idempotency-Key`
+//! (once the first one's records expired) never meets the first one's steps. The next step has the owner, priority, attempts and timeout
 //! of the one before, and its input may name a result of it:
 //! `{"from_previous": "summary.csv"}` anywhere in a step's input becomes
 //! `{"key": "<that result's object key>"}`, a key the step (and only it) may
@@ -30,7 +31,19 @@ pub use longrun_types::api::ChainStep;
 pub fn next_job_id(job: &JobRecord) -> Option<JobId> {
     let link = job.chain.as_ref()?;
     (job.status == JobStatus::Succeeded && !link.then.is_empty() && !job.cancel_requested)
-        .then(|| JobId::next_in_chain(&job.id))
+        .then(|| next_step_id(job))
+        .flatten()
+}
+
+/// The id the step after `job` has, or gets when `job` succeeds: derived
+/// from `job`'s id and creation time (from its id alone in chains started
+/// before: [`ChainLink::id_scheme`]). `None` for a job in no chain.
+pub fn next_step_id(job: &JobRecord) -> Option<JobId> {
+    let link = job.chain.as_ref()?;
+    Some(match link.id_scheme {
+        1 => JobId::next_in_chain_v1(&job.id),
+        _ => JobId::next_in_chain(&job.id, job.created_at),
+    })
 }
 
 /// Every `{"from_previous": name}` placeholder in `input`: the names, in order.
@@ -108,7 +121,7 @@ pub fn next_step(
     };
     let input = resolve_placeholders(&step.input, &key_of);
     let readable_results = placeholders(&step.input).iter().map(|name| key_of(name)).collect();
-    let id = JobId::next_in_chain(&previous.id);
+    let id = next_step_id(previous)?;
     let mut job = JobRecord::new_queued(
         NewJob {
             request_hash: hash_json(&serde_json::json!({"chain_step_of": previous.id, "type": step.job_type})),
@@ -134,6 +147,7 @@ pub fn next_step(
         previous_job_id: Some(previous.id.clone()),
         readable_results,
         then: rest.to_vec(),
+        id_scheme: crate::record::CHAIN_ID_SCHEME,
     });
     Some(job)
 }
@@ -195,8 +209,26 @@ mod tests {
         first.max_attempts = 7;
         let results = [result("summary.csv", "results/a/run/summary.csv")];
         let next = next_step(&first, &results, "fast", 2_000, 3_600, 60_000).unwrap();
-        assert_eq!(next.id, JobId::next_in_chain(&first.id));
-        assert_eq!(next.id, JobId::next_in_chain(&first.id), "derived, stable");
+        assert_eq!(next.id, JobId::next_in_chain(&first.id, 1_000));
+        assert_eq!(
+            next_step(&first, &results, "fast", 2_500, 3_600, 60_000).unwrap().id,
+            next.id,
+            "derived, stable"
+        );
+        let mut again = first.clone();
+        again.created_at = 5_000;
+        assert_ne!(
+            next_step(&again, &results, "fast", 6_000, 3_600, 60_000).unwrap().id,
+            next.id,
+            "a later record under the same id (a reused key) starts other steps"
+        );
+        let mut older = first.clone();
+        older.chain.as_mut().unwrap().id_scheme = 1;
+        assert_eq!(
+            next_step_id(&older),
+            Some(JobId::next_in_chain_v1(&first.id)),
+            "chains started before keep their ids"
+        );
         assert_ne!(next.id, first.id);
         assert_eq!((next.owner.as_str(), next.max_attempts), ("alice", 7));
         assert_eq!(next.input["source"], json!({"key": "results/a/run/summary.csv"}));

@@ -56,7 +56,7 @@ async fn a_derived_ids_reservation_without_a_record_is_freed_once_over_a_minute_
     let f = fixture_with(&[("MAX_ACTIVE_JOBS_PER_OWNER", "1")]);
     // A chain step's (or an Idempotency-Key's) id holds the slot, but its
     // record is gone: its release was lost, and then its TTL removed it.
-    let derived = longrun_core::JobId::next_in_chain(&longrun_core::JobId::random());
+    let derived = longrun_core::JobId::next_in_chain(&longrun_core::JobId::random(), 0);
     f.store.reserve_slot("alice", &derived, 1).await.unwrap();
     let refused = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(

@@ -68,7 +68,7 @@ async fn a_chain_step_that_succeeds_creates_its_next_step_and_sends_it() {
     let done = reload(&f, &first).await;
     assert_eq!(done.status, JobStatus::Succeeded, "{:?}", done.error);
 
-    let next_id = JobId::next_in_chain(&first.id);
+    let next_id = longrun_core::chain::next_step_id(&first).unwrap();
     assert_eq!(longrun_core::chain::next_job_id(&done), Some(next_id.clone()));
     let next = f.store.get(&next_id).await.unwrap().expect("the next step was created");
     assert_eq!((next.status, next.job_type.as_str()), (JobStatus::Queued, "report"));
@@ -100,7 +100,12 @@ async fn the_next_step_reads_the_result_its_input_names_and_no_other() {
     let first = report_chain(&f);
     handle(&f.deps, event(vec![job_message(&first, "m1")]), &context(60)).await;
     let first = reload(&f, &first).await;
-    let next = f.store.get(&JobId::next_in_chain(&first.id)).await.unwrap().unwrap();
+    let next = f
+        .store
+        .get(&longrun_core::chain::next_step_id(&first).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let response = handle(&f.deps, event(vec![job_message(&next, "m2")]), &context(60)).await;
     assert!(failures(&response).is_empty());
     let second = reload(&f, &next).await;
@@ -207,7 +212,13 @@ async fn a_failing_first_step_creates_no_next_step() {
     assert!(failures(&response).is_empty());
     let failed = reload(&f, &job).await;
     assert_eq!(failed.status, JobStatus::Failed);
-    assert_eq!(f.store.get(&JobId::next_in_chain(&job.id)).await.unwrap(), None);
+    assert_eq!(
+        f.store
+            .get(&longrun_core::chain::next_step_id(&job).unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(f.store.len(), 1, "no step created");
     assert!(f.queue.sent().is_empty(), "nothing sent");
     assert_eq!(longrun_core::chain::next_job_id(&failed), None);
@@ -254,7 +265,10 @@ async fn a_step_asked_to_cancel_as_it_succeeds_neither_creates_nor_sends_a_next_
     let ended = reload(&f, &job).await;
     assert_eq!((ended.status, ended.cancel_requested), (JobStatus::Succeeded, true));
     assert_eq!(
-        f.store.get(&JobId::next_in_chain(&job.id)).await.unwrap(),
+        f.store
+            .get(&longrun_core::chain::next_step_id(&job).unwrap())
+            .await
+            .unwrap(),
         None,
         "the cancel stops the chain"
     );

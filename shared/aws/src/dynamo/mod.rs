@@ -172,6 +172,31 @@ impl DynamoJobStore {
     }
 }
 
+/// How often a chain step's end is tried again after a transaction conflict.
+const CONFLICT_RETRIES: u64 = 3;
+
+/// Whether a transaction was cancelled by a conflict with another one (its
+/// cancellation reasons name `TransactionConflict`), not by a condition.
+fn transaction_conflicted(
+    err: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> bool {
+    match err.as_service_error() {
+        Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                cancelled,
+            ),
+        ) => conflict_among(cancelled.cancellation_reasons()),
+        _ => false,
+    }
+}
+
+/// Whether any of a cancelled transaction's reasons is a conflict.
+fn conflict_among(reasons: &[aws_sdk_dynamodb::types::CancellationReason]) -> bool {
+    reasons
+        .iter()
+        .any(|reason| reason.code() == Some("TransactionConflict"))
+}
+
 impl DynamoJobStore {
     /// Ends a chain step and creates the next one in one transaction: the
     /// step's end under its lease and only while no cancel was asked for,
@@ -229,7 +254,25 @@ impl DynamoJobStore {
                     .build(),
             );
         }
-        let result = transaction.send().await;
+        // Another transaction on one of these items (two chains of one owner
+        // ending at once, on its quota item) cancels this one without any
+        // condition failing: it is tried again, and then is a store fault.
+        let mut conflicts = 0;
+        let result = loop {
+            let result = transaction.clone().send().await;
+            match &result {
+                Err(err) if transaction_conflicted(err) => {
+                    conflicts += 1;
+                    if conflicts > CONFLICT_RETRIES {
+                        return Err(StoreError::Unavailable(format!(
+                            "the end of {id} conflicted with other transactions {conflicts} times"
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * conflicts)).await;
+                }
+                _ => break result,
+            }
+        };
         match result {
             // A transaction answers no attributes: read what was written.
             Ok(_) => self.get(id).await?.map(Some).ok_or(StoreError::NotFound),
@@ -327,4 +370,37 @@ fn back_to_queue(run_at: i64, due_at: i64, now_ms: i64) -> Update {
         .set("due_at", n(due_at))
         .set("updated_at", n(now_ms))
         .increment("version", 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::CancellationReason;
+
+    use super::conflict_among;
+
+    #[test]
+    fn a_cancelled_transaction_is_a_conflict_only_when_a_reason_says_so() {
+        let reason = |code: &str| CancellationReason::builder().code(code).build();
+        let cases = [
+            (
+                "the end's condition failed",
+                vec![reason("ConditionalCheckFailed"), reason("None")],
+                false,
+            ),
+            (
+                "the next step exists",
+                vec![reason("None"), reason("ConditionalCheckFailed")],
+                false,
+            ),
+            (
+                "the quota item was in another transaction",
+                vec![reason("None"), reason("None"), reason("TransactionConflict")],
+                true,
+            ),
+            ("no reasons given", vec![], false),
+        ];
+        for (case, reasons, expected) in cases {
+            assert_eq!(conflict_among(&reasons), expected, "{case}");
+        }
+    }
 }

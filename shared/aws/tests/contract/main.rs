@@ -209,7 +209,8 @@ contract! {
         stream_tickets_are_found_by_hash_until_they_expire,
         a_step_that_succeeds_creates_its_next_step_in_the_same_write,
         a_step_asked_to_cancel_succeeds_without_its_next_step,
-        a_step_that_lost_its_lease_creates_no_next_step;
+        a_step_that_lost_its_lease_creates_no_next_step,
+        a_chain_started_again_under_the_same_id_creates_its_own_steps;
     objects: objects_stream_back_byte_for_byte;
     queues: unknown_queues_are_refused, depth_counts_waiting_and_delayed_messages
 }

@@ -23,7 +23,20 @@ pub struct ChainLink {
     /// The steps after this one, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub then: Vec<ChainStep>,
+    /// How the next step's id is derived: 2 (every chain started now) from
+    /// this job's id and creation time, 1 (chains started before) from its
+    /// id alone. See [`JobId::next_in_chain`].
+    #[serde(default = "id_scheme_of_older_chains")]
+    pub id_scheme: u8,
 }
+
+/// The id scheme of a link written before links named theirs.
+fn id_scheme_of_older_chains() -> u8 {
+    1
+}
+
+/// The id scheme every new link gets.
+pub const CHAIN_ID_SCHEME: u8 = 2;
 
 impl ChainLink {
     /// The link of a chain's first job, `id`, followed by `then`.
@@ -34,6 +47,7 @@ impl ChainLink {
             previous_job_id: None,
             readable_results: Vec::new(),
             then,
+            id_scheme: CHAIN_ID_SCHEME,
         }
     }
 }

@@ -51,9 +51,18 @@ impl JobId {
         Some(seconds as i64 * 1000 + i64::from(nanos / 1_000_000))
     }
 
-    /// The id of the step after job `previous` in its chain: the same every
-    /// time, so creating it twice writes one record.
-    pub fn next_in_chain(previous: &JobId) -> JobId {
+    /// The id of the step after job `previous`, created at
+    /// `previous_created_at` (epoch ms), in its chain: the same every time,
+    /// so creating it twice writes one record; and another for a later
+    /// record under the same id (an `Idempotency-Key` reused once the first
+    /// chain's records expired), so two chains never share a step.
+    pub fn next_in_chain(previous: &JobId, previous_created_at: i64) -> JobId {
+        JobId::derived(&["longrun-chain-v2", previous.as_str(), &previous_created_at.to_string()])
+    }
+
+    /// The id the step after `previous` got in a chain started before step
+    /// ids named their predecessor's creation time ([`ChainLink::id_scheme`](super::ChainLink::id_scheme) 1).
+    pub fn next_in_chain_v1(previous: &JobId) -> JobId {
         JobId::derived(&["longrun-chain-v1", previous.as_str()])
     }
 

@@ -14,7 +14,7 @@ mod run;
 mod tests;
 
 pub use callback::Callback;
-pub use chain_link::ChainLink;
+pub use chain_link::{ChainLink, CHAIN_ID_SCHEME};
 pub use id::JobId;
 pub use json::{canonical_json, hash_json};
 pub use run::{Finish, Lease, ProgressUpdate, ResultObject};

@@ -161,3 +161,51 @@ pub(crate) async fn a_step_that_lost_its_lease_creates_no_next_step(store: &dyn 
     assert_eq!(store.get(&next.id).await.unwrap(), None, "nothing created");
     assert_eq!(store.get(&running.id).await.unwrap(), Some(taken), "nothing ended");
 }
+
+/// A chain started again under its first job's id (an `Idempotency-Key`
+/// reused once the first chain's first record expired, while its next
+/// step's record still lives) creates steps of its own.
+pub(crate) async fn a_chain_started_again_under_the_same_id_creates_its_own_steps(store: &dyn JobStore) {
+    let now = now_ms();
+    let first = chain_first_job(now);
+    let lease = Lease::new(now + 60_000);
+    let (running, next) = start_chain(store, first.clone(), &lease, now).await;
+    store
+        .finish(
+            &running.id,
+            &lease.token,
+            &succeeded_with(&running.id, &next),
+            now + 500,
+        )
+        .await
+        .unwrap();
+    assert!(store.get(&next.id).await.unwrap().is_some());
+
+    // Past the first record's retention (its next step, made later, may
+    // still live): the same id submitted again is a new job.
+    let later = now + (RETENTION_SECONDS + 60) * 1000;
+    let mut again = chain_first_job(later);
+    again.id = first.id.clone();
+    again.chain = Some(ChainLink::first(&again.id, first.chain.clone().unwrap().then));
+    assert_eq!(store.create(&again, later).await.unwrap(), CreateOutcome::Created);
+    let lease = Lease::new(later + 60_000);
+    let running = claimed(store.claim(&again.id, &lease, later).await.unwrap());
+    let own_next = next_step(&running, &chain_results(&again.id), "fast", later + 500, 3600, 60_000).unwrap();
+    assert_ne!(own_next.id, next.id, "its own step, not the first chain's");
+    let done = store
+        .finish(
+            &running.id,
+            &lease.token,
+            &succeeded_with(&running.id, &own_next),
+            later + 500,
+        )
+        .await
+        .expect("the second chain's step ends and creates its next step");
+    assert_eq!(longrun_core::chain::next_job_id(&done), Some(own_next.id.clone()));
+    assert_eq!(store.get(&own_next.id).await.unwrap(), Some(own_next));
+    assert_eq!(
+        store.get(&next.id).await.unwrap(),
+        Some(next),
+        "the first chain's step untouched"
+    );
+}

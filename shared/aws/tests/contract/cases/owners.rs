@@ -7,7 +7,11 @@ pub(crate) async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn Job
     use longrun_core::ports::SlotOutcome;
     let owner = format!("slots-{}", uuid::Uuid::new_v4());
     // `b` is derived (as a chain step's or an Idempotency-Key's id): no time in it.
-    let (a, b, c) = (JobId::random(), JobId::next_in_chain(&JobId::random()), JobId::random());
+    let (a, b, c) = (
+        JobId::random(),
+        JobId::next_in_chain(&JobId::random(), 0),
+        JobId::random(),
+    );
     let before = now_ms();
     assert_eq!(store.active_slots(&owner).await.unwrap(), Vec::<JobId>::new());
     assert_eq!(
@@ -68,7 +72,7 @@ pub(crate) async fn owner_slots_are_exact_idempotent_and_bounded(store: &dyn Job
         other => panic!("expected Full, got {other:?}"),
     }
     store.release_slot(&owner, &b).await.unwrap();
-    let d = JobId::next_in_chain(&JobId::random());
+    let d = JobId::next_in_chain(&JobId::random(), 0);
     store.reserve_slot(&owner, &d, 2).await.unwrap();
     match store.reserve_slot(&owner, &a, 2).await.unwrap() {
         SlotOutcome::Full { reserved_at, .. } => assert_eq!(
