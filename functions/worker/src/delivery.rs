@@ -40,8 +40,11 @@ pub(crate) async fn poison(deps: &WorkerDeps, message: &SqsMessage) -> Dispositi
 /// delayed `delay_seconds` (at most SQS's 900: a job still not due then is
 /// passed on again), so that being passed over never adds up to its receive
 /// count (and the dead-letter queue). The fresh message keeps the job's
-/// generation. Redelivered with that visibility when it cannot be sent (or
-/// names no job).
+/// generation. When the fresh message cannot be sent, the old one is still
+/// acknowledged: the job's record is in the due index (QUEUED or RUNNING,
+/// with a `due_at`), so the reconciler sends it once it is overdue, and a
+/// queue outage never walks a job to the dead-letter queue. A message that
+/// names no job is redelivered with that visibility.
 pub(crate) async fn pass_on(deps: &WorkerDeps, message: &SqsMessage, delay_seconds: u32) -> Disposition {
     let delay_seconds = delay_seconds.min(SQS_MAX_DELAY_SECONDS);
     let job_message = serde_json::from_str::<JobMessage>(message.body.as_deref().unwrap_or(""));
@@ -54,10 +57,13 @@ pub(crate) async fn pass_on(deps: &WorkerDeps, message: &SqsMessage, delay_secon
             enqueued_at: now_ms(),
             ..job_message
         };
-        match deps.queue.enqueue(queue, &fresh, delay_seconds).await {
-            Ok(()) => return Disposition::Ack,
-            Err(err) => tracing::warn!(error = %err, "could not pass the message on; redelivering it"),
-        }
+        return match deps.queue.enqueue(queue, &fresh, delay_seconds).await {
+            Ok(()) => Disposition::Ack,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not pass the message on; the reconciler sends it once it is overdue");
+                Disposition::Ack
+            }
+        };
     }
     hide_for(deps, message, delay_seconds).await;
     Disposition::Redeliver

@@ -232,10 +232,12 @@ pub(crate) async fn continue_later(
                     tracing::info!("invocation deadline; the job continues in a new invocation");
                     Disposition::Ack
                 }
+                // QUEUED and due: the reconciler sends it once it is overdue,
+                // and the old message is done with (a queue outage must not
+                // add up to its receive count).
                 Err(err) => {
-                    tracing::warn!(error = %err, "could not send the continuation; redelivering the message");
-                    hide_for(deps, message, CONTINUE_AFTER_SECONDS).await;
-                    Disposition::Redeliver
+                    tracing::warn!(error = %err, "could not send the continuation; the reconciler sends it once it is overdue");
+                    Disposition::Ack
                 }
             }
         }

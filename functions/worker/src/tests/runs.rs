@@ -44,6 +44,29 @@ async fn a_duplicate_delivery_of_a_running_job_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_retry_whose_fresh_message_cannot_be_sent_is_left_to_the_reconciler_not_redelivered() {
+    let f = fixture();
+    let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "retryable"}), 3);
+    f.queue.fail_next_sends(1);
+    let response = handle(&f.deps, event(vec![job_message(&job, "m1")]), &context(60)).await;
+    assert!(
+        failures(&response).is_empty(),
+        "acknowledged: a queue outage must not add up to the receive count"
+    );
+    let queued = reload(&f, &job).await;
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert!(
+        queued.due_at.is_some_and(|due| due > queued.run_at.unwrap()),
+        "in the due index, for the reconciler to send once overdue"
+    );
+    assert!(f.queue.sent().is_empty());
+    assert!(
+        f.queue.visibility_changes().is_empty(),
+        "the old message is not hidden for a redelivery"
+    );
+}
+
+#[tokio::test]
 async fn a_retryable_failure_requeues_with_backoff_through_a_fresh_message() {
     let f = fixture();
     let job = add_job(&f, "sleep", json!({"seconds": 0, "fail": "retryable"}), 3);
