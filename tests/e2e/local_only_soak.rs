@@ -114,16 +114,23 @@ async fn hundreds_of_jobs_survive_random_worker_kills_and_store_faults() {
         tokio::time::sleep(Duration::from_millis(1_500 + seed % 2_000)).await;
         let mut current = Stack::local(&runtime).await;
         current.owner = owner.clone();
-        let mut running = false;
+        let mut running = None;
         for (id, kind) in &submitted {
             if *kind != Kind::AlwaysCrashes && current.job(id).await["status"] == "RUNNING" {
-                running = true;
+                running = Some(id.clone());
                 break;
             }
         }
         runtime.kill();
-        kills_mid_run += usize::from(running);
         runtime.restart_with(&faulty).await;
+        // Seen RUNNING before the kill, it may have ended just before it; still
+        // RUNNING once the new process is up (sooner than the dead run's
+        // lease expires), the kill certainly left it to a takeover.
+        if let Some(id) = running {
+            let mut after = Stack::local(&runtime).await;
+            after.owner = owner.clone();
+            kills_mid_run += usize::from(after.job(&id).await["status"] == "RUNNING");
+        }
     }
 
     let mut stack = Stack::local(&runtime).await;

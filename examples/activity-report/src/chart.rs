@@ -119,10 +119,12 @@ mod tests {
         activity.months[11] = Month { count: 1, total: 75.0 };
         let mut content = pdf_writer::Content::new();
         draw(&mut content, &activity, (50.0, 470.0), (495.0, 260.0)).unwrap();
-        let bars: Vec<[f32; 4]> = filled_rects(&content.finish())
+        // plotters draws a histogram's bars in no set order: sort them by x.
+        let mut bars: Vec<[f32; 4]> = filled_rects(&content.finish())
             .into_iter()
             .filter(|r| r[3].abs() > 1.0)
             .collect();
+        bars.sort_by(|a, b| a[0].total_cmp(&b[0]));
         assert_eq!(bars.len(), 3, "{bars:?}");
         let heights: Vec<f32> = bars.iter().map(|r| r[3].abs()).collect();
         assert!((heights[0] / heights[1] - 2.0).abs() < 0.02, "{heights:?}");
