@@ -3,7 +3,7 @@
 //! or check what it created on the emulator. `make test` runs them; against
 //! LocalStack or AWS, skip them with `--skip local_only::`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use longrun_e2e::{LocalRuntime, Stack};
 use serde_json::{json, Value};
@@ -403,4 +403,51 @@ async fn a_high_priority_job_overtakes_a_backlog_of_low_priority_ones() {
         (first["priority"].as_str(), first["queue"].as_str()),
         (Some("low"), Some("bulk"))
     );
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and LONGRUN_LOCAL_BIN: make test"]
+async fn streams_over_the_events_functions_reserved_concurrency_are_throttled() {
+    let runtime = LocalRuntime::start(
+        "longrun-streams",
+        &["--no-workers", "--parameter-overrides", "EventsMaxConcurrency=2"],
+    )
+    .await;
+    let stack = Stack::local(&runtime).await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 30}}))
+        .await;
+    let ticket = stack
+        .http
+        .post(format!("{}/jobs/{id}/stream", stack.api))
+        .bearer_auth(&stack.owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ticket.status().as_u16(), 201);
+    let url = ticket.json::<Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let open = || stack.http.get(&url).send();
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let third = open().await.unwrap();
+    assert_eq!(third.status().as_u16(), 429, "over EventsMaxConcurrency: throttled");
+    // A stream that ends gives its invocation back.
+    drop(first);
+    let started = Instant::now();
+    loop {
+        let again = open().await.unwrap();
+        if again.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the closed stream's slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(second);
 }

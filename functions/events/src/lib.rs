@@ -19,7 +19,8 @@
 //! - **Bounded.** A comment every 15 s keeps proxies from closing an idle
 //!   stream; after `STREAM_MAX_SECONDS` the stream ends with a `retry`
 //!   hint and the client reconnects (a stream holds a Lambda the whole
-//!   time). The job is read every `STREAM_POLL_MS`.
+//!   time). The job is read every `STREAM_POLL_MS` (eventually
+//!   consistent), less often for a large record ([`poll_interval`]).
 //!
 //! [`open`] is a plain function over the store: the Lambda `main` turns its
 //! answer into a streamed response, the local runtime into an HTTP body.
@@ -48,6 +49,31 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 pub const RECONNECT_AFTER_MS: u64 = 1_000;
 /// The `id` of the last event of a job's stream.
 pub const END_EVENT_ID: &str = "end";
+/// The longest wait between two reads of a stream's job, however large.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often a stream reads a job whose record is about `record_bytes`:
+/// every `base` (`STREAM_POLL_MS`) for a record of up to 4 KB, and as much
+/// less often as the record is larger (a read costs 0.5 RCU per 4 KB), up
+/// to [`MAX_POLL_INTERVAL`]: a stream costs about 0.5 RCU per `base` unless
+/// its job's record is over 40 KB or so.
+pub fn poll_interval(base: Duration, record_bytes: usize) -> Duration {
+    let units = record_bytes.div_ceil(4096).max(1) as u32;
+    base.saturating_mul(units).clamp(base, MAX_POLL_INTERVAL.max(base))
+}
+
+/// About how many bytes `job`'s item holds: its input, checkpoint and
+/// results as JSON, and 1 KB for the rest.
+fn approximate_record_bytes(job: &JobRecord) -> usize {
+    serde_json::to_vec(&job.input).map_or(0, |v| v.len())
+        + job
+            .checkpoint
+            .as_ref()
+            .and_then(|c| serde_json::to_vec(c).ok())
+            .map_or(0, |v| v.len())
+        + serde_json::to_vec(&job.results).map_or(0, |v| v.len())
+        + 1024
+}
 
 /// What the events function needs; built once per process.
 #[derive(Clone)]
@@ -244,7 +270,7 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
             shown = Some(job.updated_at);
         }
         let now = tokio::time::Instant::now();
-        if now + deps.config.stream_poll > give_up_at {
+        if now + poll_interval(deps.config.stream_poll, approximate_record_bytes(&job)) > give_up_at {
             // Time is up: the client reconnects with its Last-Event-ID.
             tracing::info!("stream reached STREAM_MAX_SECONDS; the client reconnects");
             return;
@@ -255,11 +281,11 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
             }
             last_keep_alive = now;
         }
-        tokio::time::sleep(deps.config.stream_poll).await;
+        tokio::time::sleep(poll_interval(deps.config.stream_poll, approximate_record_bytes(&job))).await;
         if tx.is_closed() {
             return;
         }
-        job = match deps.store.get(&job.id).await {
+        job = match deps.store.get_eventually(&job.id).await {
             Ok(Some(job)) => job,
             Ok(None) => return,
             Err(err) => {

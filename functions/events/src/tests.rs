@@ -244,3 +244,24 @@ fn last_event_ids_parse_leniently() {
     assert_eq!(LastEvent::parse(Some(" 42 ")), LastEvent::At(42));
     assert_eq!(LastEvent::parse(Some("garbage")), LastEvent::None);
 }
+
+#[test]
+fn a_large_record_is_read_less_often_up_to_a_cap() {
+    let base = Duration::from_millis(1000);
+    let cases = [
+        ("small", 600, 1_000),
+        ("exactly 4 KB", 4096, 1_000),
+        ("just over", 4097, 2_000),
+        ("20 KB", 20 * 1024, 5_000),
+        ("a 256 KB input, capped", 256 * 1024, 10_000),
+        ("empty", 0, 1_000),
+    ];
+    for (case, bytes, expected_ms) in cases {
+        assert_eq!(poll_interval(base, bytes), Duration::from_millis(expected_ms), "{case}");
+    }
+    assert_eq!(
+        poll_interval(Duration::from_secs(20), 1 << 20),
+        Duration::from_secs(20),
+        "never below the base"
+    );
+}

@@ -24,6 +24,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use longrun_lambda::apigw::HttpEvent;
+use tokio_stream::StreamExt;
 
 use crate::functions::LocalFunction;
 use crate::openapi;
@@ -125,8 +126,10 @@ async fn dispatch(
             .map(|params| (route, params))
     });
     let Some((route, path_parameters)) = matched else {
-        if let Some(events) = api.url_function.as_ref().and_then(|f| f.stream()) {
-            return function_url(events, &method, &uri, &headers).await;
+        if let Some(function) = api.url_function.as_ref() {
+            if let Some(events) = function.stream() {
+                return function_url(function, events, &method, &uri, &headers).await;
+            }
         }
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "Not Found"}))).into_response();
     };
@@ -166,8 +169,30 @@ async fn dispatch(
 
 /// Plays a function URL in `RESPONSE_STREAM` mode: the request as the
 /// payload v2 event a URL sends (no authorizer: the function checks its
-/// own ticket), the answer streamed as the function writes it.
-async fn function_url(events: &Arc<EventsDeps>, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+/// own ticket), the answer streamed as the function writes it. Over the
+/// function's reserved concurrency (one invocation per open stream, held
+/// until the stream ends) the URL answers `429`, as Lambda throttles it.
+async fn function_url(
+    function: &LocalFunction,
+    events: &Arc<EventsDeps>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let permit = match &function.concurrency {
+        Some(permits) => match permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                tracing::warn!(function = %function.spec.logical_id, "throttled: reserved concurrency in use");
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(serde_json::json!({"Message": "Rate Exceeded."})),
+                )
+                    .into_response();
+            }
+        },
+        None => None,
+    };
     let header_pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
@@ -184,7 +209,12 @@ async fn function_url(events: &Arc<EventsDeps>, method: &Method, uri: &Uri, head
     }
     .to_request();
     let stream = longrun_events::open(events, &request).await;
-    let mut http = Response::new(Body::from_stream(stream.body));
+    // The invocation lasts as long as its answer streams.
+    let body = stream.body.map(move |chunk| {
+        let _invocation = &permit;
+        chunk
+    });
+    let mut http = Response::new(Body::from_stream(body));
     *http.status_mut() = stream.status;
     *http.headers_mut() = stream.headers;
     http

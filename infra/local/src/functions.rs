@@ -54,6 +54,9 @@ pub struct LocalFunction {
     /// The job types it runs or admits (submit and the worker), built once
     /// from its own configuration.
     pub registry: Option<Arc<Registry>>,
+    /// Its `ReservedConcurrentExecutions`, as permits: an invocation over it
+    /// is throttled, as Lambda does (`None`: unbounded).
+    pub concurrency: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl LocalFunction {
@@ -178,7 +181,11 @@ pub fn build(
                 "arn:aws:lambda:{}:123456789012:function:{}-{}",
                 deployed.region, options.stack, spec.logical_id
             );
+            let concurrency = spec
+                .reserved_concurrency
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n as usize)));
             Ok(Arc::new(LocalFunction {
+                concurrency,
                 spec,
                 environment,
                 trigger,

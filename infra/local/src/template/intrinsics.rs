@@ -1,7 +1,8 @@
-//! Resolves CloudFormation intrinsics in template values: `!Ref`, `!GetAtt`
-//! and `!Sub` (and their long forms `Ref`, `Fn::GetAtt`, `Fn::Sub`) against
-//! the template's parameters, the pseudo parameters and, through
-//! [`ResourceLookup`], the resources created locally.
+//! Resolves CloudFormation intrinsics in template values: `!Ref`, `!GetAtt`,
+//! `!Sub`, and `!If` over the template's `Conditions` (`!Equals`, `!Not`)
+//! (and their long forms `Ref`, `Fn::GetAtt`, …) against the template's
+//! parameters, the pseudo parameters (`AWS::NoValue` resolves to null) and,
+//! through [`ResourceLookup`], the resources created locally.
 
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
@@ -96,6 +97,7 @@ impl Template {
                 .ok_or_else(|| invalid(format!("{name} takes a string")))
         };
         match name {
+            "Ref" if arg.as_str() == Some("AWS::NoValue") => Ok(Json::Null),
             "Ref" => self.reference(&text(arg)?, lookup).map(Json::String),
             "GetAtt" => {
                 let joined = match arg {
@@ -134,6 +136,35 @@ impl Template {
                 out.push_str(rest);
                 Ok(Json::String(out))
             }
+            "If" => {
+                let Some([condition, then, otherwise]) = arg.as_sequence().map(Vec::as_slice) else {
+                    return Err(invalid("If takes [condition, value if true, value if false]"));
+                };
+                let chosen = if self.condition(&text(condition)?, lookup)? {
+                    then
+                } else {
+                    otherwise
+                };
+                self.resolve(chosen, lookup)
+            }
+            "Equals" => {
+                let Some([a, b]) = arg.as_sequence().map(Vec::as_slice) else {
+                    return Err(invalid("Equals takes two values"));
+                };
+                let (a, b) = (self.resolve(a, lookup)?, self.resolve(b, lookup)?);
+                Ok(Json::Bool(
+                    a == b || a.to_string().trim_matches('"') == b.to_string().trim_matches('"'),
+                ))
+            }
+            "Not" => {
+                let Some([inner]) = arg.as_sequence().map(Vec::as_slice) else {
+                    return Err(invalid("Not takes one condition"));
+                };
+                match self.resolve(inner, lookup)? {
+                    Json::Bool(b) => Ok(Json::Bool(!b)),
+                    other => Err(invalid(format!("Not of a non-condition {other}"))),
+                }
+            }
             other => Err(invalid(format!(
                 "intrinsic {other} is not supported by the local runtime"
             ))),
@@ -141,6 +172,18 @@ impl Template {
     }
 
     /// What `Ref name` resolves to: a parameter, a pseudo parameter or a created resource.
+    /// The value of the template's condition `name`.
+    fn condition(&self, name: &str, lookup: &dyn ResourceLookup) -> Result<bool, TemplateError> {
+        let body = self
+            .conditions
+            .get(name)
+            .ok_or_else(|| invalid(format!("If names an unknown condition {name}")))?;
+        match self.resolve(body, lookup)? {
+            Json::Bool(value) => Ok(value),
+            other => Err(invalid(format!("condition {name} is not a boolean: {other}"))),
+        }
+    }
+
     fn reference(&self, name: &str, lookup: &dyn ResourceLookup) -> Result<String, TemplateError> {
         if let Some(value) = self.parameters.get(name) {
             return Ok(value.clone());

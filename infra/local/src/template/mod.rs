@@ -52,6 +52,8 @@ pub struct Template {
     stack_name: String,
     resources: BTreeMap<String, Resource>,
     globals_function: Yaml,
+    /// `Conditions`, unresolved: what `!If` evaluates.
+    conditions: BTreeMap<String, Yaml>,
 }
 
 /// One entry of `Resources`, unresolved.
@@ -129,12 +131,20 @@ impl Template {
             .and_then(|g| g.get("Function"))
             .cloned()
             .unwrap_or(Yaml::Null);
+        let conditions = root
+            .get("Conditions")
+            .and_then(Yaml::as_mapping)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, body)| Some((name.as_str()?.to_owned(), body.clone())))
+            .collect();
         let template = Template {
             parameters,
             unset_parameters,
             stack_name: stack_name.to_owned(),
             resources,
             globals_function,
+            conditions,
         };
         template.check_rules()?;
         Ok(template)

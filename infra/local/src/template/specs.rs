@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
 use super::{invalid, Template, TemplateError};
@@ -112,6 +113,9 @@ pub struct FunctionSpec {
     /// `FunctionUrlConfig.InvokeMode` when the function has a URL
     /// (`BUFFERED` unless given).
     pub function_url: Option<String>,
+    /// `ReservedConcurrentExecutions`: how many invocations may run at once
+    /// (`None`: no reservation, unbounded here).
+    pub reserved_concurrency: Option<u32>,
 }
 
 impl Template {
@@ -365,6 +369,21 @@ impl Template {
                             .unwrap_or("BUFFERED")
                             .to_owned()
                     }),
+                    reserved_concurrency: match p.get("ReservedConcurrentExecutions") {
+                        None => None,
+                        Some(value) => match self.resolve(value, &super::NoResources)? {
+                            Json::Null => None,
+                            other => Some(
+                                other
+                                    .as_u64()
+                                    .or_else(|| other.as_str().and_then(|s| s.parse().ok()))
+                                    .and_then(|n| u32::try_from(n).ok())
+                                    .ok_or_else(|| {
+                                        invalid(format!("function {id}: ReservedConcurrentExecutions {other}"))
+                                    })?,
+                            ),
+                        },
+                    },
                 })
             })
             .collect()

@@ -306,3 +306,28 @@ fn every_function_is_the_one_binary_playing_the_role_its_environment_names() {
     }
     assert_eq!(roles.len(), 9, "{roles:?}");
 }
+
+#[test]
+fn the_events_functions_concurrency_follows_its_parameter_through_a_condition() {
+    let events = |overrides: &[(&str, &str)]| {
+        load(overrides)
+            .unwrap()
+            .functions()
+            .unwrap()
+            .into_iter()
+            .find(|f| f.function == "events")
+            .unwrap()
+    };
+    assert_eq!(events(&[]).reserved_concurrency, Some(20), "bounded by default");
+    assert_eq!(events(&[("EventsMaxConcurrency", "3")]).reserved_concurrency, Some(3));
+    assert_eq!(
+        events(&[("EventsMaxConcurrency", "0")]).reserved_concurrency,
+        None,
+        "0 reserves nothing (AWS::NoValue)"
+    );
+    let others = load(&[]).unwrap().functions().unwrap();
+    assert!(others
+        .iter()
+        .filter(|f| f.function != "events")
+        .all(|f| f.reserved_concurrency.is_none()));
+}

@@ -42,16 +42,11 @@ impl JobLifecycle for DynamoJobStore {
     }
 
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(id.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        output.item.as_ref().map(item::from_item).transpose()
+        self.read(id, true).await
+    }
+
+    async fn get_eventually(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.read(id, false).await
     }
 
     async fn claim(&self, id: &JobId, lease: &Lease, now_ms: i64) -> Result<ClaimOutcome, StoreError> {

@@ -111,6 +111,20 @@ impl DynamoJobStore {
         }
     }
 
+    /// Job `id`'s record, read strongly (`consistent`) or eventually.
+    async fn read(&self, id: &JobId, consistent: bool) -> Result<Option<JobRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(id.as_str()))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        output.item.as_ref().map(item::from_item).transpose()
+    }
+
     /// The owner's item (`owner#<owner>`: quota set, webhook secrets), read strongly.
     async fn owner_item(&self, owner: &str) -> Result<Option<Item>, StoreError> {
         let output = self

@@ -82,6 +82,15 @@ pub trait JobLifecycle: Send + Sync {
     /// Reads a record (strongly consistent).
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
 
+    /// Reads a record eventually consistently: half the cost of
+    /// [`get`](Self::get) (0.5 RCU per 4 KB of the record on DynamoDB), and
+    /// it may miss a write of the last second. For readers that poll (an
+    /// open event stream); a store whose reads are all consistent answers
+    /// [`get`](Self::get).
+    async fn get_eventually(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.get(id).await
+    }
+
     /// Takes the job for a run ([`JobRecord::claimable_at`]): QUEUED and due
     /// becomes RUNNING under `lease` with `attempts + 1`; RUNNING under an
     /// expired lease is taken over with `takeovers + 1` (a crash does not
