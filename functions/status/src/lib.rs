@@ -25,8 +25,8 @@ use longrun_core::api::{
 };
 use longrun_core::backpressure::DepthGauge;
 use longrun_core::chain::{chain_status, next_job_id};
-use longrun_core::ports::StreamTicket;
 use longrun_core::ports::{JobStore, ObjectStore};
+use longrun_core::ports::{RateWindow, StreamTicket};
 use longrun_core::time::{now_ms, rfc3339};
 use longrun_core::{Config, JobRecord, JobStatus};
 use longrun_lambda::apigw::{caller, json_response, problem_response};
@@ -120,7 +120,16 @@ async fn stream_url(
         .events_url
         .as_deref()
         .ok_or_else(|| Problem::unavailable("this stack has no event stream (EVENTS_URL is not set)", 60))?;
-    let expires_at = now_ms() + deps.config.stream_ticket_ttl_seconds * 1000;
+    let now = now_ms();
+    let limit = deps.config.stream_tickets_per_minute;
+    if limit > 0 {
+        let window = RateWindow::at(now, 60_000, limit);
+        if !deps.store.count_in_window(&owner, "stream-tickets", &window).await? {
+            tracing::warn!(limit, "owner at its stream tickets per minute; refused");
+            return Err(Problem::rate_limited("stream URLs", limit, window.seconds_left(now)));
+        }
+    }
+    let expires_at = now + deps.config.stream_ticket_ttl_seconds * 1000;
     let (token, ticket) = StreamTicket::issue(&owner, &job.id, expires_at);
     deps.store.put_stream_ticket(&ticket).await?;
     Ok(StreamUrlView {

@@ -304,3 +304,40 @@ async fn bad_list_parameters_are_400() {
         assert_eq!(response.headers["content-type"], "application/problem+json");
     }
 }
+
+fn stream_request(id: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
+    HttpEvent {
+        route_key: STREAM_ROUTE,
+        method: "POST",
+        path: &format!("/jobs/{id}/stream"),
+        query: "",
+        headers: Vec::new(),
+        body: None,
+        path_parameters: vec![("id".into(), id.into())],
+        owner,
+    }
+    .to_request()
+}
+
+#[tokio::test]
+async fn an_owner_gets_stream_urls_up_to_its_limit_per_minute_then_429() {
+    let mut f = fixture();
+    f.deps.config = Arc::new(longrun_core::fixtures::config(&[
+        ("STREAM_TICKETS_PER_MINUTE", "2"),
+        ("EVENTS_URL", "https://events.example"),
+    ]));
+    let (mine, theirs) = (queued_job("alice"), queued_job("bob"));
+    f.store.insert(mine.clone());
+    f.store.insert(theirs.clone());
+    for _ in 0..2 {
+        let handed = handle(&f.deps, stream_request(mine.id.as_str(), Some("alice"))).await;
+        assert_eq!(handed.status_code, 201, "{:?}", handed.body);
+    }
+    let refused = handle(&f.deps, stream_request(mine.id.as_str(), Some("alice"))).await;
+    assert_eq!(refused.status_code, 429, "{:?}", refused.body);
+    assert_eq!(body_json(&refused)["type"], "urn:longrun:problem:rate-limited");
+    let retry_after: u32 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let other = handle(&f.deps, stream_request(theirs.id.as_str(), Some("bob"))).await;
+    assert_eq!(other.status_code, 201, "another owner has a limit of its own");
+}

@@ -126,6 +126,19 @@ impl Problem {
         problem
     }
 
+    /// `429`: the owner was handed `limit` of `what` (stream URLs, upload
+    /// URLs) this minute, the most allowed; retry after `retry_after` seconds.
+    pub fn rate_limited(what: &str, limit: u32, retry_after: u32) -> Self {
+        let mut problem = Self::new(
+            429,
+            "rate-limited",
+            "Too many requests of this kind",
+            format!("you were handed {limit} {what} this minute, the most allowed; retry after {retry_after} s"),
+        );
+        problem.retry_after = Some(retry_after);
+        problem
+    }
+
     /// `503` busy: the job's queue holds more waiting work than it may; the
     /// job was not accepted, retry after `retry_after` seconds.
     pub fn busy(detail: impl Into<String>, retry_after: u32) -> Self {

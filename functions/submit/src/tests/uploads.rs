@@ -96,3 +96,18 @@ async fn a_job_may_only_name_its_owners_own_inputs() {
     let own = handle(&f.deps, post(&report(&alices), &[], Some("alice"))).await;
     assert_eq!(own.status_code, 202, "{:?}", own.body);
 }
+
+#[tokio::test]
+async fn an_owner_gets_upload_urls_up_to_its_limit_per_minute_then_429() {
+    let f = fixture_with(&[("UPLOAD_URLS_PER_MINUTE", "2")]);
+    for _ in 0..2 {
+        let handed = handle(&f.deps, upload_request(r#"{"bytes": 10}"#, Some("alice"))).await;
+        assert_eq!(handed.status_code, 201, "{:?}", handed.body);
+    }
+    let refused = handle(&f.deps, upload_request(r#"{"bytes": 10}"#, Some("alice"))).await;
+    assert_eq!(refused.status_code, 429, "{:?}", refused.body);
+    assert_eq!(body_json(&refused)["type"], "urn:longrun:problem:rate-limited");
+    assert!(refused.headers.contains_key("retry-after"));
+    let bob = handle(&f.deps, upload_request(r#"{"bytes": 10}"#, Some("bob"))).await;
+    assert_eq!(bob.status_code, 201, "another owner has a limit of its own");
+}

@@ -8,7 +8,7 @@ use crate::describe;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
-use longrun_core::ports::{OwnerData, QuotaSlots, SlotOutcome, StoreError, StreamTicket};
+use longrun_core::ports::{OwnerData, QuotaSlots, RateWindow, SlotOutcome, StoreError, StreamTicket};
 use longrun_core::record::JobId;
 use longrun_core::time::now_ms;
 use longrun_core::webhook::WebhookSecrets;
@@ -168,6 +168,33 @@ impl OwnerData for DynamoJobStore {
             .await
             .map_err(|e| StoreError::Unavailable(describe(&e)))?;
         Ok(())
+    }
+
+    async fn count_in_window(&self, owner: &str, counter: &str, window: &RateWindow) -> Result<bool, StoreError> {
+        // `rate#<owner>#<counter>#<window start>`: in no index (no owner,
+        // created_at or due_shard), expired by the table's TTL a window
+        // after its own.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("rate#{owner}#{counter}#{}", window.start_ms)))
+            .update_expression("ADD #count :one SET #expires_at = :expires_at")
+            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(i64::from(window.limit)))
+            .expression_attribute_values(":expires_at", n((window.start_ms + 2 * window.length_ms) / 1000 + 1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
     }
 
     async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError> {

@@ -207,6 +207,7 @@ contract! {
         a_callback_update_applies_only_over_the_state_read,
         webhook_secrets_are_made_once_and_rotated_over_the_ones_read,
         stream_tickets_are_found_by_hash_until_they_expire,
+        counts_in_a_window_are_exact_per_owner_counter_and_window,
         a_step_that_succeeds_creates_its_next_step_in_the_same_write,
         a_step_asked_to_cancel_succeeds_without_its_next_step,
         a_step_that_lost_its_lease_creates_no_next_step,

@@ -139,6 +139,12 @@ pub struct Config {
     pub stream_max_seconds: u64,
     /// `STREAM_POLL_MS`: how often an open stream reads its job (default 1000).
     pub stream_poll: Duration,
+    /// `STREAM_TICKETS_PER_MINUTE`: stream URLs one owner may be handed
+    /// per minute (default 60; 0: no limit).
+    pub stream_tickets_per_minute: u32,
+    /// `UPLOAD_URLS_PER_MINUTE`: upload URLs one owner may be handed per
+    /// minute (default 60; 0: no limit).
+    pub upload_urls_per_minute: u32,
     /// `METRICS_NAMESPACE`: the CloudWatch namespace of the EMF metrics
     /// (default `longrun`; the template: `longrun/<stack name>`).
     pub metrics_namespace: String,
@@ -245,6 +251,8 @@ impl Config {
             stream_ticket_ttl_seconds: number(&lookup, "STREAM_TICKET_TTL_SECONDS", 3600)?,
             stream_max_seconds: number(&lookup, "STREAM_MAX_SECONDS", 300)?,
             stream_poll: Duration::from_millis(number(&lookup, "STREAM_POLL_MS", 1000)?),
+            stream_tickets_per_minute: number(&lookup, "STREAM_TICKETS_PER_MINUTE", 60)?,
+            upload_urls_per_minute: number(&lookup, "UPLOAD_URLS_PER_MINUTE", 60)?,
             metrics_namespace: lookup("METRICS_NAMESPACE")
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| "longrun".to_owned()),

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::MemoryJobStore;
-use crate::ports::{OwnerData, QuotaSlots, SlotOutcome, StoreError, StreamTicket};
+use crate::ports::{OwnerData, QuotaSlots, RateWindow, SlotOutcome, StoreError, StreamTicket};
 use crate::record::JobId;
 use crate::time::now_ms;
 use crate::webhook::WebhookSecrets;
@@ -82,6 +82,19 @@ impl OwnerData for MemoryJobStore {
             .unwrap()
             .insert(ticket.token_hash.clone(), ticket.clone());
         Ok(())
+    }
+
+    async fn count_in_window(&self, owner: &str, counter: &str, window: &RateWindow) -> Result<bool, StoreError> {
+        drop(self.jobs()?);
+        let mut counts = self.window_counts.lock().unwrap();
+        let count = counts
+            .entry((owner.to_owned(), counter.to_owned(), window.start_ms))
+            .or_default();
+        if *count >= window.limit {
+            return Ok(false);
+        }
+        *count += 1;
+        Ok(true)
     }
 
     async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError> {

@@ -35,6 +35,8 @@ pub struct MemoryJobStore {
     pub(super) secrets: Mutex<HashMap<String, WebhookSecrets>>,
     /// Stream tickets by token hash.
     pub(super) tickets: Mutex<HashMap<String, StreamTicket>>,
+    /// Counts per (owner, counter, window start).
+    pub(super) window_counts: Mutex<HashMap<(String, String, i64), u32>>,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
@@ -65,6 +67,7 @@ impl MemoryJobStore {
             owner_quotas: false,
             secrets: Mutex::default(),
             tickets: Mutex::default(),
+            window_counts: Mutex::default(),
         }
     }
 

@@ -17,7 +17,7 @@ mod slots;
 
 pub use jobs::{CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, ProgressAck, Transition};
 pub use objects::{ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
-pub use owners::{OwnerData, StreamTicket, WebhookSecrets};
+pub use owners::{OwnerData, RateWindow, StreamTicket, WebhookSecrets};
 pub use queue::{JobMessage, JobQueue, QueueError};
 pub use slots::{QuotaSlots, SlotOutcome};
 

@@ -1,5 +1,6 @@
 //! What the store keeps per owner rather than per job: webhook signing
-//! secrets and stream tickets.
+//! secrets, stream tickets, and counters of what an owner was handed per
+//! window of time.
 
 use std::fmt;
 
@@ -31,6 +32,43 @@ pub trait OwnerData: Send + Sync {
     /// The ticket whose token hashes to `token_hash`, unless it expired
     /// before `now_ms` or never existed.
     async fn stream_ticket(&self, token_hash: &str, now_ms: i64) -> Result<Option<StreamTicket>, StoreError>;
+
+    /// Counts one more `counter` (`stream-tickets`, `upload-urls`) for
+    /// `owner` in `window` and answers `true`, unless `window.limit` were
+    /// counted already (then nothing is counted, `false`): one conditional
+    /// request, exact under concurrent callers. A window's count lives a
+    /// little longer than the window, then expires.
+    async fn count_in_window(&self, owner: &str, counter: &str, window: &RateWindow) -> Result<bool, StoreError>;
+}
+
+/// A fixed window of time and how many of a thing an owner may have in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateWindow {
+    /// When the window began, epoch milliseconds (a multiple of `length_ms`).
+    pub start_ms: i64,
+    /// How long it is.
+    pub length_ms: i64,
+    /// How many it allows.
+    pub limit: u32,
+}
+
+impl RateWindow {
+    /// The window of `length_ms` that `now_ms` falls in, allowing `limit`.
+    pub fn at(now_ms: i64, length_ms: i64, limit: u32) -> Self {
+        RateWindow {
+            start_ms: now_ms - now_ms.rem_euclid(length_ms),
+            length_ms,
+            limit,
+        }
+    }
+
+    /// Whole seconds from `now_ms` until the window ends (at least 1): a
+    /// refusal's `Retry-After`.
+    pub fn seconds_left(&self, now_ms: i64) -> u32 {
+        ((self.start_ms + self.length_ms - now_ms).max(0) as u64)
+            .div_ceil(1000)
+            .max(1) as u32
+    }
 }
 
 /// The right to open one job's event stream without an `Authorization`

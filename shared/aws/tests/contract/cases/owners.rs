@@ -366,3 +366,43 @@ pub(crate) async fn stream_tickets_are_found_by_hash_until_they_expire(store: &d
     );
     assert_eq!(store.get(&job.id).await.unwrap().unwrap().version, job.version);
 }
+
+pub(crate) async fn counts_in_a_window_are_exact_per_owner_counter_and_window(store: &dyn JobStore) {
+    use longrun_core::ports::RateWindow;
+    let owner = format!("rates-{}", uuid::Uuid::new_v4());
+    let window = RateWindow::at(now_ms(), 60_000, 3);
+    let mut granted = Vec::new();
+    for _ in 0..5 {
+        granted.push(store.count_in_window(&owner, "stream-tickets", &window).await.unwrap());
+    }
+    assert_eq!(granted, [true, true, true, false, false], "the limit, then nothing");
+    assert!(
+        store.count_in_window(&owner, "upload-urls", &window).await.unwrap(),
+        "another counter counts apart"
+    );
+    assert!(
+        store
+            .count_in_window(&format!("{owner}-b"), "stream-tickets", &window)
+            .await
+            .unwrap(),
+        "another owner counts apart"
+    );
+    let next = RateWindow {
+        start_ms: window.start_ms + window.length_ms,
+        ..window
+    };
+    assert!(
+        store.count_in_window(&owner, "stream-tickets", &next).await.unwrap(),
+        "the next window starts again"
+    );
+    // Concurrent callers cannot pass the limit together.
+    let fresh = format!("{owner}-c");
+    let count = || store.count_in_window(&fresh, "stream-tickets", &window);
+    let answers = tokio::join!(count(), count(), count(), count(), count(), count());
+    let answers = [answers.0, answers.1, answers.2, answers.3, answers.4, answers.5];
+    assert_eq!(
+        answers.iter().filter(|a| *a.as_ref().unwrap()).count(),
+        3,
+        "{answers:?}"
+    );
+}
