@@ -281,7 +281,16 @@ impl JobLifecycle for DynamoJobStore {
             .remove("run_at")
             .condition("#status = :dead")
             .value(":dead", s(JobStatus::DeadLettered.as_str()));
-        self.transition(id, update).await
+        let outcome = self.transition(id, update).await?;
+        if let (true, Transition::Done(job)) = (self.owner_quotas, &outcome) {
+            // Active again: it takes a slot of its owner's quota (over the
+            // limit, if need be: an operator's redrive is no new admission),
+            // which its end gives back as any job's.
+            if let Err(err) = self.reserve_slot(&job.owner, &job.id, u32::MAX).await {
+                tracing::warn!(job_id = %job.id, error = %err, "the redriven job could not take a quota slot");
+            }
+        }
+        Ok(outcome)
     }
 
     async fn list_by_owner(

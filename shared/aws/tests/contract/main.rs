@@ -112,7 +112,8 @@ mod with_owner_quotas {
     with_quotas!(
         an_end_sent_again_after_a_lost_answer_is_recognised_and_releases_its_slot,
         a_retry_sent_again_after_a_lost_answer_is_recognised_until_the_job_is_claimed,
-        a_cancel_or_dead_letter_sent_again_is_recognised_and_releases_its_slot
+        a_cancel_or_dead_letter_sent_again_is_recognised_and_releases_its_slot,
+        a_redriven_job_takes_a_quota_slot_again_and_its_end_gives_it_back
     );
 
     #[tokio::test]

@@ -407,7 +407,18 @@ impl JobLifecycle for MemoryJobStore {
         job.expires_at = JobRecord::expiry_after(now_ms, self.retention_seconds);
         job.updated_at = now_ms;
         job.version += 1;
-        Ok(Transition::Done(Box::new(job.clone())))
+        let requeued = job.clone();
+        drop(jobs);
+        if self.owner_quotas {
+            // As the DynamoDB store: active again, it holds a slot (over the limit, if need be).
+            let mut slots = self.slots.lock().unwrap();
+            slots
+                .entry(requeued.owner.clone())
+                .or_default()
+                .entry(requeued.id.clone())
+                .or_insert(now_ms);
+        }
+        Ok(Transition::Done(Box::new(requeued)))
     }
 
     async fn list_by_owner(

@@ -406,3 +406,43 @@ pub(crate) async fn counts_in_a_window_are_exact_per_owner_counter_and_window(st
         "{answers:?}"
     );
 }
+
+/// Run with owner quotas on.
+pub(crate) async fn a_redriven_job_takes_a_quota_slot_again_and_its_end_gives_it_back(store: &dyn JobStore) {
+    let now = now_ms();
+    let mut job = new_job(now);
+    job.owner = format!("redrive-{}", uuid::Uuid::new_v4());
+    store.create(&job, now).await.unwrap();
+    store.reserve_slot(&job.owner, &job.id, 1).await.unwrap();
+    let error = JobError::permanent("dead_lettered", "its message reached the dead-letter queue");
+    let late = now + 10 * 60_000;
+    assert!(matches!(
+        store.dead_letter(&job.id, &error, 0, late).await.unwrap(),
+        Transition::Done(_)
+    ));
+    assert!(store.active_slots(&job.owner).await.unwrap().is_empty());
+    // Another job took the owner's one slot meanwhile: the redrive still
+    // takes one (an operator's redrive is no new admission).
+    let other = JobId::random();
+    store.reserve_slot(&job.owner, &other, 1).await.unwrap();
+    assert!(matches!(
+        store
+            .requeue_dead_lettered(&job.id, late + 1, late + 60_000)
+            .await
+            .unwrap(),
+        Transition::Done(_)
+    ));
+    let mut active = store.active_slots(&job.owner).await.unwrap();
+    active.sort();
+    let mut expected = vec![job.id.clone(), other.clone()];
+    expected.sort();
+    assert_eq!(active, expected, "the redriven job holds a slot again");
+    let lease = Lease::new(late + 120_000);
+    claimed(store.claim(&job.id, &lease, late + 2).await.unwrap());
+    let done = Finish::Succeeded {
+        results: Vec::new(),
+        next: None,
+    };
+    store.finish(&job.id, &lease.token, &done, late + 3).await.unwrap();
+    assert_eq!(store.active_slots(&job.owner).await.unwrap(), vec![other]);
+}
