@@ -30,6 +30,7 @@ use http::{HeaderName, HeaderValue};
 use longrun_aws::AwsClients;
 use longrun_core::api::{job_view, presign_results};
 use longrun_core::ports::{JobMessage, JobQueue, JobStore, ObjectStore, QueueError, StoreError};
+use longrun_core::record::Callback;
 use longrun_core::time::{now_ms, rfc3339};
 use longrun_core::webhook::signature::{
     signature_header, WebhookSecret, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
@@ -45,6 +46,9 @@ use crate::deliver::DeliveryLimits;
 
 /// The longest SQS delay: a later try is reached in hops of this.
 const MAX_DELAY_SECONDS: i64 = 900;
+/// How long past its POST's own bound a try stays taken: the recording
+/// write after it, and clock skew between webhook functions.
+const IN_FLIGHT_MARGIN_MS: i64 = 5_000;
 
 /// What the webhook function needs; built once per process.
 #[derive(Clone)]
@@ -143,8 +147,23 @@ async fn process(deps: &WebhookDeps, message: &SqsMessage) -> Result<(), Webhook
         if let Some(next) = state.next_attempt_at.filter(|&next| next > now + 500) {
             return send_later(deps, &job, next - now).await;
         }
+        if let Some(until) = state.in_flight_until.filter(|&until| until > now) {
+            tracing::info!("a try of this delivery is in flight; looking again after it");
+            return send_later(deps, &job, until - now).await;
+        }
+        // Take the try before making it: of several copies of the
+        // announcement (N cancels, a redelivery), one POSTs.
+        let claimed = Callback {
+            in_flight_until: Some(now + deps.limits.total_timeout.as_millis() as i64 + IN_FLIGHT_MARGIN_MS),
+            ..state.clone()
+        };
+        if !deps.store.update_callback(&job.id, &stored, &claimed).await? {
+            tracing::info!("another copy of this announcement took the try; leaving it to that one");
+            return Ok(());
+        }
         let outcome = attempt(deps, &job, &state.url, now).await;
-        let mut new = state.clone();
+        let mut new = claimed.clone();
+        new.in_flight_until = None;
         new.attempts += 1;
         new.last_attempt_at = Some(now);
         new.last_status = outcome.status;
@@ -167,7 +186,7 @@ async fn process(deps: &WebhookDeps, message: &SqsMessage) -> Result<(), Webhook
             new.next_attempt_at = Some(now + i64::from(wait_s) * 1000);
             tracing::warn!(attempt = new.attempts, error = ?outcome.error, status = ?outcome.status, wait_s, "webhook try failed; retrying later");
         }
-        if !deps.store.update_callback(&job.id, &stored, &new).await? {
+        if !deps.store.update_callback(&job.id, &claimed, &new).await? {
             tracing::info!("another delivery of this job recorded first; leaving it to that one");
             return Ok(());
         }

@@ -248,6 +248,26 @@ async fn a_duplicate_message_after_the_delivery_sends_nothing_more() {
 }
 
 #[tokio::test]
+async fn copies_of_one_announcement_in_one_batch_make_one_post() {
+    let f = fixture();
+    let receiver = Receiver::start(&[204]).await;
+    give_secret(&f, "alice").await;
+    let job = job_with_callback(&f, JobStatus::Cancelled, &receiver.url);
+    // Three cancels of one job announce its end three times.
+    let mut event = SqsEvent::default();
+    event.records = ["c1", "c2", "c3"].map(|id| webhook_message(&job, id)).to_vec();
+    let response = handle(&f.deps, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(receiver.count(), 1, "one copy took the try; the others made no POST");
+    let state = callback(&f, &job).await;
+    assert!(
+        state.delivered_at.is_some() && state.in_flight_until.is_none(),
+        "{state:?}"
+    );
+    assert_eq!(state.attempts, 1);
+}
+
+#[tokio::test]
 async fn a_failed_try_is_recorded_and_tried_again_after_the_first_wait() {
     let f = fixture();
     let receiver = Receiver::start(&[500]).await;

@@ -28,6 +28,11 @@ pub struct Callback {
     /// Not before this time is the next try made (the backoff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<i64>,
+    /// A try is in flight until this time (its POST's own bound plus a
+    /// margin): taken by one copy of the announcement in a conditional
+    /// write before it POSTs, so other copies make no POST of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_until: Option<i64>,
     /// When a try got a 2xx: delivered, nothing more is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<i64>,
