@@ -89,7 +89,8 @@ mod settings_tests {
             ReportLimits::from_config(&defaults).unwrap(),
             ReportLimits {
                 max_record_bytes: 1024 * 1024,
-                max_groups: 100_000
+                max_groups: 100_000,
+                max_group_bytes: 64 * 1024 * 1024,
             }
         );
         assert_eq!(

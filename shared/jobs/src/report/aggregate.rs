@@ -173,6 +173,7 @@ pub(super) fn aggregate(
     // row of a group already seen allocates nothing.
     let mut found: Vec<(Vec<String>, u64, Vec<ColumnStats>)> = Vec::new();
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut held_bytes: usize = 0;
     let mut key: Vec<u8> = Vec::new();
     let mut rows: u64 = 0;
     while csv.next_record()? {
@@ -215,7 +216,19 @@ pub(super) fn aggregate(
                             ),
                         ));
                     }
+                    None if held_bytes + group_bytes(&cells, value_idx.len()) > limits.max_group_bytes => {
+                        return Err(JobError::permanent(
+                            TOO_MANY_GROUPS,
+                            format!(
+                                "line {line}: the report's {} groups need more than {} bytes of memory \
+                                 (MAX_REPORT_GROUP_BYTES): group by shorter columns",
+                                found.len(),
+                                limits.max_group_bytes
+                            ),
+                        ));
+                    }
                     None => {
+                        held_bytes += group_bytes(&cells, value_idx.len());
                         found.push((
                             cells.into_iter().map(str::to_owned).collect(),
                             0,
@@ -298,6 +311,14 @@ pub(super) fn aggregate(
 /// Encodes a group's key cells into `key`: each cell's length, then its
 /// bytes, so keys split differently never collide; a key of one cell is
 /// its bytes alone (nothing to split), so it is found by the cell itself.
+/// About how much memory one group holds: its key's cells twice (as the
+/// group's own strings and in the index's encoded key) with their
+/// allocations, its statistics per value column, and the map's entry.
+pub(super) fn group_bytes(cells: &[&str], value_columns: usize) -> usize {
+    let key: usize = cells.iter().map(|c| c.len()).sum();
+    2 * key + 32 * cells.len() + std::mem::size_of::<ColumnStats>() * value_columns + 128
+}
+
 pub(super) fn encode_key<'a>(key: &mut Vec<u8>, cells: impl ExactSizeIterator<Item = &'a [u8]>) {
     key.clear();
     if cells.len() == 1 {

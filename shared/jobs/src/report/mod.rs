@@ -51,7 +51,8 @@ const MAX_LISTED_COLUMNS: usize = 8;
 
 /// Error code: a CSV header or record is longer than `MAX_CSV_RECORD_BYTES` (permanent).
 const CSV_RECORD_TOO_LONG: &str = "csv_record_too_long";
-/// Error code: the report has more than `MAX_REPORT_GROUPS` groups (permanent).
+/// Error code: the report has more than `MAX_REPORT_GROUPS` groups, or its
+/// groups need more than `MAX_REPORT_GROUP_BYTES` of memory (permanent).
 const TOO_MANY_GROUPS: &str = "too_many_groups";
 
 /// How much of a CSV a report holds in memory at most.
@@ -61,15 +62,22 @@ pub struct ReportLimits {
     pub max_record_bytes: usize,
     /// The most distinct groups summarised (`MAX_REPORT_GROUPS`).
     pub max_groups: usize,
+    /// The most memory the groups may take, by [`group_bytes`](aggregate::group_bytes)'s
+    /// estimate (`MAX_REPORT_GROUP_BYTES`): long keys reach it before the
+    /// count of groups does.
+    pub max_group_bytes: usize,
 }
 
 impl ReportLimits {
     /// The limits the environment sets: `MAX_CSV_RECORD_BYTES` (default 1
-    /// MiB) and `MAX_REPORT_GROUPS` (default 100,000), each at least 1.
+    /// MiB), `MAX_REPORT_GROUPS` (default 100,000) and
+    /// `MAX_REPORT_GROUP_BYTES` (default 64 MiB: a few reports at once fit
+    /// the fast worker's 512 MB), each at least 1.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         Ok(ReportLimits {
             max_record_bytes: config.settings.positive("MAX_CSV_RECORD_BYTES", 1024 * 1024)?,
             max_groups: config.settings.positive("MAX_REPORT_GROUPS", 100_000)?,
+            max_group_bytes: config.settings.positive("MAX_REPORT_GROUP_BYTES", 64 * 1024 * 1024)?,
         })
     }
 }

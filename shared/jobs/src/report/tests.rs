@@ -383,6 +383,32 @@ async fn more_groups_than_the_cap_fail_at_the_first_group_past_it() {
 }
 
 #[tokio::test]
+async fn groups_of_long_keys_fail_at_the_byte_budget_before_the_count() {
+    // Five groups of 10 KB keys: about 100 KB of memory, over a 64 KB budget
+    // at the fourth (the count of groups is far from its cap).
+    let rows: String = (0..5).map(|i| format!("{}{i},1\n", "k".repeat(10_000))).collect();
+    let input = json!({"source": {"csv": format!("g,v\n{rows}")}, "group_by": ["g"], "values": ["v"]});
+    let h = harness(input.clone(), None).await;
+    let err = report_with(&[("MAX_REPORT_GROUP_BYTES", "65536")])
+        .run(&h.ctx, &input)
+        .await
+        .unwrap_err();
+    assert_eq!((err.code.as_str(), err.retryable), ("too_many_groups", false));
+    assert!(err.message.contains("MAX_REPORT_GROUP_BYTES"), "{}", err.message);
+    assert!(
+        err.message.contains("line 5"),
+        "the fourth group is line 5: {}",
+        err.message
+    );
+
+    // The same groups fit a budget of 1 MiB.
+    report_with(&[("MAX_REPORT_GROUP_BYTES", "1048576")])
+        .run(&h.ctx, &input)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn error_messages_quote_only_excerpts_of_cells_and_columns() {
     let huge = "9x".repeat(100_000);
     let input = json!({"source": {"csv": format!("g,v\na,{huge}\n")}, "group_by": ["g"], "values": ["v"]});
