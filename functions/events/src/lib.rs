@@ -62,17 +62,16 @@ pub fn poll_interval(base: Duration, record_bytes: usize) -> Duration {
     base.saturating_mul(units).clamp(base, MAX_POLL_INTERVAL.max(base))
 }
 
-/// About how many bytes `job`'s item holds: its input, checkpoint and
-/// results as JSON, and 1 KB for the rest.
-fn approximate_record_bytes(job: &JobRecord) -> usize {
-    serde_json::to_vec(&job.input).map_or(0, |v| v.len())
-        + job
-            .checkpoint
-            .as_ref()
-            .and_then(|c| serde_json::to_vec(c).ok())
-            .map_or(0, |v| v.len())
-        + serde_json::to_vec(&job.results).map_or(0, |v| v.len())
-        + 1024
+/// The length of `value` as JSON.
+fn json_bytes(value: &impl serde::Serialize) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
+}
+
+/// About how many bytes `job`'s item holds, given its input's
+/// `input_bytes` (measured once: an input never changes): the input, its
+/// checkpoint and results as JSON, and 1 KB for the rest.
+fn approximate_record_bytes(input_bytes: usize, job: &JobRecord) -> usize {
+    input_bytes + job.checkpoint.as_ref().map_or(0, json_bytes) + json_bytes(&job.results) + 1024
 }
 
 /// What the events function needs; built once per process.
@@ -246,6 +245,7 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
         return;
     }
     let started = tokio::time::Instant::now();
+    let input_bytes = json_bytes(&job.input);
     let give_up_at = started + Duration::from_secs(deps.config.stream_max_seconds);
     let mut last_keep_alive = started;
     let mut shown = match last {
@@ -270,7 +270,8 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
             shown = Some(job.updated_at);
         }
         let now = tokio::time::Instant::now();
-        if now + poll_interval(deps.config.stream_poll, approximate_record_bytes(&job)) > give_up_at {
+        let interval = poll_interval(deps.config.stream_poll, approximate_record_bytes(input_bytes, &job));
+        if now + interval > give_up_at {
             // Time is up: the client reconnects with its Last-Event-ID.
             tracing::info!("stream reached STREAM_MAX_SECONDS; the client reconnects");
             return;
@@ -281,7 +282,7 @@ async fn pump(deps: EventsDeps, mut job: JobRecord, last: LastEvent, tx: mpsc::S
             }
             last_keep_alive = now;
         }
-        tokio::time::sleep(poll_interval(deps.config.stream_poll, approximate_record_bytes(&job))).await;
+        tokio::time::sleep(interval).await;
         if tx.is_closed() {
             return;
         }
