@@ -48,6 +48,17 @@ impl<'a> PdfBackend<'a> {
         )
     }
 
+    /// Starts a path through `points` (layout pixels, at least one).
+    fn trace(&mut self, points: &[BackendCoord]) {
+        let (first, rest) = points.split_first().expect("a path has a point");
+        let (x, y) = self.point(*first);
+        self.content.move_to(x, y);
+        for &point in rest {
+            let (x, y) = self.point(point);
+            self.content.line_to(x, y);
+        }
+    }
+
     fn fill(&mut self, color: BackendColor) {
         let (r, g, b) = rgb(color);
         self.content.set_fill_rgb(r, g, b);
@@ -132,19 +143,12 @@ impl DrawingBackend for PdfBackend<'_> {
         path: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
-        if style.color().alpha == 0.0 {
-            return Ok(());
+        let points: Vec<BackendCoord> = path.into_iter().collect();
+        if style.color().alpha > 0.0 && !points.is_empty() {
+            self.stroke(style);
+            self.trace(&points);
+            self.content.stroke();
         }
-        let points: Vec<(f32, f32)> = path.into_iter().map(|p| self.point(p)).collect();
-        let Some((&(x, y), rest)) = points.split_first() else {
-            return Ok(());
-        };
-        self.stroke(style);
-        self.content.move_to(x, y);
-        for &(x, y) in rest {
-            self.content.line_to(x, y);
-        }
-        self.content.stroke();
         Ok(())
     }
 
@@ -153,19 +157,12 @@ impl DrawingBackend for PdfBackend<'_> {
         vertices: I,
         style: &S,
     ) -> Result<(), DrawingErrorKind<Infallible>> {
-        if style.color().alpha == 0.0 {
-            return Ok(());
+        let points: Vec<BackendCoord> = vertices.into_iter().collect();
+        if style.color().alpha > 0.0 && !points.is_empty() {
+            self.fill(style.color());
+            self.trace(&points);
+            self.content.close_path().fill_nonzero();
         }
-        let points: Vec<(f32, f32)> = vertices.into_iter().map(|p| self.point(p)).collect();
-        let Some((&(x, y), rest)) = points.split_first() else {
-            return Ok(());
-        };
-        self.fill(style.color());
-        self.content.move_to(x, y);
-        for &(x, y) in rest {
-            self.content.line_to(x, y);
-        }
-        self.content.close_path().fill_nonzero();
         Ok(())
     }
 
