@@ -151,10 +151,12 @@ impl Template {
                 let Some([a, b]) = arg.as_sequence().map(Vec::as_slice) else {
                     return Err(invalid("Equals takes two values"));
                 };
-                let (a, b) = (self.resolve(a, lookup)?, self.resolve(b, lookup)?);
-                Ok(Json::Bool(
-                    a == b || a.to_string().trim_matches('"') == b.to_string().trim_matches('"'),
-                ))
+                // As CloudFormation: parameters are strings, so `0` equals "0".
+                let text = |value: Json| match value {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                };
+                Ok(Json::Bool(text(self.resolve(a, lookup)?) == text(self.resolve(b, lookup)?)))
             }
             "Not" => {
                 let Some([inner]) = arg.as_sequence().map(Vec::as_slice) else {
