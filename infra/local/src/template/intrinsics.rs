@@ -156,7 +156,9 @@ impl Template {
                     Json::String(s) => s,
                     other => other.to_string(),
                 };
-                Ok(Json::Bool(text(self.resolve(a, lookup)?) == text(self.resolve(b, lookup)?)))
+                Ok(Json::Bool(
+                    text(self.resolve(a, lookup)?) == text(self.resolve(b, lookup)?),
+                ))
             }
             "Not" => {
                 let Some([inner]) = arg.as_sequence().map(Vec::as_slice) else {

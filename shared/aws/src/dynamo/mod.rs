@@ -257,9 +257,7 @@ impl DynamoJobStore {
             // The chain keeps its quota slot: the next step takes one in the
             // same write (over the limit, if need be: it is no new
             // admission), before this step's own is released as it ends.
-            let take_slot = Update::new()
-                .add_to_set("active", AttributeValue::Ss(vec![next.id.to_string()]))
-                .set_if_not_exists(&owners::reserved_at_attribute(&next.id), n(now_ms))
+            let take_slot = owners::slot_taken(&next.id, now_ms)
                 .into_transact(&self.table, quota_key(&next.owner))
                 .map_err(StoreError::Corrupt)?;
             transaction = transaction.transact_items(

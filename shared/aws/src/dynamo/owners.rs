@@ -43,6 +43,18 @@ pub(super) fn reserved_times(item: Option<&Item>) -> BTreeMap<JobId, i64> {
         .collect()
 }
 
+/// The update that puts job `id` in its owner's active set at `now_ms`
+/// (reserving a slot, or handing a chain's on to its next step): a random
+/// id carries its time; a derived one gets it kept beside it, so the item,
+/// and each write of it, stays small for random ids.
+pub(super) fn slot_taken(id: &JobId, now_ms: i64) -> Update {
+    let update = Update::new().add_to_set("active", AttributeValue::Ss(vec![id.to_string()]));
+    match id.created_ms() {
+        Some(_) => update,
+        None => update.set_if_not_exists(&reserved_at_attribute(id), n(now_ms)),
+    }
+}
+
 /// The key of an owner's quota item in the jobs table: `owner#<owner>`. It
 /// holds `active`, the string set of the owner's active job ids, and for
 /// each derived one `reserved_<id>`, when it was reserved; having no
@@ -55,31 +67,18 @@ pub(super) fn quota_key(owner: &str) -> AttributeValue {
 #[async_trait]
 impl QuotaSlots for DynamoJobStore {
     async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
+        let update = slot_taken(id, now_ms())
+            .condition("attribute_not_exists(#active) OR size(#active) < :limit OR contains(#active, :id)")
+            .value(":id", s(id.as_str()))
+            .value(":limit", n(i64::from(limit)));
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", quota_key(owner));
-        // A random id carries its time; a derived one gets it kept beside it
-        // (the item, and each write of it, stays small for random ids).
-        let request = if id.created_ms().is_some() {
-            request.update_expression("ADD #active :ids")
-        } else {
-            request
-                .update_expression("ADD #active :ids SET #reserved_at = if_not_exists(#reserved_at, :now)")
-                .expression_attribute_names("#reserved_at", reserved_at_attribute(id))
-                .expression_attribute_values(":now", n(now_ms()))
-        };
-        let result = request
-            .condition_expression("attribute_not_exists(#active) OR size(#active) < :limit OR contains(#active, :id)")
-            .expression_attribute_names("#active", "active")
-            .expression_attribute_values(":ids", AttributeValue::Ss(vec![id.to_string()]))
-            .expression_attribute_values(":id", s(id.as_str()))
-            .expression_attribute_values(":limit", n(i64::from(limit)))
+            .key("pk", quota_key(owner))
             .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let result = update.apply(request).send().await;
         match result {
             Ok(output) => Ok(SlotOutcome::Reserved {
                 newly: !active_set(output.attributes.as_ref()).contains(id),
@@ -174,20 +173,17 @@ impl OwnerData for DynamoJobStore {
         // `rate#<owner>#<counter>#<window start>`: in no index (no owner,
         // created_at or due_shard), expired by the table's TTL a window
         // after its own.
-        let result = self
+        let update = Update::new()
+            .increment("count", 1)
+            .set("expires_at", n((window.start_ms + 2 * window.length_ms) / 1000 + 1))
+            .condition("attribute_not_exists(#count) OR #count < :limit")
+            .value(":limit", n(i64::from(window.limit)));
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(&format!("rate#{owner}#{counter}#{}", window.start_ms)))
-            .update_expression("ADD #count :one SET #expires_at = :expires_at")
-            .condition_expression("attribute_not_exists(#count) OR #count < :limit")
-            .expression_attribute_names("#count", "count")
-            .expression_attribute_names("#expires_at", "expires_at")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":limit", n(i64::from(window.limit)))
-            .expression_attribute_values(":expires_at", n((window.start_ms + 2 * window.length_ms) / 1000 + 1))
-            .send()
-            .await;
+            .key("pk", s(&format!("rate#{owner}#{counter}#{}", window.start_ms)));
+        let result = update.apply(request).send().await;
         match result {
             Ok(_) => Ok(true),
             Err(err) => match err.as_service_error() {
