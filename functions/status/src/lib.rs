@@ -21,12 +21,13 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use longrun_aws::AwsClients;
 use longrun_core::access::owned_job;
 use longrun_core::api::{
-    presign_results, ChainStepView, ChainView, JobList, JobView, Problem, ResultView, StreamUrlView,
+    over_per_minute_limit, presign_results, ChainStepView, ChainView, JobList, JobView, Problem, ResultView,
+    StreamUrlView,
 };
 use longrun_core::backpressure::DepthGauge;
 use longrun_core::chain::{chain_status, next_job_id};
+use longrun_core::ports::StreamTicket;
 use longrun_core::ports::{JobStore, ObjectStore};
-use longrun_core::ports::{RateWindow, StreamTicket};
 use longrun_core::time::{now_ms, rfc3339};
 use longrun_core::{Config, JobRecord, JobStatus};
 use longrun_lambda::apigw::{caller, json_response, problem_response};
@@ -122,12 +123,10 @@ async fn stream_url(
         .ok_or_else(|| Problem::unavailable("this stack has no event stream (EVENTS_URL is not set)", 60))?;
     let now = now_ms();
     let limit = deps.config.stream_tickets_per_minute;
-    if limit > 0 {
-        let window = RateWindow::at(now, 60_000, limit);
-        if !deps.store.count_in_window(&owner, "stream-tickets", &window).await? {
-            tracing::warn!(limit, "owner at its stream tickets per minute; refused");
-            return Err(Problem::rate_limited("stream URLs", limit, window.seconds_left(now)));
-        }
+    if let Some(refused) =
+        over_per_minute_limit(deps.store.as_ref(), &owner, "stream-tickets", "stream URLs", limit, now).await?
+    {
+        return Err(refused);
     }
     let expires_at = now + deps.config.stream_ticket_ttl_seconds * 1000;
     let (token, ticket) = StreamTicket::issue(&owner, &job.id, expires_at);

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use longrun_core::access::{input_prefix, is_plain_segment};
-use longrun_core::api::{FieldError, Problem, UploadRequest, UploadTicket};
-use longrun_core::ports::{RateWindow, UPLOAD_CONTENT_TYPE};
+use longrun_core::api::{over_per_minute_limit, FieldError, Problem, UploadRequest, UploadTicket};
+use longrun_core::ports::UPLOAD_CONTENT_TYPE;
 use longrun_core::time::{now_ms, rfc3339};
 use longrun_lambda::apigw::{caller, json_response, problem_response};
 
@@ -57,18 +57,18 @@ pub(crate) async fn upload(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest)
         return Err(Problem::invalid("the upload is not valid", errors));
     }
     let limit = deps.config.upload_urls_per_minute;
-    if limit > 0 {
-        let now = now_ms();
-        let window = RateWindow::at(now, 60_000, limit);
-        let counted = deps
-            .store
-            .count_in_window(&owner, "upload-urls", &window)
-            .await
-            .map_err(crate::store_unavailable)?;
-        if !counted {
-            tracing::warn!(limit, "owner at its upload URLs per minute; refused");
-            return Err(Problem::rate_limited("upload URLs", limit, window.seconds_left(now)));
-        }
+    let over = over_per_minute_limit(
+        deps.store.as_ref(),
+        &owner,
+        "upload-urls",
+        "upload URLs",
+        limit,
+        now_ms(),
+    )
+    .await
+    .map_err(crate::store_unavailable)?;
+    if let Some(refused) = over {
+        return Err(refused);
     }
     let key = format!("{}{}/{filename}", input_prefix(&owner), uuid::Uuid::new_v4());
     let ttl = deps.config.upload_url_ttl;

@@ -5,7 +5,7 @@
 
 pub use longrun_types::api::*;
 
-use crate::ports::StoreError;
+use crate::ports::{OwnerData, RateWindow, StoreError};
 use crate::record::JobRecord;
 use crate::time::rfc3339;
 
@@ -107,3 +107,30 @@ impl From<StoreError> for Problem {
 
 /// Seconds a caller is told to wait when the job store is unavailable.
 pub const STORE_RETRY_AFTER_SECONDS: u32 = 1;
+
+/// Counts one more `counter` (`stream-tickets`, `upload-urls`) for `owner`
+/// in this minute's window, within `per_minute` (0: no limit): `None` when
+/// counted, or the `429 rate-limited` problem naming `what` (with the
+/// seconds until the window ends) when the owner had `per_minute` already.
+pub async fn over_per_minute_limit<S: OwnerData + ?Sized>(
+    store: &S,
+    owner: &str,
+    counter: &str,
+    what: &str,
+    per_minute: u32,
+    now_ms: i64,
+) -> Result<Option<Problem>, StoreError> {
+    if per_minute == 0 {
+        return Ok(None);
+    }
+    let window = RateWindow::at(now_ms, 60_000, per_minute);
+    if store.count_in_window(owner, counter, &window).await? {
+        return Ok(None);
+    }
+    tracing::warn!(counter, limit = per_minute, "owner at its limit per minute; refused");
+    Ok(Some(Problem::rate_limited(
+        what,
+        per_minute,
+        window.seconds_left(now_ms),
+    )))
+}
