@@ -9,6 +9,22 @@ use crate::record::JobId;
 use crate::time::now_ms;
 use crate::webhook::WebhookSecrets;
 
+impl MemoryJobStore {
+    /// Makes `owner`'s reservation of `id` look made at `reserved_at_ms`
+    /// (test set-up: a reservation left behind long ago).
+    pub fn backdate_reservation(&self, owner: &str, id: &JobId, reserved_at_ms: i64) {
+        if let Some(at) = self
+            .slots
+            .lock()
+            .unwrap()
+            .get_mut(owner)
+            .and_then(|set| set.get_mut(id))
+        {
+            *at = reserved_at_ms;
+        }
+    }
+}
+
 #[async_trait]
 impl QuotaSlots for MemoryJobStore {
     async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {

@@ -107,20 +107,6 @@ impl MemoryJobStore {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
-    /// Makes `owner`'s reservation of `id` look made at `reserved_at_ms`
-    /// (test set-up: a reservation left behind long ago).
-    pub fn backdate_reservation(&self, owner: &str, id: &JobId, reserved_at_ms: i64) {
-        if let Some(at) = self
-            .slots
-            .lock()
-            .unwrap()
-            .get_mut(owner)
-            .and_then(|set| set.get_mut(id))
-        {
-            *at = reserved_at_ms;
-        }
-    }
-
     /// How many reads of one record (`get`) the store has answered: what a
     /// GetItem costs, for tests that bound reads.
     pub fn gets(&self) -> u64 {
