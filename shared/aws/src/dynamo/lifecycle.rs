@@ -156,11 +156,7 @@ impl JobLifecycle for DynamoJobStore {
                 return Ok(job);
             }
         }
-        let update = update
-            .condition("#status = :running AND #lease_owner = :owner")
-            .value(":running", s(JobStatus::Running.as_str()))
-            .value(":owner", s(lease_token));
-        let job = match self.transition(id, update).await? {
+        let job = match self.transition(id, super::fenced(update, lease_token)).await? {
             Transition::Done(job) => *job,
             // This run's own end, applied by an earlier send whose answer was
             // lost: what follows the write (metrics, the quota slot) is still

@@ -163,11 +163,7 @@ impl DynamoJobStore {
     /// Sends a lease-fenced update: it applies only while the job runs under
     /// `lease_token`'s lease, and fails with [`StoreError::LeaseLost`] otherwise.
     async fn fenced_update(&self, id: &JobId, update: Update, lease_token: &str) -> Result<Item, StoreError> {
-        let update = update
-            .condition("#status = :running AND #lease_owner = :owner")
-            .value(":running", s(JobStatus::Running.as_str()))
-            .value(":owner", s(lease_token));
-        match self.send_update(id, update).await {
+        match self.send_update(id, fenced(update, lease_token)).await {
             Ok(item) => Ok(item),
             Err(UpdateError::Refused(_)) => Err(StoreError::LeaseLost),
             Err(UpdateError::Store(err)) => Err(err),
@@ -184,6 +180,14 @@ impl DynamoJobStore {
             Err(UpdateError::Store(err)) => Err(err),
         }
     }
+}
+
+/// `update`, applied only while the job runs under `lease_token`'s lease.
+fn fenced(update: Update, lease_token: &str) -> Update {
+    update
+        .condition("#status = :running AND #lease_owner = :owner")
+        .value(":running", s(JobStatus::Running.as_str()))
+        .value(":owner", s(lease_token))
 }
 
 /// How often a chain step's end is tried again after a transaction conflict.
