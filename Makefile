@@ -9,7 +9,7 @@ LOCALSTACK := $(LOCALSTACK_VENV)/.localstack-installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: dev test test-localstack lint fmt bench build package clean
+.PHONY: dev test test-localstack smoke lint fmt bench build package clean
 
 ## Run the system locally: moto + resources from template.yaml + the local runtime on :3000
 ## (and build longrun-admin, to redrive its dead-lettered jobs).
@@ -25,6 +25,12 @@ test: $(EMULATOR)
 ## no Docker) for SQS and S3, DynamoDB Local (Java; fetched once with npm) for DynamoDB.
 test-localstack: $(EMULATOR) $(LOCALSTACK)
 	infra/scripts/test-localstack.sh
+
+## A short check of a running stack over its public API, with a caller's token only:
+## make smoke API=https://<api id>.execute-api.<region>.amazonaws.com TOKEN=<JWT> [TOKEN_OTHER=<another caller's JWT>]
+smoke:
+	@test -n "$(API)" -a -n "$(TOKEN)" || { echo "usage: make smoke API=<base URL> TOKEN=<bearer token> [TOKEN_OTHER=<token>]"; exit 2; }
+	cargo run --quiet -p longrun-e2e --bin longrun-smoke -- --api "$(API)" --token "$(TOKEN)" $(if $(TOKEN_OTHER),--other-token "$(TOKEN_OTHER)")
 
 ## Formatting, clippy (warnings as errors), sam validate --lint and cfn-lint on the template.
 lint: $(TOOLS)

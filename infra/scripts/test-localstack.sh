@@ -15,6 +15,8 @@
 # SDK sends DynamoDB calls to AWS_ENDPOINT_URL_DYNAMODB. LocalStack runs only
 # sqs and s3, so a DynamoDB call that missed that variable fails loudly.
 # Arguments, if any, are a command to run on the emulators instead of test.sh.
+# Its callers are named by their bare tokens (LONGRUN_TEST_AUTH=names), so
+# that the two lanes cover both ways the local runtime authenticates.
 #
 # Java: DynamoDB Local needs a Java runtime (17 or newer). Without `java` this
 # fails with a message saying so, except as root with apt-get (CI, a fresh
@@ -142,6 +144,7 @@ echo "test-localstack: LocalStack $("$LOCALSTACK_VENV/bin/python" -c 'import imp
 # infra/scripts/dev.sh: `make dev` on LocalStack and DynamoDB Local).
 status=0
 AWS_ENDPOINT_URL="http://127.0.0.1:$ls_port" AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port" \
-  TEST_LANE="make test-localstack" TEST_STARTED="$started" "${@:-infra/scripts/test.sh}" || status=$?
+  TEST_LANE="make test-localstack" TEST_STARTED="$started" LONGRUN_TEST_AUTH="${LONGRUN_TEST_AUTH:-names}" \
+  "${@:-infra/scripts/test.sh}" || status=$?
 if [ "$status" -ne 0 ]; then emulator_logs; fi
 exit "$status"

@@ -32,6 +32,22 @@ fi
 export LONGRUN_TEST_OVERRIDES="EnableSleepJob=true LeaseSeconds=4 HeartbeatSeconds=1 RetryBaseSeconds=1 \
 RetryMaxSeconds=2 EnqueueGraceSeconds=3 ReconcilerSchedule=rate(2 seconds) \
 WebhookAllowInsecureTargets=true WebhookRetrySchedule=1,1"
+# Callers: real JWTs by default (LONGRUN_TEST_AUTH=jwt), signed with the
+# test key in tests/fixtures/jwt and verified by every local runtime the
+# suite starts (--jwks), as API Gateway's authorizer would; or, with
+# LONGRUN_TEST_AUTH=names (the LocalStack lane), each caller's bare name as
+# its token, as `make dev` takes it.
+auth="${LONGRUN_TEST_AUTH:-jwt}"
+runtime_auth=()
+if [ "$auth" = jwt ]; then
+  export LONGRUN_JWKS="$ROOT/tests/fixtures/jwt/jwks.json"
+  export LONGRUN_JWT_KEY="$ROOT/tests/fixtures/jwt/test-signing-key.pem"
+  export LONGRUN_JWT_KID=longrun-test-1
+  export LONGRUN_JWT_ISSUER=https://issuer.longrun.test
+  export LONGRUN_JWT_AUDIENCE=longrun-e2e
+  LONGRUN_TEST_OVERRIDES="$LONGRUN_TEST_OVERRIDES JwtIssuer=$LONGRUN_JWT_ISSUER JwtAudience=$LONGRUN_JWT_AUDIENCE"
+  runtime_auth=(--jwks "$LONGRUN_JWKS")
+fi
 export LONGRUN_LOCAL_BIN="$ROOT/target/debug/longrun-local"
 export LONGRUN_ADMIN_BIN="$ROOT/target/debug/longrun-admin"
 export LONGRUN_CLI_BIN="$ROOT/target/debug/longrun"
@@ -41,7 +57,7 @@ rm -f "$LONGRUN_SOAK_REPORT"
 api_port=$(free_port)
 stack="longrun-test-$(date +%s)"
 # shellcheck disable=SC2086 # the overrides are separate words on purpose
-./target/debug/longrun-local --port "$api_port" --stack "$stack" \
+./target/debug/longrun-local --port "$api_port" --stack "$stack" "${runtime_auth[@]}" \
   --parameter-overrides $LONGRUN_TEST_OVERRIDES >.local/test-runtime.log 2>&1 &
 pids+=("$!")
 if ! wait_for_url "http://127.0.0.1:$api_port/_local/health" 60; then
@@ -72,14 +88,36 @@ fi
 # and by a hard timeout. A fixed seed (SCHEMATHESIS_SEED) makes CI repeat
 # the same cases; set another one, or "random", to explore further.
 # SCHEMATHESIS_EXTRA_ARGS adds options.
+# The bearer token of the caller named $1.
+caller_token() {
+  if [ "$auth" = jwt ]; then
+    ./target/debug/longrun-local token --key "$LONGRUN_JWT_KEY" --kid "$LONGRUN_JWT_KID" \
+      --issuer "$LONGRUN_JWT_ISSUER" --audience "$LONGRUN_JWT_AUDIENCE" "$1"
+  else
+    echo "$1"
+  fi
+}
+
+# make smoke's check, as a caller of this runtime would run it against a deployed stack.
+smoke_status=0
+./target/debug/longrun-smoke --api "$LONGRUN_API_URL" --token "$(caller_token "smoke-$stack")" \
+  --other-token "$(caller_token "smoke-other-$stack")" >.local/smoke.log 2>&1 || smoke_status=$?
+if [ "$smoke_status" -ne 0 ]; then cat .local/smoke.log; status=1; fi
+echo "smoke: $(tail -n 1 .local/smoke.log) (.local/smoke.log)"
+
+fuzz_token=$(caller_token schemathesis)
+# With real tokens the runtime refuses unauthenticated requests as API
+# Gateway does, so Schemathesis's ignored_auth check runs too.
+fuzz_excluded=positive_data_acceptance,unsupported_method
+if [ "$auth" != jwt ]; then fuzz_excluded="ignored_auth,$fuzz_excluded"; fi
 fuzz_status=0
 fuzz_seed="${SCHEMATHESIS_SEED:-204641732539029144003440337815481505217}"
 seed_args=()
 if [ "$fuzz_seed" != random ]; then seed_args=(--seed "$fuzz_seed"); fi
 # shellcheck disable=SC2086 # the extra arguments are separate words on purpose
 timeout 150 "$VENV/bin/schemathesis" run "$LONGRUN_API_URL/openapi.yaml" --url "$LONGRUN_API_URL" \
-  --header 'Authorization: Bearer schemathesis' \
-  --checks all --exclude-checks ignored_auth,positive_data_acceptance,unsupported_method \
+  --header "Authorization: Bearer $fuzz_token" \
+  --checks all --exclude-checks "$fuzz_excluded" \
   --max-examples 20 --max-response-time 25 --request-timeout 25 \
   --no-color "${seed_args[@]}" ${SCHEMATHESIS_EXTRA_ARGS:-} >.local/schemathesis.log 2>&1 || fuzz_status=$?
 fuzz_cases=$(grep -a -A1 '^Test cases:' .local/schemathesis.log | tail -n 1 | sed 's/^ *//' || true)
@@ -89,7 +127,7 @@ if [ "$fuzz_status" -ne 0 ]; then
   status=1
 fi
 echo "schemathesis: $([ "$fuzz_status" -eq 0 ] && echo passed || echo "FAILED (exit $fuzz_status)"): ${fuzz_cases:-no test cases} (.local/schemathesis.log)"
-echo "$lane: $(( $(date +%s) - started ))s wall time"
+echo "$lane: $(( $(date +%s) - started ))s wall time (callers: $auth)"
 # One closing line over every test binary: "tests: N passed, N failed".
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' .local/test-output.log

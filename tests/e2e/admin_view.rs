@@ -110,7 +110,7 @@ async fn the_operator_view_shows_queues_dead_letters_and_jobs_without_disturbing
     assert_eq!(fast["in_flight"], 0, "nothing was received from the work queue: {fast}");
 
     // The owner's QUEUED jobs are exactly ours; the counts include them.
-    let mine = admin(&runtime, &["jobs", "--status", "QUEUED", "--owner", &stack.owner]);
+    let mine = admin(&runtime, &["jobs", "--status", "QUEUED", "--owner", &stack.owner_key()]);
     let mut listed: Vec<String> = mine["jobs"]
         .as_array()
         .expect("jobs")
@@ -123,7 +123,7 @@ async fn the_operator_view_shows_queues_dead_letters_and_jobs_without_disturbing
         .as_array()
         .unwrap()
         .iter()
-        .all(|j| j["owner"] == stack.owner.as_str() && j["status"] == "QUEUED" && j["type"] == "sleep"));
+        .all(|j| j["owner"] == stack.owner_key().as_str() && j["status"] == "QUEUED" && j["type"] == "sleep"));
     assert_eq!(
         (mine["counts"]["QUEUED"].as_u64(), mine["matching"].as_u64()),
         (Some(3), Some(3))

@@ -1,9 +1,13 @@
 //! Authentication over HTTP: every route refuses a caller without a usable
-//! identity with `401` problem+json and `WWW-Authenticate: Bearer`, and
-//! changes nothing. (The stack under `make test` runs with the template's
-//! default, `AllowAnonymous=false`.)
+//! identity with `401` and `WWW-Authenticate: Bearer`, and changes nothing.
+//! (The stack under `make test` runs with the template's default,
+//! `AllowAnonymous=false`.) With real JWTs (`make test`'s moto lane) the
+//! authorizer refuses first, with API Gateway's own answer; with callers
+//! named by their bare token (the LocalStack lane) the functions do, with
+//! problem+json.
 
-use longrun_e2e::Stack;
+use longrun_e2e::identity::signed_tokens;
+use longrun_e2e::{token_for, Stack};
 use serde_json::json;
 
 #[tokio::test]
@@ -20,10 +24,24 @@ async fn every_route_refuses_a_caller_without_identity() {
         ("GET", format!("{}/jobs/{id}", stack.api)),
         ("POST", format!("{}/jobs/{id}/cancel", stack.api)),
     ];
-    // No header, an empty bearer token, and a scheme that is not Bearer.
-    let authorizations = [None, Some("Bearer "), Some("Basic YWxpY2U6c2VjcmV0")];
+    // No header, an empty bearer token, and a scheme that is not Bearer;
+    // with real tokens also a bare name, and claims swapped under a signature.
+    let mut authorizations = vec![
+        None,
+        Some("Bearer ".to_owned()),
+        Some("Basic YWxpY2U6c2VjcmV0".to_owned()),
+    ];
+    if signed_tokens() {
+        let token = stack.token();
+        let (head, rest) = token.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let mallorys = token_for("mallory");
+        let other_claims = mallorys.split('.').nth(1).unwrap();
+        authorizations.push(Some(format!("Bearer {}", stack.owner)));
+        authorizations.push(Some(format!("Bearer {head}.{other_claims}.{signature}")));
+    }
     for (method, url) in &routes {
-        for authorization in authorizations {
+        for authorization in &authorizations {
             let mut request = match *method {
                 "POST" => stack
                     .http
@@ -32,7 +50,7 @@ async fn every_route_refuses_a_caller_without_identity() {
                     .body(body.clone()),
                 _ => stack.http.get(url),
             };
-            if let Some(value) = authorization {
+            if let Some(value) = authorization.as_deref() {
                 request = request.header("authorization", value);
             }
             let response = request.send().await.expect("request");
@@ -41,9 +59,19 @@ async fn every_route_refuses_a_caller_without_identity() {
             let problem: serde_json::Value = response.json().await.expect("a problem body");
             let case = format!("{method} {url} with {authorization:?}");
             assert_eq!(status, 401, "{case}: {problem}");
-            assert_eq!(headers["content-type"], "application/problem+json", "{case}");
-            assert_eq!(headers["www-authenticate"], "Bearer", "{case}");
-            assert_eq!(problem["type"], "urn:longrun:problem:unauthorized", "{case}");
+            let challenge = headers["www-authenticate"].to_str().unwrap();
+            if signed_tokens() {
+                assert_eq!(
+                    problem,
+                    json!({"message": "Unauthorized"}),
+                    "{case}: API Gateway's answer"
+                );
+                assert!(challenge.starts_with("Bearer"), "{case}: {challenge}");
+            } else {
+                assert_eq!(headers["content-type"], "application/problem+json", "{case}");
+                assert_eq!(challenge, "Bearer", "{case}");
+                assert_eq!(problem["type"], "urn:longrun:problem:unauthorized", "{case}");
+            }
             assert!(!problem.to_string().contains(&stack.owner), "{case}: no owner leaks");
         }
     }
@@ -70,7 +98,7 @@ async fn an_upload_is_its_owners_alone() {
         let refused = stack
             .http
             .post(format!("{}/jobs", stack.api))
-            .bearer_auth(&mallory)
+            .bearer_auth(token_for(&mallory))
             .json(&report(&named))
             .send()
             .await
@@ -119,7 +147,7 @@ async fn another_owner_reaches_nothing_of_a_job_and_learns_nothing() {
         .find(|k| k.ends_with("/summary.json"))
         .expect("the summary was written");
     let mallory = format!("{}-mallory", stack.owner);
-    let as_mallory = |request: reqwest::RequestBuilder| request.bearer_auth(&mallory).send();
+    let as_mallory = |request: reqwest::RequestBuilder| request.bearer_auth(token_for(&mallory)).send();
 
     // Reading and cancelling it answer exactly as for a job that does not exist.
     let unknown = "0190b0c4-0000-7000-8000-000000000000";

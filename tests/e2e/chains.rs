@@ -23,7 +23,7 @@ async fn list_jobs(stack: &Stack) -> Value {
     let response = stack
         .http
         .get(format!("{}/jobs", stack.api))
-        .bearer_auth(&stack.owner)
+        .bearer_auth(stack.token())
         .send()
         .await
         .expect("GET /jobs");

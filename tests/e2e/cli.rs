@@ -14,7 +14,7 @@ fn cli(stack: &Stack, args: &[&str]) -> Output {
     std::process::Command::new(bin)
         .args(args)
         .env("LONGRUN_API_URL", &stack.api)
-        .env("LONGRUN_TOKEN", &stack.owner)
+        .env("LONGRUN_TOKEN", stack.token())
         .output()
         .expect("run longrun")
 }

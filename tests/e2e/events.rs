@@ -20,7 +20,7 @@ async fn stream_url(stack: &Stack, id: &str) -> String {
     let answer = stack
         .http
         .post(format!("{}/jobs/{id}/stream", stack.api))
-        .bearer_auth(&stack.owner)
+        .bearer_auth(stack.token())
         .send()
         .await
         .expect("POST /jobs/{id}/stream");
@@ -178,7 +178,7 @@ async fn a_stream_opens_only_with_a_ticket_for_that_job() {
     let answer = stack
         .http
         .post(format!("{}/jobs/{first}/stream", stack.api))
-        .bearer_auth("someone-else")
+        .bearer_auth(longrun_e2e::token_for("someone-else"))
         .send()
         .await
         .unwrap();

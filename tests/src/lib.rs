@@ -14,6 +14,12 @@
 //! deployed stack's outputs), otherwise from the local runtime's
 //! `/_local/resources`.
 
+pub mod identity;
+mod runtime;
+
+pub use runtime::LocalRuntime;
+
+pub use identity::{owner_of, token_for};
 use longrun_core::ports::QuotaSlots;
 use std::time::{Duration, Instant};
 
@@ -31,7 +37,7 @@ pub struct Stack {
     pub table: String,
     pub fast_queue_url: String,
     pub slow_queue_url: String,
-    /// A caller identity of this test's own (bearer token → JWT `sub`).
+    /// The name of this test's own caller (its JWT `sub`; see [`identity`]).
     pub owner: String,
 }
 
@@ -127,6 +133,16 @@ impl Stack {
         Answer { status, headers, body }
     }
 
+    /// The bearer token this test's caller sends.
+    pub fn token(&self) -> String {
+        token_for(&self.owner)
+    }
+
+    /// The owner the stack makes of this test's caller.
+    pub fn owner_key(&self) -> String {
+        owner_of(&self.owner)
+    }
+
     /// `POST /jobs` with a JSON body, as this test's caller.
     pub async fn submit(&self, body: &Value, idempotency_key: Option<&str>) -> Answer {
         self.submit_raw(body.to_string().into_bytes(), "application/json", idempotency_key)
@@ -138,7 +154,7 @@ impl Stack {
         let mut request = self
             .http
             .post(format!("{}/jobs", self.api))
-            .bearer_auth(&self.owner)
+            .bearer_auth(self.token())
             .body(body);
         if !content_type.is_empty() {
             request = request.header("content-type", content_type);
@@ -154,7 +170,7 @@ impl Stack {
         let request = self
             .http
             .get(format!("{}/jobs/{id}?wait={wait_seconds}", self.api))
-            .bearer_auth(owner);
+            .bearer_auth(token_for(owner));
         Self::answer(request.send().await.expect("GET /jobs/{id}")).await
     }
 
@@ -201,7 +217,7 @@ impl Stack {
         let request = self
             .http
             .post(format!("{}/jobs/{id}/cancel", self.api))
-            .bearer_auth(&self.owner);
+            .bearer_auth(self.token());
         Self::answer(request.send().await.expect("POST /jobs/{id}/cancel")).await
     }
 
@@ -210,7 +226,7 @@ impl Stack {
         let request = self
             .http
             .post(format!("{}/webhook-secret", self.api))
-            .bearer_auth(&self.owner);
+            .bearer_auth(self.token());
         let answer = Self::answer(request.send().await.expect("POST /webhook-secret")).await;
         assert_eq!(answer.status, 201, "{:?}", answer.body);
         answer.body["secret"].as_str().expect("secret").to_owned()
@@ -268,7 +284,7 @@ impl Stack {
         let request = self
             .http
             .post(format!("{}/uploads", self.api))
-            .bearer_auth(owner)
+            .bearer_auth(token_for(owner))
             .json(body);
         Self::answer(request.send().await.expect("POST /uploads")).await
     }
@@ -343,12 +359,12 @@ impl Stack {
     }
 
     /// The raw job item, straight from the table.
-    /// The job ids in `owner`'s quota item (its active set), sorted, read
-    /// through the job store's own adapter.
-    pub async fn active_slots(&self, owner: &str) -> Vec<String> {
+    /// The job ids in the caller `name`'s quota item (its active set),
+    /// sorted, read through the job store's own adapter.
+    pub async fn active_slots(&self, name: &str) -> Vec<String> {
         let store = longrun_aws::DynamoJobStore::new(self.dynamodb.clone(), &self.table, 0);
         let mut ids: Vec<String> = store
-            .active_slots(owner)
+            .active_slots(&owner_of(name))
             .await
             .expect("read the quota item")
             .iter()
@@ -369,121 +385,5 @@ impl Stack {
             .expect("get item")
             .item
             .expect("job item exists")
-    }
-}
-
-/// A local runtime process this test owns: its own stack (resources) on
-/// the emulator, its own port, and the test settings of `make test`
-/// (`LONGRUN_TEST_OVERRIDES`).
-pub struct LocalRuntime {
-    child: Option<std::process::Child>,
-    pub api: String,
-    pub stack: String,
-    extra_args: Vec<String>,
-    logs: Vec<std::path::PathBuf>,
-}
-
-impl LocalRuntime {
-    /// Starts `longrun-local` on a fresh stack named `stack_prefix-<uuid>`.
-    pub async fn start(stack_prefix: &str, extra_args: &[&str]) -> LocalRuntime {
-        let mut runtime = LocalRuntime {
-            child: None,
-            api: String::new(),
-            stack: format!("{stack_prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
-            logs: Vec::new(),
-        };
-        runtime.spawn().await;
-        runtime
-    }
-
-    async fn spawn(&mut self) {
-        let bin = std::env::var("LONGRUN_LOCAL_BIN")
-            .expect("LONGRUN_LOCAL_BIN is not set: run the end-to-end tests through `make test`");
-        let template = std::env::var("LONGRUN_TEMPLATE").expect("LONGRUN_TEMPLATE is not set");
-        let overrides = std::env::var("LONGRUN_TEST_OVERRIDES").unwrap_or_default();
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            listener.local_addr().unwrap().port()
-        };
-        let log = std::env::temp_dir().join(format!("{}-{}.log", self.stack, self.logs.len()));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = std::process::Command::new(bin)
-            .args([
-                "--template",
-                &template,
-                "--stack",
-                &self.stack,
-                "--port",
-                &port.to_string(),
-            ])
-            // One argument: longrun-local splits it as `sam deploy` would.
-            .args(["--parameter-overrides", &overrides])
-            .args(&self.extra_args)
-            .env("LOG_FORMAT", "json")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start longrun-local");
-        self.child = Some(child);
-        self.logs.push(log);
-        self.api = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/_local/health", self.api)).await {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the local runtime did not start: {}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// `kill -9`: the process dies mid-whatever, as a Lambda sandbox can.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts the same stack again (new process, new port).
-    pub async fn restart(&mut self) {
-        self.kill();
-        self.spawn().await;
-    }
-
-    /// Starts the same stack again with other arguments.
-    pub async fn restart_with(&mut self, extra_args: &[&str]) {
-        self.extra_args = extra_args.iter().map(|a| (*a).to_owned()).collect();
-        self.restart().await;
-    }
-
-    /// Everything every run of this runtime logged.
-    pub fn log_text(&self) -> String {
-        self.logs
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The JSON log lines every run wrote.
-    pub fn log_events(&self) -> Vec<Value> {
-        self.log_text()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
-    }
-}
-
-impl Drop for LocalRuntime {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -20,7 +20,8 @@ use longrun_core::ports::{CancelOutcome, JobQueue, JobStore};
 use longrun_core::time::now_ms;
 use longrun_core::webhook::announce_end;
 use longrun_core::{Config, JobRecord};
-use longrun_lambda::apigw::{caller, json_response, problem_response};
+use longrun_lambda::apigw::{json_response, problem_response};
+use longrun_lambda::identity::caller;
 use longrun_lambda::HttpFunction;
 use tracing::Instrument;
 
@@ -68,7 +69,7 @@ pub async fn handle(deps: &CancelDeps, request: ApiGatewayV2httpRequest) -> ApiG
 }
 
 async fn cancel(deps: &CancelDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
-    let owner = caller(request, deps.config.allow_anonymous)?;
+    let owner = caller(request, &deps.config)?;
     let job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     // A chain whose step has succeeded goes on in its next step: cancelling
     // any earlier step (its first job, say) cancels the step that is live.
@@ -148,7 +149,11 @@ mod tests {
     }
 
     fn job(store: &MemoryJobStore) -> JobRecord {
-        let job = longrun_core::fixtures::queued_job("alice", "sleep", json!({"seconds": 1}));
+        let job = longrun_core::fixtures::queued_job(
+            &longrun_lambda::apigw::local_owner("alice"),
+            "sleep",
+            json!({"seconds": 1}),
+        );
         store.insert(job.clone());
         job
     }
@@ -174,7 +179,7 @@ mod tests {
             headers: Vec::new(),
             body: None,
             path_parameters: vec![("id".into(), id.into())],
-            owner: Some(owner),
+            jwt_claims: HttpEvent::claims_of(Some(owner)),
         }
         .to_request()
     }

@@ -61,7 +61,7 @@ fn request(job: &JobRecord, query: &str, last_event_id: Option<&str>) -> ApiGate
             .unwrap_or_default(),
         body: None,
         path_parameters: Vec::new(),
-        owner: None,
+        jwt_claims: None,
     }
     .to_request()
 }

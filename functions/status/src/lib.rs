@@ -30,7 +30,8 @@ use longrun_core::ports::StreamTicket;
 use longrun_core::ports::{JobStore, ObjectStore};
 use longrun_core::time::{now_ms, rfc3339};
 use longrun_core::{Config, JobRecord, JobStatus};
-use longrun_lambda::apigw::{caller, json_response, problem_response};
+use longrun_lambda::apigw::{json_response, problem_response};
+use longrun_lambda::identity::caller;
 use longrun_lambda::HttpFunction;
 use tracing::Instrument;
 
@@ -114,7 +115,7 @@ async fn stream_url(
     request: &ApiGatewayV2httpRequest,
     raw_id: &str,
 ) -> Result<StreamUrlView, Problem> {
-    let owner = caller(request, deps.config.allow_anonymous)?;
+    let owner = caller(request, &deps.config)?;
     let job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     let base = deps
         .config
@@ -138,7 +139,7 @@ async fn stream_url(
 }
 
 async fn job_view(deps: &StatusDeps, request: &ApiGatewayV2httpRequest, raw_id: &str) -> Result<JobView, Problem> {
-    let owner = caller(request, deps.config.allow_anonymous)?;
+    let owner = caller(request, &deps.config)?;
     let mut job = owned_job(deps.store.as_ref(), raw_id, &owner).await?;
     let wait = wait_seconds(request)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -192,7 +193,7 @@ async fn chain_view(deps: &StatusDeps, job: &JobRecord) -> Result<Option<ChainVi
 }
 
 async fn list(deps: &StatusDeps, request: &ApiGatewayV2httpRequest) -> Result<JobList, Problem> {
-    let owner = caller(request, deps.config.allow_anonymous)?;
+    let owner = caller(request, &deps.config)?;
     let query = &request.query_string_parameters;
     let status = query
         .first("status")

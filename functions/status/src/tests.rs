@@ -53,8 +53,10 @@ async fn a_queued_job_shows_the_work_waiting_in_its_queue_and_others_do_not() {
     assert!(running.get("queue_depth").is_none(), "{running}");
 }
 
-fn queued_job(owner: &str) -> JobRecord {
-    longrun_core::fixtures::queued_job(owner, "sleep", json!({"seconds": 1}))
+/// A queued job of the caller `name` (as the local issuer names callers).
+fn queued_job(name: &str) -> JobRecord {
+    let owner = longrun_lambda::apigw::local_owner(name);
+    longrun_core::fixtures::queued_job(&owner, "sleep", json!({"seconds": 1}))
 }
 
 fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
@@ -66,7 +68,7 @@ fn get(id: &str, query: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
         headers: Vec::new(),
         body: None,
         path_parameters: vec![("id".into(), id.into())],
-        owner,
+        jwt_claims: HttpEvent::claims_of(owner),
     }
     .to_request()
 }
@@ -206,7 +208,11 @@ async fn bad_wait_values_are_400() {
 #[tokio::test]
 async fn a_caller_without_identity_is_401_and_learns_nothing() {
     let mut f = fixture();
-    let job = queued_job(longrun_lambda::apigw::ANONYMOUS_OWNER);
+    let job = longrun_core::fixtures::queued_job(
+        longrun_lambda::identity::ANONYMOUS_OWNER,
+        "sleep",
+        json!({"seconds": 1}),
+    );
     f.store.insert(job.clone());
     for request in [get(job.id.as_str(), "", None), get("not-a-job-id", "", None), {
         let mut listing = list("", "x");
@@ -232,7 +238,7 @@ fn list(query: &str, owner: &str) -> ApiGatewayV2httpRequest {
         headers: Vec::new(),
         body: None,
         path_parameters: Vec::new(),
-        owner: Some(owner),
+        jwt_claims: HttpEvent::claims_of(Some(owner)),
     }
     .to_request()
 }
@@ -314,7 +320,7 @@ fn stream_request(id: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
         headers: Vec::new(),
         body: None,
         path_parameters: vec![("id".into(), id.into())],
-        owner,
+        jwt_claims: HttpEvent::claims_of(owner),
     }
     .to_request()
 }

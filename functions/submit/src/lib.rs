@@ -33,7 +33,8 @@ use longrun_core::ports::{CreateOutcome, JobMessage, JobQueue, JobStore, ObjectS
 use longrun_core::record::NewJob;
 use longrun_core::time::now_ms;
 use longrun_core::{Config, JobId, JobRecord, JobStatus};
-use longrun_lambda::apigw::{caller, json_response, problem_response};
+use longrun_lambda::apigw::{json_response, problem_response};
+use longrun_lambda::identity::caller;
 use longrun_lambda::HttpFunction;
 use tracing::Instrument;
 
@@ -131,7 +132,7 @@ fn respond(status: u16, job: &JobRecord) -> ApiGatewayV2httpResponse {
 
 /// Validates, writes and enqueues a job.
 pub async fn submit(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<Submitted, Problem> {
-    let owner = caller(request, deps.config.allow_anonymous)?;
+    let owner = caller(request, &deps.config)?;
     let idempotency_key = idempotency_key(request)?;
     let submit_request: SubmitRequest = json_body(deps, request, "job")?;
     let id = match &idempotency_key {

@@ -12,7 +12,8 @@ use longrun_core::access::{input_prefix, is_plain_segment};
 use longrun_core::api::{over_per_minute_limit, FieldError, Problem, UploadRequest, UploadTicket};
 use longrun_core::ports::UPLOAD_CONTENT_TYPE;
 use longrun_core::time::{now_ms, rfc3339};
-use longrun_lambda::apigw::{caller, json_response, problem_response};
+use longrun_lambda::apigw::{json_response, problem_response};
+use longrun_lambda::identity::caller;
 
 use crate::{json_body, SubmitDeps};
 
@@ -36,7 +37,7 @@ pub(crate) async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest)
 
 /// Checks the request and presigns the PUT.
 pub(crate) async fn upload(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<UploadTicket, Problem> {
-    let owner = caller(request, deps.config.allow_anonymous)?;
+    let owner = caller(request, &deps.config)?;
     let wanted: UploadRequest = json_body(deps, request, "upload")?;
     let mut errors = Vec::new();
     let max = deps.config.max_upload_bytes;

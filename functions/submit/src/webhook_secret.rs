@@ -9,7 +9,8 @@ use longrun_core::api::{Problem, WebhookSecretView};
 use longrun_core::time::{now_ms, rfc3339};
 use longrun_core::webhook::signature::WebhookSecret;
 use longrun_core::webhook::WebhookSecrets;
-use longrun_lambda::apigw::{caller, json_response, problem_response};
+use longrun_lambda::apigw::{json_response, problem_response};
+use longrun_lambda::identity::caller;
 
 use crate::{store_unavailable, SubmitDeps};
 
@@ -27,7 +28,7 @@ pub(crate) async fn handle(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest)
 /// Replaces the caller's secret (conditional on the one read, so two
 /// rotations at once cannot both think theirs is current).
 pub(crate) async fn rotate(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest) -> Result<WebhookSecretView, Problem> {
-    let owner = caller(request, deps.config.allow_anonymous)?;
+    let owner = caller(request, &deps.config)?;
     let overlap_ms = deps.config.webhook_secret_overlap_seconds * 1000;
     for _ in 0..3 {
         let old = deps.store.webhook_secrets(&owner).await.map_err(store_unavailable)?;

@@ -274,7 +274,7 @@ fn api_event<'a>(route_key: &'a str, method: &'a str, path: &'a str, id: Option<
         headers: vec![("content-type".into(), "application/json".into())],
         body: None,
         path_parameters: id.map(|id| vec![("id".to_owned(), id.to_owned())]).unwrap_or_default(),
-        owner: Some("bench"),
+        jwt_claims: HttpEvent::claims_of(Some("bench")),
     }
 }
 
@@ -359,6 +359,7 @@ async fn main() {
         // Nothing is served over HTTP here; the events function's URL only
         // has to resolve.
         base_url: Some("http://127.0.0.1:9".into()),
+        jwks: None,
     };
     let stack = longrun_local::start(&options, &shared, &clients)
         .await

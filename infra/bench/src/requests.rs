@@ -113,7 +113,7 @@ pub(crate) async fn requests_per_job(bench: &Bench, jobs: usize) {
                 headers: Vec::new(),
                 body: None,
                 path_parameters: vec![("id".into(), id.clone())],
-                owner: Some("bench"),
+                jwt_claims: HttpEvent::claims_of(Some("bench")),
             }
             .to_request();
             let response = status.call(event).await;

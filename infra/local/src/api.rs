@@ -1,11 +1,12 @@
 //! Plays API Gateway (HTTP API, payload v2): turns each HTTP request into
 //! the same event API Gateway would send, routes it by the template's
 //! `HttpApi` events, invokes the function's handler and turns its answer
-//! back into HTTP. A bearer token stands in for a JWT authorizer: its text
-//! becomes the `sub` claim (local only, no signature). Without one the event
-//! carries no authorizer context and the function answers `401`, as a
-//! deployed function behind a missing authorizer would (unless the template
-//! sets `AllowAnonymous=true`).
+//! back into HTTP. Callers are authenticated by [`crate::jwt`]: real JWTs
+//! against a key set (`--jwks`), refused with API Gateway's own `401`; or,
+//! without one, a bearer token's text as the caller's name. Without a token
+//! the event then carries no authorizer context and the function answers
+//! `401`, as a deployed function behind a missing authorizer would (unless
+//! the template sets `AllowAnonymous=true`).
 //! Also serves `/_local/health`, `/_local/resources` (physical names and
 //! ARNs) and `/_local/environment/{FunctionLogicalId}` for scripts and tests,
 //! and the API's OpenAPI document at `/openapi.yaml` (no bearer token needed).
@@ -77,6 +78,8 @@ pub struct LocalApi {
     /// The OpenAPI document served at `/openapi.yaml`: the app's job types'
     /// ([`openapi::document_for`] the submit function's registry), as YAML.
     pub openapi: String,
+    /// How callers are authenticated.
+    pub authorizer: crate::jwt::Authorizer,
     /// Function logical id → its resolved environment (for `/_local/environment/{id}`).
     pub environments: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
@@ -133,12 +136,11 @@ async fn dispatch(
         }
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "Not Found"}))).into_response();
     };
-    let owner = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let jwt_claims = match api.authorizer.authorize(authorization, chrono::Utc::now().timestamp()) {
+        Ok(claims) => claims,
+        Err(refusal) => return unauthorized(&refusal),
+    };
     let header_pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
@@ -152,7 +154,7 @@ async fn dispatch(
         headers: header_pairs,
         body: (!body.is_empty()).then_some(&body[..]),
         path_parameters,
-        owner,
+        jwt_claims,
     }
     .to_request();
     let Some(function) = route.function.http().cloned() else {
@@ -165,6 +167,21 @@ async fn dispatch(
         Ok(Err(_panic)) => internal_error(StatusCode::INTERNAL_SERVER_ERROR),
         Err(_elapsed) => internal_error(StatusCode::SERVICE_UNAVAILABLE),
     }
+}
+
+/// API Gateway's answer to a request its JWT authorizer refused.
+fn unauthorized(refusal: &crate::jwt::Refusal) -> Response {
+    tracing::info!(%refusal, "request refused by the JWT authorizer");
+    let challenge = match refusal {
+        crate::jwt::Refusal::Missing => "Bearer".to_owned(),
+        crate::jwt::Refusal::Invalid(why) => format!("Bearer error=\"invalid_token\" error_description=\"{why}\""),
+    };
+    (
+        StatusCode::UNAUTHORIZED,
+        [(axum::http::header::WWW_AUTHENTICATE, challenge)],
+        Json(serde_json::json!({"message": "Unauthorized"})),
+    )
+        .into_response()
 }
 
 /// Plays a function URL in `RESPONSE_STREAM` mode: the request as the
@@ -205,7 +222,7 @@ async fn function_url(
         headers: header_pairs,
         body: None,
         path_parameters: Vec::new(),
-        owner: None,
+        jwt_claims: None,
     }
     .to_request();
     let stream = longrun_events::open(events, &request).await;

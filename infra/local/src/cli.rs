@@ -4,8 +4,13 @@
 //! ```text
 //! longrun-local [--template template.yaml] [--stack longrun-local] [--port 3000]
 //!               [--host 127.0.0.1] [--no-workers] [--fault Function:Operation[=p] …]
-//!               [--parameter-overrides K=V …]
+//!               [--jwks FILE] [--parameter-overrides K=V …]
+//! longrun-local token --key PEM --kid KID --issuer ISS --audience AUD SUB
 //! ```
+//!
+//! `token` prints a JWT for `SUB`, signed with the PKCS#8 RSA key `PEM`:
+//! an identity provider for a runtime started with `--jwks` (tests, and
+//! `make smoke` against the local runtime).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +19,8 @@ use crate::{api, JobTypes, Options};
 use longrun_aws::AwsClients;
 
 const USAGE: &str = "usage: longrun-local [--template PATH] [--stack NAME] [--host HOST] [--port PORT] \
-                     [--no-workers] [--fault FUNCTION:OPERATION[=P]] [--parameter-overrides KEY=VALUE ...]";
+                     [--no-workers] [--fault FUNCTION:OPERATION[=P]] [--jwks FILE] [--parameter-overrides KEY=VALUE ...]\n\
+                     longrun-local token --key PEM --kid KID --issuer ISS --audience AUD SUB";
 
 struct Cli {
     options: Options,
@@ -32,6 +38,7 @@ fn parse_args(job_types: JobTypes) -> Result<Cli, String> {
             faults: BTreeMap::new(),
             base_url: None,
             job_types,
+            jwks: None,
         },
         host: "127.0.0.1".into(),
         port: 3000,
@@ -45,6 +52,7 @@ fn parse_args(job_types: JobTypes) -> Result<Cli, String> {
             "--host" => cli.host = value("--host")?,
             "--port" => cli.port = value("--port")?.parse().map_err(|e| format!("--port: {e}"))?,
             "--no-workers" => cli.options.workers = false,
+            "--jwks" => cli.options.jwks = Some(value("--jwks")?.into()),
             "--fault" => {
                 let rule = value("--fault")?;
                 let (function, operations) = rule.split_once(':').ok_or(format!(
@@ -79,6 +87,16 @@ fn parse_args(job_types: JobTypes) -> Result<Cli, String> {
 /// `job_types` makes: `longrun-local` runs longrun's own, an app's own
 /// local runner (see examples/) its registry. Returns when interrupted.
 pub async fn run(job_types: JobTypes) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if std::env::args().nth(1).as_deref() == Some("token") {
+        match token(std::env::args().skip(2)) {
+            Ok(token) => println!("{token}"),
+            Err(message) => {
+                eprintln!("{message}");
+                std::process::exit(2);
+            }
+        }
+        return Ok(());
+    }
     longrun_core::telemetry::init();
     let cli = match parse_args(job_types) {
         Ok(cli) => cli,
@@ -116,4 +134,26 @@ pub async fn run(job_types: JobTypes) -> Result<(), Box<dyn std::error::Error + 
         })
         .await?;
     Ok(())
+}
+
+/// `token --key PEM --kid KID --issuer ISS --audience AUD SUB`: a signed JWT
+/// valid for an hour.
+fn token(args: impl Iterator<Item = String>) -> Result<String, String> {
+    let mut named = BTreeMap::new();
+    let mut sub = None;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.strip_prefix("--") {
+            Some(name @ ("key" | "kid" | "issuer" | "audience")) => {
+                named.insert(name.to_owned(), args.next().ok_or(format!("--{name} needs a value"))?);
+            }
+            Some(other) => return Err(format!("unknown argument --{other}\n{USAGE}")),
+            None => sub = Some(arg),
+        }
+    }
+    let get = |name: &str| named.get(name).cloned().ok_or(format!("token needs --{name}\n{USAGE}"));
+    let sub = sub.ok_or(format!("token needs the subject\n{USAGE}"))?;
+    let pem = std::fs::read_to_string(get("key")?).map_err(|e| format!("--key: {e}"))?;
+    let signer = crate::jwt::Signer::from_pem(&pem, &get("kid")?)?;
+    Ok(signer.token_for(&sub, &get("issuer")?, &get("audience")?, chrono::Utc::now().timestamp()))
 }

@@ -10,6 +10,7 @@ pub mod api;
 pub mod cli;
 pub mod event_source;
 pub mod functions;
+pub mod jwt;
 pub mod openapi;
 pub mod resources;
 pub mod schedule;
@@ -45,6 +46,9 @@ pub struct Options {
     pub base_url: Option<String>,
     /// The app's job types.
     pub job_types: JobTypes,
+    /// A JWKS file: verify bearer tokens against it and the template's JWT
+    /// authorizer (issuer, audiences) instead of taking their text as names.
+    pub jwks: Option<PathBuf>,
 }
 
 /// Parses `Key=Value Key=Value …` like `sam deploy --parameter-overrides`;
@@ -142,12 +146,24 @@ pub async fn start(
             ));
         }
     }
+    let authorizer = match &options.jwks {
+        None => jwt::Authorizer::Unverified,
+        Some(path) => {
+            let (issuer, audiences) = template
+                .default_jwt_authorizer(&deployed)
+                .map_err(|e| format!("--jwks: the HttpApi's JWT authorizer: {e} (give JwtIssuer and JwtAudience)"))?
+                .ok_or("--jwks: the template's HttpApi has no default JWT authorizer")?;
+            tracing::info!(%issuer, ?audiences, jwks = %path.display(), "verifying JWTs");
+            jwt::Authorizer::Jwt(jwt::JwtVerifier::from_file(path, issuer, audiences)?)
+        }
+    };
     let openapi = serde_yaml::to_string(&openapi::document_for(&submit_registry(&functions)))
         .map_err(|e| format!("the OpenAPI document: {e}"))?;
     Ok(LocalStack {
         api: Arc::new(api::LocalApi {
             routes,
             openapi,
+            authorizer,
             url_function,
             deployed,
             environments: functions

@@ -1,52 +1,16 @@
 //! API Gateway HTTP API (payload v2) plumbing shared by the HTTP functions:
-//! who the caller is, headers and body of the request, and JSON or
-//! problem+json responses.
+//! headers and body of the request, JSON or problem+json responses, and the
+//! events the local runtime and tests build (who the caller is lives in
+//! [`crate::identity`]).
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 use longrun_core::api::Problem;
-
-/// The one owner every caller without an identity shares, when
-/// `ALLOW_ANONYMOUS` lets such callers in at all.
-pub const ANONYMOUS_OWNER: &str = "anonymous";
-
-/// The caller's identity from API Gateway's authorizer context, if it has a
-/// usable one: the JWT authorizer's `sub` claim, a Lambda authorizer's
-/// `owner` (or `sub`) field, or the IAM authorizer's caller ARN. An empty
-/// value is no identity.
-pub fn identity(request: &ApiGatewayV2httpRequest) -> Option<String> {
-    let authorizer = request.request_context.authorizer.as_ref()?;
-    let jwt_sub = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get("sub")).cloned();
-    let lambda_owner = || {
-        ["owner", "sub"]
-            .iter()
-            .find_map(|name| authorizer.fields.get(*name).and_then(|v| v.as_str()))
-            .map(str::to_owned)
-    };
-    let iam_arn = || authorizer.iam.as_ref().and_then(|iam| iam.user_arn.clone());
-    [jwt_sub, lambda_owner(), iam_arn()]
-        .into_iter()
-        .flatten()
-        .find(|id| !id.trim().is_empty())
-}
-
-/// Who is calling: the request's [`identity`], or — only when
-/// `allow_anonymous` (`ALLOW_ANONYMOUS`) — the shared [`ANONYMOUS_OWNER`].
-/// Otherwise `401`: a route that lost its authorizer must not fall back to
-/// an owner everyone shares (defence in depth behind API Gateway's own check).
-pub fn caller(request: &ApiGatewayV2httpRequest, allow_anonymous: bool) -> Result<String, Problem> {
-    match identity(request) {
-        Some(owner) => Ok(owner),
-        None if allow_anonymous => Ok(ANONYMOUS_OWNER.to_owned()),
-        None => Err(Problem::unauthorized(
-            "this API needs a caller identity: send Authorization: Bearer <token>",
-        )),
-    }
-}
 
 /// A header's value as text (case-insensitive name); `None` when absent or not UTF-8.
 pub fn header<'a>(request: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
@@ -114,7 +78,8 @@ fn response(
 
 /// A request as API Gateway would hand it to a function: what the local
 /// runtime sends, and what unit tests build. `route_key` is e.g.
-/// `"GET /jobs/{id}"`; `owner`, when given, appears as a JWT `sub` claim.
+/// `"GET /jobs/{id}"`; `jwt_claims`, when given, are the JWT authorizer's
+/// claims ([`HttpEvent::claims_of`] makes a test caller's).
 pub struct HttpEvent<'a> {
     /// The route API Gateway matched: method and path template, e.g. `"POST /jobs"`.
     pub route_key: &'a str,
@@ -131,11 +96,32 @@ pub struct HttpEvent<'a> {
     pub body: Option<&'a [u8]>,
     /// Values of the route's path parameters, e.g. `("id", …)`.
     pub path_parameters: Vec<(String, String)>,
-    /// The caller's identity; `None` sends no authorizer context (anonymous).
-    pub owner: Option<&'a str>,
+    /// The verified JWT's claims as API Gateway passes them (every value as
+    /// text); `None` sends no authorizer context (anonymous).
+    pub jwt_claims: Option<BTreeMap<String, String>>,
+}
+
+/// The issuer of the identities the local runtime makes from a bare
+/// `Authorization: Bearer <name>` (unverified, one machine only), and of the
+/// test callers [`HttpEvent::claims_of`] makes.
+pub const LOCAL_ISSUER: &str = "longrun-local";
+
+/// The owner the caller `sub` of [`LOCAL_ISSUER`] is.
+pub fn local_owner(sub: &str) -> String {
+    crate::identity::jwt_owner(LOCAL_ISSUER, sub)
 }
 
 impl HttpEvent<'_> {
+    /// The claims of a caller named `sub` by [`LOCAL_ISSUER`]; `None` for no caller.
+    pub fn claims_of(sub: Option<&str>) -> Option<BTreeMap<String, String>> {
+        sub.map(|sub| {
+            BTreeMap::from([
+                ("iss".to_owned(), LOCAL_ISSUER.to_owned()),
+                ("sub".to_owned(), sub.to_owned()),
+            ])
+        })
+    }
+
     /// The payload-v2 event. Bodies that are not UTF-8 are base64-encoded, as
     /// API Gateway does.
     pub fn to_request(&self) -> ApiGatewayV2httpRequest {
@@ -188,8 +174,8 @@ impl HttpEvent<'_> {
             "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
             "timeEpoch": now.timestamp_millis(),
         });
-        if let Some(owner) = self.owner {
-            context["authorizer"] = serde_json::json!({"jwt": {"claims": {"sub": owner}, "scopes": null}});
+        if let Some(claims) = &self.jwt_claims {
+            context["authorizer"] = serde_json::json!({"jwt": {"claims": claims, "scopes": null}});
         }
         let mut event = serde_json::json!({
             "version": "2.0",
@@ -235,44 +221,6 @@ mod tests {
         })
     }
 
-    fn with_authorizer(authorizer: serde_json::Value) -> ApiGatewayV2httpRequest {
-        let mut event = base_event();
-        event["requestContext"]["authorizer"] = authorizer;
-        request(event)
-    }
-
-    #[test]
-    fn reads_the_identity_from_jwt_lambda_or_iam_authorizers() {
-        let jwt = with_authorizer(json!({"jwt": {"claims": {"sub": "alice"}, "scopes": null}}));
-        assert_eq!(identity(&jwt).as_deref(), Some("alice"));
-        let lambda = with_authorizer(json!({"lambda": {"owner": "bob"}}));
-        assert_eq!(identity(&lambda).as_deref(), Some("bob"));
-        let iam = with_authorizer(json!({"iam": {"userArn": "arn:aws:iam::123456789012:user/carol"}}));
-        assert_eq!(identity(&iam).as_deref(), Some("arn:aws:iam::123456789012:user/carol"));
-    }
-
-    #[test]
-    fn no_usable_identity_is_401_unless_anonymous_callers_are_allowed() {
-        let no_identity = [
-            request(base_event()),
-            with_authorizer(json!({"jwt": {"claims": {"sub": ""}, "scopes": null}})),
-            with_authorizer(json!({"jwt": {"claims": {"email": "a@example.com"}, "scopes": null}})),
-            with_authorizer(json!({"lambda": {"owner": "  "}})),
-            with_authorizer(json!({"iam": {"accessKey": "AKIA"}})),
-        ];
-        for request in &no_identity {
-            assert_eq!(identity(request), None);
-            let refused = caller(request, false).unwrap_err();
-            assert_eq!(refused.status, 401);
-            let response = problem_response(&refused);
-            assert_eq!(response.headers["www-authenticate"], "Bearer");
-            assert_eq!(response.headers["content-type"], "application/problem+json");
-            assert_eq!(caller(request, true).unwrap(), ANONYMOUS_OWNER);
-        }
-        let jwt = with_authorizer(json!({"jwt": {"claims": {"sub": "alice"}, "scopes": null}}));
-        assert_eq!(caller(&jwt, true).unwrap(), "alice", "an identity wins over anonymous");
-    }
-
     #[test]
     fn decodes_base64_bodies_and_reads_headers_case_insensitively() {
         let req = request(base_event());
@@ -294,10 +242,10 @@ mod tests {
             headers: vec![("X-Thing".into(), "1".into()), ("x-thing".into(), "2".into())],
             body: Some(&[0xff, 0x00]),
             path_parameters: vec![("id".into(), "abc".into())],
-            owner: Some("carol"),
+            jwt_claims: HttpEvent::claims_of(Some("carol")),
         }
         .to_request();
-        assert_eq!(identity(&req).as_deref(), Some("carol"));
+        assert_eq!(crate::identity::identity(&req, false), Some(local_owner("carol")));
         assert_eq!(header(&req, "x-thing"), Some("1,2"));
         assert_eq!(req.path_parameters["id"], "abc");
         assert_eq!(req.query_string_parameters.first("wait"), Some("5"));

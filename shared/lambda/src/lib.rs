@@ -11,6 +11,7 @@
 
 pub mod apigw;
 pub mod fixtures;
+pub mod identity;
 
 use std::sync::Arc;
 

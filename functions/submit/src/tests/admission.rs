@@ -17,7 +17,7 @@ async fn accepts_a_job_writes_one_record_and_sends_one_message() {
     assert_eq!(view["max_attempts"], 3);
 
     let job = f.store.get(&JobId::parse(id).unwrap()).await.unwrap().unwrap();
-    assert_eq!(job.owner, "alice");
+    assert_eq!(job.owner, owner("alice"));
     assert_eq!(job.queue, "fast");
     assert!(job.due_at.is_some());
     let sent = f.queue.sent();
@@ -29,7 +29,7 @@ async fn accepts_a_job_writes_one_record_and_sends_one_message() {
 #[tokio::test]
 async fn routes_job_types_to_their_queue_and_honours_delay() {
     let f = fixture();
-    let key = format!("{}u1/a.png", input_prefix("alice"));
+    let key = format!("{}u1/a.png", input_prefix(&owner("alice")));
     let body =
         json!({"type": "thumbnail", "input": {"source": {"key": key}, "widths": [8]}, "delay_seconds": 30}).to_string();
     let response = handle(&f.deps, post(&body, &[], Some("alice"))).await;
@@ -104,9 +104,9 @@ async fn a_key_whose_id_holds_another_callers_job_is_422_and_hands_back_nothing(
     // Alice's record under the id bob's key derives to, with the very body bob sends.
     let first = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "k")], Some("bob"))).await;
     let id = JobId::parse(body_json(&first)["id"].as_str().unwrap()).unwrap();
-    assert_eq!(id, JobId::for_idempotency_key("bob", "k"));
+    assert_eq!(id, JobId::for_idempotency_key(&owner("bob"), "k"));
     let mut alices = f.store.get(&id).await.unwrap().unwrap();
-    alices.owner = "alice".into();
+    alices.owner = owner("alice");
     f.store.insert(alices.clone());
     let sent_before = f.queue.sent().len();
 
@@ -292,5 +292,5 @@ async fn anonymous_callers_are_one_shared_owner_only_when_allowed() {
     assert_eq!(response.status_code, 202);
     let id = longrun_core::JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
     let stored = f.store.get(&id).await.unwrap().unwrap();
-    assert_eq!(stored.owner, longrun_lambda::apigw::ANONYMOUS_OWNER);
+    assert_eq!(stored.owner, longrun_lambda::identity::ANONYMOUS_OWNER);
 }

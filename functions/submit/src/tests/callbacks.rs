@@ -48,7 +48,7 @@ async fn a_webhook_secret_is_answered_once_uncached_and_a_rotation_keeps_the_old
     assert!(second_secret.starts_with("whsec_"));
     assert_ne!(second_secret, first_secret, "a rotation makes a new secret");
 
-    let stored = f.store.webhook_secrets("alice").await.unwrap().unwrap();
+    let stored = f.store.webhook_secrets(&owner("alice")).await.unwrap().unwrap();
     assert_eq!(stored.current, second_secret);
     assert_eq!(stored.previous.as_deref(), Some(first_secret.as_str()));
     let overlap_ms = f.deps.config.webhook_secret_overlap_seconds * 1000;
@@ -57,7 +57,7 @@ async fn a_webhook_secret_is_answered_once_uncached_and_a_rotation_keeps_the_old
         second["previous_valid_until"].as_str(),
         Some(longrun_core::time::rfc3339(stored.created_at + overlap_ms).as_str())
     );
-    assert!(f.store.webhook_secrets("bob").await.unwrap().is_none());
+    assert!(f.store.webhook_secrets(&owner("bob")).await.unwrap().is_none());
     let anonymous = handle(&f.deps, webhook_secret_request(None)).await;
     assert_eq!(anonymous.status_code, 401);
 }

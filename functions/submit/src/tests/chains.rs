@@ -58,7 +58,7 @@ async fn a_valid_chain_is_stored_as_the_first_jobs_chain() {
     let then = json!([{"type": "report",
         "input": {"source": {"from_previous": "summary.csv"}, "group_by": ["region"], "values": ["amount_sum"]}}]);
     let body = json!({"type": "report",
-        "input": {"source": {"key": format!("{}u1/sales.csv", input_prefix("alice"))},
+        "input": {"source": {"key": format!("{}u1/sales.csv", input_prefix(&owner("alice")))},
                   "group_by": ["region"], "values": ["amount"]},
         "then": then});
     let accepted = handle(&f.deps, post(&body.to_string(), &[], Some("alice"))).await;

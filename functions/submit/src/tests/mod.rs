@@ -56,7 +56,7 @@ fn webhook_secret_request(owner: Option<&str>) -> ApiGatewayV2httpRequest {
         headers: Vec::new(),
         body: None,
         path_parameters: Vec::new(),
-        owner,
+        jwt_claims: HttpEvent::claims_of(owner),
     }
     .to_request()
 }
@@ -102,7 +102,7 @@ fn post(body: &str, headers: &[(&str, &str)], owner: Option<&str>) -> ApiGateway
         headers: all,
         body: Some(body.as_bytes()),
         path_parameters: Vec::new(),
-        owner,
+        jwt_claims: HttpEvent::claims_of(owner),
     }
     .to_request()
 }
@@ -115,6 +115,11 @@ fn upload_request(body: &str, owner: Option<&str>) -> ApiGatewayV2httpRequest {
 }
 
 use longrun_lambda::fixtures::response_json as body_json;
+
+/// The owner the caller `name` is (named by the local issuer, as [`post`] sends it).
+fn owner(name: &str) -> String {
+    longrun_lambda::apigw::local_owner(name)
+}
 
 /// name, body, headers, expected status.
 type BadRequest<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, i64);

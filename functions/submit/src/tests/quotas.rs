@@ -27,13 +27,16 @@ async fn an_owner_at_its_quota_gets_429_until_a_job_ends_and_others_are_unaffect
         .request_cancel(&ids[0], longrun_core::time::now_ms())
         .await
         .unwrap();
-    assert_eq!(f.store.active_slots("alice").await.unwrap(), vec![ids[1].clone()]);
+    assert_eq!(
+        f.store.active_slots(&owner("alice")).await.unwrap(),
+        vec![ids[1].clone()]
+    );
     let next = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(next.status_code, 202);
     // The replay of the ended job answers without taking a slot.
     let ended_replay = handle(&f.deps, post(SLEEP, &[("Idempotency-Key", "q1")], Some("alice"))).await;
     assert_eq!(ended_replay.status_code, 200);
-    assert_eq!(f.store.active_slots("alice").await.unwrap().len(), 2);
+    assert_eq!(f.store.active_slots(&owner("alice")).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -45,10 +48,10 @@ async fn a_slot_leaked_by_a_crash_is_freed_when_the_quota_is_found_full() {
     let mut ended = f.store.get(&id).await.unwrap().unwrap();
     ended.status = JobStatus::Succeeded;
     f.store.insert(ended);
-    assert_eq!(f.store.active_slots("alice").await.unwrap(), vec![id.clone()]);
+    assert_eq!(f.store.active_slots(&owner("alice")).await.unwrap(), vec![id.clone()]);
     let next = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(next.status_code, 202, "the leaked slot was repaired: {:?}", next.body);
-    assert_eq!(f.store.active_slots("alice").await.unwrap().len(), 1);
+    assert_eq!(f.store.active_slots(&owner("alice")).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -57,14 +60,14 @@ async fn a_derived_ids_reservation_without_a_record_is_freed_once_over_a_minute_
     // A chain step's (or an Idempotency-Key's) id holds the slot, but its
     // record is gone: its release was lost, and then its TTL removed it.
     let derived = longrun_core::JobId::next_in_chain(&longrun_core::JobId::random(), 0);
-    f.store.reserve_slot("alice", &derived, 1).await.unwrap();
+    f.store.reserve_slot(&owner("alice"), &derived, 1).await.unwrap();
     let refused = handle(&f.deps, post(SLEEP, &[], Some("alice"))).await;
     assert_eq!(
         refused.status_code, 429,
         "a fresh reservation may be a submit in flight"
     );
     f.store
-        .backdate_reservation("alice", &derived, longrun_core::time::now_ms() - 2 * 60_000);
+        .backdate_reservation(&owner("alice"), &derived, longrun_core::time::now_ms() - 2 * 60_000);
     // The next repair may run once the interval has passed (a new process here).
     let f = Fixture {
         deps: SubmitDeps {
@@ -79,7 +82,7 @@ async fn a_derived_ids_reservation_without_a_record_is_freed_once_over_a_minute_
         "the leaked slot was aged out: {:?}",
         accepted.body
     );
-    assert!(!f.store.active_slots("alice").await.unwrap().contains(&derived));
+    assert!(!f.store.active_slots(&owner("alice")).await.unwrap().contains(&derived));
 }
 
 #[tokio::test]
@@ -111,7 +114,7 @@ async fn the_priority_picks_the_queue_and_callers_cannot_name_one() {
     let f = fixture();
     let thumbnail = |priority: &str| {
         json!({"type": "thumbnail", "priority": priority,
-               "input": {"source": {"key": format!("{}a.png", input_prefix("alice"))}, "widths": [8]}})
+               "input": {"source": {"key": format!("{}a.png", input_prefix(&owner("alice")))}, "widths": [8]}})
         .to_string()
     };
     for (priority, queue) in [("high", "urgent"), ("normal", "slow"), ("low", "bulk")] {
@@ -163,7 +166,7 @@ async fn a_queue_at_its_depth_limit_refuses_new_work_with_503_and_retry_after_bu
     assert_eq!(new_key.status_code, 503);
 
     // The slow queue has no limit here: other work goes on.
-    let thumbnail = json!({"type": "thumbnail", "input": {"source": {"key": format!("{}a.png", input_prefix("alice"))}, "widths": [8]}});
+    let thumbnail = json!({"type": "thumbnail", "input": {"source": {"key": format!("{}a.png", input_prefix(&owner("alice")))}, "widths": [8]}});
     let slow = handle(&f.deps, post(&thumbnail.to_string(), &[], Some("alice"))).await;
     assert_eq!(slow.status_code, 202, "{:?}", slow.body);
 }

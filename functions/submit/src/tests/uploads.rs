@@ -13,13 +13,13 @@ async fn an_upload_is_a_short_lived_put_under_the_callers_own_prefix() {
     .await;
     assert_eq!(response.status_code, 201, "{:?}", response.body);
     let ticket: longrun_core::api::UploadTicket = serde_json::from_value(body_json(&response)).unwrap();
-    let prefix = input_prefix("alice");
+    let prefix = input_prefix(&owner("alice"));
     let rest = ticket.key.strip_prefix(&prefix).expect("under alice's prefix");
     let (id, name) = rest.split_once('/').unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{rest}");
     assert_eq!(name, "sales.csv");
-    assert!(longrun_core::access::owns_input("alice", &ticket.key));
-    assert!(!longrun_core::access::owns_input("bob", &ticket.key));
+    assert!(longrun_core::access::owns_input(&owner("alice"), &ticket.key));
+    assert!(!longrun_core::access::owns_input(&owner("bob"), &ticket.key));
     assert_eq!((ticket.method.as_str(), ticket.bytes), ("PUT", 1234));
     assert_eq!(ticket.headers["content-length"], "1234");
     assert_eq!(ticket.headers["content-type"], "application/octet-stream");
@@ -77,13 +77,17 @@ async fn a_job_may_only_name_its_owners_own_inputs() {
     let report = |key: &str| {
         json!({"type": "report", "input": {"source": {"key": key}, "group_by": ["g"], "values": ["v"]}}).to_string()
     };
-    let alices = format!("{}u1/sales.csv", input_prefix("alice"));
+    let alices = format!("{}u1/sales.csv", input_prefix(&owner("alice")));
     let refused = [
         alices.clone(),
         "inputs/sales.csv".to_owned(),
-        format!("{}u1/../../{}x.csv", input_prefix("bob"), input_prefix("bob")),
-        format!("{}u1//sales.csv", input_prefix("bob")),
-        format!("{}%2e%2e/sales.csv", input_prefix("bob")),
+        format!(
+            "{}u1/../../{}x.csv",
+            input_prefix(&owner("bob")),
+            input_prefix(&owner("bob"))
+        ),
+        format!("{}u1//sales.csv", input_prefix(&owner("bob"))),
+        format!("{}%2e%2e/sales.csv", input_prefix(&owner("bob"))),
     ];
     for key in &refused {
         let response = handle(&f.deps, post(&report(key), &[], Some("bob"))).await;

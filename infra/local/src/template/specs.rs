@@ -251,6 +251,43 @@ impl Template {
             .collect()
     }
 
+    /// The issuer and audiences of the first HTTP API's default JWT
+    /// authorizer, resolved (parameters and all): what the local runtime
+    /// checks tokens against when it verifies them. `None` when there is
+    /// no such authorizer.
+    pub fn default_jwt_authorizer(
+        &self,
+        lookup: &dyn super::intrinsics::ResourceLookup,
+    ) -> Result<Option<(String, Vec<String>)>, TemplateError> {
+        let Some((_, api)) = self.of_kind("AWS::Serverless::HttpApi").next() else {
+            return Ok(None);
+        };
+        let auth = api.properties.get("Auth");
+        let Some(name) = auth.and_then(|a| a.get("DefaultAuthorizer")).and_then(Yaml::as_str) else {
+            return Ok(None);
+        };
+        let Some(jwt) = auth
+            .and_then(|a| a.get("Authorizers"))
+            .and_then(|a| a.get(name))
+            .and_then(|a| a.get("JwtConfiguration"))
+        else {
+            return Ok(None);
+        };
+        let issuer = self.resolve(jwt.get("issuer").unwrap_or(&Yaml::Null), lookup)?;
+        let audiences = self.resolve(jwt.get("audience").unwrap_or(&Yaml::Null), lookup)?;
+        let issuer = issuer
+            .as_str()
+            .ok_or_else(|| invalid(format!("authorizer {name}: issuer is not text")))?
+            .to_owned();
+        let audiences = audiences
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
+        Ok(Some((issuer, audiences)))
+    }
+
     /// The logical ids of the S3 buckets (`AWS::S3::Bucket`).
     pub fn buckets(&self) -> Vec<String> {
         self.of_kind("AWS::S3::Bucket").map(|(id, _)| id.clone()).collect()

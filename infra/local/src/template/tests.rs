@@ -264,7 +264,26 @@ fn the_api_authenticates_every_route_by_default() {
             "{} lets anonymous callers in by default",
             function.logical_id
         );
+        let legacy = template
+            .resolve(&function.environment["LEGACY_OWNER_NAMES"], &FakeResources)
+            .unwrap();
+        assert_eq!(
+            legacy, "false",
+            "{} shares one owner namespace by default",
+            function.logical_id
+        );
     }
+}
+
+#[test]
+fn the_local_authorizer_checks_the_templates_issuer_and_audience() {
+    let given = load(&[("JwtIssuer", "https://issuer.example.com"), ("JwtAudience", "app")]).unwrap();
+    assert_eq!(
+        given.default_jwt_authorizer(&FakeResources).unwrap(),
+        Some(("https://issuer.example.com".to_owned(), vec!["app".to_owned()]))
+    );
+    let missing = load(&[]).unwrap().default_jwt_authorizer(&FakeResources).unwrap_err();
+    assert!(missing.to_string().contains("JwtIssuer has no Default"), "{missing}");
 }
 
 #[test]

@@ -115,6 +115,11 @@ pub struct Config {
     /// `ALLOW_ANONYMOUS`: lets requests without a caller identity in, all as
     /// the one owner `anonymous` (demos; never on a shared stack). Off: `401`.
     pub allow_anonymous: bool,
+    /// `LEGACY_OWNER_NAMES`: owners named as before sources were namespaced
+    /// (the bare JWT `sub`, the Lambda authorizer's value, the caller ARN),
+    /// for a stack whose records carry those names. Off: `jwt:<iss>|<sub>`,
+    /// `lambda:<owner>`, `iam:<account>|<principal id>`, which cannot collide.
+    pub legacy_owner_names: bool,
     /// `WEBHOOK_ALLOW_INSECURE_TARGETS`: lets callbacks go to `http` URLs and
     /// to loopback and private addresses. Off (the default, and in every
     /// deployment): only `https` to public addresses. Test runtimes only.
@@ -244,6 +249,7 @@ impl Config {
             retry_base_seconds: number(&lookup, "RETRY_BASE_SECONDS", 2)?,
             retry_max_seconds: number(&lookup, "RETRY_MAX_SECONDS", 300)?,
             allow_anonymous: flag(&lookup, "ALLOW_ANONYMOUS")?,
+            legacy_owner_names: flag(&lookup, "LEGACY_OWNER_NAMES")?,
             webhook_allow_insecure_targets: flag(&lookup, "WEBHOOK_ALLOW_INSECURE_TARGETS")?,
             webhook_retry_schedule: retry_schedule(lookup("WEBHOOK_RETRY_SCHEDULE_SECONDS"))?,
             webhook_secret_overlap_seconds: number(&lookup, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400)?,
