@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 #[path = "local_only_soak.rs"]
 mod soak;
 
+#[path = "local_only_backlog.rs"]
+mod backlog;
+
 #[tokio::test]
 #[ignore = "needs the emulator and the local runtime: make test"]
 async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {
@@ -305,13 +308,13 @@ async fn a_hundred_concurrent_submits_against_a_quota_of_ten_accept_exactly_ten(
     // The operator sees the same.
     let admin = std::env::var("LONGRUN_ADMIN_BIN").expect("LONGRUN_ADMIN_BIN");
     let output = std::process::Command::new(admin)
-        .args(["--local", &runtime.api, "usage", &stack.owner])
+        .args(["--local", &runtime.api, "usage", &stack.owner_key()])
         .output()
         .expect("run longrun-admin");
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(
-        printed.contains(&format!("{}: 10 active of 10", stack.owner)),
+        printed.contains(&format!("{}: 10 active of 10", stack.owner_key())),
         "{printed}"
     );
     assert!(
@@ -420,7 +423,7 @@ async fn streams_over_the_events_functions_reserved_concurrency_are_throttled() 
     let ticket = stack
         .http
         .post(format!("{}/jobs/{id}/stream", stack.api))
-        .bearer_auth(&stack.owner)
+        .bearer_auth(stack.token())
         .send()
         .await
         .unwrap();

@@ -11,18 +11,21 @@
 //! its message was dropped as a duplicate, and a message lost past retention.
 //! Re-sending is always safe: the worker's claim is idempotent.
 //!
-//! A backlog looks like lost messages (nothing has claimed the job yet), so
-//! the wait before each further resend doubles
-//! ([`JobRecord::resend_wait_ms`]) until a worker claims the job: a job
-//! behind a backlog of length B gets at most about log2(B / grace) + 1
-//! duplicates, and a truly lost message is still sent again. A job whose
+//! A backlog looks like lost messages (nothing has claimed the job yet).
+//! While the messages in a queue explain its overdue queued jobs
+//! ([`backlog`]), those are left alone; otherwise the wait before each
+//! further resend doubles ([`JobRecord::resend_wait_ms`]) until a worker
+//! claims the job, so a truly lost message is still sent again. A job whose
 //! owner asked to cancel and that no worker holds ends CANCELLED here.
 
+pub mod backlog;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use longrun_aws::AwsClients;
 use longrun_core::ports::{JobMessage, JobQueue, JobStore, QueueError, StoreError};
-use longrun_core::{Config, JobId, JobRecord};
+use longrun_core::{Config, JobRecord};
 use longrun_lambda::{BoxError, ScheduledFunction};
 use serde::Serialize;
 use tracing::Instrument;
@@ -82,6 +85,8 @@ pub struct ReconcileReport {
     pub cancelled: usize,
     /// Left alone (not overdue when read, or someone acted first).
     pub skipped: usize,
+    /// Queued jobs left alone because their queue's messages explain the wait.
+    pub behind_backlog: usize,
     /// Could not be handled this pass (a store or queue fault).
     pub failed: usize,
 }
@@ -94,9 +99,26 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
         overdue: ids.len(),
         ..Default::default()
     };
+    let mut jobs = Vec::with_capacity(ids.len());
     for id in ids {
-        let span = tracing::info_span!("reconcile", job_id = %id);
-        match reconcile(deps, &id, now_ms).instrument(span.clone()).await {
+        match deps.store.get(&id).await {
+            Ok(Some(job)) => jobs.push(job),
+            Ok(None) => report.skipped += 1,
+            Err(err) => {
+                tracing::error!(job_id = %id, error = %err, "could not read an overdue job; it stays due");
+                report.failed += 1;
+            }
+        }
+    }
+    let explained = queues_behind_backlog(deps, &jobs).await;
+    let grace = deps.config.enqueue_grace_ms();
+    for job in jobs {
+        let span = tracing::info_span!("reconcile", job_id = %job.id);
+        if backlog::defer(&job, explained.contains(&job.queue), now_ms, grace) {
+            report.behind_backlog += 1;
+            continue;
+        }
+        match reconcile(deps, job, now_ms).instrument(span.clone()).await {
             Ok(Action::Enqueued) => report.enqueued += 1,
             Ok(Action::Cancelled) => report.cancelled += 1,
             Ok(Action::Skipped) => report.skipped += 1,
@@ -112,16 +134,32 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
     Ok(report)
 }
 
+/// The queues whose messages explain their overdue queued jobs: one
+/// GetQueueAttributes per queue that has such jobs. A queue whose count
+/// cannot be read explains nothing (its jobs are sent again as before).
+async fn queues_behind_backlog(deps: &ReconcilerDeps, jobs: &[JobRecord]) -> BTreeSet<String> {
+    let mut explained = BTreeSet::new();
+    for (queue, overdue) in backlog::waiting_per_queue(jobs) {
+        match deps.queue.in_queue(&queue).await {
+            Ok(in_queue) if backlog::explained(in_queue, overdue) => {
+                tracing::info!(%queue, in_queue, overdue, "overdue jobs wait behind a backlog; not sent again");
+                explained.insert(queue);
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%queue, error = %err, "could not count the queue's messages"),
+        }
+    }
+    explained
+}
+
 enum Action {
     Enqueued,
     Cancelled,
     Skipped,
 }
 
-async fn reconcile(deps: &ReconcilerDeps, id: &JobId, now_ms: i64) -> Result<Action, ReconcileError> {
-    let Some(job) = deps.store.get(id).await? else {
-        return Ok(Action::Skipped);
-    };
+async fn reconcile(deps: &ReconcilerDeps, job: JobRecord, now_ms: i64) -> Result<Action, ReconcileError> {
+    let id = &job.id;
     let Some(due_at) = job.due_at.filter(|&d| d < now_ms) else {
         return Ok(Action::Skipped);
     };
@@ -163,6 +201,7 @@ mod tests {
     use super::*;
     use longrun_core::memory::{MemoryJobQueue, MemoryJobStore};
     use longrun_core::ports::JobLifecycle;
+    use longrun_core::ports::JobMessage;
     use longrun_core::record::Lease;
     use longrun_core::time::now_ms;
     use longrun_core::{JobRecord, JobStatus};
@@ -295,6 +334,50 @@ mod tests {
             store.get(&first.id).await.unwrap().unwrap().due_at,
             Some(now + 1_001 + grace)
         );
+    }
+
+    #[tokio::test]
+    async fn jobs_whose_messages_still_wait_are_not_sent_again_until_one_is_missing_or_the_bound() {
+        let (deps, store, queue) = fixture();
+        let start = now_ms();
+        let grace = 60_000;
+        // Ten submitted jobs, each with its message in the slow queue.
+        let backlog: Vec<JobRecord> = (0..10).map(|_| job(&store, start)).collect();
+        for job in &backlog {
+            queue
+                .enqueue("slow", &JobMessage::for_job(job, start), 0)
+                .await
+                .unwrap();
+        }
+        let sent_at_submit = queue.sent().len();
+        let later = start + 2 * grace;
+        let report = handle(&deps, later).await.unwrap();
+        assert_eq!((report.behind_backlog, report.enqueued), (10, 0), "{report:?}");
+        assert_eq!(queue.sent().len(), sent_at_submit, "nothing sent, nothing written");
+        // A worker takes three messages (and those jobs) and one message is lost.
+        for job in &backlog[..3] {
+            store
+                .claim(&job.id, &Lease::new(later + grace * 100), later)
+                .await
+                .unwrap();
+        }
+        queue.delete_messages("slow", 4);
+        let report = handle(&deps, later + 1).await.unwrap();
+        assert_eq!(
+            (report.behind_backlog, report.enqueued),
+            (0, 7),
+            "6 messages for 7 overdue jobs: one is lost, so all are sent again"
+        );
+        // Past the bound, a wait is not explained by any backlog.
+        let (deps, store, queue) = fixture();
+        let old = job(&store, start);
+        queue
+            .enqueue("slow", &JobMessage::for_job(&old, start), 0)
+            .await
+            .unwrap();
+        let bound = start + backlog::BACKLOG_DEFER_GRACES * grace;
+        assert_eq!(handle(&deps, bound - 1).await.unwrap().behind_backlog, 1);
+        assert_eq!(handle(&deps, bound).await.unwrap().enqueued, 1);
     }
 
     #[tokio::test]

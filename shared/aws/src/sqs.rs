@@ -33,6 +33,38 @@ impl SqsJobQueue {
             .map(String::as_str)
             .ok_or_else(|| QueueError::UnknownQueue(queue.to_owned()))
     }
+
+    /// The queue's approximate message counts: one GetQueueAttributes.
+    async fn counts(&self, queue: &str, with_in_flight: bool) -> Result<MessageCounts, QueueError> {
+        let mut request = self
+            .client
+            .get_queue_attributes()
+            .queue_url(self.url(queue)?)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed);
+        if with_in_flight {
+            request = request.attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible);
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
+        let attributes = output.attributes.unwrap_or_default();
+        let count =
+            |name: QueueAttributeName| -> u64 { attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        Ok(MessageCounts {
+            waiting: count(QueueAttributeName::ApproximateNumberOfMessages),
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        })
+    }
+}
+
+/// A queue's approximate message counts, as SQS reports them.
+struct MessageCounts {
+    waiting: u64,
+    delayed: u64,
+    in_flight: u64,
 }
 
 /// The current invocation's X-Ray trace header as an SQS system attribute,
@@ -82,20 +114,13 @@ impl JobQueue for SqsJobQueue {
     }
 
     async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
-        let output = self
-            .client
-            .get_queue_attributes()
-            .queue_url(self.url(queue)?)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(|e| QueueError::Unavailable(describe(&e)))?;
-        let attributes = output.attributes.unwrap_or_default();
-        let count =
-            |name: QueueAttributeName| -> u64 { attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0) };
-        Ok(count(QueueAttributeName::ApproximateNumberOfMessages)
-            + count(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+        let counts = self.counts(queue, false).await?;
+        Ok(counts.waiting + counts.delayed)
+    }
+
+    async fn in_queue(&self, queue: &str) -> Result<u64, QueueError> {
+        let counts = self.counts(queue, true).await?;
+        Ok(counts.waiting + counts.delayed + counts.in_flight)
     }
 
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {

@@ -166,6 +166,11 @@ mod aws_adapters {
 
     /// A queue of the test's own, so the running workers never see its messages.
     pub(crate) async fn job_queue() -> Arc<SqsJobQueue> {
+        job_queue_and_url().await.0
+    }
+
+    /// [`job_queue`], its SQS client and its URL (to receive from it directly).
+    pub(crate) async fn job_queue_and_url() -> (Arc<SqsJobQueue>, aws_sdk_sqs::Client, String) {
         let clients = AwsClients::load().await;
         let name = format!("longrun-contract-{}", uuid::Uuid::new_v4());
         let url = clients
@@ -177,11 +182,53 @@ mod aws_adapters {
             .expect("create a contract queue")
             .queue_url
             .expect("queue url");
-        Arc::new(SqsJobQueue::new(
-            clients.sqs,
-            [("fast".to_owned(), url)].into_iter().collect(),
-        ))
+        let queue = Arc::new(SqsJobQueue::new(
+            clients.sqs.clone(),
+            [("fast".to_owned(), url.clone())].into_iter().collect(),
+        ));
+        (queue, clients.sqs, url)
     }
+}
+
+/// SQS alone (the memory queue has no receives): a received message leaves
+/// `depth` but stays in `in_queue` until it is deleted.
+#[tokio::test]
+#[ignore = "needs the emulator: make test"]
+async fn a_received_message_counts_in_queue_until_deleted() {
+    let (queue, sqs, url) = aws_adapters::job_queue_and_url().await;
+    for n in 0..2 {
+        let message = JobMessage {
+            job_id: JobId::random(),
+            enqueued_at: n,
+            generation: 0,
+        };
+        queue.enqueue("fast", &message, 0).await.unwrap();
+    }
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(1)
+        .visibility_timeout(60)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        (
+            queue.depth("fast").await.unwrap(),
+            queue.in_queue("fast").await.unwrap()
+        ),
+        (1, 2)
+    );
+    sqs.delete_message()
+        .queue_url(&url)
+        .receipt_handle(received[0].receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queue.in_queue("fast").await.unwrap(), 1);
 }
 
 contract! {

@@ -26,6 +26,7 @@ pub struct MemoryJobQueue {
     visibility_changes: Mutex<Vec<(String, String, u32)>>,
     failing_sends: AtomicUsize,
     depth_reads: AtomicUsize,
+    deleted: Mutex<std::collections::BTreeMap<String, u64>>,
     queues: Vec<String>,
 }
 
@@ -46,6 +47,12 @@ impl MemoryJobQueue {
     /// Every message sent so far, oldest first.
     pub fn sent(&self) -> Vec<QueuedMessage> {
         self.sent.lock().unwrap().clone()
+    }
+
+    /// As if workers had received and deleted the `count` oldest messages
+    /// of `queue`: [`JobQueue::in_queue`] counts them no more.
+    pub fn delete_messages(&self, queue: &str, count: u64) {
+        *self.deleted.lock().unwrap().entry(queue.to_owned()).or_default() += count;
     }
 
     /// How many times [`JobQueue::depth`] was asked.
@@ -86,6 +93,16 @@ impl JobQueue for MemoryJobQueue {
         }
         self.depth_reads.fetch_add(1, Ordering::SeqCst);
         Ok(self.sent.lock().unwrap().iter().filter(|m| m.queue == queue).count() as u64)
+    }
+
+    /// Every message sent to `queue` but those [`MemoryJobQueue::delete_messages`] took.
+    async fn in_queue(&self, queue: &str) -> Result<u64, QueueError> {
+        if !self.queues.iter().any(|q| q == queue) {
+            return Err(QueueError::UnknownQueue(queue.to_owned()));
+        }
+        let sent = self.sent.lock().unwrap().iter().filter(|m| m.queue == queue).count() as u64;
+        let deleted = self.deleted.lock().unwrap().get(queue).copied().unwrap_or(0);
+        Ok(sent.saturating_sub(deleted))
     }
 
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {

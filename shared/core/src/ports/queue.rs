@@ -65,4 +65,10 @@ pub trait JobQueue: Send + Sync {
     /// delayed (accepted work not yet started; messages being worked on are
     /// not counted). Approximate, as SQS reports it.
     async fn depth(&self, queue: &str) -> Result<u64, QueueError>;
+
+    /// How many messages are in the queue named `queue` in any state:
+    /// waiting, delayed, or received and not yet deleted (being worked on).
+    /// Approximate, as SQS reports it. The reconciler compares it with the
+    /// jobs it finds waiting too long, to tell a backlog from lost messages.
+    async fn in_queue(&self, queue: &str) -> Result<u64, QueueError>;
 }
