@@ -16,11 +16,16 @@
 //!   else is retried after `WEBHOOK_RETRY_SCHEDULE_SECONDS`; after the
 //!   last try the message goes to the webhook dead-letter queue.
 //!
+//! Before a try, [`guards`] may make it wait, with no try used: while its
+//! host's circuit breaker is open (tries in a row that got no answer), or
+//! while its owner has `WEBHOOK_OWNER_IN_FLIGHT` POSTs in flight.
+//!
 //! The try and its outcome are written to the job's `callback` with a
 //! condition on what was read, so two copies of a message record one try.
 //! Delivery is at least once: a receiver de-duplicates by `webhook-id`.
 
 pub mod deliver;
+pub mod guards;
 
 use std::sync::Arc;
 
@@ -43,6 +48,7 @@ use serde_json::json;
 use tracing::Instrument;
 
 use crate::deliver::DeliveryLimits;
+use crate::guards::DeliveryGuards;
 
 /// The longest SQS delay: a later try is reached in hops of this.
 const MAX_DELAY_SECONDS: i64 = 900;
@@ -63,6 +69,8 @@ pub struct WebhookDeps {
     pub objects: Arc<dyn ObjectStore>,
     /// Bounds on one POST.
     pub limits: DeliveryLimits,
+    /// This container's breakers per host and POSTs in flight per owner.
+    pub guards: Arc<DeliveryGuards>,
 }
 
 impl WebhookDeps {
@@ -73,6 +81,7 @@ impl WebhookDeps {
             queue: clients.job_queue(&config),
             objects: clients.object_store(&config),
             limits: DeliveryLimits::default(),
+            guards: Arc::new(DeliveryGuards::new(config.webhook_owner_in_flight)),
             config,
         }
     }
@@ -151,6 +160,14 @@ async fn process(deps: &WebhookDeps, message: &SqsMessage) -> Result<(), Webhook
             tracing::info!("a try of this delivery is in flight; looking again after it");
             return send_later(deps, &job, until - now).await;
         }
+        let host = guards::host_of(&state.url);
+        let place = match deps.guards.admit(&host, &job.owner, now) {
+            Ok(place) => place,
+            Err(wait) => {
+                tracing::info!(?wait, %host, "delivery waits, no try used");
+                return send_later(deps, &job, wait.ms()).await;
+            }
+        };
         // Take the try before making it: of several copies of the
         // announcement (N cancels, a redelivery), one POSTs.
         let claimed = Callback {
@@ -162,6 +179,10 @@ async fn process(deps: &WebhookDeps, message: &SqsMessage) -> Result<(), Webhook
             return Ok(());
         }
         let outcome = attempt(deps, &job, &state.url, now).await;
+        if outcome.posted {
+            deps.guards.record(&host, outcome.status.is_some(), now_ms());
+        }
+        drop(place);
         let mut new = claimed.clone();
         new.in_flight_until = None;
         new.attempts += 1;
@@ -258,6 +279,8 @@ async fn send_later(deps: &WebhookDeps, job: &JobRecord, wait_ms: i64) -> Result
 struct Attempt {
     status: Option<u16>,
     error: Option<String>,
+    /// Whether a POST was made (not refused before it); with no `status`, it got no answer.
+    posted: bool,
 }
 
 impl Attempt {
@@ -269,6 +292,7 @@ impl Attempt {
         Attempt {
             status: None,
             error: Some(error.into()),
+            posted: false,
         }
     }
 }
@@ -343,8 +367,12 @@ async fn attempt(deps: &WebhookDeps, job: &JobRecord, url: &str, now: i64) -> At
         Ok(response) => Attempt {
             status: Some(response.status.as_u16()),
             error: (!response.status.is_success()).then(|| format!("answered {}", response.status.as_u16())),
+            posted: true,
         },
-        Err(err) => Attempt::failed(err.to_string()),
+        Err(err) => Attempt {
+            posted: true,
+            ..Attempt::failed(err.to_string())
+        },
     }
 }
 

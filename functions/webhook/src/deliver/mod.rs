@@ -45,9 +45,10 @@ pub const RESERVED_HEADERS: [HeaderName; 8] = [
 /// Bounds on one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryLimits {
-    /// Bound on the TCP connect plus the TLS handshake. Default 3 s.
+    /// Bound on the TCP connect plus the TLS handshake. Default 2 s.
     pub connect_timeout: Duration,
-    /// Bound on the whole exchange, connect included. Default 10 s. If it runs out while the response
+    /// Bound on the whole exchange, connect included. Default 5 s (a receiver should answer at once and
+    /// do its work after). If it runs out while the response
     /// body is being read, the status already received is returned.
     pub total_timeout: Duration,
     /// Response body bytes read at most; the rest is dropped unread. Default 64 KiB.
@@ -57,8 +58,8 @@ pub struct DeliveryLimits {
 impl Default for DeliveryLimits {
     fn default() -> Self {
         Self {
-            connect_timeout: Duration::from_secs(3),
-            total_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(5),
             max_response_bytes: 64 * 1024,
         }
     }

@@ -90,8 +90,8 @@ fn limits() -> DeliveryLimits {
 #[test]
 fn default_limits() {
     let l = DeliveryLimits::default();
-    assert_eq!(l.connect_timeout, Duration::from_secs(3));
-    assert_eq!(l.total_timeout, Duration::from_secs(10));
+    assert_eq!(l.connect_timeout, Duration::from_secs(2));
+    assert_eq!(l.total_timeout, Duration::from_secs(5));
     assert_eq!(l.max_response_bytes, 65536);
 }
 

@@ -129,6 +129,10 @@ pub struct Config {
     /// 8 tries over about 25 hours); after the last one the announcement
     /// goes to the webhook dead-letter queue.
     pub webhook_retry_schedule: Vec<u32>,
+    /// `WEBHOOK_OWNER_IN_FLIGHT`: POSTs of one owner's deliveries a webhook
+    /// function container makes at once (default 4; 0: no cap); over it a
+    /// delivery waits a few seconds, with no try used.
+    pub webhook_owner_in_flight: u32,
     /// `WEBHOOK_SECRET_OVERLAP_SECONDS`: how long deliveries are still also
     /// signed with a webhook secret after it was replaced (default 86400).
     pub webhook_secret_overlap_seconds: i64,
@@ -253,6 +257,7 @@ impl Config {
             webhook_allow_insecure_targets: flag(&lookup, "WEBHOOK_ALLOW_INSECURE_TARGETS")?,
             webhook_retry_schedule: retry_schedule(lookup("WEBHOOK_RETRY_SCHEDULE_SECONDS"))?,
             webhook_secret_overlap_seconds: number(&lookup, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400)?,
+            webhook_owner_in_flight: number(&lookup, "WEBHOOK_OWNER_IN_FLIGHT", 4)?,
             events_url: lookup("EVENTS_URL").filter(|u| !u.trim().is_empty()),
             stream_ticket_ttl_seconds: number(&lookup, "STREAM_TICKET_TTL_SECONDS", 3600)?,
             stream_max_seconds: number(&lookup, "STREAM_MAX_SECONDS", 300)?,

@@ -1,6 +1,8 @@
 //! The webhook function's unit tests, over the in-memory adapters and a
 //! small HTTP receiver on the loopback interface.
 
+mod guards;
+
 use longrun_core::ports::{JobLifecycle, OwnerData};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,11 +33,12 @@ fn fixture_with(overrides: &[(&str, &str)]) -> Fixture {
     let store = Arc::new(MemoryJobStore::new());
     let queue = Arc::new(MemoryJobQueue::new(&["fast", WEBHOOK_QUEUE, WEBHOOK_DEAD_LETTER_QUEUE]));
     let deps = WebhookDeps {
-        config,
         store: store.clone(),
         queue: queue.clone(),
         objects: Arc::new(MemoryObjectStore::new()),
         limits: DeliveryLimits::default(),
+        guards: Arc::new(DeliveryGuards::new(config.webhook_owner_in_flight)),
+        config,
     };
     Fixture { deps, store, queue }
 }
