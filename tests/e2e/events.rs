@@ -191,3 +191,60 @@ async fn a_stream_opens_only_with_a_ticket_for_that_job() {
     assert_eq!((events[0].event.as_str(), events[0].id.as_str()), ("end", "end"));
     assert_eq!(events[0].data["status"], "SUCCEEDED");
 }
+
+#[tokio::test]
+#[ignore = "needs a running stack: make test"]
+async fn one_url_opens_two_streams_at_once_one_caller_five_and_a_closed_one_frees_its_place() {
+    let stack = Stack::from_env().await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 60}}))
+        .await;
+    let refusal = |answer: reqwest::Response| async move {
+        let status = answer.status().as_u16();
+        let retry = answer.headers().get("retry-after").is_some();
+        let problem: Value = answer.json().await.unwrap_or_default();
+        (
+            status,
+            retry,
+            problem["type"].as_str().unwrap_or("").to_owned(),
+            problem["detail"].to_string(),
+        )
+    };
+    let url = stream_url(&stack, &id).await;
+    let first = stack.http.get(&url).send().await.unwrap();
+    let second = stack.http.get(&url).send().await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let (status, retry, kind, detail) = refusal(stack.http.get(&url).send().await.unwrap()).await;
+    assert_eq!(
+        (status, retry, kind.as_str()),
+        (429, true, "urn:longrun:problem:too-many-streams")
+    );
+    assert!(detail.contains("with this URL"), "{detail}");
+    // More URLs of the same caller: up to five streams in all.
+    let mut held = vec![first, second];
+    for _ in 0..3 {
+        let more = stream_url(&stack, &id).await;
+        let answer = stack.http.get(&more).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        held.push(answer);
+    }
+    let sixth = stream_url(&stack, &id).await;
+    let (status, _, kind, detail) = refusal(stack.http.get(&sixth).send().await.unwrap()).await;
+    assert_eq!((status, kind.as_str()), (429, "urn:longrun:problem:too-many-streams"));
+    assert!(detail.contains("for this caller"), "{detail}");
+    // A client that goes away gives its place back.
+    held.remove(0);
+    let started = Instant::now();
+    loop {
+        let again = stack.http.get(&sixth).send().await.unwrap();
+        if again.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the closed stream's place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stack.cancel(&id).await;
+}

@@ -16,6 +16,11 @@
 //!   `event: end` (with `id: end`) for the terminal view. A reconnect sends
 //!   `Last-Event-ID` (or `?lastEventId=`): only a newer state is sent, and
 //!   after `end` the answer is `204`, which tells `EventSource` to stop.
+//! - **Capped.** An owner holds at most `MAX_STREAMS_PER_OWNER` streams open
+//!   at once, and one URL `MAX_STREAMS_PER_TICKET`; past either the answer is
+//!   `429 too-many-streams` with `Retry-After`. A stream gives its place
+//!   back when it ends; one whose function died stops counting once its
+//!   time cap has passed.
 //! - **Bounded.** A comment every 15 s keeps proxies from closing an idle
 //!   stream; after `STREAM_MAX_SECONDS` the stream ends with a `retry`
 //!   hint and the client reconnects (a stream holds a Lambda the whole
@@ -36,6 +41,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use longrun_aws::AwsClients;
 use longrun_core::api::{job_view, presign_results, Problem};
 use longrun_core::ports::{JobStore, ObjectStore, StreamTicket};
+use longrun_core::streams::{ticket_tag, OpenStream, StreamAdmission};
 use longrun_core::time::now_ms;
 use longrun_core::{Config, JobId, JobRecord};
 use tokio::sync::mpsc;
@@ -113,6 +119,9 @@ impl EventStream {
     fn problem(problem: &Problem) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = problem.retry_after {
+            headers.insert("retry-after", HeaderValue::from(seconds));
+        }
         let text = serde_json::to_vec(problem).unwrap_or_default();
         EventStream {
             status: StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -172,7 +181,14 @@ pub async fn open(deps: &EventsDeps, request: &ApiGatewayV2httpRequest) -> Event
     let span = tracing::info_span!("events", job_id = %raw_id);
     async {
         match check(deps, request, raw_id).await {
-            Ok((job, last)) => stream(deps, job, last).await,
+            Ok((_, LastEvent::End, _)) => EventStream::no_content(),
+            Ok((job, last, ticket)) => match take_place(deps, &job, &ticket).await {
+                Ok(place) => stream(deps, job, last, place).await,
+                Err(problem) => {
+                    tracing::info!(status = problem.status, detail = %problem.detail, "stream refused");
+                    EventStream::problem(&problem)
+                }
+            },
             Err(problem) => {
                 tracing::info!(status = problem.status, detail = %problem.detail, "stream refused");
                 EventStream::problem(&problem)
@@ -183,12 +199,12 @@ pub async fn open(deps: &EventsDeps, request: &ApiGatewayV2httpRequest) -> Event
     .await
 }
 
-/// The job the ticket opens and where the client left off, or why not.
+/// The job the ticket opens, where the client left off and the ticket, or why not.
 async fn check(
     deps: &EventsDeps,
     request: &ApiGatewayV2httpRequest,
     raw_id: &str,
-) -> Result<(JobRecord, LastEvent), Problem> {
+) -> Result<(JobRecord, LastEvent, StreamTicket), Problem> {
     let refused = || {
         Problem::unauthorized("open the stream with the URL that POST /jobs/{id}/stream answers (its ticket expires)")
     };
@@ -211,14 +227,46 @@ async fn check(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .or_else(|| request.query_string_parameters.first("lastEventId"));
-    Ok((job, LastEvent::parse(last)))
+    Ok((job, LastEvent::parse(last), ticket))
 }
 
-async fn stream(deps: &EventsDeps, job: JobRecord, last: LastEvent) -> EventStream {
-    if last == LastEvent::End {
-        // It saw the end: 204 tells an EventSource not to reconnect.
-        return EventStream::no_content();
+/// A stream's place among its owner's open streams.
+struct Place {
+    owner: String,
+    id: String,
+}
+
+/// Takes a place for a new stream of `job` opened with `ticket`, or the
+/// `429` that says which cap is reached.
+async fn take_place(deps: &EventsDeps, job: &JobRecord, ticket: &StreamTicket) -> Result<Place, Problem> {
+    let now = now_ms();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    // Counted until the stream's own cap, and a minute more (the function's timeout).
+    let open = OpenStream {
+        ticket: ticket_tag(&ticket.token_hash),
+        expires_at: now + deps.config.stream_max_seconds as i64 * 1000 + 60_000,
+    };
+    let limits = deps.config.stream_limits;
+    let retry_after = 30;
+    match deps.store.open_stream(&job.owner, &id, &open, now, limits).await? {
+        StreamAdmission::Admitted(_) => Ok(Place {
+            owner: job.owner.clone(),
+            id,
+        }),
+        StreamAdmission::OwnerFull { .. } => Err(Problem::too_many_streams(
+            "for this caller",
+            limits.per_owner,
+            retry_after,
+        )),
+        StreamAdmission::TicketFull { .. } => Err(Problem::too_many_streams(
+            "with this URL",
+            limits.per_ticket,
+            retry_after,
+        )),
     }
+}
+
+async fn stream(deps: &EventsDeps, job: JobRecord, last: LastEvent, place: Place) -> EventStream {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("text/event-stream"));
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
@@ -226,7 +274,16 @@ async fn stream(deps: &EventsDeps, job: JobRecord, last: LastEvent) -> EventStre
     let (tx, rx) = mpsc::channel(16);
     let deps = deps.clone();
     let span = tracing::Span::current();
-    tokio::spawn(pump(deps, job, last, tx).instrument(span));
+    tokio::spawn(
+        async move {
+            pump(deps.clone(), job, last, tx).await;
+            // Its place back for the next stream (or, failing that, once its time is over).
+            if let Err(err) = deps.store.close_stream(&place.owner, &place.id).await {
+                tracing::warn!(error = %err, "could not give the stream's place back; it lapses with its time cap");
+            }
+        }
+        .instrument(span),
+    );
     EventStream {
         status: StatusCode::OK,
         headers,

@@ -265,3 +265,52 @@ fn a_large_record_is_read_less_often_up_to_a_cap() {
         "never below the base"
     );
 }
+
+#[tokio::test]
+async fn open_streams_are_capped_per_url_and_per_caller_and_a_closed_one_gives_its_place_back() {
+    let mut f = fixture_capped_at("60");
+    f.deps.config = Arc::new(longrun_core::fixtures::config(&[
+        ("STREAM_POLL_MS", "10"),
+        ("STREAM_MAX_SECONDS", "60"),
+        ("MAX_STREAMS_PER_OWNER", "3"),
+        ("MAX_STREAMS_PER_TICKET", "2"),
+    ]));
+    let job = job(&f);
+    let url = ticket(&f, "alice", &job).await;
+    let first = open(&f.deps, &request(&job, &format!("ticket={url}"), None)).await;
+    let second = open(&f.deps, &request(&job, &format!("ticket={url}"), None)).await;
+    assert_eq!((first.status, second.status), (StatusCode::OK, StatusCode::OK));
+    let refused = open(&f.deps, &request(&job, &format!("ticket={url}"), None)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers["retry-after"], "30");
+    let problem: serde_json::Value = serde_json::from_str(&body(refused).await).unwrap();
+    assert_eq!(problem["type"], "urn:longrun:problem:too-many-streams", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("with this URL"),
+        "{problem}"
+    );
+    // Another URL of the same caller: one more, then the caller's cap.
+    let other_url = ticket(&f, "alice", &job).await;
+    let third = open(&f.deps, &request(&job, &format!("ticket={other_url}"), None)).await;
+    assert_eq!(third.status, StatusCode::OK);
+    let refused = open(&f.deps, &request(&job, &format!("ticket={other_url}"), None)).await;
+    let problem: serde_json::Value = serde_json::from_str(&body(refused).await).unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("for this caller"),
+        "{problem}"
+    );
+    // A client that goes away gives its place back.
+    drop(first);
+    let mut reopened = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        reopened = open(&f.deps, &request(&job, &format!("ticket={url}"), None))
+            .await
+            .status;
+        if reopened == StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(reopened, StatusCode::OK);
+    drop((second, third));
+}

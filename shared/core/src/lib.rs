@@ -28,6 +28,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod record;
+pub mod streams;
 pub mod telemetry;
 pub mod time;
 pub mod webhook;

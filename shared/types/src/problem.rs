@@ -139,6 +139,19 @@ impl Problem {
         problem
     }
 
+    /// `429`: `limit` event streams are open already `scope` (`for this
+    /// caller`, `with this URL`); retry after `retry_after` seconds, or close one.
+    pub fn too_many_streams(scope: &str, limit: u32, retry_after: u32) -> Self {
+        let mut problem = Self::new(
+            429,
+            "too-many-streams",
+            "Too many open streams",
+            format!("{limit} streams are open {scope}, the most allowed; close one, or retry after {retry_after} s"),
+        );
+        problem.retry_after = Some(retry_after);
+        problem
+    }
+
     /// `503` busy: the job's queue holds more waiting work than it may; the
     /// job was not accepted, retry after `retry_after` seconds.
     pub fn busy(detail: impl Into<String>, retry_after: u32) -> Self {

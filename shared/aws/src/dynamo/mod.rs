@@ -15,6 +15,7 @@ mod expr;
 mod item;
 mod lifecycle;
 mod owners;
+mod streams;
 
 use self::owners::quota_key;
 

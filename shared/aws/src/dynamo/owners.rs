@@ -1,5 +1,5 @@
 //! The owner items beside the job records: quota slots (the active set),
-//! webhook signing secrets and stream tickets.
+//! webhook signing secrets and stream tickets (open streams: [`super::streams`]).
 
 use super::expr::Update;
 use super::item::{json, n, s, Attributes, Item};
@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use longrun_core::ports::{OwnerData, QuotaSlots, RateWindow, SlotOutcome, StoreError, StreamTicket};
 use longrun_core::record::JobId;
+use longrun_core::streams::{OpenStream, StreamAdmission, StreamLimits};
 use longrun_core::time::now_ms;
 use longrun_core::webhook::WebhookSecrets;
 use std::collections::BTreeMap;
@@ -212,6 +213,21 @@ impl OwnerData for DynamoJobStore {
             expires_at: item.get_n("ticket_expires_at")?.unwrap_or(0),
         };
         Ok((ticket.expires_at >= now_ms).then_some(ticket))
+    }
+
+    async fn open_stream(
+        &self,
+        owner: &str,
+        id: &str,
+        stream: &OpenStream,
+        now_ms: i64,
+        limits: StreamLimits,
+    ) -> Result<StreamAdmission, StoreError> {
+        self.open_stream_item(owner, id, stream, now_ms, limits).await
+    }
+
+    async fn close_stream(&self, owner: &str, id: &str) -> Result<(), StoreError> {
+        self.close_stream_item(owner, id).await
     }
 }
 

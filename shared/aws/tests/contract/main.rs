@@ -256,6 +256,7 @@ contract! {
         webhook_secrets_are_made_once_and_rotated_over_the_ones_read,
         stream_tickets_are_found_by_hash_until_they_expire,
         counts_in_a_window_are_exact_per_owner_counter_and_window,
+        open_streams_are_capped_per_owner_and_ticket_exactly_and_given_back,
         a_step_that_succeeds_creates_its_next_step_in_the_same_write,
         a_step_asked_to_cancel_succeeds_without_its_next_step,
         a_step_that_lost_its_lease_creates_no_next_step,

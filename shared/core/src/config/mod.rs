@@ -129,6 +129,10 @@ pub struct Config {
     /// 8 tries over about 25 hours); after the last one the announcement
     /// goes to the webhook dead-letter queue.
     pub webhook_retry_schedule: Vec<u32>,
+    /// `MAX_STREAMS_PER_OWNER` / `MAX_STREAMS_PER_TICKET`: event streams one
+    /// owner may hold open at once (default 5), and one stream URL (default
+    /// 2: a reconnect may overlap the stream it replaces); 0: no cap.
+    pub stream_limits: crate::streams::StreamLimits,
     /// `WEBHOOK_OWNER_IN_FLIGHT`: POSTs of one owner's deliveries a webhook
     /// function container makes at once (default 4; 0: no cap); over it a
     /// delivery waits a few seconds, with no try used.
@@ -258,6 +262,10 @@ impl Config {
             webhook_retry_schedule: retry_schedule(lookup("WEBHOOK_RETRY_SCHEDULE_SECONDS"))?,
             webhook_secret_overlap_seconds: number(&lookup, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86_400)?,
             webhook_owner_in_flight: number(&lookup, "WEBHOOK_OWNER_IN_FLIGHT", 4)?,
+            stream_limits: crate::streams::StreamLimits {
+                per_owner: number(&lookup, "MAX_STREAMS_PER_OWNER", 5)?,
+                per_ticket: number(&lookup, "MAX_STREAMS_PER_TICKET", 2)?,
+            },
             events_url: lookup("EVENTS_URL").filter(|u| !u.trim().is_empty()),
             stream_ticket_ttl_seconds: number(&lookup, "STREAM_TICKET_TTL_SECONDS", 3600)?,
             stream_max_seconds: number(&lookup, "STREAM_MAX_SECONDS", 300)?,

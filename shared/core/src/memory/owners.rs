@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::MemoryJobStore;
 use crate::ports::{OwnerData, QuotaSlots, RateWindow, SlotOutcome, StoreError, StreamTicket};
 use crate::record::JobId;
+use crate::streams::{self, OpenStream, StreamAdmission, StreamLimits};
 use crate::time::now_ms;
 use crate::webhook::WebhookSecrets;
 
@@ -117,5 +118,31 @@ impl OwnerData for MemoryJobStore {
         drop(self.jobs()?);
         let tickets = self.tickets.lock().unwrap();
         Ok(tickets.get(token_hash).filter(|t| t.expires_at >= now_ms).cloned())
+    }
+
+    async fn open_stream(
+        &self,
+        owner: &str,
+        id: &str,
+        stream: &OpenStream,
+        now_ms: i64,
+        limits: StreamLimits,
+    ) -> Result<StreamAdmission, StoreError> {
+        drop(self.jobs()?);
+        let mut all = self.streams.lock().unwrap();
+        let current = all.entry(owner.to_owned()).or_default();
+        let admission = streams::admit(current, id, stream, now_ms, limits);
+        if let StreamAdmission::Admitted(open) = &admission {
+            *current = open.clone();
+        }
+        Ok(admission)
+    }
+
+    async fn close_stream(&self, owner: &str, id: &str) -> Result<(), StoreError> {
+        drop(self.jobs()?);
+        if let Some(open) = self.streams.lock().unwrap().get_mut(owner) {
+            open.remove(id);
+        }
+        Ok(())
     }
 }

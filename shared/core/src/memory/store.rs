@@ -37,6 +37,8 @@ pub struct MemoryJobStore {
     pub(super) tickets: Mutex<HashMap<String, StreamTicket>>,
     /// Counts per (owner, counter, window start).
     pub(super) window_counts: Mutex<HashMap<(String, String, i64), u32>>,
+    /// Each owner's open event streams.
+    pub(super) streams: Mutex<HashMap<String, crate::streams::OpenStreams>>,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
@@ -68,6 +70,7 @@ impl MemoryJobStore {
             secrets: Mutex::default(),
             tickets: Mutex::default(),
             window_counts: Mutex::default(),
+            streams: Mutex::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! What the store keeps per owner rather than per job: webhook signing
-//! secrets, stream tickets, and counters of what an owner was handed per
-//! window of time.
+//! secrets, stream tickets and open streams, and counters of what an owner
+//! was handed per window of time.
 
 use std::fmt;
 
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use crate::record::JobId;
+use crate::streams::{OpenStream, StreamAdmission, StreamLimits};
 
 /// Per-owner data beside the job records.
 #[async_trait]
@@ -39,6 +40,22 @@ pub trait OwnerData: Send + Sync {
     /// request, exact under concurrent callers. A window's count lives a
     /// little longer than the window, then expires.
     async fn count_in_window(&self, owner: &str, counter: &str, window: &RateWindow) -> Result<bool, StoreError>;
+
+    /// Opens `owner`'s stream `id` when its open streams, and the ticket's,
+    /// leave room under `limits` ([`crate::streams::admit`]; streams whose
+    /// time ran out before `now_ms` do not count): exact under concurrent
+    /// opens. A refusal stores nothing.
+    async fn open_stream(
+        &self,
+        owner: &str,
+        id: &str,
+        stream: &OpenStream,
+        now_ms: i64,
+        limits: StreamLimits,
+    ) -> Result<StreamAdmission, StoreError>;
+
+    /// Gives `owner`'s stream `id` its place back (nothing when not open).
+    async fn close_stream(&self, owner: &str, id: &str) -> Result<(), StoreError>;
 }
 
 /// A fixed window of time and how many of a thing an owner may have in it.
