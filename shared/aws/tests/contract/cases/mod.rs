@@ -7,6 +7,7 @@ mod io;
 mod lifecycle;
 mod lost_answers;
 mod owners;
+mod streams;
 
 pub(crate) use chains::*;
 pub(crate) use endings::*;
@@ -14,3 +15,4 @@ pub(crate) use io::*;
 pub(crate) use lifecycle::*;
 pub(crate) use lost_answers::*;
 pub(crate) use owners::*;
+pub(crate) use streams::*;
