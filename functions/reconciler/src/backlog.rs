@@ -19,7 +19,7 @@ use longrun_core::{JobRecord, JobStatus};
 
 /// How many grace periods after it became ready a queued job may wait,
 /// unsent again, for a backlog to reach it.
-pub const BACKLOG_DEFER_GRACES: i64 = 10;
+pub const BACKLOG_DEFER_GRACES: i64 = 20;
 
 /// The overdue jobs that may be waiting behind a backlog, per queue: queued,
 /// never claimed since they became ready, not asked to cancel.

@@ -177,8 +177,9 @@ pub struct JobView {
     /// The latest progress message, if the job gave one; cleared on success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Runs started from the queue so far: continuations after a checkpoint
-    /// and takeovers of a crashed run not counted.
+    /// Attempts begun so far, the one under way included (also while it
+    /// waits to continue after a checkpoint): continuations and takeovers of
+    /// a crashed run start none.
     pub attempts: u32,
     /// Times another worker took the job over from a run that crashed or
     /// lost touch (its lease expired); they use no attempt.

@@ -248,7 +248,11 @@ async fn a_job_still_running_at_the_deadline_continues_in_a_new_invocation() {
     assert!(failures(&response).is_empty(), "the old message is done with");
     let queued = reload(&f, &job).await;
     assert_eq!(queued.status, JobStatus::Queued);
-    assert_eq!(queued.attempts, 0, "a continuation is not an attempt");
+    assert_eq!(
+        (queued.attempts, queued.continuing),
+        (1, true),
+        "the attempt goes on in the next invocation; its claim is no new one"
+    );
     assert_eq!(queued.error, None);
     assert_eq!(queued.stalled_runs, 0, "it saved checkpoints: progress, not a stall");
     assert!(
@@ -274,7 +278,11 @@ async fn a_job_still_running_at_the_deadline_continues_in_a_new_invocation() {
         "went on from {first} ms to {} ms",
         slept(&resumed)
     );
-    assert_eq!((resumed.status, resumed.attempts), (JobStatus::Queued, 0));
+    assert_eq!(
+        (resumed.status, resumed.attempts),
+        (JobStatus::Queued, 1),
+        "one attempt over two invocations"
+    );
     assert_eq!(f.queue.sent().len(), 2);
 }
 

@@ -55,6 +55,7 @@ pub(super) fn to_item(job: &JobRecord) -> Item {
     item.insert("expires_at".into(), n(job.expires_at));
     item.insert("version".into(), n(job.version as i64));
     item.insert("stalled_runs".into(), n(i64::from(job.stalled_runs)));
+    item.insert("continuing".into(), AttributeValue::Bool(job.continuing));
     item.insert("takeovers".into(), n(i64::from(job.takeovers)));
     item.insert("redrives".into(), n(i64::from(job.generation)));
     item.insert("resends".into(), n(i64::from(job.resends)));
@@ -149,6 +150,7 @@ pub(super) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
         expires_at: item.get_n("expires_at")?.unwrap_or(0),
         version: item.get_n("version")?.unwrap_or(0),
         stalled_runs: item.get_n("stalled_runs")?.unwrap_or(0),
+        continuing: item.get_bool("continuing")?.unwrap_or(false),
         takeovers: item.get_n("takeovers")?.unwrap_or(0),
         generation: item.get_n("redrives")?.unwrap_or(0),
         resends: item.get_n("resends")?.unwrap_or(0),

@@ -53,12 +53,19 @@ impl JobLifecycle for DynamoJobStore {
         // One request on the usual path (a queued job); a takeover, rare by
         // nature, costs a second one, so that it counts a takeover and not
         // an attempt.
-        let claimed = |counter: &str| {
-            Update::new()
+        // A continuation's claim (rarer still) also takes a second one: it
+        // continues the attempt its last run began.
+        let claimed = |counter: Option<&str>| {
+            let update = Update::new()
                 .set("status", s(JobStatus::Running.as_str()))
                 .set("lease_owner", s(&lease.token))
-                .set("lease_expires_at", n(lease.expires_at))
-                .increment(counter, 1)
+                .set("lease_expires_at", n(lease.expires_at));
+            let update = match counter {
+                Some(counter) => update.increment(counter, 1),
+                None => update,
+            };
+            update
+                .set("continuing", AttributeValue::Bool(false))
                 .set("resends", n(0))
                 .set_if_not_exists("started_at", n(now_ms))
                 .set("due_at", n(lease.expires_at))
@@ -67,18 +74,31 @@ impl JobLifecycle for DynamoJobStore {
                 .value(":now", n(now_ms))
                 .value(":false", AttributeValue::Bool(false))
         };
-        let queued = claimed("attempts")
-            .condition(CLAIMABLE_QUEUED)
+        let queued = claimed(Some("attempts"))
+            .condition(&format!(
+                "{CLAIMABLE_QUEUED} AND (attribute_not_exists(#continuing) OR #continuing = :false)"
+            ))
             .value(":queued", s(JobStatus::Queued.as_str()));
         let found = match self.transition(id, queued).await? {
             Transition::Done(job) => return Ok(ClaimOutcome::Claimed(job)),
             Transition::NotFound => return Ok(ClaimOutcome::NotFound),
             Transition::Refused(job) => job,
         };
+        if found.status == JobStatus::Queued && found.continuing && found.claimable_at(now_ms) {
+            let continued = claimed(None)
+                .condition(&format!("{CLAIMABLE_QUEUED} AND #continuing = :true"))
+                .value(":queued", s(JobStatus::Queued.as_str()))
+                .value(":true", AttributeValue::Bool(true));
+            return Ok(match self.transition(id, continued).await? {
+                Transition::Done(job) => ClaimOutcome::Claimed(job),
+                Transition::Refused(job) => ClaimOutcome::NotClaimable(job),
+                Transition::NotFound => ClaimOutcome::NotFound,
+            });
+        }
         if !(found.status == JobStatus::Running && found.claimable_at(now_ms)) {
             return Ok(ClaimOutcome::NotClaimable(found));
         }
-        let takeover = claimed("takeovers")
+        let takeover = claimed(Some("takeovers"))
             .condition(TAKEOVER)
             .value(":running", s(JobStatus::Running.as_str()));
         Ok(match self.transition(id, takeover).await? {
@@ -127,13 +147,13 @@ impl JobLifecycle for DynamoJobStore {
             Finish::Retry { error, run_at, due_at } => {
                 back_to_queue(*run_at, *due_at, now_ms).set("error", json(error)?)
             }
-            // Not a new attempt: the claim counted one, this gives it back.
+            // Not a new attempt: the next claim continues this one.
             Finish::Continuation {
                 run_at,
                 due_at,
                 stalled_runs,
             } => back_to_queue(*run_at, *due_at, now_ms)
-                .increment("attempts", -1)
+                .set("continuing", AttributeValue::Bool(true))
                 .set("stalled_runs", n(i64::from(*stalled_runs))),
             Finish::Succeeded { results, .. } => ended()
                 .set("results", json(results)?)
@@ -265,6 +285,7 @@ impl JobLifecycle for DynamoJobStore {
             .set("due_shard", s(&due_shard(id)))
             .set("updated_at", n(now_ms))
             .set("attempts", n(0))
+            .set("continuing", AttributeValue::Bool(false))
             .set("takeovers", n(0))
             .set("resends", n(0))
             .set("stalled_runs", n(0))

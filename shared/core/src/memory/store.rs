@@ -166,9 +166,10 @@ impl JobLifecycle for MemoryJobStore {
         if job.status == JobStatus::Running {
             job.takeovers += 1;
             crate::metrics::taken_over(job);
-        } else {
+        } else if !job.continuing {
             job.attempts += 1;
         }
+        job.continuing = false;
         job.status = JobStatus::Running;
         job.lease_token = Some(lease.token.clone());
         job.lease_expires_at = Some(lease.expires_at);
@@ -246,7 +247,7 @@ impl JobLifecycle for MemoryJobStore {
                 due_at,
                 stalled_runs,
             } => {
-                job.attempts = job.attempts.saturating_sub(1);
+                job.continuing = true;
                 job.stalled_runs = *stalled_runs;
                 job.run_at = Some(*run_at);
                 job.due_at = Some(*due_at);
@@ -384,6 +385,7 @@ impl JobLifecycle for MemoryJobStore {
         }
         job.status = JobStatus::Queued;
         job.attempts = 0;
+        job.continuing = false;
         job.takeovers = 0;
         job.resends = 0;
         job.generation += 1;

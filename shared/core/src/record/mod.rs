@@ -48,9 +48,10 @@ pub struct JobRecord {
     /// SHA-256 over the canonical request; tells an idempotent replay from a
     /// reuse of the key with another body.
     pub request_hash: String,
-    /// Runs started from the queue so far (a continuation gives its attempt
-    /// back; a takeover of a crashed run is not a new attempt but a
-    /// [`takeovers`](Self::takeovers)); reset to 0 by a redrive.
+    /// Attempts started so far: a claim of a queued job starts one, unless
+    /// the job waits to continue a run ([`continuing`](Self::continuing)),
+    /// and a takeover of a crashed run is not a new attempt but a
+    /// [`takeovers`](Self::takeovers); reset to 0 by a redrive.
     /// `max_attempts` bounds it for retryable errors.
     pub attempts: u32,
     /// How many attempts retryable errors may use before the job ends FAILED.
@@ -102,6 +103,9 @@ pub struct JobRecord {
     /// checkpoint (a job making no progress across continuations); a run
     /// that saves one starts the count again, and `MAX_STALLED_RUNS` ends it.
     pub stalled_runs: u32,
+    /// Queued to continue the current attempt (its run gave back its
+    /// invocation with a checkpoint): the next claim is no new attempt.
+    pub continuing: bool,
     /// Claims that took the job over from a run whose lease had expired
     /// (its worker crashed, froze or lost touch with the store). They do
     /// not use up `max_attempts`; `attempts + takeovers` is bounded by
@@ -187,6 +191,7 @@ impl JobRecord {
             expires_at: now_ms / 1000 + retention_seconds,
             version: 1,
             stalled_runs: 0,
+            continuing: false,
             takeovers: 0,
             generation: 0,
             resends: 0,

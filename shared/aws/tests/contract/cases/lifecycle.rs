@@ -242,7 +242,12 @@ pub(crate) async fn a_continuation_requeues_without_using_an_attempt(store: &dyn
         )
         .await
         .unwrap();
-    assert_eq!((queued.status, queued.attempts), (JobStatus::Queued, 0));
+    assert_eq!(
+        (queued.status, queued.attempts, queued.continuing),
+        (JobStatus::Queued, 1, true),
+        "the attempt under way is still counted while the job waits to continue it"
+    );
+    assert_eq!(store.get(&job.id).await.unwrap().unwrap().attempts, 1);
     assert_eq!(queued.stalled_runs, 2, "the count of runs without a checkpoint is kept");
     assert_eq!(store.get(&job.id).await.unwrap().unwrap().stalled_runs, 2);
     assert_eq!((queued.run_at, queued.due_at), (Some(now + 1_000), Some(now + 61_000)));
@@ -253,7 +258,38 @@ pub(crate) async fn a_continuation_requeues_without_using_an_attempt(store: &dyn
             .await
             .unwrap(),
     );
-    assert_eq!(again.attempts, 1);
+    assert_eq!((again.attempts, again.continuing), (1, false));
+
+    // Taken over after a crash, then continued: still the one attempt.
+    let crashed_at = now + 70_000;
+    let taken = claimed(
+        store
+            .claim(&job.id, &Lease::new(crashed_at + 60_000), crashed_at)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((taken.attempts, taken.takeovers), (1, 1));
+    let queued = store
+        .finish(
+            &job.id,
+            taken.lease_token.as_deref().unwrap(),
+            &Finish::Continuation {
+                run_at: crashed_at + 1_000,
+                due_at: crashed_at + 61_000,
+                stalled_runs: 0,
+            },
+            crashed_at + 10,
+        )
+        .await
+        .unwrap();
+    assert_eq!((queued.attempts, queued.takeovers), (1, 1));
+    let resumed = claimed(
+        store
+            .claim(&job.id, &Lease::new(crashed_at + 120_000), crashed_at + 1_000)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((resumed.attempts, resumed.takeovers, resumed.continuing), (1, 1, false));
 }
 
 pub(crate) async fn a_failure_keeps_its_coded_error(store: &dyn JobStore) {
