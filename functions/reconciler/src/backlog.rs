@@ -1,16 +1,18 @@
 //! Telling a backlog from lost messages. A queued job nobody has claimed
 //! past its grace either waits behind other messages or lost its own. When
-//! the messages in its queue (waiting, delayed and being worked on) are at
-//! least as many as the overdue queued jobs of that queue, every one of
-//! those jobs can still have its message there: the wait is explained, and
+//! the messages waiting in its queue (visible or delayed) are at least as
+//! many as the overdue queued jobs of that queue, every one of those jobs
+//! can still have its message there: the wait is explained, and
 //! the reconciler sends nothing for them (no write either: they stay due and
 //! are looked at again next pass). Once the queue holds fewer messages than
 //! it has overdue jobs, some message is lost and every overdue job is sent
 //! again as before (with its doubling wait between resends).
 //!
-//! The count can hide a lost message while other jobs of the queue run
-//! (their messages are in flight too), so no job is left alone for longer
-//! than [`BACKLOG_DEFER_GRACES`] graces after it became ready: past that it
+//! Messages in flight count (a message received but not yet claimed), but
+//! only while some message still waits: with none waiting, a queued job's
+//! message that is in flight belongs to a worker that died with it, and the
+//! job is sent again at once. The count can still hide a lost message
+//! behind others, so no job is left alone for longer than [`BACKLOG_DEFER_GRACES`] graces after it became ready: past that it
 //! is sent again whatever the queue holds.
 
 use std::collections::BTreeMap;
@@ -34,9 +36,10 @@ pub fn waiting_per_queue(jobs: &[JobRecord]) -> BTreeMap<String, u64> {
     counts
 }
 
-/// Whether `in_queue` messages explain `overdue` queued jobs of one queue.
-pub fn explained(in_queue: u64, overdue: u64) -> bool {
-    overdue > 0 && in_queue >= overdue
+/// Whether a queue holding `waiting` messages (visible or delayed) and
+/// `in_queue` in all (in flight too) explains its `overdue` queued jobs.
+pub fn explained(waiting: u64, in_queue: u64, overdue: u64) -> bool {
+    overdue > 0 && waiting > 0 && in_queue >= overdue
 }
 
 /// When a queued job became ready to run: its `run_at` (a delay, a retry's
@@ -70,20 +73,24 @@ mod tests {
 
     #[test]
     fn messages_explain_a_wait_only_when_there_are_as_many_as_overdue_jobs() {
-        // (messages in the queue, overdue queued jobs, explained)
+        // (waiting, in the queue in all, overdue queued jobs, explained)
         let table = [
-            (0, 0, false),
-            (0, 1, false),
-            (4, 5, false),
-            (5, 5, true),
-            (9, 5, true),
-            (3, 0, false),
+            (0, 0, 0, false),
+            (0, 0, 1, false),
+            (4, 4, 5, false),
+            (5, 5, 5, true),
+            (3, 5, 5, true),
+            (9, 9, 5, true),
+            (3, 3, 0, false),
+            // Nothing waits: the in-flight message is a dead worker's.
+            (0, 1, 1, false),
+            (0, 5, 5, false),
         ];
-        for (in_queue, overdue, wanted) in table {
+        for (waiting, in_queue, overdue, wanted) in table {
             assert_eq!(
-                explained(in_queue, overdue),
+                explained(waiting, in_queue, overdue),
                 wanted,
-                "{in_queue} messages, {overdue} overdue"
+                "{waiting} waiting, {in_queue} in all, {overdue} overdue"
             );
         }
     }

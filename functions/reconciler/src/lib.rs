@@ -134,15 +134,19 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
     Ok(report)
 }
 
-/// The queues whose messages explain their overdue queued jobs: one
+/// The queues whose messages explain their overdue queued jobs: two
 /// GetQueueAttributes per queue that has such jobs. A queue whose count
 /// cannot be read explains nothing (its jobs are sent again as before).
 async fn queues_behind_backlog(deps: &ReconcilerDeps, jobs: &[JobRecord]) -> BTreeSet<String> {
     let mut explained = BTreeSet::new();
     for (queue, overdue) in backlog::waiting_per_queue(jobs) {
-        match deps.queue.in_queue(&queue).await {
-            Ok(in_queue) if backlog::explained(in_queue, overdue) => {
-                tracing::info!(%queue, in_queue, overdue, "overdue jobs wait behind a backlog; not sent again");
+        let counts = match deps.queue.depth(&queue).await {
+            Ok(waiting) => deps.queue.in_queue(&queue).await.map(|in_queue| (waiting, in_queue)),
+            Err(err) => Err(err),
+        };
+        match counts {
+            Ok((waiting, in_queue)) if backlog::explained(waiting, in_queue, overdue) => {
+                tracing::info!(%queue, waiting, in_queue, overdue, "overdue jobs wait behind a backlog; not sent again");
                 explained.insert(queue);
             }
             Ok(_) => {}
