@@ -101,7 +101,8 @@ caller_token() {
 # make smoke's check, as a caller of this runtime would run it against a deployed stack.
 smoke_status=0
 ./target/debug/longrun-smoke --api "$LONGRUN_API_URL" --token "$(caller_token "smoke-$stack")" \
-  --other-token "$(caller_token "smoke-other-$stack")" >.local/smoke.log 2>&1 || smoke_status=$?
+  --other-token "$(caller_token "smoke-other-$stack")" $([ "$auth" = jwt ] || echo --names) \
+  >.local/smoke.log 2>&1 || smoke_status=$?
 if [ "$smoke_status" -ne 0 ]; then cat .local/smoke.log; status=1; fi
 echo "smoke: $(tail -n 1 .local/smoke.log) (.local/smoke.log)"
 
