@@ -21,6 +21,59 @@ fn streams_key(owner: &str) -> aws_sdk_dynamodb::types::AttributeValue {
 }
 
 impl DynamoJobStore {
+    /// The owner's open streams and the item's version (`None`: no item).
+    async fn read_streams(&self, owner: &str) -> Result<(OpenStreams, Option<i64>), StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", streams_key(owner))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        match &output.item {
+            Some(item) => Ok((
+                item.get_json::<OpenStreams>("open_streams")?.unwrap_or_default(),
+                item.get_n::<i64>("version")?,
+            )),
+            None => Ok((OpenStreams::new(), None)),
+        }
+    }
+
+    /// Writes `open` back if the item is still at `read` (`None`: still
+    /// absent); `false` when another open or close changed it first. Gone
+    /// by the table's TTL a minute after `last_end`.
+    async fn write_streams(
+        &self,
+        owner: &str,
+        open: &OpenStreams,
+        read: Option<i64>,
+        last_end: i64,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", streams_key(owner))
+            .item("open_streams", json(open)?)
+            .item("version", n(read.unwrap_or(0) + 1))
+            .item("expires_at", n(last_end / 1000 + 60));
+        let request = match read {
+            Some(v) => request
+                .condition_expression("version = :read")
+                .expression_attribute_values(":read", n(v)),
+            None => request.condition_expression("attribute_not_exists(pk)"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(StoreError::Unavailable(describe(&err))),
+            },
+        }
+    }
+
     /// [`longrun_core::ports::OwnerData::open_stream`] on the owner's streams item.
     pub(super) async fn open_stream_item(
         &self,
@@ -31,48 +84,14 @@ impl DynamoJobStore {
         limits: StreamLimits,
     ) -> Result<StreamAdmission, StoreError> {
         for _ in 0..OPEN_TRIES {
-            let output = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", streams_key(owner))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-            let (current, version) = match &output.item {
-                Some(item) => (
-                    item.get_json::<OpenStreams>("open_streams")?.unwrap_or_default(),
-                    item.get_n::<i64>("version")?,
-                ),
-                None => (OpenStreams::new(), None),
-            };
+            let (current, version) = self.read_streams(owner).await?;
             let admission = streams::admit(&current, id, stream, now_ms, limits);
             let StreamAdmission::Admitted(open) = &admission else {
                 return Ok(admission);
             };
             let last_end = open.values().map(|s| s.expires_at).max().unwrap_or(now_ms);
-            let request = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", streams_key(owner))
-                .item("open_streams", json(open)?)
-                .item("version", n(version.unwrap_or(0) + 1))
-                // Gone by the table's TTL once its last stream's time is over.
-                .item("expires_at", n(last_end / 1000 + 60));
-            let request = match version {
-                Some(v) => request
-                    .condition_expression("version = :read")
-                    .expression_attribute_values(":read", n(v)),
-                None => request.condition_expression("attribute_not_exists(pk)"),
-            };
-            match request.send().await {
-                Ok(_) => return Ok(admission),
-                Err(err) => match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => continue,
-                    _ => return Err(StoreError::Unavailable(describe(&err))),
-                },
+            if self.write_streams(owner, open, version, last_end).await? {
+                return Ok(admission);
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -84,38 +103,14 @@ impl DynamoJobStore {
     /// writes it back without the stream, under the same version check.
     pub(super) async fn close_stream_item(&self, owner: &str, id: &str) -> Result<(), StoreError> {
         for _ in 0..OPEN_TRIES {
-            let output = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key("pk", streams_key(owner))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-            let Some(item) = output.item else { return Ok(()) };
-            let mut open = item.get_json::<OpenStreams>("open_streams")?.unwrap_or_default();
-            let version = item.get_n::<i64>("version")?.unwrap_or(0);
+            let (mut open, version) = self.read_streams(owner).await?;
             let Some(closed) = open.remove(id) else { return Ok(()) };
             let last_end = open.values().map(|s| s.expires_at).max().unwrap_or(closed.expires_at);
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("pk", streams_key(owner))
-                .item("open_streams", json(&open)?)
-                .item("version", n(version + 1))
-                .item("expires_at", n(last_end / 1000 + 60))
-                .condition_expression("version = :read")
-                .expression_attribute_values(":read", n(version))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(err) => match err.as_service_error() {
-                    Some(PutItemError::ConditionalCheckFailedException(_)) => continue,
-                    _ => return Err(StoreError::Unavailable(describe(&err))),
-                },
+            if self
+                .write_streams(owner, &open, Some(version.unwrap_or(0)), last_end)
+                .await?
+            {
+                return Ok(());
             }
         }
         Err(StoreError::Unavailable(format!(
