@@ -8,6 +8,12 @@
 //! it has overdue jobs, some message is lost and every overdue job is sent
 //! again as before (with its doubling wait between resends).
 //!
+//! The queues are counted before the jobs are read: a message leaves its
+//! queue only after its job left QUEUED, so a count taken first is never
+//! short of the jobs later read as queued (counted after, the jobs that
+//! ended meanwhile would have taken their messages with them, and a busy
+//! backlog would look like lost messages).
+//!
 //! Messages in flight count (a message received but not yet claimed), but
 //! only while some message still waits: with none waiting, a queued job's
 //! message that is in flight belongs to a worker that died with it, and the
@@ -17,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+use longrun_core::ports::MessageCounts;
 use longrun_core::{JobRecord, JobStatus};
 
 /// How many grace periods after it became ready a queued job may wait,
@@ -36,10 +43,9 @@ pub fn waiting_per_queue(jobs: &[JobRecord]) -> BTreeMap<String, u64> {
     counts
 }
 
-/// Whether a queue holding `waiting` messages (visible or delayed) and
-/// `in_queue` in all (in flight too) explains its `overdue` queued jobs.
-pub fn explained(waiting: u64, in_queue: u64, overdue: u64) -> bool {
-    overdue > 0 && waiting > 0 && in_queue >= overdue
+/// Whether a queue holding `messages` explains its `overdue` queued jobs.
+pub fn explained(messages: MessageCounts, overdue: u64) -> bool {
+    overdue > 0 && messages.waiting > 0 && messages.total() >= overdue
 }
 
 /// When a queued job became ready to run: its `run_at` (a delay, a retry's
@@ -60,6 +66,10 @@ pub fn defer(job: &JobRecord, explained: bool, now_ms: i64, grace_ms: i64) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    use longrun_core::memory::{MemoryJobQueue, MemoryJobStore};
+    use longrun_core::ports::{JobMessage, JobQueue, QueueError};
     use serde_json::json;
 
     const GRACE: i64 = 3_000;
@@ -73,24 +83,26 @@ mod tests {
 
     #[test]
     fn messages_explain_a_wait_only_when_there_are_as_many_as_overdue_jobs() {
-        // (waiting, in the queue in all, overdue queued jobs, explained)
+        // (waiting, in flight, overdue queued jobs, explained)
         let table = [
             (0, 0, 0, false),
             (0, 0, 1, false),
-            (4, 4, 5, false),
-            (5, 5, 5, true),
-            (3, 5, 5, true),
-            (9, 9, 5, true),
-            (3, 3, 0, false),
+            (4, 0, 5, false),
+            (5, 0, 5, true),
+            (3, 2, 5, true),
+            (3, 1, 5, false),
+            (9, 0, 5, true),
+            (3, 0, 0, false),
             // Nothing waits: the in-flight message is a dead worker's.
             (0, 1, 1, false),
             (0, 5, 5, false),
         ];
-        for (waiting, in_queue, overdue, wanted) in table {
+        for (waiting, in_flight, overdue, wanted) in table {
+            let messages = MessageCounts { waiting, in_flight };
             assert_eq!(
-                explained(waiting, in_queue, overdue),
+                explained(messages, overdue),
                 wanted,
-                "{waiting} waiting, {in_queue} in all, {overdue} overdue"
+                "{waiting} waiting, {in_flight} in flight, {overdue} overdue"
             );
         }
     }
@@ -127,5 +139,72 @@ mod tests {
         ];
         let counts = waiting_per_queue(&jobs);
         assert_eq!(counts, BTreeMap::from([("fast".to_owned(), 3), ("slow".to_owned(), 1)]));
+    }
+
+    /// Workers that finish `finishing` jobs (their records end, their
+    /// messages go) at the moment the queue is counted.
+    struct FinishingWorkers {
+        queue: Arc<MemoryJobQueue>,
+        store: Arc<MemoryJobStore>,
+        finishing: Mutex<Vec<JobRecord>>,
+    }
+
+    #[longrun_core::async_trait]
+    impl JobQueue for FinishingWorkers {
+        async fn enqueue(&self, queue: &str, message: &JobMessage, delay: u32) -> Result<(), QueueError> {
+            self.queue.enqueue(queue, message, delay).await
+        }
+        async fn change_visibility(&self, queue: &str, receipt: &str, seconds: u32) -> Result<(), QueueError> {
+            self.queue.change_visibility(queue, receipt, seconds).await
+        }
+        async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
+            self.queue.depth(queue).await
+        }
+        async fn message_counts(&self, queue: &str) -> Result<MessageCounts, QueueError> {
+            for mut job in self.finishing.lock().unwrap().drain(..) {
+                job.status = JobStatus::Succeeded;
+                job.due_at = None;
+                self.store.insert(job);
+                self.queue.delete_messages(&job_queue(), 1);
+            }
+            self.queue.message_counts(queue).await
+        }
+    }
+
+    fn job_queue() -> String {
+        "fast".to_owned()
+    }
+
+    #[tokio::test]
+    async fn jobs_that_end_while_the_reconciler_reads_do_not_make_a_busy_queue_look_lossy() {
+        let store = Arc::new(MemoryJobStore::new());
+        let memory_queue = Arc::new(MemoryJobQueue::new(&["fast", "slow"]));
+        // Queued two minutes ago with the fixtures' grace of one minute.
+        let start = NOW - 120_000;
+        let jobs: Vec<JobRecord> = (0..10).map(|_| queued(&job_queue(), start)).collect();
+        for job in &jobs {
+            store.insert(job.clone());
+            memory_queue
+                .enqueue(&job_queue(), &JobMessage::for_job(job, start), 0)
+                .await
+                .unwrap();
+        }
+        let workers = Arc::new(FinishingWorkers {
+            queue: memory_queue.clone(),
+            store: store.clone(),
+            finishing: Mutex::new(jobs[..3].to_vec()),
+        });
+        let deps = crate::ReconcilerDeps {
+            config: Arc::new(longrun_core::fixtures::config(&[("ENQUEUE_GRACE_SECONDS", "60")])),
+            store: store.clone(),
+            queue: workers,
+        };
+        let report = crate::handle(&deps, NOW).await.unwrap();
+        assert_eq!(
+            (report.behind_backlog, report.enqueued),
+            (7, 0),
+            "seven queued jobs, seven messages: {report:?}"
+        );
+        assert_eq!(memory_queue.sent().len(), 10, "nothing sent again");
     }
 }

@@ -20,11 +20,11 @@
 
 pub mod backlog;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use longrun_aws::AwsClients;
-use longrun_core::ports::{JobMessage, JobQueue, JobStore, QueueError, StoreError};
+use longrun_core::ports::{JobMessage, JobQueue, JobStore, MessageCounts, QueueError, StoreError};
 use longrun_core::{Config, JobRecord};
 use longrun_lambda::{BoxError, ScheduledFunction};
 use serde::Serialize;
@@ -99,6 +99,12 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
         overdue: ids.len(),
         ..Default::default()
     };
+    // Counted before the jobs are read (see `backlog`).
+    let messages = if ids.is_empty() {
+        BTreeMap::new()
+    } else {
+        count_messages(deps).await
+    };
     let mut jobs = Vec::with_capacity(ids.len());
     for id in ids {
         match deps.store.get(&id).await {
@@ -110,7 +116,7 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
             }
         }
     }
-    let explained = queues_behind_backlog(deps, &jobs).await;
+    let explained = queues_behind_backlog(&messages, &jobs);
     let grace = deps.config.enqueue_grace_ms();
     for job in jobs {
         let span = tracing::info_span!("reconcile", job_id = %job.id);
@@ -134,23 +140,32 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
     Ok(report)
 }
 
-/// The queues whose messages explain their overdue queued jobs: two
-/// GetQueueAttributes per queue that has such jobs. A queue whose count
-/// cannot be read explains nothing (its jobs are sent again as before).
-async fn queues_behind_backlog(deps: &ReconcilerDeps, jobs: &[JobRecord]) -> BTreeSet<String> {
+/// Every work queue's messages: one GetQueueAttributes each. A queue that
+/// cannot be counted is left out (it explains nothing: its jobs are sent
+/// again as before).
+async fn count_messages(deps: &ReconcilerDeps) -> BTreeMap<String, MessageCounts> {
+    let mut counts = BTreeMap::new();
+    for queue in deps.config.queue_urls.keys() {
+        match deps.queue.message_counts(queue).await {
+            Ok(messages) => {
+                counts.insert(queue.clone(), messages);
+            }
+            Err(err) => tracing::warn!(%queue, error = %err, "could not count the queue's messages"),
+        }
+    }
+    counts
+}
+
+/// The queues whose `messages` explain their overdue queued `jobs`.
+fn queues_behind_backlog(messages: &BTreeMap<String, MessageCounts>, jobs: &[JobRecord]) -> BTreeSet<String> {
     let mut explained = BTreeSet::new();
     for (queue, overdue) in backlog::waiting_per_queue(jobs) {
-        let counts = match deps.queue.depth(&queue).await {
-            Ok(waiting) => deps.queue.in_queue(&queue).await.map(|in_queue| (waiting, in_queue)),
-            Err(err) => Err(err),
+        let Some(counts) = messages.get(&queue) else {
+            continue;
         };
-        match counts {
-            Ok((waiting, in_queue)) if backlog::explained(waiting, in_queue, overdue) => {
-                tracing::info!(%queue, waiting, in_queue, overdue, "overdue jobs wait behind a backlog; not sent again");
-                explained.insert(queue);
-            }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(%queue, error = %err, "could not count the queue's messages"),
+        if backlog::explained(*counts, overdue) {
+            tracing::info!(%queue, waiting = counts.waiting, in_flight = counts.in_flight, overdue, "overdue jobs wait behind a backlog; not sent again");
+            explained.insert(queue);
         }
     }
     explained

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName};
 
 use super::describe;
-use longrun_core::ports::{JobMessage, JobQueue, QueueError};
+use longrun_core::ports::{JobMessage, JobQueue, MessageCounts, QueueError};
 
 /// The work queues as a [`JobQueue`].
 pub struct SqsJobQueue {
@@ -35,7 +35,7 @@ impl SqsJobQueue {
     }
 
     /// The queue's approximate message counts: one GetQueueAttributes.
-    async fn counts(&self, queue: &str, with_in_flight: bool) -> Result<MessageCounts, QueueError> {
+    async fn counts(&self, queue: &str, with_in_flight: bool) -> Result<SqsCounts, QueueError> {
         let mut request = self
             .client
             .get_queue_attributes()
@@ -52,7 +52,7 @@ impl SqsJobQueue {
         let attributes = output.attributes.unwrap_or_default();
         let count =
             |name: QueueAttributeName| -> u64 { attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0) };
-        Ok(MessageCounts {
+        Ok(SqsCounts {
             waiting: count(QueueAttributeName::ApproximateNumberOfMessages),
             delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
             in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
@@ -61,7 +61,7 @@ impl SqsJobQueue {
 }
 
 /// A queue's approximate message counts, as SQS reports them.
-struct MessageCounts {
+struct SqsCounts {
     waiting: u64,
     delayed: u64,
     in_flight: u64,
@@ -118,9 +118,12 @@ impl JobQueue for SqsJobQueue {
         Ok(counts.waiting + counts.delayed)
     }
 
-    async fn in_queue(&self, queue: &str) -> Result<u64, QueueError> {
+    async fn message_counts(&self, queue: &str) -> Result<MessageCounts, QueueError> {
         let counts = self.counts(queue, true).await?;
-        Ok(counts.waiting + counts.delayed + counts.in_flight)
+        Ok(MessageCounts {
+            waiting: counts.waiting + counts.delayed,
+            in_flight: counts.in_flight,
+        })
     }
 
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::ports::{JobMessage, JobQueue, QueueError};
+use crate::ports::{JobMessage, JobQueue, MessageCounts, QueueError};
 
 /// A message the memory queue holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,9 +50,20 @@ impl MemoryJobQueue {
     }
 
     /// As if workers had received and deleted the `count` oldest messages
-    /// of `queue`: [`JobQueue::in_queue`] counts them no more.
+    /// of `queue`: [`JobQueue::depth`] and [`JobQueue::message_counts`]
+    /// count them no more.
     pub fn delete_messages(&self, queue: &str, count: u64) {
         *self.deleted.lock().unwrap().entry(queue.to_owned()).or_default() += count;
+    }
+
+    /// The messages sent to `queue` and not deleted.
+    fn held(&self, queue: &str) -> Result<u64, QueueError> {
+        if !self.queues.iter().any(|q| q == queue) {
+            return Err(QueueError::UnknownQueue(queue.to_owned()));
+        }
+        let sent = self.sent.lock().unwrap().iter().filter(|m| m.queue == queue).count() as u64;
+        let deleted = self.deleted.lock().unwrap().get(queue).copied().unwrap_or(0);
+        Ok(sent.saturating_sub(deleted))
     }
 
     /// How many times [`JobQueue::depth`] was asked.
@@ -86,23 +97,18 @@ impl JobQueue for MemoryJobQueue {
         Ok(())
     }
 
-    /// Every message sent to `queue` so far: nothing consumes them here.
+    /// Every message sent to `queue` but those [`MemoryJobQueue::delete_messages`] took.
     async fn depth(&self, queue: &str) -> Result<u64, QueueError> {
-        if !self.queues.iter().any(|q| q == queue) {
-            return Err(QueueError::UnknownQueue(queue.to_owned()));
-        }
         self.depth_reads.fetch_add(1, Ordering::SeqCst);
-        Ok(self.sent.lock().unwrap().iter().filter(|m| m.queue == queue).count() as u64)
+        self.held(queue)
     }
 
-    /// Every message sent to `queue` but those [`MemoryJobQueue::delete_messages`] took.
-    async fn in_queue(&self, queue: &str) -> Result<u64, QueueError> {
-        if !self.queues.iter().any(|q| q == queue) {
-            return Err(QueueError::UnknownQueue(queue.to_owned()));
-        }
-        let sent = self.sent.lock().unwrap().iter().filter(|m| m.queue == queue).count() as u64;
-        let deleted = self.deleted.lock().unwrap().get(queue).copied().unwrap_or(0);
-        Ok(sent.saturating_sub(deleted))
+    /// What [`JobQueue::depth`] counts, all waiting: nothing receives here.
+    async fn message_counts(&self, queue: &str) -> Result<MessageCounts, QueueError> {
+        Ok(MessageCounts {
+            waiting: self.held(queue)?,
+            in_flight: 0,
+        })
     }
 
     async fn change_visibility(&self, queue: &str, receipt_handle: &str, seconds: u32) -> Result<(), QueueError> {

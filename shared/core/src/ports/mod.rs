@@ -18,7 +18,7 @@ mod slots;
 pub use jobs::{CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, ProgressAck, Transition};
 pub use objects::{ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
 pub use owners::{OwnerData, RateWindow, StreamTicket, WebhookSecrets};
-pub use queue::{JobMessage, JobQueue, QueueError};
+pub use queue::{JobMessage, JobQueue, MessageCounts, QueueError};
 pub use slots::{QuotaSlots, SlotOutcome};
 
 /// A storage failure. `LeaseLost` and `NotFound` are answers, the rest are faults.

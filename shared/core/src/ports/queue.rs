@@ -66,9 +66,27 @@ pub trait JobQueue: Send + Sync {
     /// not counted). Approximate, as SQS reports it.
     async fn depth(&self, queue: &str) -> Result<u64, QueueError>;
 
-    /// How many messages are in the queue named `queue` in any state:
-    /// waiting, delayed, or received and not yet deleted (being worked on).
-    /// Approximate, as SQS reports it. The reconciler compares it with the
-    /// jobs it finds waiting too long, to tell a backlog from lost messages.
-    async fn in_queue(&self, queue: &str) -> Result<u64, QueueError>;
+    /// The messages of the queue named `queue` in every state, from one
+    /// read: waiting (visible or delayed) and in flight (received, not yet
+    /// deleted). Approximate, as SQS reports it. The reconciler compares
+    /// them with the jobs it finds waiting too long, to tell a backlog from
+    /// lost messages.
+    async fn message_counts(&self, queue: &str) -> Result<MessageCounts, QueueError>;
+}
+
+/// A queue's messages by state, from one read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Visible or delayed: accepted, not yet received.
+    pub waiting: u64,
+    /// Received and not yet deleted (being worked on, or held by a consumer
+    /// that died with it until its visibility timeout ends).
+    pub in_flight: u64,
+}
+
+impl MessageCounts {
+    /// Every message the queue holds.
+    pub fn total(&self) -> u64 {
+        self.waiting + self.in_flight
+    }
 }

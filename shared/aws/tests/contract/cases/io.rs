@@ -33,13 +33,20 @@ pub(crate) async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQue
     queue.enqueue("fast", &message(2), 0).await.unwrap();
     queue.enqueue("fast", &message(3), 60).await.unwrap();
     assert_eq!(queue.depth("fast").await.unwrap(), 3, "two waiting and one delayed");
-    assert_eq!(queue.in_queue("fast").await.unwrap(), 3, "nothing received yet");
+    assert_eq!(
+        queue.message_counts("fast").await.unwrap(),
+        MessageCounts {
+            waiting: 3,
+            in_flight: 0
+        },
+        "nothing received yet"
+    );
     assert!(matches!(
         queue.depth("no-such-queue").await,
         Err(QueueError::UnknownQueue(_))
     ));
     assert!(matches!(
-        queue.in_queue("no-such-queue").await,
+        queue.message_counts("no-such-queue").await,
         Err(QueueError::UnknownQueue(_))
     ));
 }
