@@ -23,6 +23,7 @@ pub mod chain;
 pub mod config;
 pub mod fixtures;
 pub mod job_types;
+pub mod limits;
 pub mod list_cursor;
 pub mod memory;
 pub mod metrics;

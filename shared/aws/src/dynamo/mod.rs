@@ -14,6 +14,7 @@ mod cursor;
 mod expr;
 mod item;
 mod lifecycle;
+mod limits;
 mod owners;
 mod streams;
 

@@ -255,6 +255,7 @@ contract! {
         stream_tickets_are_found_by_hash_until_they_expire,
         counts_in_a_window_are_exact_per_owner_counter_and_window,
         open_streams_are_capped_per_owner_and_ticket_exactly_and_given_back,
+        a_limit_s_slots_are_exact_under_concurrent_takers_and_go_to_the_oldest_waiter,
         a_step_that_succeeds_creates_its_next_step_in_the_same_write,
         a_step_asked_to_cancel_succeeds_without_its_next_step,
         a_step_that_lost_its_lease_creates_no_next_step,

@@ -6,6 +6,7 @@
 //! [`MemoryJobQueue`] for [`JobQueue`](crate::ports::JobQueue) and
 //! [`MemoryObjectStore`] for [`ObjectStore`](crate::ports::ObjectStore).
 
+mod limits;
 mod objects;
 mod owners;
 mod queue;

@@ -39,6 +39,8 @@ pub struct MemoryJobStore {
     pub(super) window_counts: Mutex<HashMap<(String, String, i64), u32>>,
     /// Each owner's open event streams.
     pub(super) streams: Mutex<HashMap<String, crate::streams::OpenStreams>>,
+    /// Each limit key's state.
+    pub(super) limits: Mutex<HashMap<String, crate::limits::LimitState>>,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
@@ -71,6 +73,7 @@ impl MemoryJobStore {
             tickets: Mutex::default(),
             window_counts: Mutex::default(),
             streams: Mutex::default(),
+            limits: Mutex::default(),
         }
     }
 

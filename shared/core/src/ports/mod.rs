@@ -2,7 +2,8 @@
 //!
 //! The jobs table is [`JobStore`], split by concern: [`JobLifecycle`] (the
 //! records, every write conditional), [`QuotaSlots`] (owners' active-job
-//! sets) and [`OwnerData`] (webhook secrets, stream tickets). A handler that
+//! sets), [`OwnerData`] (webhook secrets, stream tickets) and
+//! [`LimitSlots`] (per-key execution limits). A handler that
 //! needs one concern can take just that trait (`&dyn JobStore` upcasts).
 //! [`JobQueue`] carries job ids to workers (SQS), [`ObjectStore`] holds job
 //! inputs and results (S3). Each has an AWS adapter (`longrun-aws`) and an
@@ -10,12 +11,14 @@
 //! the same cases against both.
 
 mod jobs;
+mod limits;
 mod objects;
 mod owners;
 mod queue;
 mod slots;
 
 pub use jobs::{CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, ProgressAck, Transition};
+pub use limits::{LimitChange, LimitSlots, LIMIT_STATE_KEPT_MS};
 pub use objects::{ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
 pub use owners::{OwnerData, RateWindow, StreamTicket, WebhookSecrets};
 pub use queue::{JobMessage, JobQueue, MessageCounts, QueueError};
@@ -43,6 +46,6 @@ pub enum StoreError {
 
 /// The whole jobs table: job records, quota slots and owner data. Every
 /// store implements the three traits; this one names them together.
-pub trait JobStore: JobLifecycle + QuotaSlots + OwnerData {}
+pub trait JobStore: JobLifecycle + QuotaSlots + OwnerData + LimitSlots {}
 
-impl<T: JobLifecycle + QuotaSlots + OwnerData + ?Sized> JobStore for T {}
+impl<T: JobLifecycle + QuotaSlots + OwnerData + LimitSlots + ?Sized> JobStore for T {}
