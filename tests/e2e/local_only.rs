@@ -14,6 +14,9 @@ mod soak;
 #[path = "local_only_backlog.rs"]
 mod backlog;
 
+#[path = "local_only_limits.rs"]
+mod limits;
+
 #[tokio::test]
 #[ignore = "needs the emulator and the local runtime: make test"]
 async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {

@@ -19,6 +19,7 @@
 //! owner asked to cancel and that no worker holds ends CANCELLED here.
 
 pub mod backlog;
+pub mod limit_waits;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct ReconcileReport {
     pub skipped: usize,
     /// Queued jobs left alone because their queue's messages explain the wait.
     pub behind_backlog: usize,
+    /// Queued jobs left alone: they wait for room under their limit.
+    pub waiting_for_limit: usize,
     /// Could not be handled this pass (a store or queue fault).
     pub failed: usize,
 }
@@ -117,9 +120,14 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
         }
     }
     let explained = queues_behind_backlog(&messages, &jobs);
+    let waiting_for_limits = limit_waits::accounted_for(deps, &jobs, now_ms).await;
     let grace = deps.config.enqueue_grace_ms();
     for job in jobs {
         let span = tracing::info_span!("reconcile", job_id = %job.id);
+        if waiting_for_limits.contains(&job.id) {
+            report.waiting_for_limit += 1;
+            continue;
+        }
         if backlog::defer(&job, explained.contains(&job.queue), now_ms, grace) {
             report.behind_backlog += 1;
             continue;

@@ -130,6 +130,19 @@ pub(crate) fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, own
         });
     }
     errors.extend(validate_steps(deps, &request.then, owner));
+    let limit = longrun_core::limits::resolve(
+        &config.limits,
+        handler.limit(&request.input),
+        request.limit.as_deref(),
+        owner,
+    )
+    .unwrap_or_else(|message| {
+        errors.push(FieldError {
+            field: "limit".into(),
+            message,
+        });
+        None
+    });
     if let Some(url) = &request.callback_url {
         if let Err(err) = CallbackUrl::parse(url, &target_policy(config)) {
             errors.push(FieldError {
@@ -159,6 +172,9 @@ pub(crate) fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, own
     if !request.then.is_empty() {
         hashed["then"] = json!(request.then);
     }
+    if let Some(name) = &request.limit {
+        hashed["limit"] = json!(name);
+    }
     let request_hash = hash_json(&hashed);
     let chain = (!request.then.is_empty()).then(|| ChainLink::first(&id, request.then));
     Ok(NewJob {
@@ -174,6 +190,7 @@ pub(crate) fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, own
         delay_seconds,
         callback: request.callback_url.as_deref().map(Callback::new),
         chain,
+        limit,
     })
 }
 

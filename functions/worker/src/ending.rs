@@ -120,7 +120,13 @@ fn with_next_step(deps: &WorkerDeps, job: &JobRecord, end: Finish) -> Finish {
     let next = job.chain.as_ref().and_then(|link| link.then.first()).and_then(|step| {
         let queue = config.queue_for_priority(&step.job_type, job.priority);
         let live_seconds = config.job_retention_seconds + i64::from(config.max_job_timeout_seconds);
-        next_step(job, &results, queue, now_ms(), live_seconds, config.enqueue_grace_ms())
+        let mut next = next_step(job, &results, queue, now_ms(), live_seconds, config.enqueue_grace_ms())?;
+        // The step runs under its own type's limit, as a submit of it would.
+        let of_type = deps.registry.get(&next.job_type).and_then(|h| h.limit(&next.input));
+        next.limit = longrun_core::limits::resolve(&config.limits, of_type, None, &next.owner)
+            .ok()
+            .flatten();
+        Some(next)
     });
     Finish::Succeeded {
         results,

@@ -3,6 +3,11 @@
 //! hides the message as long again. When the extension's answer says a
 //! cancel was requested, it raises the job's stop signal and ends the run.
 //!
+//! A job under a limit keeps its limit slot as long as its lease, right
+//! after each extension of the lease; the run's time (`held_until`) is the
+//! earlier of the two, so a run whose slot could not be kept stops before
+//! the slot lapses, as at a lease that could not be extended.
+//!
 //! It ends, and with it the run ([`RunEnd::CancelRequested`],
 //! [`RunEnd::LeaseLost`] or [`RunEnd::LeaseLapsing`]), at a cancel request, when the lease is lost
 //! (another worker holds the job) or about to lapse: when extending failed
@@ -47,7 +52,9 @@ pub(crate) async fn heartbeat(
     lease: Lease,
     signal: Arc<StopSignal>,
     held_until: Arc<AtomicI64>,
+    limit: Option<String>,
 ) -> RunEnd {
+    let mut slot_until = held_until.load(Ordering::SeqCst);
     let config = &deps.config;
     let interval_ms = i64::from(config.heartbeat_seconds) * 1000;
     let margin_ms = lapse_margin_ms(config.lease_seconds);
@@ -75,7 +82,14 @@ pub(crate) async fn heartbeat(
         );
         match attempt.await {
             Ok(Ok(ack)) => {
-                held_until.store(extended.expires_at, Ordering::SeqCst);
+                if let Some(key) = &limit {
+                    if crate::limit_gate::keep(&deps, key, &id, &lease.token, extended.expires_at, now_ms()).await {
+                        slot_until = extended.expires_at;
+                    }
+                } else {
+                    slot_until = extended.expires_at;
+                }
+                held_until.store(extended.expires_at.min(slot_until), Ordering::SeqCst);
                 if ack.cancel_requested {
                     // The run ends here, whether its handler looks at its
                     // signal or not (it is aborted, as at a lost lease).

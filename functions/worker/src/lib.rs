@@ -52,6 +52,7 @@ mod decide;
 mod delivery;
 mod ending;
 mod heartbeat;
+mod limit_gate;
 
 pub use decide::{
     after_run, backoff_seconds, refusal_at_start, stalled_runs_after, unknown_job_type, AfterRun, RunEnd,
@@ -68,12 +69,13 @@ use longrun_core::job_types::{JobContext, JobRun, JobServices, Registry, StopSig
 use longrun_core::ports::{ClaimOutcome, JobMessage, JobQueue, JobStore, ObjectStore};
 use longrun_core::record::{codes, Finish, Lease};
 use longrun_core::time::now_ms;
-use longrun_core::{Config, JobId, JobRecord, JobStatus};
+use longrun_core::{Config, JobRecord, JobStatus};
 use longrun_lambda::{batch_failures, SqsFunction};
 use tracing::Instrument;
 
 use delivery::{pass_on, pass_on_after_store_fault, poison};
 use ending::{continue_later, end, retry, return_after_lease};
+use limit_gate::Gate;
 
 /// What the worker needs; built once per process.
 #[derive(Clone)]
@@ -165,27 +167,84 @@ pub async fn process(deps: &WorkerDeps, message: &SqsMessage, deadline_ms: i64) 
     };
     let message_id = message.message_id.as_deref().unwrap_or("");
     let span = tracing::info_span!("job", job_id = %job_message.job_id, %message_id);
-    run_message(deps, message, &job_message.job_id, deadline_ms)
+    run_message(deps, message, &job_message, deadline_ms)
         .instrument(span)
         .await
 }
 
-async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadline_ms: i64) -> Disposition {
-    let config = &deps.config;
+/// Takes the job's limit slot (if it names a limit), claims it and runs it;
+/// the slot is given back however the run ends, and at once when the claim
+/// does not go through.
+async fn run_message(
+    deps: &WorkerDeps,
+    message: &SqsMessage,
+    job_message: &JobMessage,
+    deadline_ms: i64,
+) -> Disposition {
+    let id = &job_message.job_id;
     let now = now_ms();
-    let lease = Lease::new(now + i64::from(config.lease_seconds) * 1000);
-    let job = match deps.store.claim(id, &lease, now).await {
-        Ok(ClaimOutcome::Claimed(job)) => job,
-        Ok(ClaimOutcome::NotFound) => {
-            tracing::error!("poison message: no such job");
-            return poison(deps, message).await;
-        }
-        Ok(ClaimOutcome::NotClaimable(job)) => return not_claimable(deps, message, &job).await,
+    let lease = Lease::new(now + i64::from(deps.config.lease_seconds) * 1000);
+    let queue = message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| deps.config.queue_name_for_source(arn))
+        .unwrap_or(&deps.config.default_queue);
+    let slot = match limit_gate::enter(deps, job_message, &lease, queue, now).await {
+        Ok(Gate::Open) => None,
+        Ok(Gate::Held(slot)) => Some(slot),
+        Ok(Gate::Wait(seconds)) => return pass_on(deps, message, seconds).await,
         Err(err) => {
-            tracing::warn!(error = %err, "claim failed on a store fault; passing the message on");
+            tracing::warn!(error = %err, "could not take the job's limit slot; passing the message on");
             return pass_on_after_store_fault(deps, message).await;
         }
     };
+    let claimed = match deps.store.claim(id, &lease, now).await {
+        Ok(ClaimOutcome::Claimed(job)) => Ok(job),
+        Ok(ClaimOutcome::NotFound) => {
+            tracing::error!("poison message: no such job");
+            Err(poison(deps, message).await)
+        }
+        Ok(ClaimOutcome::NotClaimable(job)) => Err(not_claimable(deps, message, &job).await),
+        Err(err) => {
+            tracing::warn!(error = %err, "claim failed on a store fault; passing the message on");
+            Err(pass_on_after_store_fault(deps, message).await)
+        }
+    };
+    let job = match claimed {
+        Ok(job) => job,
+        Err(disposition) => {
+            // Not this run's to hold: given back if this call took it.
+            if let Some(slot) = slot.as_ref().filter(|s| s.newly) {
+                limit_gate::leave(deps, slot, id, &lease.token, now_ms()).await;
+            }
+            return disposition;
+        }
+    };
+    if let Some(slot) = slot.as_ref().filter(|s| !s.ours) {
+        // A crashed run's slot: this run holds the job's lease now.
+        limit_gate::keep(deps, &slot.key, id, &lease.token, lease.expires_at, now_ms()).await;
+    }
+    let limit = slot.as_ref().map(|s| s.key.as_str());
+    let disposition = run_claimed(deps, message, job, &lease, limit, now, deadline_ms).await;
+    if let Some(slot) = &slot {
+        limit_gate::leave(deps, slot, id, &lease.token, now_ms()).await;
+    }
+    disposition
+}
+
+/// Runs a claimed job to its disposition (steps 5–8).
+async fn run_claimed(
+    deps: &WorkerDeps,
+    message: &SqsMessage,
+    job: Box<JobRecord>,
+    lease: &Lease,
+    limit: Option<&str>,
+    claimed_at: i64,
+    deadline_ms: i64,
+) -> Disposition {
+    let config = &deps.config;
+    let now = claimed_at;
+    let lease = lease.clone();
     tracing::info!(attempt = job.attempts, job_type = %job.job_type, "claimed");
     longrun_core::metrics::started(&job, now);
     if let Some(error) = refusal_at_start(&job, now, config.max_claims) {
@@ -239,6 +298,7 @@ async fn run_message(deps: &WorkerDeps, message: &SqsMessage, id: &JobId, deadli
             lease.clone(),
             signal.clone(),
             lease_held_until.clone(),
+            limit.map(str::to_owned),
         )
         .instrument(tracing::Span::current()),
     );

@@ -46,7 +46,7 @@ pub(crate) fn sqs_event(ids: &[String]) -> SqsEvent {
             serde_json::from_value(serde_json::json!({
                 "messageId": format!("message-{i}"),
                 "receiptHandle": format!("message-{i}"),
-                "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(id).unwrap(), enqueued_at: now_ms(), generation: 0 }).unwrap(),
+                "body": serde_json::to_string(&JobMessage { job_id: JobId::parse(id).unwrap(), enqueued_at: now_ms(), generation: 0, limit: None }).unwrap(),
                 "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now_ms().to_string()},
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
             }))

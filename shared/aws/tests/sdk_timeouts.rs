@@ -77,6 +77,7 @@ async fn calls_to_an_endpoint_that_never_answers_fail_instead_of_hanging() {
         job_id: JobId::random(),
         enqueued_at: 0,
         generation: 0,
+        limit: None,
     };
     let sent = returns("SQS SendMessage", queue.enqueue("fast", &message, 0)).await;
     assert!(matches!(sent, Err(QueueError::Unavailable(_))), "{sent:?}");

@@ -31,6 +31,7 @@ async fn messages_carry_the_invocations_trace_header() {
         job_id: JobId::random(),
         enqueued_at: 1,
         generation: 0,
+        limit: None,
     };
     queue.enqueue("fast", &message, 0).await.expect("send");
     std::env::remove_var("_X_AMZN_TRACE_ID");

@@ -54,6 +54,7 @@ pub fn job_view(job: &JobRecord, results: Vec<ResultView>) -> JobView {
         result_url: results.first().map(|r| r.url.clone()),
         results,
         queue_depth: None,
+        limit: job.limit.as_deref().map(|key| crate::limits::name_of(key).to_owned()),
         callback: job.callback.as_ref().map(|c| callback_view(c, job.generation)),
         chain_id: job.chain.as_ref().map(|c| c.chain_id.to_string()),
         previous_job_id: job

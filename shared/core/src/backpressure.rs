@@ -91,6 +91,7 @@ mod tests {
             job_id: JobId::random(),
             enqueued_at: 0,
             generation: 0,
+            limit: None,
         }
     }
 

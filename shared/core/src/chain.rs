@@ -136,6 +136,8 @@ pub fn next_step(
             delay_seconds: 0,
             callback: previous.callback.as_ref().map(|c| crate::record::Callback::new(&c.url)),
             chain: None,
+            // Its type's, set by the worker that creates it (it knows the types).
+            limit: None,
         },
         now_ms,
         live_seconds,

@@ -54,6 +54,7 @@ pub fn queued_job_at(owner: &str, job_type: &str, input: serde_json::Value, now_
             delay_seconds: 0,
             callback: None,
             chain: None,
+            limit: None,
         },
         now_ms,
         3600,

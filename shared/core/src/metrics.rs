@@ -113,3 +113,9 @@ pub fn retried(job: &JobRecord) {
 pub fn continued(job: &JobRecord) {
     count("Continuations", job);
 }
+
+/// A job found no room under its limit `name` and waits.
+pub fn limit_wait(name: &str) {
+    metrics::counter!("LimitWaits").increment(1);
+    metrics::counter!("LimitWaits", "Limit" => name.to_owned()).increment(1);
+}

@@ -71,6 +71,10 @@ pub struct SubmitRequest {
     /// before as `{"from_previous": "<name>"}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub then: Vec<ChainStep>,
+    /// The name of one of the deployment's limits (`LIMITS`) to run the job
+    /// under, for a job type that names none itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 /// `POST /webhook-secret` answer: the caller's new signing secret, shown
@@ -220,6 +224,10 @@ pub struct JobView {
     /// `QUEUE_DEPTH_SAMPLE_MS` ago — roughly the work ahead of it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub queue_depth: Option<u64>,
+    /// The limit the job runs under (`LIMITS`), if any: a QUEUED job may be
+    /// waiting for room under it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limit: Option<String>,
     /// The webhook announcing the job's end, and how its delivery went.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub callback: Option<CallbackView>,

@@ -4,12 +4,14 @@ mod bounds;
 mod chains;
 mod heartbeats;
 mod leases;
+mod limits;
 mod runs;
 
 use super::*;
 use longrun_core::memory::{MemoryJobQueue, MemoryJobStore, MemoryObjectStore};
 use longrun_core::ports::JobLifecycle;
 pub(crate) use longrun_core::record::JobError;
+pub(crate) use longrun_core::JobId;
 use serde_json::{json, Value};
 
 const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:longrun-fast";

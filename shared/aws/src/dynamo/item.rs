@@ -104,6 +104,9 @@ pub(super) fn to_item(job: &JobRecord) -> Item {
             AttributeValue::S(serde_json::to_string(callback).unwrap_or_default()),
         );
     }
+    if let Some(limit) = &job.limit {
+        item.insert("limit_key".into(), AttributeValue::S(limit.clone()));
+    }
     if let Some(chain) = &job.chain {
         item.insert(
             "chain".into(),
@@ -156,6 +159,7 @@ pub(super) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
         resends: item.get_n("resends")?.unwrap_or(0),
         callback: item.get_json("callback")?,
         chain: item.get_json("chain")?,
+        limit: item.get_s("limit_key")?,
     })
 }
 

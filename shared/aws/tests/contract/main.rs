@@ -201,6 +201,7 @@ async fn a_received_message_counts_in_flight_until_deleted() {
             job_id: JobId::random(),
             enqueued_at: n,
             generation: 0,
+            limit: None,
         };
         queue.enqueue("fast", &message, 0).await.unwrap();
     }

@@ -133,6 +133,8 @@ pub struct Config {
     /// owner may hold open at once (default 5), and one stream URL (default
     /// 2: a reconnect may overlap the stream it replaces); 0: no cap.
     pub stream_limits: crate::streams::StreamLimits,
+    /// `LIMITS`: the per-key execution limits by name ([`crate::limits::parse_rules`]).
+    pub limits: crate::limits::LimitRules,
     /// `WEBHOOK_OWNER_IN_FLIGHT`: POSTs of one owner's deliveries a webhook
     /// function container makes at once (default 4; 0: no cap); over it a
     /// delivery waits a few seconds, with no try used.
@@ -266,6 +268,7 @@ impl Config {
                 per_owner: number(&lookup, "MAX_STREAMS_PER_OWNER", 5)?,
                 per_ticket: number(&lookup, "MAX_STREAMS_PER_TICKET", 2)?,
             },
+            limits: crate::limits::parse_rules(&lookup("LIMITS").unwrap_or_default())?,
             events_url: lookup("EVENTS_URL").filter(|u| !u.trim().is_empty()),
             stream_ticket_ttl_seconds: number(&lookup, "STREAM_TICKET_TTL_SECONDS", 3600)?,
             stream_max_seconds: number(&lookup, "STREAM_MAX_SECONDS", 300)?,

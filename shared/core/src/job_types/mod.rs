@@ -63,6 +63,14 @@ pub trait JobHandler: Send + Sync {
         Value::Object(serde_json::Map::new())
     }
 
+    /// The limit ([`crate::limits`], by name) a job with this input runs
+    /// under; none by default. A name the deployment does not configure in
+    /// `LIMITS` is no limit.
+    fn limit(&self, input: &Value) -> Option<String> {
+        let _ = input;
+        None
+    }
+
     /// Does the work and returns the result objects it wrote through `ctx`.
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError>;
 }
@@ -113,6 +121,13 @@ pub trait TypedJob: Send + Sync {
         Vec::new()
     }
 
+    /// The limit ([`crate::limits`], by name) a job with this input runs
+    /// under ([`JobHandler::limit`]); none by default.
+    fn limit(&self, input: &Self::Input) -> Option<String> {
+        let _ = input;
+        None
+    }
+
     /// Does the work and returns the result objects it wrote through `ctx`;
     /// `resume` is the checkpoint an earlier run saved, `None` on a fresh start.
     async fn run(
@@ -144,6 +159,12 @@ impl<T: TypedJob> JobHandler for T {
         parse_input::<T::Input>(input)
             .map(|input| TypedJob::input_keys(self, &input))
             .unwrap_or_default()
+    }
+
+    fn limit(&self, input: &Value) -> Option<String> {
+        parse_input::<T::Input>(input)
+            .ok()
+            .and_then(|input| TypedJob::limit(self, &input))
     }
 
     async fn run(&self, ctx: &JobContext, input: &Value) -> Result<Vec<ResultObject>, JobError> {

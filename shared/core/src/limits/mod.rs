@@ -70,6 +70,42 @@ pub fn name_of(key: &str) -> &str {
     key.split('|').next().unwrap_or(key)
 }
 
+/// The limit key a job of `owner` runs under: its job type's limit
+/// (`of_type`) or the one its submit `asked` for. A job type's limit that
+/// this deployment does not configure is no limit (the deployment decides);
+/// a submit's must be configured, and may not differ from its type's (a
+/// caller cannot trade a type's limit for a looser one). The error is the
+/// message for the request's `limit` field.
+pub fn resolve(
+    rules: &LimitRules,
+    of_type: Option<String>,
+    asked: Option<&str>,
+    owner: &str,
+) -> Result<Option<String>, String> {
+    let name = match (of_type.filter(|name| rules.contains_key(name)), asked) {
+        (Some(of_type), Some(asked)) if of_type != asked => {
+            return Err(format!(
+                "this job type runs under limit {of_type:?}; leave limit out or name that one"
+            ))
+        }
+        (Some(name), _) => name,
+        (None, Some(asked)) if rules.contains_key(asked) => asked.to_owned(),
+        (None, Some(asked)) => {
+            let known: Vec<&str> = rules.keys().map(String::as_str).collect();
+            return Err(format!(
+                "unknown limit {asked:?}; this deployment's limits: {}",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(rules[&name].key_for(&name, owner)))
+}
+
 /// The longest interval a rate counts over: a day.
 pub const MAX_RATE_INTERVAL_MS: i64 = 86_400_000;
 
@@ -192,6 +228,32 @@ mod tests {
         for (text, word) in bad {
             let err = parse_rules(text).unwrap_err().to_string();
             assert!(err.contains(word), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_job_runs_under_its_type_s_limit_or_the_one_its_submit_names() {
+        let rules = parse_rules("api:rate=5/1s;heavy:concurrency=1,per=owner").unwrap();
+        let of = |name: &str| Some(name.to_owned());
+        // (the type's limit, the submit's, the key or a word of the refusal)
+        type Case<'a> = (Option<String>, Option<&'a str>, Result<Option<&'a str>, &'a str>);
+        let table: Vec<Case> = vec![
+            (None, None, Ok(None)),
+            (of("api"), None, Ok(Some("api|*"))),
+            (of("api"), Some("api"), Ok(Some("api|*"))),
+            (of("api"), Some("heavy"), Err("runs under")),
+            (None, Some("heavy"), Ok(Some("heavy|o"))),
+            (None, Some("nope"), Err("unknown limit")),
+            // A type's limit the deployment does not configure is none.
+            (of("unconfigured"), None, Ok(None)),
+            (of("unconfigured"), Some("api"), Ok(Some("api|*"))),
+        ];
+        for (i, (of_type, asked, wanted)) in table.into_iter().enumerate() {
+            match (resolve(&rules, of_type, asked, "o"), wanted) {
+                (Ok(key), Ok(want)) => assert_eq!(key.as_deref(), want, "case {i}"),
+                (Err(message), Err(word)) => assert!(message.contains(word), "case {i}: {message}"),
+                (got, want) => panic!("case {i}: {got:?}, wanted {want:?}"),
+            }
         }
     }
 

@@ -20,6 +20,10 @@ pub struct JobMessage {
     /// carry.
     #[serde(rename = "redrives", default, skip_serializing_if = "is_zero")]
     pub generation: u32,
+    /// The job's limit key ([`JobRecord::limit`]; left out without one), so
+    /// the worker can take the limit's slot before it claims the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
 }
 
 impl JobMessage {
@@ -29,6 +33,7 @@ impl JobMessage {
             job_id: job.id.clone(),
             enqueued_at: now_ms,
             generation: job.generation,
+            limit: job.limit.clone(),
         }
     }
 }

@@ -125,6 +125,9 @@ pub struct JobRecord {
     pub callback: Option<Callback>,
     /// Its place in a chain of jobs (`then`), if it is in one.
     pub chain: Option<ChainLink>,
+    /// The limit key it runs under ([`crate::limits`]), if any: its job
+    /// type's limit or the submit's, resolved for its owner.
+    pub limit: Option<String>,
 }
 
 /// What a new job needs; the rest of the record starts from defaults.
@@ -154,6 +157,8 @@ pub struct NewJob {
     pub callback: Option<Callback>,
     /// Its place in a chain, when submitted with `then` (or created as a step).
     pub chain: Option<ChainLink>,
+    /// The limit key it runs under ([`JobRecord::limit`]).
+    pub limit: Option<String>,
 }
 
 impl JobRecord {
@@ -197,6 +202,7 @@ impl JobRecord {
             resends: 0,
             callback: new.callback,
             chain: new.chain,
+            limit: new.limit,
         }
     }
 

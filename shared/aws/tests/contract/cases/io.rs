@@ -28,6 +28,7 @@ pub(crate) async fn depth_counts_waiting_and_delayed_messages(queue: &dyn JobQue
         job_id: JobId::random(),
         enqueued_at: n,
         generation: 0,
+        limit: None,
     };
     queue.enqueue("fast", &message(1), 0).await.unwrap();
     queue.enqueue("fast", &message(2), 0).await.unwrap();
@@ -56,6 +57,7 @@ pub(crate) async fn unknown_queues_are_refused(queue: &dyn JobQueue) {
         job_id: JobId::random(),
         enqueued_at: now_ms(),
         generation: 0,
+        limit: None,
     };
     assert!(matches!(
         queue.enqueue("no-such-queue", &message, 0).await,
