@@ -330,6 +330,8 @@ async fn run_claimed(
         task.abort();
         let _ = task.await;
     }
+    // The run's work is over here (its end is written next): its window.
+    tracing::info!(claimed_at = now, stopped_at = now_ms(), "run stopped");
     // The lease as the heartbeat last extended it: the ending's write and
     // its fallbacks count from that expiry.
     let lease = Lease {
