@@ -192,7 +192,7 @@ async fn a_setting_changed_in_the_template_changes_the_local_stack() {
         .filter_map(|i| i.index_name().map(str::to_owned))
         .collect();
     indexes.sort();
-    assert_eq!(indexes, ["by-owner", "due"]);
+    assert_eq!(indexes, ["by-owner", "by-owner-shard", "due"]);
 
     // Started again with another value, the existing queue follows the template.
     runtime

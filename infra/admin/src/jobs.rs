@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use longrun_aws::{describe, OWNER_INDEX};
+use longrun_aws::{describe, owner_shards, LEGACY_OWNER_INDEX, OWNER_INDEX};
 use longrun_core::time::rfc3339;
 use longrun_core::JobStatus;
 use serde::Serialize;
@@ -84,7 +84,7 @@ fn row_from(item: &HashMap<String, AttributeValue>) -> Option<JobRow> {
     let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
     Some(JobRow {
         id: s("pk")?,
-        owner: s("owner").unwrap_or_default(),
+        owner: s("owner_id").or_else(|| s("owner")).unwrap_or_default(),
         job_type: s("job_type").unwrap_or_default(),
         status: s("status")?,
         queue: s("queue").unwrap_or_default(),
@@ -105,64 +105,73 @@ pub async fn tally(
     let listing = status.is_some();
     let mut names: Vec<&str> = vec!["status", "job_type"];
     let projection = if listing {
-        names.extend(["pk", "owner", "queue", "created_at", "updated_at"]);
-        "#pk, #owner, #job_type, #status, #queue, #created_at, #updated_at"
+        names.extend(["pk", "owner", "owner_id", "queue", "created_at", "updated_at"]);
+        "#pk, #owner, #owner_id, #job_type, #status, #queue, #created_at, #updated_at"
     } else {
         "#status"
     };
     let mut tally = Tally::new(status, limit);
-    let mut start_key = None;
-    loop {
-        let page = match owner {
-            None => {
-                let mut scan = dynamodb
-                    .scan()
-                    .table_name(table)
-                    .projection_expression(projection)
-                    .filter_expression("attribute_exists(#job_type)")
-                    .set_exclusive_start_key(start_key);
-                for name in &names {
-                    scan = scan.expression_attribute_names(format!("#{name}"), *name);
+    // The whole table, or each partition of the owner's jobs: the shards
+    // of the owner index and the legacy index's records of before.
+    let partitions: Vec<Option<(&str, &str, String)>> = match owner {
+        None => vec![None],
+        Some(owner) => owner_shards(owner)
+            .map(|key| Some((OWNER_INDEX, "owner_shard", key)))
+            .chain([Some((LEGACY_OWNER_INDEX, "owner", owner.to_owned()))])
+            .collect(),
+    };
+    for partition in partitions {
+        let mut start_key = None;
+        loop {
+            let page = match &partition {
+                None => {
+                    let mut scan = dynamodb
+                        .scan()
+                        .table_name(table)
+                        .projection_expression(projection)
+                        .filter_expression("attribute_exists(#job_type)")
+                        .set_exclusive_start_key(start_key);
+                    for name in &names {
+                        scan = scan.expression_attribute_names(format!("#{name}"), *name);
+                    }
+                    scan.send()
+                        .await
+                        .map(|o| (o.items, o.last_evaluated_key))
+                        .map_err(|e| format!("scan {table}: {}", describe(&e)))?
                 }
-                scan.send()
-                    .await
-                    .map(|o| (o.items, o.last_evaluated_key))
-                    .map_err(|e| format!("scan {table}: {}", describe(&e)))?
-            }
-            Some(owner) => {
-                if !names.contains(&"owner") {
-                    names.push("owner");
+                Some((index, key_attribute, key)) => {
+                    let mut query = dynamodb
+                        .query()
+                        .table_name(table)
+                        .index_name(*index)
+                        .key_condition_expression("#key = :key")
+                        .expression_attribute_names("#key", *key_attribute)
+                        .expression_attribute_values(":key", AttributeValue::S(key.clone()))
+                        .projection_expression(projection)
+                        .filter_expression("attribute_exists(#job_type)")
+                        .set_exclusive_start_key(start_key);
+                    for name in &names {
+                        query = query.expression_attribute_names(format!("#{name}"), *name);
+                    }
+                    query
+                        .send()
+                        .await
+                        .map(|o| (o.items, o.last_evaluated_key))
+                        .map_err(|e| format!("query {index} of {table}: {}", describe(&e)))?
                 }
-                let mut query = dynamodb
-                    .query()
-                    .table_name(table)
-                    .index_name(OWNER_INDEX)
-                    .key_condition_expression("#owner = :owner")
-                    .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
-                    .projection_expression(projection)
-                    .filter_expression("attribute_exists(#job_type)")
-                    .set_exclusive_start_key(start_key);
-                for name in &names {
-                    query = query.expression_attribute_names(format!("#{name}"), *name);
-                }
-                query
-                    .send()
-                    .await
-                    .map(|o| (o.items, o.last_evaluated_key))
-                    .map_err(|e| format!("query {OWNER_INDEX} of {table}: {}", describe(&e)))?
-            }
-        };
-        let (items, next) = page;
-        for item in items.unwrap_or_default() {
-            let Some(status) = item.get("status").and_then(|v| v.as_s().ok()).cloned() else {
-                continue;
             };
-            let row = if listing { row_from(&item) } else { None };
-            tally.add(&status, row);
-        }
-        start_key = next.filter(|k| !k.is_empty());
-        if start_key.is_none() {
-            break;
+            let (items, next) = page;
+            for item in items.unwrap_or_default() {
+                let Some(status) = item.get("status").and_then(|v| v.as_s().ok()).cloned() else {
+                    continue;
+                };
+                let row = if listing { row_from(&item) } else { None };
+                tally.add(&status, row);
+            }
+            start_key = next.filter(|k| !k.is_empty());
+            if start_key.is_none() {
+                break;
+            }
         }
     }
     tally.settle();
@@ -184,7 +193,7 @@ struct JobJson<'a> {
 /// The `jobs` report, as JSON or text.
 pub fn render(tally: &Tally, source: &str, owner: Option<&str>, table_name: &str, now_ms: i64, json: bool) -> String {
     let read = match owner {
-        Some(_) => format!("query of the {OWNER_INDEX} index of {table_name}"),
+        Some(_) => format!("queries of the {OWNER_INDEX} and {LEGACY_OWNER_INDEX} indexes of {table_name}"),
         None => format!("scan of {table_name} (job items only)"),
     };
     if json {

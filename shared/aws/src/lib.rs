@@ -11,7 +11,10 @@ pub mod http;
 mod s3;
 mod sqs;
 
-pub use dynamo::{due_shard, due_shards, DynamoJobStore, DUE_INDEX, DUE_SHARDS, OWNER_INDEX};
+pub use dynamo::{
+    due_shard, due_shards, owner_shard, owner_shards, DynamoJobStore, DUE_INDEX, DUE_SHARDS, LEGACY_OWNER_INDEX,
+    OWNER_INDEX, OWNER_SHARDS,
+};
 pub use faults::FaultInjector;
 pub use s3::S3ObjectStore;
 pub use sqs::SqsJobQueue;

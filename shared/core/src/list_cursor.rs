@@ -33,3 +33,28 @@ pub fn decode(cursor: &str, owner: &str) -> Result<(i64, JobId), StoreError> {
     let created_at = created_at.parse().map_err(|_| StoreError::InvalidCursor)?;
     Ok((created_at, JobId::parse(id).ok_or(StoreError::InvalidCursor)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_decodes_to_its_place_for_its_owner_only() {
+        let id = JobId::random();
+        let cursor = encode(1_700_000_000_000, id.as_str(), "jwt:i|alice");
+        assert_eq!(decode(&cursor, "jwt:i|alice").unwrap(), (1_700_000_000_000, id.clone()));
+        // (cursor, owner asking)
+        let refused = [
+            (cursor.clone(), "jwt:i|bob"),
+            ("not a cursor".to_owned(), "jwt:i|alice"),
+            (encode(1, "not-an-id", "jwt:i|alice"), "jwt:i|alice"),
+            (ENGINE.encode("x\nid\njwt:i|alice"), "jwt:i|alice"),
+        ];
+        for (cursor, owner) in refused {
+            assert!(
+                matches!(decode(&cursor, owner), Err(StoreError::InvalidCursor)),
+                "{cursor}"
+            );
+        }
+    }
+}

@@ -37,8 +37,9 @@ fn the_jobs_table_has_the_owner_and_sparse_due_indexes_and_ttl() {
     let table = &tables[0];
     assert_eq!(table.key_schema, [("pk".to_owned(), "HASH".to_owned())]);
     let indexes: Vec<&str> = table.indexes.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(indexes, ["by-owner", "due"]);
-    assert_eq!(table.indexes[1].key_schema[0].0, "due_shard");
+    assert_eq!(indexes, ["by-owner-shard", "by-owner", "due"]);
+    assert_eq!(table.indexes[0].key_schema[0].0, "owner_shard");
+    assert_eq!(table.indexes[2].key_schema[0].0, "due_shard");
     assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
 }
 

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::due_shard;
+use super::{due_shard, owner_shard};
 use longrun_core::ports::StoreError;
 use longrun_core::record::{JobId, JobRecord, JobStatus, Priority};
 
@@ -38,7 +38,10 @@ pub(super) fn json(value: &(impl Serialize + ?Sized)) -> Result<AttributeValue, 
 pub(super) fn to_item(job: &JobRecord) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), s(job.id.as_str()));
-    item.insert("owner".into(), s(&job.owner));
+    // `owner_id`, not `owner`: a new record stays out of the legacy owner
+    // index (keyed on `owner`) and goes to the sharded one.
+    item.insert("owner_id".into(), s(&job.owner));
+    item.insert("owner_shard".into(), s(&owner_shard(&job.owner, &job.id)));
     item.insert("job_type".into(), s(&job.job_type));
     item.insert("queue".into(), s(&job.queue));
     item.insert("priority".into(), s(job.priority.as_str()));
@@ -122,7 +125,10 @@ pub(super) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
     let status = JobStatus::parse(&item.required_s("status")?).ok_or_else(|| corrupt("status"))?;
     Ok(JobRecord {
         id,
-        owner: item.required_s("owner")?,
+        owner: match item.get_s("owner_id")? {
+            Some(owner) => owner,
+            None => item.required_s("owner")?,
+        },
         job_type: item.required_s("job_type")?,
         queue: item.required_s("queue")?,
         priority: match item.get_s("priority")? {
@@ -257,6 +263,26 @@ mod tests {
 
         job.due_at = None;
         assert!(!to_item(&job).contains_key("due_shard"));
+    }
+
+    #[test]
+    fn a_record_is_in_one_shard_of_its_owner_and_out_of_the_legacy_index() {
+        use super::super::{owner_shards, OWNER_SHARDS};
+        let job = longrun_core::fixtures::queued_job("alice", "sleep", json!({}));
+        let item = to_item(&job);
+        let shards: Vec<String> = owner_shards("alice").collect();
+        assert_eq!(shards.len(), OWNER_SHARDS);
+        assert!(
+            shards.contains(&item["owner_shard"].as_s().unwrap().clone()),
+            "{item:?}"
+        );
+        assert!(!item.contains_key("owner"), "the legacy index is keyed on `owner`");
+        // A record written before the index was sharded still decodes.
+        let mut legacy = item.clone();
+        legacy.remove("owner_id");
+        legacy.remove("owner_shard");
+        legacy.insert("owner".into(), s("alice"));
+        assert_eq!(from_item(&legacy).unwrap(), job);
     }
 
     #[test]

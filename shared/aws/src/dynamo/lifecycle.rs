@@ -1,7 +1,6 @@
 //! The job records on DynamoDB: every write one conditional request (or a
 //! transaction where a chain step is created with the end of the one before).
 
-use super::cursor::{decode_cursor, encode_cursor};
 use super::expr::Update;
 use super::item::{json, n, s, Attributes};
 use super::*;
@@ -317,29 +316,7 @@ impl JobLifecycle for DynamoJobStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<JobPage, StoreError> {
-        let start_key = cursor.map(|c| decode_cursor(c, owner)).transpose()?;
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(OWNER_INDEX)
-            .key_condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 1000) as i32)
-            .set_exclusive_start_key(start_key);
-        if let Some(status) = status {
-            query = query
-                .filter_expression("#status = :status")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(":status", s(status.as_str()));
-        }
-        let output = query.send().await.map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        Ok(JobPage {
-            jobs: output.items().iter().map(item::from_item).collect::<Result<_, _>>()?,
-            next_cursor: output.last_evaluated_key.as_ref().map(encode_cursor),
-        })
+        self.list_owned(owner, status, limit, cursor).await
     }
 
     async fn overdue(&self, now_ms: i64, limit: usize) -> Result<Vec<JobId>, StoreError> {

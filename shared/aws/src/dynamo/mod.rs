@@ -7,14 +7,14 @@
 //! writes of claims, heartbeats and finishes do not all land on one
 //! partition of the index.
 //!
-//! The item codec lives in [`item`], list cursors in [`cursor`], and every
+//! The item codec lives in [`item`], list pages over the sharded owner index in [`owner_list`], and every
 //! update is written with the [`expr::Update`] builder.
 
-mod cursor;
 mod expr;
 mod item;
 mod lifecycle;
 mod limits;
+mod owner_list;
 mod owners;
 mod streams;
 
@@ -47,8 +47,27 @@ pub fn due_shards() -> impl Iterator<Item = String> {
 }
 /// The name of the sparse due index (`due_shard`, `due_at`) in `template.yaml`.
 pub const DUE_INDEX: &str = "due";
-/// The name of the owner index (`owner`, `created_at`) in `template.yaml`.
-pub const OWNER_INDEX: &str = "by-owner";
+/// The name of the owner index (`owner_shard`, `created_at`) in `template.yaml`.
+pub const OWNER_INDEX: &str = "by-owner-shard";
+/// The owner index of before it was sharded (`owner`, `created_at`): it
+/// holds only records written before (new ones carry no `owner`
+/// attribute), and lists read it too until those records have expired.
+pub const LEGACY_OWNER_INDEX: &str = "by-owner";
+/// How many partition keys each owner's jobs are spread over in the owner
+/// index, so one owner's writes are not bound by one index partition.
+pub const OWNER_SHARDS: usize = 16;
+
+/// The owner index's partition key for `owner`'s job `id`: the owner, `#`,
+/// and the last hex digit of the id (as [`due_shard`]).
+pub fn owner_shard(owner: &str, id: &JobId) -> String {
+    let last = id.as_str().chars().last().unwrap_or('0');
+    format!("{owner}#{last}")
+}
+
+/// Every partition key of `owner`'s jobs in the owner index.
+pub fn owner_shards(owner: &str) -> impl Iterator<Item = String> + '_ {
+    "0123456789abcdef".chars().map(move |digit| format!("{owner}#{digit}"))
+}
 
 /// When a worker may start a queued job: the first half of
 /// [`JobRecord::claimable_at`] (`longrun-core`'s `record`), the one home of the

@@ -230,6 +230,51 @@ async fn a_received_message_counts_in_flight_until_deleted() {
     assert_eq!(queue.message_counts("fast").await.unwrap().total(), 1);
 }
 
+/// DynamoDB alone (the memory store has one way to keep a record): a
+/// record written before the owner index was sharded (its owner in `owner`,
+/// no `owner_shard`) is listed with the new ones, in order.
+#[tokio::test]
+#[ignore = "needs the emulator: make test"]
+async fn a_record_of_before_the_sharded_index_is_listed_with_the_new_ones() {
+    use longrun_core::ports::JobLifecycle;
+    let store = aws_adapters::job_store().await;
+    let clients = AwsClients::load().await;
+    let owner = format!("legacy-{}", uuid::Uuid::new_v4());
+    let now = now_ms();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut job = longrun_core::fixtures::queued_job_at(&owner, "sleep", serde_json::json!({}), now + i);
+        job.owner = owner.clone();
+        store.create(&job, now).await.unwrap();
+        ids.push(job.id);
+    }
+    // The middle one as the code of before wrote it.
+    clients
+        .dynamodb
+        .update_item()
+        .table_name(std::env::var("LONGRUN_JOBS_TABLE").unwrap())
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(ids[1].to_string()))
+        .update_expression("SET #owner = :owner REMOVE owner_id, owner_shard")
+        .expression_attribute_names("#owner", "owner")
+        .expression_attribute_values(":owner", aws_sdk_dynamodb::types::AttributeValue::S(owner.clone()))
+        .send()
+        .await
+        .unwrap();
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_by_owner(&owner, None, 1, cursor.as_deref()).await.unwrap();
+        seen.extend(page.jobs.iter().map(|j| (j.id.clone(), j.owner.clone())));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let wanted: Vec<(JobId, String)> = ids.into_iter().map(|id| (id, owner.clone())).collect();
+    assert_eq!(seen, wanted);
+}
+
 contract! {
     stores:
         create_is_conditional_and_returns_the_existing_record,
@@ -250,6 +295,7 @@ contract! {
         overdue_jobs_are_found_in_every_shard,
         owner_slots_are_exact_idempotent_and_bounded,
         owners_list_their_own_jobs_newest_first_in_pages,
+        pages_over_many_jobs_and_equal_times_give_each_job_once_in_order,
         a_cursor_only_pages_for_the_owner_it_was_handed_to,
         a_callback_update_applies_only_over_the_state_read,
         webhook_secrets_are_made_once_and_rotated_over_the_ones_read,

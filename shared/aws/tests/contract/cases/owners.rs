@@ -161,6 +161,44 @@ pub(crate) async fn owners_list_their_own_jobs_newest_first_in_pages(store: &dyn
     ));
 }
 
+/// Many jobs (over every shard of the owner index), several made in the
+/// same millisecond: small pages give each job once, in one order.
+pub(crate) async fn pages_over_many_jobs_and_equal_times_give_each_job_once_in_order(store: &dyn JobStore) {
+    let now = now_ms();
+    let owner = format!("pager-{}", uuid::Uuid::new_v4());
+    let mut jobs = Vec::new();
+    for i in 0..45 {
+        // Three jobs to a millisecond; the first fifteen all in one shard
+        // of the owner index (the same last hex digit).
+        let mut job = new_job(now + i / 3);
+        while i < 15 && !job.id.as_str().ends_with('0') {
+            job.id = JobId::random();
+        }
+        job.owner = owner.clone();
+        store.create(&job, now).await.unwrap();
+        jobs.push(job);
+    }
+    jobs.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+    let wanted: Vec<JobId> = jobs.iter().map(|j| j.id.clone()).collect();
+    for page_size in [1, 7, 45, 100] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..=wanted.len() {
+            let page = store
+                .list_by_owner(&owner, None, page_size, cursor.as_deref())
+                .await
+                .unwrap();
+            assert!(page.jobs.len() <= page_size);
+            seen.extend(page.jobs.iter().map(|j| j.id.clone()));
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, wanted, "pages of {page_size}: every job once, newest first");
+    }
+}
+
 pub(crate) async fn a_cursor_only_pages_for_the_owner_it_was_handed_to(store: &dyn JobStore) {
     let now = now_ms();
     let owner = format!("cursor-owner-{}", uuid::Uuid::new_v4());
