@@ -192,7 +192,7 @@ async fn run_message(
     let slot = match limit_gate::enter(deps, job_message, &lease, queue, now).await {
         Ok(Gate::Open) => None,
         Ok(Gate::Held(slot)) => Some(slot),
-        Ok(Gate::Wait(seconds)) => return pass_on(deps, message, seconds).await,
+        Ok(Gate::Wait(seconds)) => return wait_for_room(deps, message, job_message, seconds, now).await,
         Err(err) => {
             tracing::warn!(error = %err, "could not take the job's limit slot; passing the message on");
             return pass_on_after_store_fault(deps, message).await;
@@ -360,6 +360,34 @@ async fn run_claimed(
         // its lease has expired and another worker may take it over.
         AfterRun::ReturnAfterLease(lease_expires_at) => return_after_lease(deps, message, &job, lease_expires_at).await,
     }
+}
+
+/// No room under the job's limit. Only a job that could start now waits
+/// (passed on, delayed): the message may be a stale one (a job woken and
+/// run since, a duplicate of a running job, one not due yet), which would
+/// otherwise come back again and again while the limit stays full. One
+/// read tells: a stale message's job leaves the line and its message is
+/// handled as any unclaimable one.
+async fn wait_for_room(
+    deps: &WorkerDeps,
+    message: &SqsMessage,
+    job_message: &JobMessage,
+    seconds: u32,
+    now: i64,
+) -> Disposition {
+    let job = match deps.store.get(&job_message.job_id).await {
+        Ok(Some(job)) if !job.claimable_at(now) => job,
+        Ok(None) => {
+            tracing::error!("poison message: no such job");
+            return poison(deps, message).await;
+        }
+        // Waits indeed (or could not be read: waiting is the safe answer).
+        _ => return pass_on(deps, message, seconds).await,
+    };
+    if let Some(key) = &job_message.limit {
+        limit_gate::forget(deps, key, &job_message.job_id).await;
+    }
+    not_claimable(deps, message, &job).await
 }
 
 /// A message for a job this worker may not run now.

@@ -117,6 +117,17 @@ pub(crate) async fn leave(deps: &WorkerDeps, slot: &Slot, id: &JobId, lease_toke
     }
 }
 
+/// Takes job `id` out of `key`'s waiting line: its message was a stale one.
+/// A failure leaves the place to lapse (or to a wake-up that finds the job
+/// not waiting).
+pub(crate) async fn forget(deps: &WorkerDeps, key: &str, id: &JobId) {
+    let job_id = id.to_string();
+    let change = |state: &LimitState| limits::forget(state, &job_id);
+    if let Err(err) = deps.store.change_limit(key, &change).await {
+        tracing::warn!(limit = %key, error = %err, "could not take a stale message's job out of the waiting line");
+    }
+}
+
 /// Sends each waiter a fresh message, so a freed slot is taken at once. A
 /// waiter whose wake-up is lost still comes back with its own delayed
 /// message.

@@ -167,3 +167,34 @@ async fn a_slot_is_kept_as_long_as_the_lease_by_every_heartbeat() {
     run.await.unwrap();
     assert_eq!(reload(&f, &job).await.status, JobStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn a_stale_message_of_a_job_that_ran_meanwhile_leaves_the_line_instead_of_coming_back() {
+    let f = limited_fixture("one:concurrency=1", &[]);
+    let busy = limited_job(&f, 0.5, "one|*");
+    let run = tokio::spawn({
+        let deps = f.deps.clone();
+        let m = job_message(&busy, "m1");
+        async move { handle(&deps, event(vec![m]), &context(60)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // A job woken and run earlier: its own delayed message comes back now,
+    // while the limit is full.
+    let mut done = limited_job(&f, 0.0, "one|*");
+    done.status = JobStatus::Succeeded;
+    done.due_at = None;
+    f.store.insert(done.clone());
+    let response = handle(&f.deps, event(vec![job_message(&done, "m2")]), &context(60)).await;
+    assert!(failures(&response).is_empty());
+    assert!(
+        f.queue.sent().iter().all(|m| m.message.job_id != done.id),
+        "not passed on again: {:?}",
+        f.queue.sent()
+    );
+    let state = limit_state(&f, "one|*").await;
+    assert!(
+        !state.waiting.contains_key(&done.id.to_string()),
+        "out of the line: {state:?}"
+    );
+    run.await.unwrap();
+}

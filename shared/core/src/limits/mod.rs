@@ -18,7 +18,7 @@
 
 pub mod state;
 
-pub use state::{admit, extend, release, Admission, Claimant, Decision, Holder, LimitState, Waiter};
+pub use state::{admit, extend, forget, release, Admission, Claimant, Decision, Holder, LimitState, Waiter};
 
 use std::collections::BTreeMap;
 

@@ -264,6 +264,14 @@ pub fn release(state: &LimitState, job_id: &str, token: &str, rule: &LimitRule, 
     }
 }
 
+/// Takes `job_id` out of the waiting line (its message turned out to be a
+/// stale one: the job ended, runs, or is not due).
+pub fn forget(state: &LimitState, job_id: &str) -> LimitState {
+    let mut state = state.clone();
+    state.waiting.remove(job_id);
+    state
+}
+
 /// Keeps `job_id`'s slot until `until` for lease `token`, taking it over
 /// from another lease of the same job (one that crashed: the caller holds
 /// the job's lease now). `None` when the job holds no live slot at
