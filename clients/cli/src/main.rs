@@ -96,6 +96,10 @@ enum Command {
         /// Where to POST the job's end (needs POST /webhook-secret first).
         #[arg(long)]
         callback_url: Option<String>,
+        /// One of the deployment's limits to run the job under (its template's
+        /// `Limits`), for a job type that names none itself.
+        #[arg(long)]
+        limit: Option<String>,
         /// Makes a retried submit reach the same job (one is made otherwise).
         /// Not with --input: every upload gets a new key, so the request
         /// would differ; upload once and pass the key in --input-json.
@@ -181,6 +185,7 @@ async fn run(cli: &Cli, client: &Client) -> Result<Exit, ClientError> {
             input_json,
             priority,
             callback_url,
+            limit,
             idempotency_key,
             wait,
             out,
@@ -211,6 +216,9 @@ async fn run(cli: &Cli, client: &Client) -> Result<Exit, ClientError> {
             }
             if let Some(url) = callback_url {
                 body["callback_url"] = json!(url);
+            }
+            if let Some(limit) = limit {
+                body["limit"] = json!(limit);
             }
             let request: SubmitRequest = serde_json::from_value(body).map_err(|e| ClientError::File {
                 path: "the job".into(),
