@@ -69,6 +69,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: a large Submit variant costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Submit a job (uploading --input first), optionally waiting for it.
