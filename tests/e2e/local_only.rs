@@ -17,6 +17,9 @@ mod backlog;
 #[path = "local_only_limits.rs"]
 mod limits;
 
+#[path = "local_only_schedule.rs"]
+mod schedule;
+
 #[tokio::test]
 #[ignore = "needs the emulator and the local runtime: make test"]
 async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {

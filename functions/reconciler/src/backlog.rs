@@ -31,12 +31,13 @@ use longrun_core::{JobRecord, JobStatus};
 pub const BACKLOG_DEFER_GRACES: i64 = 20;
 
 /// The overdue jobs that may be waiting behind a backlog, per queue: queued,
-/// never claimed since they became ready, not asked to cancel.
-pub fn waiting_per_queue(jobs: &[JobRecord]) -> BTreeMap<String, u64> {
+/// due to start (a job whose start is still ahead has no message yet: the
+/// reconciler sends it), not asked to cancel.
+pub fn waiting_per_queue(jobs: &[JobRecord], now_ms: i64) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for job in jobs
         .iter()
-        .filter(|j| j.status == JobStatus::Queued && !j.cancel_requested)
+        .filter(|j| j.status == JobStatus::Queued && !j.cancel_requested && j.is_due_at(now_ms))
     {
         *counts.entry(job.queue.clone()).or_default() += 1;
     }
@@ -60,6 +61,7 @@ pub fn defer(job: &JobRecord, explained: bool, now_ms: i64, grace_ms: i64) -> bo
     explained
         && job.status == JobStatus::Queued
         && !job.cancel_requested
+        && job.is_due_at(now_ms)
         && now_ms - ready_since(job) < BACKLOG_DEFER_GRACES.saturating_mul(grace_ms)
 }
 
@@ -137,7 +139,7 @@ mod tests {
             cancelling,
             retried,
         ];
-        let counts = waiting_per_queue(&jobs);
+        let counts = waiting_per_queue(&jobs, NOW);
         assert_eq!(counts, BTreeMap::from([("fast".to_owned(), 3), ("slow".to_owned(), 1)]));
     }
 

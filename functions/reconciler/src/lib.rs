@@ -90,6 +90,8 @@ pub struct ReconcileReport {
     pub behind_backlog: usize,
     /// Queued jobs left alone: they wait for room under their limit.
     pub waiting_for_limit: usize,
+    /// Jobs whose start came within the look-ahead: sent, delayed to it.
+    pub woken: usize,
     /// Could not be handled this pass (a store or queue fault).
     pub failed: usize,
 }
@@ -119,7 +121,7 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
             }
         }
     }
-    let explained = queues_behind_backlog(&messages, &jobs);
+    let explained = queues_behind_backlog(&messages, &jobs, now_ms);
     let waiting_for_limits = limit_waits::accounted_for(deps, &jobs, now_ms).await;
     let grace = deps.config.enqueue_grace_ms();
     for job in jobs {
@@ -134,6 +136,7 @@ pub async fn handle(deps: &ReconcilerDeps, now_ms: i64) -> Result<ReconcileRepor
         }
         match reconcile(deps, job, now_ms).instrument(span.clone()).await {
             Ok(Action::Enqueued) => report.enqueued += 1,
+            Ok(Action::Woken) => report.woken += 1,
             Ok(Action::Cancelled) => report.cancelled += 1,
             Ok(Action::Skipped) => report.skipped += 1,
             Err(err) => {
@@ -165,9 +168,13 @@ async fn count_messages(deps: &ReconcilerDeps) -> BTreeMap<String, MessageCounts
 }
 
 /// The queues whose `messages` explain their overdue queued `jobs`.
-fn queues_behind_backlog(messages: &BTreeMap<String, MessageCounts>, jobs: &[JobRecord]) -> BTreeSet<String> {
+fn queues_behind_backlog(
+    messages: &BTreeMap<String, MessageCounts>,
+    jobs: &[JobRecord],
+    now_ms: i64,
+) -> BTreeSet<String> {
     let mut explained = BTreeSet::new();
-    for (queue, overdue) in backlog::waiting_per_queue(jobs) {
+    for (queue, overdue) in backlog::waiting_per_queue(jobs, now_ms) {
         let Some(counts) = messages.get(&queue) else {
             continue;
         };
@@ -181,6 +188,7 @@ fn queues_behind_backlog(messages: &BTreeMap<String, MessageCounts>, jobs: &[Job
 
 enum Action {
     Enqueued,
+    Woken,
     Cancelled,
     Skipped,
 }
@@ -197,9 +205,22 @@ async fn reconcile(deps: &ReconcilerDeps, job: JobRecord, now_ms: i64) -> Result
         tracing::info!(status = %job.status, "cancelled a job with a cancel request that no worker holds");
         return Ok(Action::Cancelled);
     }
+    let grace = deps.config.enqueue_grace_ms();
+    // Queued, its start within the look-ahead: sent now, delayed to its
+    // start, and due a grace after it as any job.
+    if let Some(delay) = job.wake_delay_seconds(now_ms) {
+        let start = job.run_at.unwrap_or(now_ms);
+        if !deps.store.defer_due(id, due_at, start + grace, false).await? {
+            return Ok(Action::Skipped);
+        }
+        deps.queue
+            .enqueue(&job.queue, &JobMessage::for_job(&job, now_ms), delay)
+            .await?;
+        tracing::info!(delay_seconds = delay, "sent a job whose start is near, delayed to it");
+        return Ok(Action::Woken);
+    }
     // Queued and due, or running under an expired lease: a worker would take it.
     let stuck = job.claimable_at(now_ms);
-    let grace = deps.config.enqueue_grace_ms();
     // Moved on either way, so nothing sits at the head of the index for ever;
     // conditional, so two reconcilers do not both act on one job. A resend
     // waits twice as long as the one before it before the next.
@@ -441,3 +462,6 @@ mod tests {
         assert_eq!((report.failed, report.enqueued), (1, 1));
     }
 }
+
+#[cfg(test)]
+mod wake_tests;

@@ -219,11 +219,14 @@ pub(crate) fn store_unavailable(err: longrun_core::ports::StoreError) -> Problem
 
 pub(crate) async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Result<Submitted, Problem> {
     let now = now_ms();
-    let delay_seconds = new_job.delay_seconds;
     // A live job must not expire (TTL) or be replaced under its key: its
     // record lives through the longest run it may have; ending resets it.
     let live_seconds = deps.config.job_retention_seconds + i64::from(deps.config.max_job_timeout_seconds);
-    let job = JobRecord::new_queued(new_job, now, live_seconds, deps.config.enqueue_grace_ms());
+    let mut job = JobRecord::new_queued(new_job, now, live_seconds, deps.config.enqueue_grace_ms());
+    // A start further away than the look-ahead gets its message later, from
+    // the reconciler (SQS delays one 15 minutes at most).
+    let lookahead_ms = i64::from(deps.config.schedule_lookahead_seconds) * 1000;
+    let far = job.schedule_far(now, lookahead_ms);
     match deps.store.create(&job, now).await {
         Ok(CreateOutcome::Created) => {}
         Ok(CreateOutcome::Exists(existing)) => {
@@ -234,7 +237,12 @@ pub(crate) async fn create_and_enqueue(deps: &SubmitDeps, new_job: NewJob) -> Re
         }
         Err(err) => return Err(store_unavailable(err)),
     }
+    if far {
+        tracing::info!(queue = %job.queue, run_at = ?job.run_at, "job accepted; it is sent when its start is near");
+        return Ok(Submitted::Accepted(Box::new(job)));
+    }
     let message = JobMessage::for_job(&job, now);
+    let delay_seconds = job.wake_delay_seconds(now).unwrap_or(0);
     if let Err(err) = deps.queue.enqueue(&job.queue, &message, delay_seconds).await {
         // The record is written and due at `due_at`; the reconciler sends it
         // again. The job is accepted either way, so the answer stays 202.

@@ -115,6 +115,28 @@ pub(crate) fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, own
             message: format!("must be at most {}", config.max_delay_seconds),
         });
     }
+    let run_at = match (&request.run_at, request.delay_seconds) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            errors.push(FieldError {
+                field: "run_at".into(),
+                message: "give run_at or delay_seconds, not both".into(),
+            });
+            None
+        }
+        (Some(text), None) => {
+            match longrun_core::time::run_at_within(text, longrun_core::time::now_ms(), config.max_delay_seconds) {
+                Ok(at) => Some(at),
+                Err(message) => {
+                    errors.push(FieldError {
+                        field: "run_at".into(),
+                        message,
+                    });
+                    None
+                }
+            }
+        }
+    };
     let max_attempts = request.max_attempts.unwrap_or(config.default_max_attempts);
     if !(1..=config.max_attempts_limit).contains(&max_attempts) {
         errors.push(FieldError {
@@ -175,6 +197,10 @@ pub(crate) fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, own
     if let Some(name) = &request.limit {
         hashed["limit"] = json!(name);
     }
+    // The time asked for, not the delay it comes to (which a replay changes).
+    if let Some(at) = run_at {
+        hashed["run_at"] = json!(at);
+    }
     let request_hash = hash_json(&hashed);
     let chain = (!request.then.is_empty()).then(|| ChainLink::first(&id, request.then));
     Ok(NewJob {
@@ -191,6 +217,7 @@ pub(crate) fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, own
         callback: request.callback_url.as_deref().map(Callback::new),
         chain,
         limit,
+        run_at,
     })
 }
 

@@ -54,6 +54,10 @@ pub struct SubmitRequest {
     /// Seconds to wait before the job may start; 0 when absent, at most `MAX_DELAY_SECONDS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_seconds: Option<u32>,
+    /// When the job may start (RFC 3339), instead of `delay_seconds`: at
+    /// most `MAX_DELAY_SECONDS` ahead, at most 5 minutes past.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<String>,
     /// Attempts retryable errors may use; `DEFAULT_MAX_ATTEMPTS` when absent,
     /// between 1 and `MAX_ATTEMPTS_LIMIT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

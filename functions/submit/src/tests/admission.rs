@@ -175,7 +175,32 @@ async fn every_bad_input_class_gets_a_problem_and_writes_nothing() {
         ),
         (
             "delay too long",
-            r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": 901}"#.into(),
+            r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": 31536001}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "run_at and delay_seconds",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "delay_seconds": 5, "run_at": "2030-01-01T00:00:00Z"}"#
+                .into(),
+            vec![],
+            422,
+        ),
+        (
+            "run_at not a time",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "run_at": "next tuesday"}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "run_at past the longest delay",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "run_at": "2999-01-01T00:00:00Z"}"#.into(),
+            vec![],
+            422,
+        ),
+        (
+            "run_at long past",
+            r#"{"type": "sleep", "input": {"seconds": 1}, "run_at": "2020-01-01T00:00:00Z"}"#.into(),
             vec![],
             422,
         ),
@@ -293,4 +318,44 @@ async fn anonymous_callers_are_one_shared_owner_only_when_allowed() {
     let id = longrun_core::JobId::parse(body_json(&response)["id"].as_str().unwrap()).unwrap();
     let stored = f.store.get(&id).await.unwrap().unwrap();
     assert_eq!(stored.owner, longrun_lambda::identity::ANONYMOUS_OWNER);
+}
+
+#[tokio::test]
+async fn a_job_far_ahead_gets_no_message_until_its_start_is_near_and_a_near_one_is_delayed_to_it() {
+    let f = fixture();
+    let now = now_ms();
+    let far = longrun_core::time::rfc3339(now + 3 * 86_400_000);
+    let body = json!({"type": "sleep", "input": {"seconds": 1}, "run_at": far}).to_string();
+    let response = handle(&f.deps, post(&body, &[("Idempotency-Key", "far")], Some("alice"))).await;
+    assert_eq!(response.status_code, 202, "{:?}", response.body);
+    let view = body_json(&response);
+    assert_eq!(view["run_at"], far.as_str());
+    assert!(
+        f.queue.sent().is_empty(),
+        "SQS delays 15 minutes at most: the reconciler sends it"
+    );
+    let job = f
+        .store
+        .get(&JobId::parse(view["id"].as_str().unwrap()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let run_at = job.run_at.unwrap();
+    assert_eq!(job.due_at, Some(run_at - 900_000), "due when the look-ahead reaches it");
+    // A replay later (the delay it comes to has changed) is the same job.
+    let replay = handle(&f.deps, post(&body, &[("Idempotency-Key", "far")], Some("alice"))).await;
+    assert_eq!(
+        (replay.status_code, body_json(&replay)["id"].clone()),
+        (200, view["id"].clone())
+    );
+
+    let near = longrun_core::time::rfc3339(now + 60_000);
+    let body = json!({"type": "sleep", "input": {"seconds": 1}, "run_at": near}).to_string();
+    assert_eq!(handle(&f.deps, post(&body, &[], Some("alice"))).await.status_code, 202);
+    let sent = f.queue.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        (59..=60).contains(&sent[0].delay_seconds),
+        "delayed to its start: {sent:?}"
+    );
 }

@@ -15,6 +15,9 @@ use crate::record::Priority;
 /// The largest request body a job record can hold beside its other attributes.
 pub const MAX_REQUEST_BYTES_LIMIT: usize = 350_000;
 
+/// The longest `MAX_DELAY_SECONDS` (and its default): 365 days.
+pub const MAX_DELAY_SECONDS_LIMIT: u32 = 365 * 86_400;
+
 /// The longest `RESULT_URL_TTL_SECONDS`: 7 days, the most an S3 presigned URL may live.
 pub const MAX_RESULT_URL_TTL_SECONDS: u64 = 7 * 86_400;
 
@@ -80,6 +83,10 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// `MAX_DELAY_SECONDS`: the longest `delay_seconds` accepted.
     pub max_delay_seconds: u32,
+    /// `SCHEDULE_LOOKAHEAD_SECONDS`: a job whose start is further away than
+    /// this gets no message at submit; the reconciler sends it once its start
+    /// is this close, delayed to the start (1 to 900, SQS's longest delay).
+    pub schedule_lookahead_seconds: u32,
     /// `JOB_RETENTION_DAYS`: how long a finished job's record (and so its idempotency key) lives, in seconds.
     pub job_retention_seconds: i64,
     /// `RESULT_URL_TTL_SECONDS`: lifetime of presigned result URLs, 1 s to
@@ -243,7 +250,8 @@ impl Config {
             max_attempts_limit: number(&lookup, "MAX_ATTEMPTS_LIMIT", 5)?,
             max_claims: number(&lookup, "MAX_CLAIMS", 10)?,
             max_request_bytes: number(&lookup, "MAX_REQUEST_BYTES", 262_144)?,
-            max_delay_seconds: number(&lookup, "MAX_DELAY_SECONDS", 900)?,
+            max_delay_seconds: number(&lookup, "MAX_DELAY_SECONDS", MAX_DELAY_SECONDS_LIMIT)?,
+            schedule_lookahead_seconds: number(&lookup, "SCHEDULE_LOOKAHEAD_SECONDS", 900)?,
             job_retention_seconds: number::<i64>(&lookup, "JOB_RETENTION_DAYS", 7)? * 86_400,
             result_url_ttl: Duration::from_secs(number(&lookup, "RESULT_URL_TTL_SECONDS", 900)?),
             max_stalled_runs: number(&lookup, "MAX_STALLED_RUNS", 3)?,
@@ -287,6 +295,18 @@ impl Config {
                     "must be between 1 and MAX_ATTEMPTS_LIMIT ({})",
                     config.max_attempts_limit
                 ),
+            });
+        }
+        if config.max_delay_seconds > MAX_DELAY_SECONDS_LIMIT {
+            return Err(ConfigError::Invalid {
+                name: "MAX_DELAY_SECONDS",
+                reason: format!("at most {MAX_DELAY_SECONDS_LIMIT} (365 days)"),
+            });
+        }
+        if !(1..=900).contains(&config.schedule_lookahead_seconds) {
+            return Err(ConfigError::Invalid {
+                name: "SCHEDULE_LOOKAHEAD_SECONDS",
+                reason: "between 1 and 900 (SQS's longest message delay)".into(),
             });
         }
         if config.max_claims <= config.max_attempts_limit {

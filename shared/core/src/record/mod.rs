@@ -159,13 +159,18 @@ pub struct NewJob {
     pub chain: Option<ChainLink>,
     /// The limit key it runs under ([`JobRecord::limit`]).
     pub limit: Option<String>,
+    /// When it may start, epoch ms, if the submit named a time (`run_at`);
+    /// otherwise `delay_seconds` after submit.
+    pub run_at: Option<i64>,
 }
 
 impl JobRecord {
     /// A freshly submitted job. `enqueue_grace_ms` is how long the queue has
     /// to hand it to a worker before the job counts as overdue.
     pub fn new_queued(new: NewJob, now_ms: i64, retention_seconds: i64, enqueue_grace_ms: i64) -> Self {
-        let run_at = (new.delay_seconds > 0).then(|| now_ms + i64::from(new.delay_seconds) * 1000);
+        let run_at = new
+            .run_at
+            .or_else(|| (new.delay_seconds > 0).then(|| now_ms + i64::from(new.delay_seconds) * 1000));
         JobRecord {
             id: new.id,
             owner: new.owner,
@@ -219,6 +224,31 @@ impl JobRecord {
     /// [`ended_by_run`](Self::ended_by_run).)
     pub fn ended_as_at(&self, status: JobStatus, now_ms: i64) -> bool {
         self.status == status && self.finished_at == Some(now_ms)
+    }
+
+    /// A queued job whose start is more than `lookahead_ms` away, made at
+    /// `now_ms`: no message is sent for it yet (SQS delays a message 15
+    /// minutes at most), and it is due (`due_at`) when the look-ahead
+    /// reaches it, for the reconciler to send it then, delayed to its start
+    /// ([`wake_delay_seconds`](Self::wake_delay_seconds)).
+    pub fn schedule_far(&mut self, now_ms: i64, lookahead_ms: i64) -> bool {
+        match self.run_at {
+            Some(run_at) if self.status == JobStatus::Queued && run_at - now_ms > lookahead_ms => {
+                self.due_at = Some(run_at - lookahead_ms);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// For a queued job whose start has not come at `now_ms`: the message
+    /// delay that makes it visible at its start (rounded up to a second, so
+    /// never early), at most SQS's 900 s.
+    pub fn wake_delay_seconds(&self, now_ms: i64) -> Option<u32> {
+        let run_at = self
+            .run_at
+            .filter(|r| *r > now_ms && self.status == JobStatus::Queued)?;
+        Some((((run_at - now_ms) + 999) / 1000).clamp(1, 900) as u32)
     }
 
     /// Whether its start time has come: no `run_at` (delay, retry backoff)
