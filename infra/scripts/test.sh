@@ -31,6 +31,7 @@ fi
 # (to kill them, or with faults) with the same settings.
 export LONGRUN_TEST_OVERRIDES="EnableSleepJob=true LeaseSeconds=4 HeartbeatSeconds=1 RetryBaseSeconds=1 \
 RetryMaxSeconds=2 EnqueueGraceSeconds=3 ReconcilerSchedule=rate(2 seconds) \
+SchedulerSchedule=rate(1 second) ScheduleMinIntervalSeconds=1 \
 WebhookAllowInsecureTargets=true WebhookRetrySchedule=1,1"
 # Callers: real JWTs by default (LONGRUN_TEST_AUTH=jwt), signed with the
 # test key in tests/fixtures/jwt and verified by every local runtime the

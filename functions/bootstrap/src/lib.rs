@@ -34,7 +34,7 @@ pub const FUNCTION_VAR: &str = "LONGRUN_FUNCTION";
 /// A function of the template: what one process of the binary serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Function {
-    /// `POST /jobs`, `POST /uploads`, `POST /webhook-secret`.
+    /// `POST /jobs`, `POST /uploads`, `POST /webhook-secret`, `/schedules`.
     Submit,
     /// `GET /jobs/{id}`, `GET /jobs`, `POST /jobs/{id}/stream`.
     Status,
@@ -46,6 +46,8 @@ pub enum Function {
     DeadLetter,
     /// The scheduled sweep for lost messages and expired leases.
     Reconciler,
+    /// The scheduled pass that submits recurring schedules' ticks.
+    Scheduler,
     /// The webhook queue's consumer: delivers job ends.
     Webhook,
     /// The events function URL: server-sent events.
@@ -54,13 +56,14 @@ pub enum Function {
 
 impl Function {
     /// Every function.
-    pub const ALL: [Function; 8] = [
+    pub const ALL: [Function; 9] = [
         Function::Submit,
         Function::Status,
         Function::Cancel,
         Function::Worker,
         Function::DeadLetter,
         Function::Reconciler,
+        Function::Scheduler,
         Function::Webhook,
         Function::Events,
     ];
@@ -74,6 +77,7 @@ impl Function {
             Function::Worker => "worker",
             Function::DeadLetter => "dead-letter",
             Function::Reconciler => "reconciler",
+            Function::Scheduler => "scheduler",
             Function::Webhook => "webhook",
             Function::Events => "events",
         }
@@ -121,7 +125,8 @@ pub fn function_from_env() -> Result<Function, BootstrapError> {
 
 /// Serves the function this process plays (from [`FUNCTION_VAR`]) until the
 /// Lambda runtime stops it. `registry` makes the app's job types from the
-/// function's configuration; it is called once, by submit and by the worker.
+/// function's configuration; it is called once, by submit, the scheduler and
+/// the worker.
 pub async fn run<R>(registry: R) -> Result<(), BoxError>
 where
     R: FnOnce(&Config) -> Registry,
@@ -139,6 +144,13 @@ where
             run_sqs(|config, clients| {
                 let registry = with_registry(&config);
                 longrun_worker::WorkerDeps::from_aws(config, clients, registry)
+            })
+            .await
+        }
+        Function::Scheduler => {
+            run_schedule(|config, clients| {
+                let registry = with_registry(&config);
+                longrun_submit::SchedulerDeps::from_aws(config, clients, registry)
             })
             .await
         }

@@ -10,17 +10,20 @@
 //! caller's job (never handed back). Every refusal is `application/problem+json`.
 //! A `callback_url` must pass the SSRF guard (`https`, a host resolving only
 //! to public addresses) and its caller must have a webhook secret; `then`
-//! steps are checked like the job itself. It also answers `POST /uploads`
-//! and `POST /webhook-secret`.
+//! steps are checked like the job itself. It also answers `POST /uploads`,
+//! `POST /webhook-secret` and the `/schedules` routes ([`schedules`]), and
+//! plays the scheduler pass ([`SchedulerDeps`]) that submits their ticks.
 
 mod quota;
 mod request;
+pub mod schedules;
 mod upload;
 mod webhook_secret;
 
 use self::quota::create_within_quota;
 pub use self::quota::{QuotaRepairs, QUOTA_REPAIR_INTERVAL_MS, QUOTA_RETRY_AFTER_SECONDS};
 use self::request::{check_callback, idempotency_key, json_body, validate};
+pub use self::schedules::tick::{PassReport, SchedulerDeps};
 
 use std::sync::Arc;
 
@@ -103,6 +106,7 @@ pub async fn handle(deps: &SubmitDeps, request: ApiGatewayV2httpRequest) -> ApiG
     match request.route_key.as_deref() {
         Some(upload::ROUTE) => return upload::handle(deps, &request).await,
         Some(webhook_secret::ROUTE) => return webhook_secret::handle(deps, &request).await,
+        Some(route) if schedules::ROUTES.contains(&route) => return schedules::handle(deps, &request).await,
         _ => {}
     }
     match submit(deps, &request).await {

@@ -218,6 +218,7 @@ pub(crate) fn validate(deps: &SubmitDeps, request: SubmitRequest, id: JobId, own
         chain,
         limit,
         run_at,
+        schedule: None,
     })
 }
 

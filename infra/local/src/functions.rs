@@ -20,7 +20,7 @@ use longrun_events::EventsDeps;
 use longrun_lambda::{HttpFunction, ScheduledFunction, SqsFunction};
 use longrun_reconciler::ReconcilerDeps;
 use longrun_status::StatusDeps;
-use longrun_submit::SubmitDeps;
+use longrun_submit::{SchedulerDeps, SubmitDeps};
 use longrun_webhook::WebhookDeps;
 use longrun_worker::WorkerDeps;
 
@@ -109,6 +109,11 @@ fn trigger(
             let registry = registry();
             let deps = SubmitDeps::from_aws(config.clone(), clients, registry.clone());
             (Trigger::Http(Arc::new(deps)), Some(registry))
+        }
+        Function::Scheduler => {
+            let registry = registry();
+            let deps = SchedulerDeps::from_aws(config.clone(), clients, registry.clone());
+            (Trigger::Schedule(Arc::new(deps)), Some(registry))
         }
         Function::Status => (Trigger::Http(Arc::new(StatusDeps::from_aws(config, clients))), None),
         Function::Cancel => (Trigger::Http(Arc::new(CancelDeps::from_aws(config, clients))), None),

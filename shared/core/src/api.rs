@@ -55,6 +55,8 @@ pub fn job_view(job: &JobRecord, results: Vec<ResultView>) -> JobView {
         results,
         queue_depth: None,
         limit: job.limit.as_deref().map(|key| crate::limits::name_of(key).to_owned()),
+        schedule_id: job.schedule.as_ref().map(|s| s.schedule_id.clone()),
+        schedule_tick_at: job.schedule.as_ref().map(|s| rfc3339(s.tick_at)),
         callback: job.callback.as_ref().map(|c| callback_view(c, job.generation)),
         chain_id: job.chain.as_ref().map(|c| c.chain_id.to_string()),
         previous_job_id: job

@@ -138,6 +138,7 @@ pub fn next_step(
             chain: None,
             // Its type's, set by the worker that creates it (it knows the types).
             limit: None,
+            schedule: None,
             run_at: None,
         },
         now_ms,

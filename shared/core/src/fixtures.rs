@@ -55,6 +55,7 @@ pub fn queued_job_at(owner: &str, job_type: &str, input: serde_json::Value, now_
             callback: None,
             chain: None,
             limit: None,
+            schedule: None,
             run_at: None,
         },
         now_ms,

@@ -29,6 +29,7 @@ pub mod memory;
 pub mod metrics;
 pub mod ports;
 pub mod record;
+pub mod schedule;
 pub mod streams;
 pub mod telemetry;
 pub mod time;

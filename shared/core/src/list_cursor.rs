@@ -1,5 +1,5 @@
-//! The opaque cursor both job stores hand out for `list_by_owner`: the last
-//! job of a page (`created_at`, id) and the owner it was handed to, as
+//! The opaque cursor both job stores hand out for `list_by_owner` (and
+//! `list_schedules`): the last job (schedule) of a page (`created_at`, id) and the owner it was handed to, as
 //! URL-safe base64. It only decodes for that owner, so one caller's cursor
 //! never pages through another caller's jobs.
 
@@ -18,6 +18,20 @@ pub fn encode(created_at: i64, id: &str, owner: &str) -> String {
 /// The (`created_at`, id) a cursor stands for; `InvalidCursor` for anything
 /// this API did not hand out, or handed to another owner.
 pub fn decode(cursor: &str, owner: &str) -> Result<(i64, JobId), StoreError> {
+    let (created_at, id) = decode_place(cursor, owner)?;
+    Ok((created_at, JobId::parse(&id).ok_or(StoreError::InvalidCursor)?))
+}
+
+/// The (`created_at`, schedule id) a cursor of `list_schedules` stands for.
+pub fn decode_schedule(cursor: &str, owner: &str) -> Result<(i64, String), StoreError> {
+    let (created_at, id) = decode_place(cursor, owner)?;
+    if !crate::schedule::is_schedule_id(&id) {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok((created_at, id))
+}
+
+fn decode_place(cursor: &str, owner: &str) -> Result<(i64, String), StoreError> {
     let text = ENGINE
         .decode(cursor)
         .ok()
@@ -31,7 +45,7 @@ pub fn decode(cursor: &str, owner: &str) -> Result<(i64, JobId), StoreError> {
         return Err(StoreError::InvalidCursor);
     }
     let created_at = created_at.parse().map_err(|_| StoreError::InvalidCursor)?;
-    Ok((created_at, JobId::parse(id).ok_or(StoreError::InvalidCursor)?))
+    Ok((created_at, id.to_owned()))
 }
 
 #[cfg(test)]

@@ -232,6 +232,12 @@ pub struct JobView {
     /// waiting for room under it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub limit: Option<String>,
+    /// The schedule whose tick submitted the job, if one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub schedule_id: Option<String>,
+    /// That tick's time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub schedule_tick_at: Option<String>,
     /// The webhook announcing the job's end, and how its delivery went.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub callback: Option<CallbackView>,

@@ -1,7 +1,7 @@
 //! `longrun-types`: the longrun job API's wire types, and nothing else.
 //!
 //! What a caller sends and reads — the submit and upload requests, the job
-//! view and list ([`api`]), RFC 9457 problems ([`problem`]), job statuses
+//! view and list ([`api`]), recurring schedules ([`schedule`]), RFC 9457 problems ([`problem`]), job statuses
 //! and priorities ([`JobStatus`], [`Priority`]), and the errors a job ends
 //! with ([`JobError`], [`codes`]). It depends on serde alone, so a client
 //! (`longrun-client`, the CLI, a user's own service) can speak the API
@@ -10,6 +10,7 @@
 pub mod api;
 mod error;
 pub mod problem;
+pub mod schedule;
 mod status;
 
 pub use error::{codes, shorten, JobError, MAX_ERROR_MESSAGE_BYTES, TRUNCATION_MARKER};

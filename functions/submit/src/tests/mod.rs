@@ -4,6 +4,7 @@ mod admission;
 mod callbacks;
 mod chains;
 mod quotas;
+mod schedules;
 mod uploads;
 
 use super::*;

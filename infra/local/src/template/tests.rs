@@ -65,26 +65,25 @@ fn functions_carry_routes_event_sources_and_timeouts() {
         (submit.binary.as_str(), submit.function.as_str()),
         ("bootstrap", "submit")
     );
+    let routes: Vec<(&str, &str)> = submit
+        .http_routes
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
     assert_eq!(
-        submit.http_routes,
+        routes,
         [
-            HttpRoute {
-                method: "POST".into(),
-                path: "/jobs".into(),
-                authorizer: None,
-            },
-            HttpRoute {
-                method: "POST".into(),
-                path: "/uploads".into(),
-                authorizer: None,
-            },
-            HttpRoute {
-                method: "POST".into(),
-                path: "/webhook-secret".into(),
-                authorizer: None,
-            }
+            ("POST", "/jobs"),
+            ("POST", "/uploads"),
+            ("POST", "/webhook-secret"),
+            ("POST", "/schedules"),
+            ("GET", "/schedules"),
+            ("GET", "/schedules/{id}"),
+            ("PATCH", "/schedules/{id}"),
+            ("DELETE", "/schedules/{id}"),
         ]
     );
+    assert!(submit.http_routes.iter().all(|r| r.authorizer.is_none()));
     let webhook = by_id("WebhookFunction");
     assert_eq!(
         (webhook.binary.as_str(), webhook.function.as_str()),
@@ -236,7 +235,7 @@ fn the_api_authenticates_every_route_by_default() {
         .into_iter()
         .flat_map(|f| f.http_routes.into_iter().map(move |r| (f.logical_id.clone(), r)))
         .collect();
-    assert_eq!(routes.len(), 7, "{routes:?}");
+    assert_eq!(routes.len(), 12, "{routes:?}");
     // The one public URL is the event stream's, which opens only with a
     // ticket the authenticated API hands out (see the events function).
     let urls: Vec<(String, Option<String>)> = template
@@ -319,12 +318,13 @@ fn every_function_is_the_one_binary_playing_the_role_its_environment_names() {
         ("SlowWorkerFunction", "worker"),
         ("DeadLetterFunction", "dead-letter"),
         ("ReconcilerFunction", "reconciler"),
+        ("SchedulerFunction", "scheduler"),
         ("WebhookFunction", "webhook"),
         ("EventsFunction", "events"),
     ] {
         assert!(roles.contains(&(id, role)), "{id} should play {role}: {roles:?}");
     }
-    assert_eq!(roles.len(), 9, "{roles:?}");
+    assert_eq!(roles.len(), 10, "{roles:?}");
 }
 
 #[test]

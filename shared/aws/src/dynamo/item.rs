@@ -110,6 +110,10 @@ pub(super) fn to_item(job: &JobRecord) -> Item {
     if let Some(limit) = &job.limit {
         item.insert("limit_key".into(), AttributeValue::S(limit.clone()));
     }
+    if let Some(tick) = &job.schedule {
+        item.insert("schedule_id".into(), s(&tick.schedule_id));
+        item.insert("schedule_tick".into(), n(tick.tick_at));
+    }
     if let Some(chain) = &job.chain {
         item.insert(
             "chain".into(),
@@ -166,6 +170,10 @@ pub(super) fn from_item(item: &Item) -> Result<JobRecord, StoreError> {
         callback: item.get_json("callback")?,
         chain: item.get_json("chain")?,
         limit: item.get_s("limit_key")?,
+        schedule: match (item.get_s("schedule_id")?, item.get_n("schedule_tick")?) {
+            (Some(schedule_id), Some(tick_at)) => Some(longrun_core::record::ScheduleTick { schedule_id, tick_at }),
+            _ => None,
+        },
     })
 }
 

@@ -16,6 +16,7 @@ mod lifecycle;
 mod limits;
 mod owner_list;
 mod owners;
+mod schedules;
 mod streams;
 
 use self::owners::quota_key;

@@ -10,6 +10,7 @@ mod limits;
 mod objects;
 mod owners;
 mod queue;
+mod schedules;
 mod store;
 
 pub use objects::MemoryObjectStore;

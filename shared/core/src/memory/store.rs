@@ -41,6 +41,8 @@ pub struct MemoryJobStore {
     pub(super) streams: Mutex<HashMap<String, crate::streams::OpenStreams>>,
     /// Each limit key's state.
     pub(super) limits: Mutex<HashMap<String, crate::limits::LimitState>>,
+    /// Schedules by id.
+    pub(super) schedules: Mutex<HashMap<String, crate::schedule::Schedule>>,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.
@@ -74,6 +76,7 @@ impl MemoryJobStore {
             window_counts: Mutex::default(),
             streams: Mutex::default(),
             limits: Mutex::default(),
+            schedules: Mutex::default(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! The jobs table is [`JobStore`], split by concern: [`JobLifecycle`] (the
 //! records, every write conditional), [`QuotaSlots`] (owners' active-job
 //! sets), [`OwnerData`] (webhook secrets, stream tickets) and
-//! [`LimitSlots`] (per-key execution limits). A handler that
+//! [`LimitSlots`] (per-key execution limits) and [`ScheduleStore`]
+//! (recurring schedules). A handler that
 //! needs one concern can take just that trait (`&dyn JobStore` upcasts).
 //! [`JobQueue`] carries job ids to workers (SQS), [`ObjectStore`] holds job
 //! inputs and results (S3). Each has an AWS adapter (`longrun-aws`) and an
@@ -15,6 +16,7 @@ mod limits;
 mod objects;
 mod owners;
 mod queue;
+mod schedules;
 mod slots;
 
 pub use jobs::{CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, ProgressAck, Transition};
@@ -22,6 +24,7 @@ pub use limits::{LimitChange, LimitSlots, LIMIT_STATE_KEPT_MS};
 pub use objects::{ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
 pub use owners::{OwnerData, RateWindow, StreamTicket, WebhookSecrets};
 pub use queue::{JobMessage, JobQueue, MessageCounts, QueueError};
+pub use schedules::{ScheduleCreate, SchedulePage, ScheduleStore};
 pub use slots::{QuotaSlots, SlotOutcome};
 
 /// A storage failure. `LeaseLost` and `NotFound` are answers, the rest are faults.
@@ -44,8 +47,8 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// The whole jobs table: job records, quota slots and owner data. Every
-/// store implements the three traits; this one names them together.
-pub trait JobStore: JobLifecycle + QuotaSlots + OwnerData + LimitSlots {}
+/// The whole jobs table: job records, quota slots, owner data, limit keys
+/// and schedules. Every store implements each trait; this one names them together.
+pub trait JobStore: JobLifecycle + QuotaSlots + OwnerData + LimitSlots + ScheduleStore {}
 
-impl<T: JobLifecycle + QuotaSlots + OwnerData + LimitSlots + ?Sized> JobStore for T {}
+impl<T: JobLifecycle + QuotaSlots + OwnerData + LimitSlots + ScheduleStore + ?Sized> JobStore for T {}

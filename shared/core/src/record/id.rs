@@ -1,4 +1,4 @@
-//! The job id: random, derived from an idempotency key, or derived from the
+//! The job id: random, derived from an idempotency key or a schedule tick, or derived from the
 //! step before it in a chain.
 
 use std::fmt;
@@ -64,6 +64,13 @@ impl JobId {
     /// ids named their predecessor's creation time ([`ChainLink::id_scheme`](super::ChainLink::id_scheme) 1).
     pub fn next_in_chain_v1(previous: &JobId) -> JobId {
         JobId::derived(&["longrun-chain-v1", previous.as_str()])
+    }
+
+    /// The id of the job schedule `schedule_id`'s tick at `tick_at` (epoch
+    /// ms) submits: the same every time, so a duplicated or retried tick
+    /// writes one record.
+    pub fn for_schedule_tick(schedule_id: &str, tick_at: i64) -> JobId {
+        JobId::derived(&["longrun-schedule-tick-v1", schedule_id, &tick_at.to_string()])
     }
 
     /// The id as text: the canonical (lower-case, hyphenated) UUID.

@@ -128,6 +128,17 @@ pub struct JobRecord {
     /// The limit key it runs under ([`crate::limits`]), if any: its job
     /// type's limit or the submit's, resolved for its owner.
     pub limit: Option<String>,
+    /// The schedule tick that submitted it, if one did.
+    pub schedule: Option<ScheduleTick>,
+}
+
+/// The tick of a recurring schedule that submitted a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleTick {
+    /// The schedule's id.
+    pub schedule_id: String,
+    /// The tick's time, epoch ms.
+    pub tick_at: i64,
 }
 
 /// What a new job needs; the rest of the record starts from defaults.
@@ -159,6 +170,8 @@ pub struct NewJob {
     pub chain: Option<ChainLink>,
     /// The limit key it runs under ([`JobRecord::limit`]).
     pub limit: Option<String>,
+    /// The schedule tick that submitted it ([`JobRecord::schedule`]).
+    pub schedule: Option<ScheduleTick>,
     /// When it may start, epoch ms, if the submit named a time (`run_at`);
     /// otherwise `delay_seconds` after submit.
     pub run_at: Option<i64>,
@@ -208,6 +221,7 @@ impl JobRecord {
             callback: new.callback,
             chain: new.chain,
             limit: new.limit,
+            schedule: new.schedule,
         }
     }
 
