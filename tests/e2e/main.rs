@@ -12,5 +12,6 @@ mod failures;
 mod jobs;
 mod local_only;
 mod metrics;
+mod schedules;
 mod submit;
 mod webhooks;

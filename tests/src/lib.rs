@@ -221,6 +221,22 @@ impl Stack {
         Self::answer(request.send().await.expect("POST /jobs/{id}/cancel")).await
     }
 
+    /// Any API call as this test's caller (`owner` to call as another), with
+    /// an optional JSON body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>, owner: Option<&str>) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(token_for(owner.unwrap_or(&self.owner)));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        Self::answer(request.send().await.expect("an API call")).await
+    }
+
     /// `POST /webhook-secret` as this test's caller: the new `whsec_…` secret.
     pub async fn webhook_secret(&self) -> String {
         let request = self

@@ -8,6 +8,7 @@ mod lifecycle;
 mod limits;
 mod lost_answers;
 mod owners;
+mod schedules;
 mod streams;
 
 pub(crate) use chains::*;
@@ -17,4 +18,5 @@ pub(crate) use lifecycle::*;
 pub(crate) use limits::*;
 pub(crate) use lost_answers::*;
 pub(crate) use owners::*;
+pub(crate) use schedules::*;
 pub(crate) use streams::*;
