@@ -130,3 +130,63 @@ async fn usage_and_connection_errors_have_their_own_exit_codes() {
     let waited = cli(&stack, &["wait", &cancelled_id]);
     assert_eq!(waited.status.code(), Some(4), "{}", text(&waited.stderr));
 }
+
+#[tokio::test]
+#[ignore = "end-to-end: needs a running stack (make test)"]
+async fn schedules_are_created_listed_paused_resumed_and_deleted_from_the_shell() {
+    let stack = Stack::from_env().await;
+    let created = cli(
+        &stack,
+        &[
+            "--json",
+            "schedule",
+            "create",
+            "--type",
+            "sleep",
+            "--input-json",
+            r#"{"seconds": 0}"#,
+            "--cron",
+            "30 2 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "--name",
+            "nightly",
+        ],
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let view: Value = serde_json::from_slice(&created.stdout).expect("--json prints the schedule");
+    let id = view["id"].as_str().unwrap().to_owned();
+    assert_eq!(view["next_fire_times"].as_array().unwrap().len(), 5);
+    let listed = cli(&stack, &["schedule", "list"]);
+    assert!(text(&listed.stdout).contains(&id), "{}", text(&listed.stdout));
+    let paused: Value = serde_json::from_slice(&cli(&stack, &["--json", "schedule", "pause", &id]).stdout).unwrap();
+    assert_eq!(paused["paused"], true);
+    let got = cli(&stack, &["schedule", "get", &id]);
+    assert!(text(&got.stdout).contains("paused"), "{}", text(&got.stdout));
+    let resumed: Value = serde_json::from_slice(&cli(&stack, &["--json", "schedule", "resume", &id]).stdout).unwrap();
+    assert_eq!(
+        (
+            resumed["paused"].as_bool(),
+            resumed["next_fire_times"].as_array().map(Vec::len)
+        ),
+        (Some(false), Some(5))
+    );
+    let refused = cli(
+        &stack,
+        &["schedule", "create", "--type", "sleep", "--cron", "0 25 * * *"],
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(6),
+        "a refusal exits 6: {}",
+        text(&refused.stderr)
+    );
+    assert!(text(&refused.stderr).contains("cron"), "{}", text(&refused.stderr));
+    let deleted = cli(&stack, &["schedule", "delete", &id]);
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert_eq!(
+        cli(&stack, &["schedule", "get", &id]).status.code(),
+        Some(6),
+        "gone: 404"
+    );
+}

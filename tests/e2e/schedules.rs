@@ -206,3 +206,54 @@ async fn bad_schedules_are_problems_and_another_callers_schedule_is_not_found() 
     }
     assert_eq!(stack.call("DELETE", &path, None, None).await.status, 204);
 }
+
+fn admin(stack: &Stack, args: &[&str]) -> (bool, String) {
+    let bin = std::env::var("LONGRUN_ADMIN_BIN").expect("LONGRUN_ADMIN_BIN");
+    let output = std::process::Command::new(bin)
+        .args(["--local", &stack.api])
+        .args(args)
+        .output()
+        .expect("run longrun-admin");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator and the local runtime: make test"]
+async fn an_operator_lists_every_owners_schedules_and_pauses_and_resumes_one() {
+    let stack = Stack::from_env().await;
+    let job = json!({"type": "sleep", "input": {"seconds": 0}});
+    let created = create(
+        &stack,
+        json!({"cron": "*/5 * * * *", "timezone": "Asia/Tokyo", "job": job}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let (ok, listed) = admin(&stack, &["schedules", "--owner", &stack.owner_key(), "--json"]);
+    assert!(ok, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let rows = listed["schedules"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(
+        (rows[0]["id"].as_str(), rows[0]["owner"].as_str()),
+        (Some(id), Some(stack.owner_key().as_str()))
+    );
+    let (ok, all) = admin(&stack, &["schedules", "--limit", "1000"]);
+    assert!(ok && all.contains(id), "the scan finds it among every owner's: {all}");
+    let (ok, paused) = admin(&stack, &["pause-schedule", id]);
+    assert!(ok && paused.contains("paused"), "{paused}");
+    let view = schedule(&stack, id).await;
+    assert_eq!(
+        (
+            view["paused"].as_bool(),
+            view["next_fire_times"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0))
+    );
+    let (ok, resumed) = admin(&stack, &["resume-schedule", id]);
+    assert!(ok && resumed.contains("resumed"), "{resumed}");
+    assert_eq!(schedule(&stack, id).await["paused"], false);
+    let (ok, missing) = admin(&stack, &["pause-schedule", "sch_00000000000000000000000000000000"]);
+    assert!(!ok && missing.contains("no such schedule"), "{missing}");
+    stack.call("DELETE", &format!("/schedules/{id}"), None, None).await;
+}

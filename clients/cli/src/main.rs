@@ -4,12 +4,16 @@
 //! longrun submit report --input sales.csv --group-by region --values amount --wait --out results/
 //! longrun get|wait|cancel|results <id>
 //! longrun list [--status SUCCEEDED] [--limit 20] [--cursor …]
+//! longrun schedule create --type report --input-json '{…}' --cron "30 2 * * *" --timezone Europe/Berlin
+//! longrun schedule list|get|pause|resume|delete [<id>]
 //! ```
 //!
 //! The API URL and token come from `--api`/`--token` or `LONGRUN_API_URL` /
 //! `LONGRUN_TOKEN` (default `http://127.0.0.1:3000`, what `make dev` serves;
 //! locally the token is the caller's name). `--json` prints the API's JSON
 //! for scripts. The exit code says how it went: see [`Exit`].
+
+mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -134,6 +138,11 @@ enum Command {
     },
     /// Cancel a job (a chain's live step, for a chain).
     Cancel { id: String },
+    /// Recurring schedules: each tick submits one job.
+    Schedule {
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
+    },
     /// Download a SUCCEEDED job's results.
     Results {
         id: String,
@@ -260,6 +269,10 @@ async fn run(cli: &Cli, client: &Client) -> Result<Exit, ClientError> {
         }
         Command::Cancel { id } => {
             show(cli, &client.cancel(id).await?);
+            Ok(Exit::Ok)
+        }
+        Command::Schedule { command } => {
+            schedule::run(command, client, cli.json).await?;
             Ok(Exit::Ok)
         }
         Command::Results { id, out } => {

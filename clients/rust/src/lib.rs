@@ -32,6 +32,9 @@ use serde::de::DeserializeOwned;
 use tokio::io::AsyncWriteExt;
 
 pub use longrun_types::api;
+pub use longrun_types::schedule;
+
+mod schedules;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]

@@ -10,11 +10,11 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use longrun_core::api::{FieldError, Problem};
 use longrun_core::ports::ScheduleCreate;
 use longrun_core::schedule::{
-    apply_patch, check_request, is_schedule_id, new_schedule_id, Schedule, ScheduleFields, ScheduleList, SchedulePatch,
-    ScheduleRequest, ScheduleView,
+    apply_patch, cancel_waiting_tick, check_request, is_schedule_id, new_schedule_id, Schedule, ScheduleFields,
+    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView,
 };
 use longrun_core::time::now_ms;
-use longrun_core::{JobId, JobStatus};
+use longrun_core::JobId;
 use longrun_lambda::apigw::{json_response, problem_response};
 use longrun_lambda::identity::caller;
 use tracing::Instrument;
@@ -251,9 +251,8 @@ async fn patch(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -
     };
     if timing_changed {
         // From now on: nothing missed while paused is made up.
-        changed.next_fire_at = changed.next_fire_after(now);
-        cancel_waiting_tick(deps, &stored, now).await;
-        changed.last_job_tick_at = changed.last_job_tick_at.filter(|t| *t <= now);
+        changed = changed.retimed(now);
+        cancel_waiting_tick(deps.store.as_ref(), &stored, now).await;
     }
     if !deps.store.replace_schedule(&changed, stored.version).await? {
         return Err(Problem::conflict(
@@ -267,30 +266,10 @@ async fn patch(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -
 
 async fn delete(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -> Result<(), Problem> {
     let (owner, stored) = owned(deps, request, id).await?;
-    cancel_waiting_tick(deps, &stored, now_ms()).await;
+    cancel_waiting_tick(deps.store.as_ref(), &stored, now_ms()).await;
     if !deps.store.delete_schedule(&owner, id).await? {
         return Err(Problem::not_found("no such schedule"));
     }
     tracing::info!("schedule deleted");
     Ok(())
-}
-
-/// A tick's job made ahead of its tick, still waiting for it, is cancelled
-/// when the schedule is paused, re-timed or deleted: it would otherwise run
-/// after the change. Best effort: a failure is logged, and the job runs.
-async fn cancel_waiting_tick(deps: &SubmitDeps, schedule: &Schedule, now: i64) {
-    let Some(job_id) = schedule.job_waiting_for_tick(now) else {
-        return;
-    };
-    match deps.store.get(job_id).await {
-        Ok(Some(job)) if job.status == JobStatus::Queued && job.started_at.is_none() => {
-            if let Err(err) = deps.store.request_cancel(job_id, now).await {
-                tracing::warn!(job_id = %job_id, error = %err, "could not cancel the tick's waiting job");
-            } else {
-                tracing::info!(job_id = %job_id, "cancelled the tick's waiting job");
-            }
-        }
-        Ok(_) => {}
-        Err(err) => tracing::warn!(job_id = %job_id, error = %err, "could not read the tick's waiting job"),
-    }
 }

@@ -11,12 +11,14 @@
 //! job ended. Ticks missed while paused, before creation, or while no pass
 //! ran are not made up: the next fire time is always counted from now.
 
+mod changes;
 pub mod cron;
 pub mod recurrence;
 mod request;
 #[cfg(test)]
 mod tests;
 
+pub use changes::cancel_waiting_tick;
 pub use longrun_types::schedule::{
     Overlap, ScheduleList, SchedulePatch, ScheduleRequest, ScheduleRunView, ScheduleView,
 };
