@@ -17,6 +17,8 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 fi
 
+# BENCH_ONLY=time: only the start lateness, spliced into its own section.
+if [ "${BENCH_ONLY:-}" != "time" ]; then
 out=.local/bench.md
 {
   echo "## \`make bench\` run of $(date -u +%Y-%m-%d)"
@@ -37,5 +39,19 @@ out=.local/bench.md
   echo
 } | tee "$out"
 
-"$PY" infra/scripts/splice-benchmarks.py bench "$out"
+if [ -z "${BENCH_ONLY:-}" ]; then
+  "$PY" infra/scripts/splice-benchmarks.py bench "$out"
+fi
+fi
+
+# Start lateness of jobs at a time and schedule ticks (a stack of its own).
+if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY}" = "time" ]; then
+  time_out=.local/bench-time.md
+  {
+    echo "## Start lateness, \`make bench\` run of $(date -u +%Y-%m-%d) (moto $("$PY" -c 'import moto; print(moto.__version__)'))"
+    echo
+    BENCH_ONLY=time ./target/release/longrun-bench
+  } | tee "$time_out"
+  "$PY" infra/scripts/splice-benchmarks.py time "$time_out"
+fi
 echo "BENCHMARKS.md updated"

@@ -10,13 +10,16 @@
 //!    `csv` aggregation of the same objects, and the worker's peak memory
 //!    (VmHWM) meanwhile;
 //! 4. cold starts of every function binary against a `lambda_runtime` hello
-//!    world, over a stub Runtime API ([`cold_start`]).
+//!    world, over a stub Runtime API ([`cold_start`]);
+//! 5. (`BENCH_ONLY=time`, its own section) how late jobs asked for a time,
+//!    and schedule ticks, start ([`time`]).
 //!
 //! Needs `AWS_ENDPOINT_URL` (the emulator); `infra/scripts/bench.sh` sets it up.
 
 mod cold_start;
 mod requests;
 mod throughput;
+mod time;
 
 use self::requests::{requests_per_job, submit_latency, wait_all_terminal};
 use self::throughput::{batch_throughput, sqs_event, streaming_throughput_and_memory};
@@ -374,6 +377,14 @@ async fn main() {
         plain,
     };
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "time" {
+        // A stack of its own, with its own timers; the bench stack idles.
+        for poller in &bench.stack.pollers {
+            poller.abort();
+        }
+        time::start_lateness(&shared, &bench.plain).await;
+        return;
+    }
     if only.is_empty() || only == "requests" {
         requests_per_job(&bench, 20).await;
     }
@@ -398,6 +409,6 @@ async fn main() {
         "batch" => batch_throughput(&bench).await,
         "memory" => streaming_throughput_and_memory(&bench).await,
         "cold-start" => {}
-        other => panic!("BENCH_ONLY={other}: one of requests, batch, memory, cold-start"),
+        other => panic!("BENCH_ONLY={other}: one of requests, batch, memory, cold-start, time"),
     }
 }

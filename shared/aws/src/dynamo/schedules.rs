@@ -81,28 +81,44 @@ impl DynamoJobStore {
             .build())
     }
 
+    /// Runs one transaction: `None` when it applied, the per-item
+    /// cancellation reasons when a condition refused it. A transaction that
+    /// lost to a concurrent one (`TransactionConflict`: nothing applied) is
+    /// tried again, up to [`TRANSACTION_TRIES`] times in all.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<Option<String>>>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(None),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Ok(Some(
-                    cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-                        .collect(),
-                )),
-                _ => Err(StoreError::Unavailable(describe(&err))),
-            },
+        for attempt in 1..=TRANSACTION_TRIES {
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(None),
+                Err(err) => match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        let reasons: Vec<Option<String>> = cancelled
+                            .cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                            .collect();
+                        let conflict = reasons.iter().flatten().any(|r| r == "TransactionConflict");
+                        if conflict && attempt < TRANSACTION_TRIES {
+                            tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+                            continue;
+                        }
+                        return Ok(Some(reasons));
+                    }
+                    _ => return Err(StoreError::Unavailable(describe(&err))),
+                },
+            }
         }
+        unreachable!("the last try returns")
     }
 }
+
+/// Tries of a schedule transaction that lost to a concurrent one.
+const TRANSACTION_TRIES: u32 = 3;
 
 #[async_trait::async_trait]
 impl ScheduleStore for DynamoJobStore {
