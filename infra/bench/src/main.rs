@@ -327,6 +327,29 @@ async fn cold_starts(bench: &Bench, rounds: usize) {
     cold_start::measure(&targets, rounds).await;
 }
 
+/// A local stack named `stack` of the template (`LONGRUN_TEMPLATE`, default
+/// `template.yaml`) with `overrides`, its workers and timers on, longrun's
+/// standard job types, no faults.
+fn stack_options(stack: String, overrides: &[(&str, &str)]) -> Options {
+    Options {
+        template: std::env::var("LONGRUN_TEMPLATE")
+            .unwrap_or_else(|_| "template.yaml".into())
+            .into(),
+        stack,
+        parameter_overrides: overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        workers: true,
+        job_types: std::sync::Arc::new(longrun_jobs::standard),
+        faults: BTreeMap::new(),
+        // Nothing is served over HTTP here; the events function's URL only
+        // has to resolve.
+        base_url: Some("http://127.0.0.1:9".into()),
+        jwks: None,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     assert!(
@@ -341,29 +364,17 @@ async fn main() {
     let counter = RequestCounter::default();
     let clients = counting_clients(&shared, &counter);
     let plain = AwsClients::from_sdk_config(&shared);
-    let options = Options {
-        template: std::env::var("LONGRUN_TEMPLATE")
-            .unwrap_or_else(|_| "template.yaml".into())
-            .into(),
-        stack: format!("longrun-bench-{}", now_ms()),
-        parameter_overrides: [
-            ("EnableSleepJob".to_owned(), "true".to_owned()),
-            ("FastWorkerMaxConcurrency".to_owned(), "2".to_owned()),
-            // The bench submits hundreds of jobs as one owner; with the
-            // template's quota on, each job also makes two more UpdateItems
-            // (reserve and give back its slot), not counted here.
-            ("MaxActiveJobsPerOwner".to_owned(), "0".to_owned()),
-        ]
-        .into_iter()
-        .collect(),
-        workers: true,
-        job_types: std::sync::Arc::new(longrun_jobs::standard),
-        faults: BTreeMap::new(),
-        // Nothing is served over HTTP here; the events function's URL only
-        // has to resolve.
-        base_url: Some("http://127.0.0.1:9".into()),
-        jwks: None,
-    };
+    // The bench submits hundreds of jobs as one owner; with the template's
+    // quota on, each job also makes two more UpdateItems (reserve and give
+    // back its slot), not counted here.
+    let options = stack_options(
+        format!("longrun-bench-{}", now_ms()),
+        &[
+            ("EnableSleepJob", "true"),
+            ("FastWorkerMaxConcurrency", "2"),
+            ("MaxActiveJobsPerOwner", "0"),
+        ],
+    );
     let stack = longrun_local::start(&options, &shared, &clients)
         .await
         .expect("local stack");

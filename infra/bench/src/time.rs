@@ -14,7 +14,7 @@ use longrun_aws::AwsClients;
 use longrun_core::time::{now_ms, rfc3339};
 use longrun_core::JobId;
 use longrun_lambda::apigw::HttpEvent;
-use longrun_local::{LocalStack, Options};
+use longrun_local::LocalStack;
 
 use crate::api_event;
 
@@ -100,21 +100,7 @@ pub(crate) async fn start_lateness(shared: &aws_config::SdkConfig, clients: &Aws
         ("SchedulerSchedule", "rate(1 second)"),
         ("ScheduleMinIntervalSeconds", "1"),
     ];
-    let options = Options {
-        template: std::env::var("LONGRUN_TEMPLATE")
-            .unwrap_or_else(|_| "template.yaml".into())
-            .into(),
-        stack: format!("longrun-bench-time-{}", now_ms()),
-        parameter_overrides: overrides
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        workers: true,
-        job_types: std::sync::Arc::new(longrun_jobs::standard),
-        faults: BTreeMap::new(),
-        base_url: Some("http://127.0.0.1:9".into()),
-        jwks: None,
-    };
+    let options = crate::stack_options(format!("longrun-bench-time-{}", now_ms()), &overrides);
     let stack = longrun_local::start(&options, shared, clients)
         .await
         .expect("local stack");
