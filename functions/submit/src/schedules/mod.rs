@@ -11,7 +11,7 @@ use longrun_core::api::{FieldError, Problem};
 use longrun_core::ports::ScheduleCreate;
 use longrun_core::schedule::{
     apply_patch, cancel_waiting_tick, check_request, is_schedule_id, new_schedule_id, Schedule, ScheduleFields,
-    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView,
+    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView, CHANGE_TRIES,
 };
 use longrun_core::time::now_ms;
 use longrun_core::JobId;
@@ -217,10 +217,42 @@ async fn get(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -> 
 }
 
 async fn patch(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -> Result<ScheduleView, Problem> {
-    let (owner, stored) = owned(deps, request, id).await?;
     let body: SchedulePatch = json_body(deps, request, "schedule change")?;
-    let now = now_ms();
-    let fields = checked(deps, apply_patch(&stored, body), &owner, now).await?;
+    // The scheduler pass moves a schedule on at every tick; a change that
+    // lost to it is applied again to what the pass wrote.
+    for _ in 0..CHANGE_TRIES {
+        let (owner, stored) = owned(deps, request, id).await?;
+        let now = now_ms();
+        let (changed, retimed) = changed_schedule(deps, &stored, body.clone(), &owner, now).await?;
+        if deps.store.replace_schedule(&changed, stored.version).await? {
+            if retimed {
+                // The tick made ahead for the old timing must not run.
+                cancel_waiting_tick(deps.store.as_ref(), &stored, now).await;
+            }
+            tracing::info!(paused = changed.paused, next_fire_at = ?changed.next_fire_at, "schedule changed");
+            return Ok(Schedule {
+                version: stored.version + 1,
+                ..changed
+            }
+            .view(|_| None));
+        }
+        tracing::info!("the schedule moved under this change; applying it again");
+    }
+    Err(Problem::conflict(
+        "the schedule kept changing while this change was made; read it and try again",
+    ))
+}
+
+/// `stored` with `body` applied at `now`, and whether its timing changed
+/// (then it is retimed: nothing missed while paused is made up).
+async fn changed_schedule(
+    deps: &SubmitDeps,
+    stored: &Schedule,
+    body: SchedulePatch,
+    owner: &str,
+    now: i64,
+) -> Result<(Schedule, bool), Problem> {
+    let fields = checked(deps, apply_patch(stored, body), owner, now).await?;
     let timing_changed = (
         &fields.cron,
         &fields.rate,
@@ -236,7 +268,7 @@ async fn patch(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -
         stored.end_at,
         stored.paused,
     );
-    let mut changed = Schedule {
+    let changed = Schedule {
         name: fields.name,
         cron: fields.cron,
         rate: fields.rate,
@@ -249,19 +281,11 @@ async fn patch(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -
         updated_at: now,
         ..stored.clone()
     };
-    if timing_changed {
-        // From now on: nothing missed while paused is made up.
-        changed = changed.retimed(now);
-        cancel_waiting_tick(deps.store.as_ref(), &stored, now).await;
-    }
-    if !deps.store.replace_schedule(&changed, stored.version).await? {
-        return Err(Problem::conflict(
-            "the schedule changed while this change was made; read it and try again",
-        ));
-    }
-    tracing::info!(paused = changed.paused, next_fire_at = ?changed.next_fire_at, "schedule changed");
-    changed.version = stored.version + 1;
-    Ok(changed.view(|_| None))
+    Ok(if timing_changed {
+        (changed.retimed(now), true)
+    } else {
+        (changed, false)
+    })
 }
 
 async fn delete(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -> Result<(), Problem> {

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 
 use longrun_core::record::ScheduleTick;
-use longrun_core::schedule::{Overlap, RunOutcome, Schedule, ScheduleRun, TICK_LOOKAHEAD_MS};
+use longrun_core::schedule::{
+    cancel_unstarted_tick_job, Overlap, RunOutcome, Schedule, ScheduleRun, TICK_LOOKAHEAD_MS,
+};
 use longrun_core::JobId;
 use longrun_lambda::{BoxError, ScheduledFunction};
 use serde::Serialize;
@@ -119,11 +121,40 @@ pub async fn tick(
     };
     let outcome = run.outcome;
     tracing::info!(tick_at, outcome = outcome.as_str(), job_id = ?run.job_id, "schedule ticked");
+    let made = run.job_id.clone();
     let moved = deps
         .store
         .replace_schedule(&schedule.after_tick(run, now_ms), schedule.version)
         .await?;
+    if !moved && tick_at > now_ms {
+        if let Some(job_id) = made {
+            unmake_if_unwanted(deps, id, &job_id, tick_at, now_ms).await?;
+        }
+    }
     Ok(Some((outcome, moved)))
+}
+
+/// The schedule changed while this pass made tick `tick_at`'s job ahead of
+/// its time. When the change paused, retimed or deleted it, so that the
+/// schedule no longer leads to that tick and did not record the job, the
+/// job is cancelled before it starts; otherwise the next pass records it.
+async fn unmake_if_unwanted(
+    deps: &SubmitDeps,
+    id: &str,
+    job_id: &JobId,
+    tick_at: i64,
+    now_ms: i64,
+) -> Result<(), longrun_core::ports::StoreError> {
+    let fresh = deps.store.get_schedule(id).await?;
+    let wanted = fresh.is_some_and(|s| {
+        s.recent_runs.iter().any(|r| r.job_id.as_ref() == Some(job_id))
+            || (!s.paused && s.next_fire_at == Some(tick_at))
+    });
+    if !wanted {
+        tracing::info!(job_id = %job_id, tick_at, "the schedule changed under its tick; the tick's job is cancelled");
+        cancel_unstarted_tick_job(deps.store.as_ref(), job_id, now_ms).await;
+    }
+    Ok(())
 }
 
 /// With `overlap: skip`, the last tick's job when it has not ended.

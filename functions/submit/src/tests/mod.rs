@@ -4,6 +4,7 @@ mod admission;
 mod callbacks;
 mod chains;
 mod quotas;
+mod schedule_races;
 mod schedules;
 mod uploads;
 

@@ -5,7 +5,7 @@ use crate::schedules::tick::pass;
 use longrun_core::ports::ScheduleStore;
 use longrun_core::schedule::TICK_LOOKAHEAD_MS;
 
-fn call(method: &str, path: &str, body: Option<&str>, who: &str) -> ApiGatewayV2httpRequest {
+pub(super) fn call(method: &str, path: &str, body: Option<&str>, who: &str) -> ApiGatewayV2httpRequest {
     let id = path.strip_prefix("/schedules/").map(str::to_owned);
     let route = match (&id, path.split_once('?')) {
         (Some(_), _) => format!("{method} /schedules/{{id}}"),
@@ -39,7 +39,7 @@ fn every_minute() -> Value {
     json!({"rate": "1 minute", "job": {"type": "sleep", "input": {"seconds": 1}}})
 }
 
-async fn created(f: &Fixture, body: Value) -> longrun_core::schedule::Schedule {
+pub(super) async fn created(f: &Fixture, body: Value) -> longrun_core::schedule::Schedule {
     let response = create(f, body, "alice").await;
     assert_eq!(response.status_code, 201, "{:?}", response.body);
     let id = body_json(&response)["id"].as_str().unwrap().to_owned();

@@ -42,7 +42,7 @@ pub struct MemoryJobStore {
     /// Each limit key's state.
     pub(super) limits: Mutex<HashMap<String, crate::limits::LimitState>>,
     /// Schedules by id.
-    pub(super) schedules: Mutex<HashMap<String, crate::schedule::Schedule>>,
+    pub(super) schedules: Mutex<super::schedules::Schedules>,
 }
 
 /// The retention of [`MemoryJobStore::new`]: `JOB_RETENTION_DAYS`' default of 7 days.

@@ -23,9 +23,14 @@ impl Schedule {
 /// schedule must not run it. Best effort: a failure is logged, and the job
 /// runs at its tick.
 pub async fn cancel_waiting_tick(store: &dyn JobLifecycle, schedule: &Schedule, now_ms: i64) {
-    let Some(job_id) = schedule.job_waiting_for_tick(now_ms) else {
-        return;
-    };
+    if let Some(job_id) = schedule.job_waiting_for_tick(now_ms) {
+        cancel_unstarted_tick_job(store, job_id, now_ms).await;
+    }
+}
+
+/// Cancels tick job `job_id` if it is still QUEUED and never started.
+/// Best effort: a failure is logged, and the job runs at its tick.
+pub async fn cancel_unstarted_tick_job(store: &dyn JobLifecycle, job_id: &crate::JobId, now_ms: i64) {
     match store.get(job_id).await {
         Ok(Some(job)) if job.status == JobStatus::Queued && job.started_at.is_none() => {
             match store.request_cancel(job_id, now_ms).await {
@@ -37,3 +42,9 @@ pub async fn cancel_waiting_tick(store: &dyn JobLifecycle, schedule: &Schedule, 
         Err(err) => tracing::warn!(job_id = %job_id, error = %err, "could not read the tick's waiting job"),
     }
 }
+
+/// How often a change of a schedule is applied again to a fresh read when
+/// the scheduler pass (or another change) moved the schedule under it. A
+/// caller sends no version, so a change that lost a race is not the
+/// caller's conflict: only this many losses in a row are.
+pub const CHANGE_TRIES: usize = 5;

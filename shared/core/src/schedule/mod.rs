@@ -18,7 +18,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-pub use changes::cancel_waiting_tick;
+pub use changes::{cancel_unstarted_tick_job, cancel_waiting_tick, CHANGE_TRIES};
 pub use longrun_types::schedule::{
     Overlap, ScheduleList, SchedulePatch, ScheduleRequest, ScheduleRunView, ScheduleView,
 };
