@@ -55,6 +55,36 @@ impl ObjectStore for S3ObjectStore {
         }
     }
 
+    async fn open_from(&self, key: &str, offset: u64) -> Result<ObjectReader, ObjectError> {
+        if offset == 0 {
+            return self.open(key).await;
+        }
+        let range = format!("bytes={offset}-");
+        let result = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(range)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(ObjectReader {
+                size: output.content_length().and_then(|n| u64::try_from(n).ok()),
+                body: Box::pin(output.body.into_async_read()),
+            }),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                Err(ObjectError::NotFound(key.to_owned()))
+            }
+            // 416: the offset is at or past the end, so nothing is left to read.
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 416) => Ok(ObjectReader {
+                size: Some(0),
+                body: Box::pin(tokio::io::empty()),
+            }),
+            Err(err) => Err(ObjectError::Unavailable(describe(&err))),
+        }
+    }
+
     async fn presign_put(&self, key: &str, bytes: u64, ttl: Duration) -> Result<String, ObjectError> {
         let presigning = PresigningConfig::expires_in(ttl).map_err(|e| ObjectError::Unavailable(e.to_string()))?;
         let length = i64::try_from(bytes).map_err(|e| ObjectError::Unavailable(e.to_string()))?;

@@ -13,6 +13,8 @@ use crate::ports::{ObjectError, ObjectReader, ObjectStore};
 #[derive(Default)]
 pub struct MemoryObjectStore {
     objects: Mutex<HashMap<String, (Bytes, String)>>,
+    /// Bytes per second reads are served at; 0: at once.
+    read_rate: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryObjectStore {
@@ -24,6 +26,41 @@ impl MemoryObjectStore {
     /// The bytes and content type stored under `key`.
     pub fn object(&self, key: &str) -> Option<(Bytes, String)> {
         self.objects.lock().unwrap().get(key).cloned()
+    }
+
+    /// Serves every read from now on at `bytes_per_second` (0: at once),
+    /// as a slow network would: a test's job then reads no faster than
+    /// that, whatever the machine.
+    pub fn throttle_reads(&self, bytes_per_second: u64) {
+        self.read_rate
+            .store(bytes_per_second, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A reader of `body`, at the read rate.
+    fn reader(&self, body: Bytes) -> ObjectReader {
+        let size = Some(body.len() as u64);
+        let rate = self.read_rate.load(std::sync::atomic::Ordering::SeqCst);
+        if rate == 0 {
+            return ObjectReader {
+                size,
+                body: Box::pin(std::io::Cursor::new(body)),
+            };
+        }
+        const PIECE: usize = 16 * 1024;
+        let (mut writer, reader) = tokio::io::duplex(PIECE);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for piece in body.chunks(PIECE) {
+                tokio::time::sleep(Duration::from_secs_f64(piece.len() as f64 / rate as f64)).await;
+                if writer.write_all(piece).await.is_err() {
+                    return; // the reader was dropped
+                }
+            }
+        });
+        ObjectReader {
+            size,
+            body: Box::pin(reader),
+        }
     }
 
     /// Every stored key, sorted.
@@ -46,10 +83,13 @@ impl ObjectStore for MemoryObjectStore {
 
     async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError> {
         let (body, _) = self.object(key).ok_or_else(|| ObjectError::NotFound(key.to_owned()))?;
-        Ok(ObjectReader {
-            size: Some(body.len() as u64),
-            body: Box::pin(std::io::Cursor::new(body)),
-        })
+        Ok(self.reader(body))
+    }
+
+    async fn open_from(&self, key: &str, offset: u64) -> Result<ObjectReader, ObjectError> {
+        let (body, _) = self.object(key).ok_or_else(|| ObjectError::NotFound(key.to_owned()))?;
+        let rest = body.slice(usize::try_from(offset).unwrap_or(usize::MAX).min(body.len())..);
+        Ok(self.reader(rest))
     }
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError> {

@@ -38,6 +38,11 @@ pub trait ObjectStore: Send + Sync {
     /// Opens an object for streaming reads.
     async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError>;
 
+    /// Opens an object for streaming reads from byte `offset` on (a run
+    /// resuming where a checkpoint left off): its `size` is the bytes from
+    /// there to the end; an offset at or past the end reads nothing.
+    async fn open_from(&self, key: &str, offset: u64) -> Result<ObjectReader, ObjectError>;
+
     /// A URL anyone holding it may GET the object with, for `ttl`.
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError>;
 

@@ -14,6 +14,24 @@ pub(crate) async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore)
     let mut read = Vec::new();
     reader.body.read_to_end(&mut read).await.unwrap();
     assert_eq!(read, body);
+    // From an offset: the rest, byte for byte; at or past the end, nothing.
+    for offset in [1u64, 1_234_567, 1_999_999, 2_000_000, 2_000_001] {
+        let mut reader = objects.open_from(&key, offset).await.unwrap();
+        let rest = &body[(offset as usize).min(body.len())..];
+        assert_eq!(reader.size, Some(rest.len() as u64), "from {offset}");
+        let mut read = Vec::new();
+        reader.body.read_to_end(&mut read).await.unwrap();
+        assert!(
+            read == rest,
+            "from {offset}: {} bytes read, {} expected",
+            read.len(),
+            rest.len()
+        );
+    }
+    assert!(matches!(
+        objects.open_from("inputs/no-such-object", 5).await,
+        Err(ObjectError::NotFound(_))
+    ));
     let url = objects.presign_get(&key, Duration::from_secs(60)).await.unwrap();
     assert!(url.contains(&key), "{url}");
     assert!(matches!(
