@@ -20,6 +20,9 @@ mod limits;
 #[path = "local_only_schedule.rs"]
 mod schedule;
 
+#[path = "local_only_promotion.rs"]
+mod promotion;
+
 #[tokio::test]
 #[ignore = "needs the emulator and the local runtime: make test"]
 async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 /// The sum of `metric` over every EMF document whose dimension set is
 /// exactly `dimensions` (names and values), counting each value of a
 /// distribution; and how many values there were.
-fn total(docs: &[Value], metric: &str, dimensions: &[(&str, &str)]) -> (f64, usize) {
+pub(crate) fn total(docs: &[Value], metric: &str, dimensions: &[(&str, &str)]) -> (f64, usize) {
     let mut sum = 0.0;
     let mut count = 0;
     for doc in docs {

@@ -3,7 +3,7 @@
 //! handler has stopped, and how long to back off before a retry. No I/O and
 //! no clocks of their own, so they are tested as tables.
 
-use longrun_core::record::{codes, Finish, JobError};
+use longrun_core::record::{codes, Finish, JobError, Priority};
 use longrun_core::{Config, JobRecord, ResultObject};
 use rand::Rng;
 
@@ -133,6 +133,57 @@ pub fn stalled_runs_after(job: &JobRecord, saved_checkpoint: bool, max_stalled_r
         ));
     }
     Ok(stalled)
+}
+
+/// The queue a job is promoted from when it runs out of invocation time,
+/// and the queue it goes on in (whose worker has the longer timeout).
+pub const PROMOTED_FROM: &str = "fast";
+/// See [`PROMOTED_FROM`].
+pub const PROMOTED_TO: &str = "slow";
+
+/// Where a job that ran out of invocation time goes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContinueIn {
+    /// The queue it moves to; `None`: the one it came from.
+    pub queue: Option<String>,
+    /// Its new [`JobRecord::stalled_runs`].
+    pub stalled_runs: u32,
+}
+
+/// The queue a job that ran out of invocation time is promoted to, if any:
+/// with `PROMOTE_TO_SLOW_QUEUE` on, a normal-priority job from the fast
+/// queue goes on in the slow one (when the stack has it). High and low
+/// priority jobs already run on the slow worker's queues.
+pub fn promotion(job: &JobRecord, config: &Config) -> Option<&'static str> {
+    let promotes = config.promote_to_slow_queue
+        && job.queue == PROMOTED_FROM
+        && job.priority == Priority::Normal
+        && config.queue_urls.contains_key(PROMOTED_TO);
+    promotes.then_some(PROMOTED_TO)
+}
+
+/// How a job that ran out of invocation time goes on: promoted to
+/// `promoted_to` (see [`promotion`]) with its count of runs without a
+/// checkpoint started again — the next run has a longer deadline, so the
+/// run just ended is no evidence that runs make no progress — or on its
+/// own queue, counted by [`stalled_runs_after`] (and failed `no_progress`
+/// at the cap).
+pub fn continuation(
+    job: &JobRecord,
+    saved_checkpoint: bool,
+    max_stalled_runs: u32,
+    promoted_to: Option<&str>,
+) -> Result<ContinueIn, JobError> {
+    match promoted_to {
+        Some(queue) => Ok(ContinueIn {
+            queue: Some(queue.to_owned()),
+            stalled_runs: 0,
+        }),
+        None => stalled_runs_after(job, saved_checkpoint, max_stalled_runs).map(|stalled_runs| ContinueIn {
+            queue: None,
+            stalled_runs,
+        }),
+    }
 }
 
 fn job_timeout() -> JobError {
@@ -395,6 +446,135 @@ mod tests {
                 "{case}"
             );
             assert!(got.is_ok() || !got.unwrap_err().retryable, "{case}: permanent");
+        }
+    }
+
+    #[test]
+    fn a_normal_job_out_of_fast_worker_time_is_promoted_to_the_slow_queue_as_a_table() {
+        let on = longrun_core::fixtures::config(&[]);
+        let off = longrun_core::fixtures::config(&[("PROMOTE_TO_SLOW_QUEUE", "false")]);
+        let no_slow = longrun_core::fixtures::config(&[
+            ("QUEUE_URLS", "fast=http://q/fast"),
+            ("JOB_QUEUES", ""),
+            ("PRIORITY_QUEUES", ""),
+        ]);
+        let at = |queue: &str, priority: Priority, stalled: u32| {
+            let mut job = job(1, 3);
+            (job.queue, job.priority, job.stalled_runs) = (queue.into(), priority, stalled);
+            job
+        };
+        // (case, config, queue, priority, stalled before, checkpoint saved, what follows)
+        type Row<'a> = (
+            &'a str,
+            &'a Config,
+            &'a str,
+            Priority,
+            u32,
+            bool,
+            Result<(Option<&'a str>, u32), &'a str>,
+        );
+        let table: Vec<Row> = vec![
+            (
+                "fast, normal: promoted",
+                &on,
+                "fast",
+                Priority::Normal,
+                0,
+                true,
+                Ok((Some("slow"), 0)),
+            ),
+            (
+                "promoted without a checkpoint: not a stall",
+                &on,
+                "fast",
+                Priority::Normal,
+                2,
+                false,
+                Ok((Some("slow"), 0)),
+            ),
+            (
+                "switched off: stays, counted",
+                &off,
+                "fast",
+                Priority::Normal,
+                1,
+                false,
+                Ok((None, 2)),
+            ),
+            (
+                "switched off, at the cap",
+                &off,
+                "fast",
+                Priority::Normal,
+                2,
+                false,
+                Err(codes::NO_PROGRESS),
+            ),
+            (
+                "no slow queue: stays",
+                &no_slow,
+                "fast",
+                Priority::Normal,
+                0,
+                false,
+                Ok((None, 1)),
+            ),
+            (
+                "already slow: stays",
+                &on,
+                "slow",
+                Priority::Normal,
+                0,
+                true,
+                Ok((None, 0)),
+            ),
+            (
+                "slow, stalled at the cap",
+                &on,
+                "slow",
+                Priority::Normal,
+                2,
+                false,
+                Err(codes::NO_PROGRESS),
+            ),
+            (
+                "urgent: its own queue",
+                &on,
+                "urgent",
+                Priority::High,
+                0,
+                true,
+                Ok((None, 0)),
+            ),
+            (
+                "bulk: its own queue",
+                &on,
+                "bulk",
+                Priority::Low,
+                0,
+                true,
+                Ok((None, 0)),
+            ),
+            (
+                "high priority routed to fast: stays",
+                &on,
+                "fast",
+                Priority::High,
+                0,
+                true,
+                Ok((None, 0)),
+            ),
+        ];
+        for (case, config, queue, priority, stalled, saved, expected) in table {
+            let job = at(queue, priority, stalled);
+            let got = continuation(&job, saved, 3, promotion(&job, config));
+            let got = got.map(|c| (c.queue, c.stalled_runs));
+            let expected = expected.map(|(q, n)| (q.map(str::to_owned), n));
+            assert_eq!(
+                got.as_ref().map_err(|e| e.code.as_str()),
+                expected.as_ref().map_err(|c| *c),
+                "{case}"
+            );
         }
     }
 

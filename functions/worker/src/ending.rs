@@ -213,29 +213,36 @@ const CONTINUE_AFTER_SECONDS: u32 = 1;
 
 /// The invocation ran out of time: the job goes on from its checkpoint in a
 /// new invocation, through a new message, so continuations never add up to
-/// the old message's receive count (and the dead-letter queue).
+/// the old message's receive count (and the dead-letter queue). A job
+/// promoted (`next.queue`) moves to that queue in the same write, and its
+/// message goes there.
 pub(crate) async fn continue_later(
     deps: &WorkerDeps,
     message: &SqsMessage,
     job: &JobRecord,
     lease: &Lease,
-    stalled_runs: u32,
+    next: crate::ContinueIn,
 ) -> Disposition {
     let run_at = now_ms() + i64::from(CONTINUE_AFTER_SECONDS) * 1000;
     let due_at = run_at + deps.config.enqueue_grace_ms();
+    let queue = next.queue.clone().unwrap_or_else(|| job.queue.clone());
     let continuation = Finish::Continuation {
         run_at,
         due_at,
-        stalled_runs,
+        stalled_runs: next.stalled_runs,
+        queue: next.queue.clone(),
     };
     match finish(deps, job, lease, continuation).await {
         Ok(_) => {
             metrics::run_ended(job, run_ms(job));
             metrics::continued(job);
+            if next.queue.is_some() {
+                metrics::promoted(job);
+            }
             let fresh = JobMessage::for_job(job, now_ms());
-            match deps.queue.enqueue(&job.queue, &fresh, CONTINUE_AFTER_SECONDS).await {
+            match deps.queue.enqueue(&queue, &fresh, CONTINUE_AFTER_SECONDS).await {
                 Ok(()) => {
-                    tracing::info!("invocation deadline; the job continues in a new invocation");
+                    tracing::info!(from = %job.queue, to = %queue, "invocation deadline; the job continues in a new invocation");
                     Disposition::Ack
                 }
                 // QUEUED and due: the reconciler sends it once it is overdue,

@@ -39,8 +39,9 @@
 //!    backoff (retryable errors while attempts remain, and crashes, which
 //!    `maxReceiveCount` bounds instead), a continuation from the checkpoint
 //!    in a new invocation (unless `MAX_STALLED_RUNS` runs in a row saved no
-//!    checkpoint: FAILED `no_progress`, [`decide::stalled_runs_after`]), or
-//!    nothing when another worker took the lease.
+//!    checkpoint: FAILED `no_progress`, [`decide::stalled_runs_after`]) —
+//!    on the slow queue for a normal job from the fast one
+//!    ([`decide::promotion`]) — or nothing when another worker took the lease.
 //! 8. **End** ([`ending`]): the decision is written under the lease (tried
 //!    again on a store fault while the lease and invocation last), and the
 //!    message is acknowledged, or replaced by a fresh one (a retry, a
@@ -55,7 +56,8 @@ mod heartbeat;
 mod limit_gate;
 
 pub use decide::{
-    after_run, backoff_seconds, refusal_at_start, stalled_runs_after, unknown_job_type, AfterRun, RunEnd,
+    after_run, backoff_seconds, continuation, promotion, refusal_at_start, stalled_runs_after, unknown_job_type,
+    AfterRun, ContinueIn, RunEnd, PROMOTED_FROM, PROMOTED_TO,
 };
 pub use delivery::Disposition;
 
@@ -347,8 +349,8 @@ async fn run_claimed(
         }
         AfterRun::Continue => {
             let saved = saved_checkpoint.load(Ordering::SeqCst);
-            match stalled_runs_after(&job, saved, config.max_stalled_runs) {
-                Ok(stalled_runs) => continue_later(deps, message, &job, &lease, stalled_runs).await,
+            match continuation(&job, saved, config.max_stalled_runs, promotion(&job, config)) {
+                Ok(next) => continue_later(deps, message, &job, &lease, next).await,
                 Err(error) => end(deps, message, &job, &lease, Finish::Failed { error }).await,
             }
         }

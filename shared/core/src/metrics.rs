@@ -114,6 +114,12 @@ pub fn continued(job: &JobRecord) {
     count("Continuations", job);
 }
 
+/// A job that ran out of the fast worker's time moves to the slow queue
+/// (counted with the queue it left).
+pub fn promoted(job: &JobRecord) {
+    count("JobsPromoted", job);
+}
+
 /// A job found no room under its limit `name` and waits.
 pub fn limit_wait(name: &str) {
     metrics::counter!("LimitWaits").increment(1);

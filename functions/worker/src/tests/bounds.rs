@@ -200,7 +200,10 @@ async fn a_job_naming_another_owners_input_fails_exactly_like_a_missing_one() {
 #[tokio::test]
 async fn a_job_that_never_checkpoints_stops_after_max_stalled_runs_not_its_timeout() {
     let f = heartbeat_fixture();
-    let job = add_job(&f, "silent", json!({"seconds": 600}), 3);
+    let mut job = add_job(&f, "silent", json!({"seconds": 600}), 3);
+    // On the slow queue: nowhere to be promoted to.
+    job.queue = "slow".into();
+    f.store.insert(job.clone());
     let max = f.deps.config.max_stalled_runs;
     for run in 1..=max {
         // 4 s left, 3 s safety margin: each run gets about 1 s, then its deadline.
@@ -224,4 +227,49 @@ async fn a_job_that_never_checkpoints_stops_after_max_stalled_runs_not_its_timeo
         max - 1,
         "a continuation per stalled run before the last"
     );
+}
+
+#[tokio::test]
+async fn a_job_out_of_fast_worker_time_moves_to_the_slow_queue_and_its_stalls_are_counted_there() {
+    let f = heartbeat_fixture();
+    let job = add_job(&f, "silent", json!({"seconds": 600}), 3);
+    assert_eq!(
+        (job.queue.as_str(), job.priority),
+        ("fast", longrun_core::record::Priority::Normal)
+    );
+    // 4 s left, 3 s safety margin: about 1 s, then the fast worker's deadline.
+    let response = handle(&f.deps, event(vec![job_message(&job, "fast")]), &context(4)).await;
+    assert!(failures(&response).is_empty());
+    let moved = reload(&f, &job).await;
+    assert_eq!(
+        (moved.status, moved.queue.as_str(), moved.stalled_runs, moved.attempts),
+        (JobStatus::Queued, "slow", 0, 1),
+        "promoted in the continuation's write; the fast run is no stall; no new attempt"
+    );
+    let sent = f.queue.sent();
+    assert_eq!(
+        sent.iter().map(|m| m.queue.as_str()).collect::<Vec<_>>(),
+        ["slow"],
+        "its message goes to the slow queue"
+    );
+    // On the slow queue it is not moved again, and stalls count from there.
+    let max = f.deps.config.max_stalled_runs;
+    for run in 1..=max {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let response = handle(
+            &f.deps,
+            event(vec![job_message(&job, &format!("slow{run}"))]),
+            &context(4),
+        )
+        .await;
+        assert!(failures(&response).is_empty());
+        let now = reload(&f, &job).await;
+        assert_eq!(now.queue, "slow", "run {run}");
+        if run < max {
+            assert_eq!((now.status, now.stalled_runs), (JobStatus::Queued, run), "run {run}");
+        } else {
+            assert_eq!(now.error.map(|e| e.code), Some(codes::NO_PROGRESS.to_owned()));
+        }
+    }
+    assert!(f.queue.sent().iter().all(|m| m.queue == "slow"));
 }

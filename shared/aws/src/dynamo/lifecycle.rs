@@ -151,9 +151,16 @@ impl JobLifecycle for DynamoJobStore {
                 run_at,
                 due_at,
                 stalled_runs,
-            } => back_to_queue(*run_at, *due_at, now_ms)
-                .set("continuing", AttributeValue::Bool(true))
-                .set("stalled_runs", n(i64::from(*stalled_runs))),
+                queue,
+            } => {
+                let update = back_to_queue(*run_at, *due_at, now_ms)
+                    .set("continuing", AttributeValue::Bool(true))
+                    .set("stalled_runs", n(i64::from(*stalled_runs)));
+                match queue {
+                    Some(queue) => update.set("queue", s(queue)),
+                    None => update,
+                }
+            }
             Finish::Succeeded { results, .. } => ended()
                 .set("results", json(results)?)
                 .set("progress", n(100))

@@ -286,7 +286,7 @@ contract! {
         success_ends_the_run_and_leaves_the_due_index,
         a_retry_requeues_until_run_at,
         a_failure_keeps_its_coded_error,
-        a_continuation_requeues_without_using_an_attempt,
+        a_continuation_requeues_without_using_an_attempt_and_may_move_queue,
         heartbeats_extend_the_lease_under_fencing,
         cancel_ends_queued_jobs_and_flags_running_ones,
         dead_lettering_spares_live_and_ended_jobs,

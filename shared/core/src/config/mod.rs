@@ -97,6 +97,9 @@ pub struct Config {
     /// `MAX_STALLED_RUNS`: runs in a row that may run out of invocation time
     /// without saving a checkpoint before the job fails `no_progress`.
     pub max_stalled_runs: u32,
+    /// `PROMOTE_TO_SLOW_QUEUE` (`true` unless `false`): a normal-priority
+    /// job that runs out of the fast worker's time goes on in the slow queue.
+    pub promote_to_slow_queue: bool,
     /// `MAX_UPLOAD_BYTES`: the largest input `POST /uploads` hands out a URL for.
     pub max_upload_bytes: u64,
     /// `UPLOAD_URL_TTL_SECONDS`: lifetime of a presigned upload URL, 1 s to 1 hour.
@@ -255,6 +258,7 @@ impl Config {
             job_retention_seconds: number::<i64>(&lookup, "JOB_RETENTION_DAYS", 7)? * 86_400,
             result_url_ttl: Duration::from_secs(number(&lookup, "RESULT_URL_TTL_SECONDS", 900)?),
             max_stalled_runs: number(&lookup, "MAX_STALLED_RUNS", 3)?,
+            promote_to_slow_queue: number(&lookup, "PROMOTE_TO_SLOW_QUEUE", true)?,
             max_upload_bytes: number(&lookup, "MAX_UPLOAD_BYTES", 100 * 1024 * 1024)?,
             upload_url_ttl: Duration::from_secs(number(&lookup, "UPLOAD_URL_TTL_SECONDS", 300)?),
             progress_interval: Duration::from_millis(number(&lookup, "PROGRESS_INTERVAL_MS", 1000)?),

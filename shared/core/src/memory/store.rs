@@ -244,19 +244,18 @@ impl JobLifecycle for MemoryJobStore {
         match finish {
             Finish::Retry { error, run_at, due_at } => {
                 job.error = Some(error.clone());
-                job.run_at = Some(*run_at);
-                job.due_at = Some(*due_at);
+                (job.run_at, job.due_at) = (Some(*run_at), Some(*due_at));
                 return if answer_lost { Err(lost()) } else { Ok(job.clone()) };
             }
             Finish::Continuation {
                 run_at,
                 due_at,
                 stalled_runs,
+                queue,
             } => {
-                job.continuing = true;
-                job.stalled_runs = *stalled_runs;
-                job.run_at = Some(*run_at);
-                job.due_at = Some(*due_at);
+                job.queue = queue.clone().unwrap_or(job.queue.clone());
+                (job.continuing, job.stalled_runs) = (true, *stalled_runs);
+                (job.run_at, job.due_at) = (Some(*run_at), Some(*due_at));
                 return if answer_lost { Err(lost()) } else { Ok(job.clone()) };
             }
             Finish::Succeeded { results, .. } => {

@@ -81,6 +81,9 @@ pub enum Finish {
         /// The record's new [`JobRecord::stalled_runs`]: 0 when this run
         /// saved a checkpoint, one more than before when it did not.
         stalled_runs: u32,
+        /// The queue it goes on in, when not the one it came from: a job
+        /// promoted from the fast queue to the slow one.
+        queue: Option<String>,
     },
 }
 

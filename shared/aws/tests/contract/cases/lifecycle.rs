@@ -223,7 +223,7 @@ pub(crate) async fn a_retry_requeues_until_run_at(store: &dyn JobStore) {
     assert_eq!(second.attempts, 2);
 }
 
-pub(crate) async fn a_continuation_requeues_without_using_an_attempt(store: &dyn JobStore) {
+pub(crate) async fn a_continuation_requeues_without_using_an_attempt_and_may_move_queue(store: &dyn JobStore) {
     let now = now_ms();
     let job = new_job(now);
     store.create(&job, now).await.unwrap();
@@ -237,6 +237,7 @@ pub(crate) async fn a_continuation_requeues_without_using_an_attempt(store: &dyn
                 run_at: now + 1_000,
                 due_at: now + 61_000,
                 stalled_runs: 2,
+                queue: None,
             },
             now + 10,
         )
@@ -277,12 +278,16 @@ pub(crate) async fn a_continuation_requeues_without_using_an_attempt(store: &dyn
                 run_at: crashed_at + 1_000,
                 due_at: crashed_at + 61_000,
                 stalled_runs: 0,
+                queue: Some("slow".into()),
             },
             crashed_at + 10,
         )
         .await
         .unwrap();
     assert_eq!((queued.attempts, queued.takeovers), (1, 1));
+    // Promoted in the same write: the record names the queue it goes on in.
+    assert_eq!((queued.queue.as_str(), job.queue.as_str()), ("slow", "fast"));
+    assert_eq!(store.get(&job.id).await.unwrap().unwrap().queue, "slow");
     let resumed = claimed(
         store
             .claim(&job.id, &Lease::new(crashed_at + 120_000), crashed_at + 1_000)
