@@ -88,6 +88,7 @@ mod settings_tests {
         assert_eq!(
             ReportLimits::from_config(&defaults).unwrap(),
             ReportLimits {
+                checkpoint_every: std::time::Duration::from_secs(30),
                 max_record_bytes: 1024 * 1024,
                 max_groups: 100_000,
                 max_group_bytes: 64 * 1024 * 1024,

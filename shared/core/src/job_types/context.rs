@@ -93,8 +93,8 @@ pub struct JobServices {
 
 /// What a running job may use and must report through.
 pub struct JobContext {
-    run: JobRun,
-    services: JobServices,
+    pub(super) run: JobRun,
+    pub(super) services: JobServices,
     last_write: Mutex<Option<Instant>>,
     signal: Arc<StopSignal>,
 }
@@ -155,6 +155,19 @@ impl JobContext {
     ) -> Result<(), JobError> {
         let state = serde_json::to_value(state).permanent(codes::INTERNAL)?;
         self.report(percent, message.into(), Some(state)).await
+    }
+
+    /// Like [`checkpoint`](Self::checkpoint), but written whatever the
+    /// time since the last write: for the checkpoint a run saves just
+    /// before it stops, which must not be skipped. Save these rarely.
+    pub async fn checkpoint_now<S: Serialize + ?Sized>(
+        &self,
+        percent: u8,
+        message: impl Into<String>,
+        state: &S,
+    ) -> Result<(), JobError> {
+        *self.last_write.lock().unwrap() = None;
+        self.checkpoint(percent, message, state).await
     }
 
     /// `Ok` while the run may go on, `Err` with the reason once it must stop
@@ -222,15 +235,25 @@ impl JobContext {
     /// fails exactly as a missing one does, without a read, so a job cannot
     /// read another owner's input or learn whether it exists.
     pub async fn open_input(&self, key: &str) -> Result<ObjectReader, JobError> {
+        self.open_input_from(key, 0).await
+    }
+
+    /// [`open_input`](Self::open_input) from byte `offset` on (a run
+    /// resuming from its checkpoint); `size` is what is left to read.
+    pub async fn open_input_from(&self, key: &str, offset: u64) -> Result<ObjectReader, JobError> {
         let not_found = || JobError::permanent(codes::INPUT_NOT_FOUND, format!("no input object {key}"));
         if !owns_input(&self.run.owner, key) && !self.run.readable_results.iter().any(|k| k == key) {
             tracing::warn!(%key, "the job names an input outside its owner's prefix; refused as not found");
             return Err(not_found());
         }
-        self.services.objects.open(key).await.map_err(|err| match err {
-            ObjectError::NotFound(_) => not_found(),
-            other => JobError::retryable(codes::STORAGE, other.to_string()),
-        })
+        self.services
+            .objects
+            .open_from(key, offset)
+            .await
+            .map_err(|err| match err {
+                ObjectError::NotFound(_) => not_found(),
+                other => JobError::retryable(codes::STORAGE, other.to_string()),
+            })
     }
 
     /// The key this run writes a result named `name` to:

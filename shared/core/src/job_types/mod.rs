@@ -16,6 +16,7 @@
 mod context;
 mod errors;
 mod input;
+mod state_objects;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 

@@ -48,7 +48,7 @@ use tokio::time::Instant;
 use super::{JobContext, JobHandler, JobRun, JobServices, StopSignal};
 use crate::memory::{MemoryJobStore, MemoryObjectStore};
 use crate::ports::{ClaimOutcome, ObjectStore};
-use crate::record::{JobError, JobRecord, Lease, ResultObject};
+use crate::record::{Finish, JobError, JobRecord, Lease, ResultObject};
 use crate::time::now_ms;
 
 /// The stores a test job runs against, its input and its context.
@@ -125,12 +125,54 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
     let store = Arc::new(MemoryJobStore::new());
     let objects = Arc::new(MemoryObjectStore::new());
     let mut job = crate::fixtures::queued_job(HARNESS_OWNER, "test", input.clone());
-    job.checkpoint = checkpoint.clone();
+    job.checkpoint = checkpoint;
     store.insert(job.clone());
+    claimed_run(store, objects, &job.id, input, Duration::from_secs(600)).await
+}
+
+impl Harness {
+    /// The same run with only `time` left before its stop time (the
+    /// invocation's deadline less the worker's margin): a job that saves
+    /// its place before it stops is tested without a long input.
+    pub fn stopping_in(mut self, time: Duration) -> Harness {
+        self.ctx.run.stop_at = Instant::now() + time;
+        self
+    }
+
+    /// The next run of the same job, as a worker makes it after this run
+    /// stopped at its deadline: this run's end written as a continuation,
+    /// the job claimed again under a new lease (so its results go to new
+    /// keys) with the checkpoint this run saved, `time` before its stop.
+    pub async fn next_run(&self, time: Duration) -> Harness {
+        let now = now_ms();
+        let continuation = Finish::Continuation {
+            run_at: now,
+            due_at: now + 60_000,
+            stalled_runs: 0,
+            queue: None,
+        };
+        self.store
+            .finish(self.ctx.job_id(), &self.ctx.run.lease_token, &continuation, now)
+            .await
+            .expect("the run still holds the job");
+        let (store, objects) = (self.store.clone(), self.objects.clone());
+        claimed_run(store, objects, self.ctx.job_id(), self.input.clone(), time).await
+    }
+}
+
+/// Job `id` of `store` claimed now, with `stop_in` before its stop time.
+async fn claimed_run(
+    store: Arc<MemoryJobStore>,
+    objects: Arc<MemoryObjectStore>,
+    id: &crate::JobId,
+    input: Value,
+    stop_in: Duration,
+) -> Harness {
     let lease = Lease::new(now_ms() + 600_000);
-    let ClaimOutcome::Claimed(claimed) = store.claim(&job.id, &lease, now_ms()).await.unwrap() else {
-        panic!("fresh job must be claimable")
+    let ClaimOutcome::Claimed(claimed) = store.claim(id, &lease, now_ms()).await.unwrap() else {
+        panic!("the job must be claimable")
     };
+    let checkpoint = claimed.checkpoint.clone();
     let signal = Arc::new(StopSignal::default());
     let ctx = JobContext::new(
         JobRun {
@@ -140,7 +182,7 @@ pub async fn harness(input: Value, checkpoint: Option<Value>) -> Harness {
             attempt: claimed.attempts,
             lease_token: lease.token,
             lease_held_until: Arc::new(std::sync::atomic::AtomicI64::new(lease.expires_at)),
-            stop_at: Instant::now() + Duration::from_secs(600),
+            stop_at: Instant::now() + stop_in,
             checkpoint,
             readable_results: Vec::new(),
         },

@@ -1,139 +1,56 @@
-//! A report's aggregation: the object streamed through the CSV reader,
-//! rows grouped and summed, progress reported, the summary written as CSV.
+//! A report's aggregation on the parser thread: CSV records grouped and
+//! summed (from the start, or from a checkpoint), snapshots taken at record
+//! boundaries when asked, the summary written as CSV.
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::AsyncRead;
 
-use longrun_core::job_types::{JobContext, JobResultExt};
+use longrun_core::job_types::JobResultExt;
 use longrun_core::record::{codes, JobError};
 
+use super::checkpoint::{saved_stats, Ask, Asks, ReportCheckpoint, SavedGroup, SavedGroups, Snapshot};
 use super::csv_records::*;
 use super::*;
+/// A group: its key's cells, its rows, its statistics per value column.
+pub(super) type Group = (Vec<String>, u64, Vec<ColumnStats>);
 
-/// How often a running report reports progress (written at most every
-/// `PROGRESS_INTERVAL_MS`) and looks at whether the run must stop (a
-/// cancel, a lost lease, the deadline).
-pub(super) const PROGRESS_TICK: std::time::Duration = std::time::Duration::from_millis(200);
-/// Chunks of the input in flight between the reading and the parsing side.
-pub(super) const CHUNKS_IN_FLIGHT: usize = 4;
-/// Size of one chunk handed to the parser.
-pub(super) const CHUNK_BYTES: usize = 64 * 1024;
-
-/// Streams the CSV and summarises it. Two sides, so the parsing (CPU) never
-/// runs on the async runtime and overlaps with the reading (I/O): this task
-/// reads the input and hands chunks through a bounded channel to
-/// [`aggregate`] on a blocking thread, which parses them where they lie;
-/// beside the reading, it reports progress ([`report_progress`]). Memory
-/// stays at a few chunks and one record whatever the input's size. If the
-/// run stops (an error, cancel, a lost lease), the channel closes and the
-/// parser ends after the chunks already sent.
-pub(super) async fn summarise(
-    ctx: &JobContext,
-    mut input: Pin<Box<dyn AsyncRead + Send>>,
-    size: Option<u64>,
-    group_by: &[String],
-    values: &[String],
-    limits: ReportLimits,
-) -> Result<Summary, JobError> {
-    use tokio::io::AsyncReadExt;
-    let (chunks, mut received) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
-    let rows = Arc::new(AtomicU64::new(0));
-    let parser = {
-        let (group_by, values, rows) = (group_by.to_vec(), values.to_vec(), rows.clone());
-        tokio::task::spawn_blocking(move || {
-            let input = std::iter::from_fn(move || received.blocking_recv());
-            aggregate(input, &group_by, &values, limits, &rows)
-        })
-    };
-    let read = AtomicU64::new(0);
-    let pump = async {
-        let mut ended = false;
-        while !ended {
-            // Whole chunks (a read gives what one network frame holds), so
-            // the parser's thread is woken once per chunk, not per read.
-            let mut chunk = bytes::BytesMut::with_capacity(CHUNK_BYTES);
-            let mut failed = None;
-            while chunk.len() < CHUNK_BYTES {
-                match input.read_buf(&mut chunk).await {
-                    Ok(0) => {
-                        ended = true;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(err) => {
-                        failed = Some(err);
-                        break;
-                    }
-                }
-            }
-            read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            if !chunk.is_empty() && chunks.send(Ok(chunk.freeze())).await.is_err() {
-                return Ok(()); // the parser stopped: its answer says why
-            }
-            if let Some(err) = failed {
-                // The parser reports it once it has parsed what came before.
-                let _ = chunks.send(Err(err)).await;
-                return Ok(());
-            }
-        }
-        Ok(())
-    };
-    // Progress beside the reading, never holding it up.
-    let pumped: Result<(), JobError> = tokio::select! {
-        pumped = pump => pumped,
-        stop = report_progress(ctx, &rows, &read, size) => Err(stop),
-    };
-    drop(chunks);
-    // Progress failing (a cancel, the deadline) stops the run first;
-    // otherwise the parser's answer, reading errors included, in file order.
-    pumped?;
-    match parser.await {
-        Ok(parsed) => parsed,
-        // A panic is a crash, as a job handler's own would be.
-        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        Err(err) => Err(JobError::permanent(
-            codes::INTERNAL,
-            format!("the CSV parser failed: {err}"),
-        )),
-    }
+/// What a report summarises, and within which limits.
+pub(super) struct Spec {
+    pub(super) group_by: Vec<String>,
+    pub(super) values: Vec<String>,
+    pub(super) limits: ReportLimits,
 }
 
-/// Every [`PROGRESS_TICK`]: progress if the parser has read rows since the
-/// last tick (written at most every `PROGRESS_INTERVAL_MS`), else a look at
-/// whether the run must stop. Answers why the run must stop, when it must.
-pub(super) async fn report_progress(
-    ctx: &JobContext,
-    rows: &AtomicU64,
-    read: &AtomicU64,
-    size: Option<u64>,
-) -> JobError {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_TICK, PROGRESS_TICK);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reported_rows = 0;
-    loop {
-        ticks.tick().await;
-        let rows_now = rows.load(Ordering::Relaxed);
-        let reported = if rows_now == reported_rows {
-            ctx.ensure_running()
-        } else {
-            reported_rows = rows_now;
-            let read = read.load(Ordering::Relaxed);
-            let percent = size.filter(|&s| s > 0).map_or(50, |s| (read * 98 / s).min(98) as u8);
-            ctx.progress(percent, format!("read {rows_now} rows")).await
-        };
-        if let Err(stop) = reported {
-            return stop;
-        }
-    }
+/// Where a run resumes: the checkpoint and the groups it saved.
+pub(super) struct Resume {
+    pub(super) at: ReportCheckpoint,
+    pub(super) groups: Vec<SavedGroup>,
+}
+
+/// What the parser answers: the summary, or where it stopped when asked to.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    Done(Summary),
+    Stopped(Snapshot),
+}
+
+/// What the parser thread shares with the reading side.
+pub(super) struct ParserSide {
+    /// The rows read so far, for progress.
+    pub(super) rows_read: Arc<AtomicU64>,
+    /// Snapshots asked for.
+    pub(super) asks: Arc<Asks>,
+    /// Where snapshots to save (and go on) are sent.
+    pub(super) saves: tokio::sync::mpsc::Sender<Snapshot>,
 }
 
 /// Summarises the CSV arriving in `chunks` (blocking: runs on its own
-/// thread); `rows_read` follows the rows read, for progress.
+/// thread), from its start or from where `resume` left off; `side` follows
+/// the rows read, for progress, and takes the snapshots asked for (after
+/// `SaveAndStop` the answer is the snapshot).
 ///
 /// Only the cells the report uses are looked at. Each is trimmed of
 /// whitespace and must be UTF-8; the common case is checked cheaply and
@@ -145,48 +62,61 @@ pub(super) async fn report_progress(
 /// (Unicode trimming, UTF-8 checked, the error with its place).
 pub(super) fn aggregate(
     chunks: impl Iterator<Item = std::io::Result<Bytes>>,
-    group_by: &[String],
-    values: &[String],
-    limits: ReportLimits,
-    rows_read: &AtomicU64,
-) -> Result<Summary, JobError> {
-    let mut csv = CsvRecords::new(chunks, limits.max_record_bytes);
-    let headers: Vec<String> = if csv.next_record()? {
-        (0..csv.len())
-            .map(|i| String::from_utf8(csv.cell(i).to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(|_| JobError::permanent(INVALID_CSV, format!("line {}: the header is not UTF-8", csv.line)))?
-    } else {
-        Vec::new()
+    spec: &Spec,
+    side: &ParserSide,
+    resume: Option<Resume>,
+) -> Result<Parsed, JobError> {
+    let (group_by, values, limits) = (spec.group_by.as_slice(), spec.values.as_slice(), spec.limits);
+    let (mut csv, columns, group_idx, value_idx, mut found, mut rows) = match resume {
+        Some(Resume { at, groups }) => {
+            if at.group_idx.iter().chain(&at.value_idx).any(|&i| i >= at.columns)
+                || (at.group_idx.len(), at.value_idx.len()) != (group_by.len(), values.len())
+            {
+                return Err(JobError::permanent(
+                    codes::INVALID_CHECKPOINT,
+                    "the checkpoint's columns do not fit the report",
+                ));
+            }
+            let csv = CsvRecords::resume(chunks, limits.max_record_bytes, at.offset, at.line);
+            let found: Vec<Group> = groups
+                .into_iter()
+                .map(|group| {
+                    let stats = group.stats();
+                    (group.0, group.1, stats)
+                })
+                .collect();
+            (csv, at.columns, at.group_idx, at.value_idx, found, at.rows)
+        }
+        None => {
+            let mut csv = CsvRecords::new(chunks, limits.max_record_bytes);
+            let headers = read_header(&mut csv)?;
+            let index_of = |columns: &[String]| -> Result<Vec<usize>, JobError> {
+                columns.iter().map(|c| column_index(&headers, c)).collect()
+            };
+            let (group_idx, value_idx) = (index_of(group_by)?, index_of(values)?);
+            (csv, headers.len(), group_idx, value_idx, Vec::new(), 0)
+        }
     };
-    let group_idx: Vec<usize> = group_by
-        .iter()
-        .map(|c| column_index(&headers, c))
-        .collect::<Result<_, _>>()?;
-    let value_idx: Vec<usize> = values
-        .iter()
-        .map(|c| column_index(&headers, c))
-        .collect::<Result<_, _>>()?;
 
     // Groups in order of first appearance; `index` finds one by its key's
     // cells, encoded into `key` (each cell's length, then its bytes), so a
     // row of a group already seen allocates nothing.
-    let mut found: Vec<(Vec<String>, u64, Vec<ColumnStats>)> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(found.len());
     let mut held_bytes: usize = 0;
     let mut key: Vec<u8> = Vec::new();
-    let mut rows: u64 = 0;
+    for (i, (cells, _, _)) in found.iter().enumerate() {
+        let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+        held_bytes += group_bytes(&cells, value_idx.len());
+        encode_key(&mut key, cells.iter().map(|c| c.as_bytes()));
+        index.insert(key.clone(), i);
+    }
     while csv.next_record()? {
         rows += 1;
         let line = csv.line;
-        if csv.len() != headers.len() {
+        if csv.len() != columns {
             return Err(JobError::permanent(
                 INVALID_CSV,
-                format!(
-                    "line {line}: the record has {} fields, the header {}",
-                    csv.len(),
-                    headers.len()
-                ),
+                format!("line {line}: the record has {} fields, the header {columns}", csv.len()),
             ));
         }
         let seen = match group_idx.as_slice() {
@@ -283,7 +213,27 @@ pub(super) fn aggregate(
             stats.add(value);
         }
         if rows.is_multiple_of(ROWS_PER_PROGRESS) {
-            rows_read.store(rows, Ordering::Relaxed);
+            side.rows_read.store(rows, Ordering::Relaxed);
+        }
+        let ask = side.asks.take(rows);
+        if ask != Ask::Nothing {
+            let (offset, line) = csv.position();
+            let at = ReportCheckpoint {
+                offset,
+                line,
+                rows,
+                columns,
+                group_idx: group_idx.clone(),
+                value_idx: value_idx.clone(),
+                groups: SavedGroups::Inline(serde_json::Value::Null),
+            };
+            let groups = serde_json::to_vec(&GroupsJson(&found)).permanent(codes::INTERNAL)?;
+            let snapshot = Snapshot { at, groups };
+            if ask == Ask::SaveAndStop {
+                return Ok(Parsed::Stopped(snapshot));
+            }
+            // One waiting to be written is enough; this one is skipped.
+            let _ = side.saves.try_send(snapshot);
         }
     }
 
@@ -300,12 +250,33 @@ pub(super) fn aggregate(
             }
         })
         .collect();
-    Ok(Summary {
+    Ok(Parsed::Done(Summary {
         group_by: group_by.to_vec(),
         values: values.to_vec(),
         rows,
         groups,
-    })
+    }))
+}
+
+/// The header's column names (none for an empty input).
+fn read_header<C: Iterator<Item = std::io::Result<Bytes>>>(csv: &mut CsvRecords<C>) -> Result<Vec<String>, JobError> {
+    if !csv.next_record()? {
+        return Ok(Vec::new());
+    }
+    (0..csv.len())
+        .map(|i| String::from_utf8(csv.cell(i).to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| JobError::permanent(INVALID_CSV, format!("line {}: the header is not UTF-8", csv.line)))
+}
+
+/// The groups as JSON, without a copy of them: a list of
+/// [`SavedGroup`](super::checkpoint::SavedGroup)s.
+struct GroupsJson<'a>(&'a [Group]);
+
+impl serde::Serialize for GroupsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(key, rows, stats)| (key, rows, saved_stats(stats))))
+    }
 }
 
 /// Encodes a group's key cells into `key`: each cell's length, then its

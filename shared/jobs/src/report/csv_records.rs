@@ -39,6 +39,8 @@ pub(super) struct CsvRecords<C> {
     /// The line the current record starts on (1 is the first; blank lines
     /// before a record count as its start, as the `csv` crate counts them).
     pub(super) line: u64,
+    /// Bytes of the input the parser has taken, from the object's start.
+    consumed: u64,
 }
 
 impl<C: Iterator<Item = std::io::Result<Bytes>>> CsvRecords<C> {
@@ -53,7 +55,31 @@ impl<C: Iterator<Item = std::io::Result<Bytes>>> CsvRecords<C> {
             ends: vec![0; 64.min(max_record_bytes + 1)],
             len: 0,
             line: 1,
+            consumed: 0,
         }
+    }
+
+    /// A reader of an input whose chunks start at byte `offset`, where a
+    /// reader of the whole input stood between two records
+    /// ([`position`](Self::position)), on line `line`: it reads what that
+    /// reader would have read from there, with the same line numbers.
+    pub(super) fn resume(chunks: C, max_record_bytes: usize, offset: u64, line: u64) -> Self {
+        let mut reader = Self::new(chunks, max_record_bytes);
+        // A blank line, which the parser skips, so it has read something
+        // (no byte order mark is looked for past the start) and has counted
+        // up to `line`; a `\n` left of a `\r\n` is the same blank line.
+        reader.parser.set_line(line.saturating_sub(1));
+        let (_, read, _, _) = reader.parser.read_record(b"\n", &mut reader.cells, &mut reader.ends);
+        debug_assert_eq!(read, 1);
+        reader.consumed = offset;
+        reader
+    }
+
+    /// Where the reader stands between records: the byte offset of what
+    /// it has not read yet, and the line it is on. A reader
+    /// [`resume`](Self::resume)d there reads the records that follow.
+    pub(super) fn position(&self) -> (u64, u64) {
+        (self.consumed, self.parser.line())
     }
 
     /// Reads the next record: false at the end of the input. A reading
@@ -84,6 +110,7 @@ impl<C: Iterator<Item = std::io::Result<Bytes>>> CsvRecords<C> {
                 &mut self.ends[cells..ends_end],
             );
             bytes::Buf::advance(&mut self.current, read);
+            self.consumed += read as u64;
             cell_bytes += written;
             cells += ended;
             // Mid-record, each cell ended so far was followed by a comma;
@@ -257,6 +284,67 @@ mod tests {
             }
         }
         assert!(failures > 100, "the cases must exercise the cap: {failures} failed");
+    }
+
+    #[test]
+    fn a_reader_resumed_at_any_record_boundary_reads_what_the_whole_reader_reads() {
+        // Random CSV (quotes, CR, LF, CRLF, blank lines, a byte order mark at
+        // the start and further on), stopped after every record in turn:
+        // resumed from its position with only the bytes from there on, the
+        // reader reads the same records on the same lines.
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces: [&[u8]; 9] = [
+            b"a",
+            b"b",
+            b",",
+            b"\"",
+            b"\n",
+            b"\r",
+            b"\r\n",
+            b" ",
+            "\u{feff}".as_bytes(),
+        ];
+        let mut resumed_records = 0;
+        for case in 0..400 {
+            let mut text = Vec::new();
+            if next() % 4 == 0 {
+                text.extend_from_slice("\u{feff}".as_bytes());
+            }
+            for _ in 0..(next() % 120) {
+                text.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            let read_all = |mut reader: CsvRecords<std::vec::IntoIter<std::io::Result<Bytes>>>| {
+                let mut records = Vec::new();
+                while reader.next_record().unwrap() {
+                    let cells: Vec<Vec<u8>> = (0..reader.len()).map(|i| reader.cell(i).to_vec()).collect();
+                    records.push((reader.line, cells, reader.position()));
+                }
+                records
+            };
+            let whole = read_all(CsvRecords::new(random_chunks(&text, &mut next).into_iter(), 10_000));
+            for (i, (_, _, (offset, line))) in whole.iter().enumerate() {
+                let rest = &text[*offset as usize..];
+                let reader = CsvRecords::resume(random_chunks(rest, &mut next).into_iter(), 10_000, *offset, *line);
+                let again = read_all(reader);
+                assert_eq!(
+                    again,
+                    whole[i + 1..],
+                    "case {case}, after record {i}: {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+                resumed_records += again.len();
+            }
+        }
+        assert!(
+            resumed_records > 10_000,
+            "the cases must resume mid-file: {resumed_records}"
+        );
     }
 
     #[test]

@@ -31,11 +31,17 @@ use longrun_core::job_types::{JobContext, JobResultExt, TypedJob};
 use longrun_core::record::{codes, JobError, ResultObject};
 
 mod aggregate;
+mod checkpoint;
 mod csv_records;
+mod reading;
+#[cfg(test)]
+mod resume_tests;
 #[cfg(test)]
 mod tests;
 
-use self::aggregate::*;
+use self::aggregate::{summary_csv, Resume, Spec};
+pub use self::checkpoint::ReportCheckpoint;
+use self::reading::summarise;
 
 /// Rows between two progress reports.
 const ROWS_PER_PROGRESS: u64 = 2_000;
@@ -58,6 +64,9 @@ const TOO_MANY_GROUPS: &str = "too_many_groups";
 /// How much of a CSV a report holds in memory at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReportLimits {
+    /// How often a running report saves its checkpoint
+    /// (`REPORT_CHECKPOINT_SECONDS`; 0: only just before its stop time).
+    pub checkpoint_every: std::time::Duration,
     /// The longest header or record read, in bytes (`MAX_CSV_RECORD_BYTES`).
     pub max_record_bytes: usize,
     /// The most distinct groups summarised (`MAX_REPORT_GROUPS`).
@@ -69,12 +78,14 @@ pub struct ReportLimits {
 }
 
 impl ReportLimits {
-    /// The limits the environment sets: `MAX_CSV_RECORD_BYTES` (default 1
+    /// The limits the environment sets: `REPORT_CHECKPOINT_SECONDS`
+    /// (default 30), `MAX_CSV_RECORD_BYTES` (default 1
     /// MiB), `MAX_REPORT_GROUPS` (default 100,000) and
     /// `MAX_REPORT_GROUP_BYTES` (default 64 MiB: a few reports at once fit
     /// the fast worker's 512 MB), each at least 1.
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
         Ok(ReportLimits {
+            checkpoint_every: std::time::Duration::from_secs(config.settings.number("REPORT_CHECKPOINT_SECONDS", 30)?),
             max_record_bytes: config.settings.positive("MAX_CSV_RECORD_BYTES", 1024 * 1024)?,
             max_groups: config.settings.positive("MAX_REPORT_GROUPS", 100_000)?,
             max_group_bytes: config.settings.positive("MAX_REPORT_GROUP_BYTES", 64 * 1024 * 1024)?,
@@ -179,7 +190,7 @@ struct Summary {
 #[async_trait]
 impl TypedJob for ReportJob {
     type Input = ReportInput;
-    type Checkpoint = ();
+    type Checkpoint = ReportCheckpoint;
 
     fn job_type(&self) -> &'static str {
         "report"
@@ -222,20 +233,47 @@ impl TypedJob for ReportJob {
         }
     }
 
-    async fn run(&self, ctx: &JobContext, input: ReportInput, _: Option<()>) -> Result<Vec<ResultObject>, JobError> {
+    async fn run(
+        &self,
+        ctx: &JobContext,
+        input: ReportInput,
+        resume: Option<ReportCheckpoint>,
+    ) -> Result<Vec<ResultObject>, JobError> {
+        let resume = match resume {
+            Some(at) => {
+                // Groups take at most MAX_REPORT_GROUP_BYTES in memory; their
+                // JSON is within a few times that.
+                let most = 4 * self.limits.max_group_bytes as u64 + 1024 * 1024;
+                let groups = checkpoint::saved_groups(ctx, &at, most).await?;
+                tracing::info!(
+                    offset = at.offset,
+                    rows = at.rows,
+                    "the report resumes from its checkpoint"
+                );
+                Some(Resume { at, groups })
+            }
+            None => None,
+        };
+        let offset = resume.as_ref().map_or(0, |r| r.at.offset);
         let (size, reader): (Option<u64>, Pin<Box<dyn AsyncRead + Send>>) = match (&input.source.key, &input.source.csv)
         {
             (Some(key), _) => {
-                let object = ctx.open_input(key).await?;
+                let object = ctx.open_input_from(key, offset).await?;
                 (object.size, object.body)
             }
             (None, Some(csv)) => {
                 let bytes = Bytes::from(csv.clone());
-                (Some(bytes.len() as u64), Box::pin(std::io::Cursor::new(bytes)))
+                let rest = bytes.slice((offset as usize).min(bytes.len())..);
+                (Some(rest.len() as u64), Box::pin(std::io::Cursor::new(rest)))
             }
             (None, None) => return Err(JobError::permanent(codes::INVALID_INPUT, "no source")),
         };
-        let summary = summarise(ctx, reader, size, &input.group_by, &input.values, self.limits).await?;
+        let spec = Spec {
+            group_by: input.group_by,
+            values: input.values,
+            limits: self.limits,
+        };
+        let summary = summarise(ctx, reader, size, spec, resume).await?;
         ctx.progress(99, "writing results").await?;
         let json = serde_json::to_vec_pretty(&summary).permanent(codes::INTERNAL)?;
         let csv = summary_csv(&summary)?;

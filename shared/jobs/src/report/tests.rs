@@ -333,10 +333,13 @@ impl tokio::io::AsyncRead for EndlessCsv {
 async fn a_running_report_reports_progress_and_stops_when_cancelled() {
     use std::time::Duration;
     let h = harness(json!({}), None).await;
-    let (group_by, values) = (["g".to_owned()], ["v".to_owned()]);
-    let limits = ReportLimits::from_config(&longrun_core::fixtures::config(&[])).unwrap();
+    let spec = super::aggregate::Spec {
+        group_by: vec!["g".to_owned()],
+        values: vec!["v".to_owned()],
+        limits: ReportLimits::from_config(&longrun_core::fixtures::config(&[])).unwrap(),
+    };
     let endless = Box::pin(EndlessCsv { header_sent: false });
-    let summarising = super::aggregate::summarise(&h.ctx, endless, None, &group_by, &values, limits);
+    let summarising = super::reading::summarise(&h.ctx, endless, None, spec, None);
     tokio::pin!(summarising);
     let watched = tokio::time::timeout(Duration::from_secs(60), async {
         // Progress appears while the parser reads (no size: 50%).
