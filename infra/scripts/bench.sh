@@ -17,8 +17,8 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 fi
 
-# BENCH_ONLY=time: only the start lateness, spliced into its own section.
-if [ "${BENCH_ONLY:-}" != "time" ]; then
+# BENCH_ONLY=time or resume: only that part, spliced into its own section.
+if [ "${BENCH_ONLY:-}" != "time" ] && [ "${BENCH_ONLY:-}" != "resume" ]; then
 out=.local/bench.md
 {
   echo "## \`make bench\` run of $(date -u +%Y-%m-%d)"
@@ -53,5 +53,15 @@ if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY}" = "time" ]; then
     BENCH_ONLY=time ./target/release/longrun-bench
   } | tee "$time_out"
   "$PY" infra/scripts/splice-benchmarks.py time "$time_out"
+fi
+# A large report in one invocation and through short ones.
+if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY}" = "resume" ]; then
+  resume_out=.local/bench-resume.md
+  {
+    echo "## Reports that resume, \`make bench\` run of $(date -u +%Y-%m-%d) (moto $("$PY" -c 'import moto; print(moto.__version__)'))"
+    echo
+    BENCH_ONLY=resume ./target/release/longrun-bench
+  } | tee "$resume_out"
+  "$PY" infra/scripts/splice-benchmarks.py resume "$resume_out"
 fi
 echo "BENCHMARKS.md updated"

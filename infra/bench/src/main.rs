@@ -12,13 +12,16 @@
 //! 4. cold starts of every function binary against a `lambda_runtime` hello
 //!    world, over a stub Runtime API ([`cold_start`]);
 //! 5. (`BENCH_ONLY=time`, its own section) how late jobs asked for a time,
-//!    and schedule ticks, start ([`time`]).
+//!    and schedule ticks, start ([`time`]);
+//! 6. (`BENCH_ONLY=resume`, its own section) a large report in one
+//!    invocation against the same report through short ones ([`resume`]).
 //!
 //! Needs `AWS_ENDPOINT_URL` (the emulator); `infra/scripts/bench.sh` sets it up.
 
 mod cold_start;
 mod requests;
 mod throughput;
+mod resume;
 mod time;
 
 use self::requests::{requests_per_job, submit_latency, wait_all_terminal};
@@ -396,6 +399,13 @@ async fn main() {
         time::start_lateness(&shared, &bench.plain).await;
         return;
     }
+    if only == "resume" {
+        for poller in &bench.stack.pollers {
+            poller.abort();
+        }
+        resume::report_through_continuations(&bench).await;
+        return;
+    }
     if only.is_empty() || only == "requests" {
         requests_per_job(&bench, 20).await;
     }
@@ -420,6 +430,6 @@ async fn main() {
         "batch" => batch_throughput(&bench).await,
         "memory" => streaming_throughput_and_memory(&bench).await,
         "cold-start" => {}
-        other => panic!("BENCH_ONLY={other}: one of requests, batch, memory, cold-start, time"),
+        other => panic!("BENCH_ONLY={other}: one of requests, batch, memory, cold-start, time, resume"),
     }
 }

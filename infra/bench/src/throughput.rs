@@ -13,7 +13,9 @@ use crate::*;
 /// Uploads a generated CSV of `megabytes` MiB (written to a file first and
 /// streamed from it, so the bench never holds it) and answers its key and rows.
 pub(crate) async fn upload_csv(bench: &Bench, megabytes: usize) -> (String, usize) {
-    let key = format!("{}{megabytes}mb.csv", longrun_core::access::input_prefix("bench"));
+    // The bench's caller, as submit names it (`api_event`'s JWT subject).
+    let owner = longrun_lambda::identity::jwt_owner(longrun_lambda::apigw::LOCAL_ISSUER, "bench");
+    let key = format!("{}{megabytes}mb.csv", longrun_core::access::input_prefix(&owner));
     let path = PathBuf::from(format!(".local/bench-{megabytes}mb.csv"));
     let rows = {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
