@@ -20,8 +20,8 @@
 
 mod cold_start;
 mod requests;
-mod throughput;
 mod resume;
+mod throughput;
 mod time;
 
 use self::requests::{requests_per_job, submit_latency, wait_all_terminal};

@@ -112,7 +112,14 @@ pub(crate) async fn report_through_continuations(bench: &Bench) {
             whole.peak_kib as f64 / 1024.0,
             resumed.peak_kib as f64 / 1024.0,
         );
-        let _ = bench.plain.s3.delete_object().bucket(&bench.bucket).key(&key).send().await;
+        let _ = bench
+            .plain
+            .s3
+            .delete_object()
+            .bucket(&bench.bucket)
+            .key(&key)
+            .send()
+            .await;
     }
     println!();
 }
