@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use aws_sdk_dynamodb::types::AttributeValue;
 use longrun_aws::{describe, AwsClients};
 use longrun_core::ports::JobStore;
-use longrun_core::schedule::{cancel_waiting_tick, Schedule, CHANGE_TRIES};
-use longrun_core::time::{now_ms, rfc3339};
+use longrun_core::schedule::{change_schedule, Changed, Schedule};
+use longrun_core::time::rfc3339;
 use longrun_core::Config;
 use serde_json::json;
 
@@ -132,31 +132,17 @@ pub(crate) async fn pause(config: &Config, ids: &[String], pause: bool) -> ExitC
 }
 
 async fn set_paused(store: &dyn JobStore, id: &str, pause: bool) -> Result<String, String> {
-    for _ in 0..CHANGE_TRIES {
-        let stored = store
-            .get_schedule(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("no such schedule")?;
-        if stored.paused == pause {
-            return Ok(format!("already {}", if pause { "paused" } else { "running" }));
-        }
-        let now = now_ms();
-        let mut changed = stored.clone();
-        changed.paused = pause;
-        let changed = changed.retimed(now);
-        // Lost to the scheduler pass (or another change): read it again.
-        if store
-            .replace_schedule(&changed, stored.version)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            cancel_waiting_tick(store, &stored, now).await;
-            return Ok(match changed.next_fire_at {
-                Some(next) if !pause => format!("resumed, next tick {}", rfc3339(next)),
-                _ => "paused".into(),
-            });
-        }
+    let change = change_schedule(store, id, |stored, _now| async move {
+        Ok::<_, String>((stored.paused != pause).then_some(Schedule {
+            paused: pause,
+            ..stored
+        }))
+    });
+    match change.await.map_err(|e| e.to_string())? {
+        Changed::AlreadySo(_) => Ok(format!("already {}", if pause { "paused" } else { "running" })),
+        Changed::Written(changed) => Ok(match changed.next_fire_at {
+            Some(next) if !pause => format!("resumed, next tick {}", rfc3339(next)),
+            _ => "paused".into(),
+        }),
     }
-    Err("kept changing while this ran; try again".into())
 }

@@ -10,8 +10,8 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use longrun_core::api::{FieldError, Problem};
 use longrun_core::ports::ScheduleCreate;
 use longrun_core::schedule::{
-    apply_patch, cancel_waiting_tick, check_request, is_schedule_id, new_schedule_id, Schedule, ScheduleFields,
-    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView, CHANGE_TRIES,
+    apply_patch, cancel_waiting_tick, change_schedule, check_request, is_schedule_id, new_schedule_id, ChangeError,
+    Changed, Schedule, ScheduleFields, ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView,
 };
 use longrun_core::time::now_ms;
 use longrun_core::JobId;
@@ -218,74 +218,37 @@ async fn get(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -> 
 
 async fn patch(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -> Result<ScheduleView, Problem> {
     let body: SchedulePatch = json_body(deps, request, "schedule change")?;
-    // The scheduler pass moves a schedule on at every tick; a change that
-    // lost to it is applied again to what the pass wrote.
-    for _ in 0..CHANGE_TRIES {
-        let (owner, stored) = owned(deps, request, id).await?;
-        let now = now_ms();
-        let (changed, retimed) = changed_schedule(deps, &stored, body.clone(), &owner, now).await?;
-        if deps.store.replace_schedule(&changed, stored.version).await? {
-            if retimed {
-                // The tick made ahead for the old timing must not run.
-                cancel_waiting_tick(deps.store.as_ref(), &stored, now).await;
+    let (owner, _) = owned(deps, request, id).await?;
+    let change = change_schedule(deps.store.as_ref(), id, |stored, now| {
+        let (body, owner) = (body.clone(), owner.clone());
+        async move {
+            if stored.owner != owner {
+                return Err(Problem::not_found("no such schedule"));
             }
-            tracing::info!(paused = changed.paused, next_fire_at = ?changed.next_fire_at, "schedule changed");
-            return Ok(Schedule {
-                version: stored.version + 1,
-                ..changed
-            }
-            .view(|_| None));
+            let fields = checked(deps, apply_patch(&stored, body), &owner, now).await?;
+            Ok(Some(Schedule {
+                name: fields.name,
+                cron: fields.cron,
+                rate: fields.rate,
+                timezone: fields.timezone,
+                job: fields.job,
+                overlap: fields.overlap,
+                start_at: fields.start_at,
+                end_at: fields.end_at,
+                paused: fields.paused,
+                ..stored
+            }))
         }
-        tracing::info!("the schedule moved under this change; applying it again");
+    });
+    match change.await {
+        Ok(Changed::Written(schedule) | Changed::AlreadySo(schedule)) => Ok(schedule.view(|_| None)),
+        Err(ChangeError::Missing) => Err(Problem::not_found("no such schedule")),
+        Err(ChangeError::Refused(problem)) => Err(problem),
+        Err(ChangeError::KeptChanging) => Err(Problem::conflict(
+            "the schedule kept changing while this change was made; read it and try again",
+        )),
+        Err(ChangeError::Store(err)) => Err(err.into()),
     }
-    Err(Problem::conflict(
-        "the schedule kept changing while this change was made; read it and try again",
-    ))
-}
-
-/// `stored` with `body` applied at `now`, and whether its timing changed
-/// (then it is retimed: nothing missed while paused is made up).
-async fn changed_schedule(
-    deps: &SubmitDeps,
-    stored: &Schedule,
-    body: SchedulePatch,
-    owner: &str,
-    now: i64,
-) -> Result<(Schedule, bool), Problem> {
-    let fields = checked(deps, apply_patch(stored, body), owner, now).await?;
-    let timing_changed = (
-        &fields.cron,
-        &fields.rate,
-        &fields.timezone,
-        fields.start_at,
-        fields.end_at,
-        fields.paused,
-    ) != (
-        &stored.cron,
-        &stored.rate,
-        &stored.timezone,
-        stored.start_at,
-        stored.end_at,
-        stored.paused,
-    );
-    let changed = Schedule {
-        name: fields.name,
-        cron: fields.cron,
-        rate: fields.rate,
-        timezone: fields.timezone,
-        job: fields.job,
-        overlap: fields.overlap,
-        start_at: fields.start_at,
-        end_at: fields.end_at,
-        paused: fields.paused,
-        updated_at: now,
-        ..stored.clone()
-    };
-    Ok(if timing_changed {
-        (changed.retimed(now), true)
-    } else {
-        (changed, false)
-    })
 }
 
 async fn delete(deps: &SubmitDeps, request: &ApiGatewayV2httpRequest, id: &str) -> Result<(), Problem> {

@@ -18,7 +18,9 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-pub use changes::{cancel_unstarted_tick_job, cancel_waiting_tick, CHANGE_TRIES};
+pub use changes::{
+    cancel_unstarted_tick_job, cancel_waiting_tick, change_schedule, ChangeError, Changed, CHANGE_TRIES,
+};
 pub use longrun_types::schedule::{
     Overlap, ScheduleList, SchedulePatch, ScheduleRequest, ScheduleRunView, ScheduleView,
 };
