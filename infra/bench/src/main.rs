@@ -97,6 +97,7 @@ fn counting_clients(shared: &aws_config::SdkConfig, counter: &RequestCounter) ->
                 .interceptor(counter.clone())
                 .build(),
         ),
+        read_rate: 0,
     }
 }
 

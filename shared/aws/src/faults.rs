@@ -2,7 +2,10 @@
 //! an interceptor that fails chosen AWS operations before they are sent, as
 //! a network or service failure would. Configured by `FAULT_INJECTION`
 //! (`Operation=probability,…`, e.g. `SendMessage=1` or `PutObject=0.2`);
-//! unset, no interceptor is installed at all.
+//! unset, no interceptor is installed at all. One rule slows instead of
+//! failing: `SlowReads=<bytes per second>` serves every object read at that
+//! rate, as a slow network would (a report then takes long enough to be
+//! stopped, killed and resumed mid-read).
 
 use std::sync::Arc;
 
@@ -18,16 +21,35 @@ use rand::Rng;
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultInjector {
     rules: Arc<Vec<(String, f64)>>,
+    /// `SlowReads`: bytes per second object reads are served at (0: not slowed).
+    read_rate: u64,
 }
+
+/// The rule that slows object reads rather than failing calls.
+const SLOW_READS: &str = "SlowReads";
 
 impl FaultInjector {
     /// Parses `Operation=probability,…` (a bare `Operation` means always).
     pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut read_rate = 0;
         let rules = spec
             .split(',')
             .map(str::trim)
             .filter(|r| !r.is_empty())
+            .filter_map(|rule| match rule.split_once('=') {
+                Some((name, rate)) if name.trim() == SLOW_READS => match rate.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => {
+                        read_rate = n;
+                        None
+                    }
+                    _ => Some(Err(format!(
+                        "{rule:?}: {SLOW_READS} takes a positive number of bytes per second"
+                    ))),
+                },
+                _ => Some(Ok(rule)),
+            })
             .map(|rule| {
+                let rule = rule?;
                 let (operation, rate) = rule.split_once('=').unwrap_or((rule, "1"));
                 let rate: f64 = rate
                     .trim()
@@ -39,7 +61,15 @@ impl FaultInjector {
                 Ok((operation.trim().to_owned(), rate))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(FaultInjector { rules: Arc::new(rules) })
+        Ok(FaultInjector {
+            rules: Arc::new(rules),
+            read_rate,
+        })
+    }
+
+    /// Bytes per second object reads are served at (`SlowReads`; 0: as fast as they come).
+    pub fn read_rate(&self) -> u64 {
+        self.read_rate
     }
 
     /// The injector `FAULT_INJECTION` asks for, if any.
@@ -92,5 +122,17 @@ mod tests {
         assert!(never.fails("PutObject"));
         assert!(FaultInjector::parse("SendMessage=2").is_err());
         assert!(FaultInjector::parse("SendMessage=often").is_err());
+        assert_eq!(never.read_rate(), 0, "reads are not slowed unless asked");
+    }
+
+    #[test]
+    fn slow_reads_take_a_rate_and_fail_nothing() {
+        let slow = FaultInjector::parse("SlowReads=4096, PutObject=1").unwrap();
+        assert_eq!(slow.read_rate(), 4096);
+        assert!(!slow.fails("SlowReads") && !slow.fails("GetObject"));
+        assert!(slow.fails("PutObject"));
+        for bad in ["SlowReads=0", "SlowReads=fast", "SlowReads=-1"] {
+            assert!(FaultInjector::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -88,6 +88,9 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     /// For the jobs bucket; path-style when an endpoint is overridden.
     pub s3: aws_sdk_s3::Client,
+    /// Bytes per second the object store serves reads at (the fault
+    /// `SlowReads`); 0: as fast as S3 sends.
+    pub read_rate: u64,
 }
 
 impl AwsClients {
@@ -132,6 +135,7 @@ impl AwsClients {
         let mut s3 = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(shared.endpoint_url().is_some())
             .timeout_config(timeouts.objects());
+        let read_rate = faults.as_ref().map_or(0, FaultInjector::read_rate);
         if let Some(faults) = faults {
             dynamodb = dynamodb.interceptor(faults.clone());
             sqs = sqs.interceptor(faults.clone());
@@ -141,6 +145,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            read_rate,
         }
     }
 
@@ -160,7 +165,7 @@ impl AwsClients {
 
     /// The [`ObjectStore`](longrun_core::ports::ObjectStore) on the `JOBS_BUCKET` bucket.
     pub fn object_store(&self, config: &Config) -> Arc<S3ObjectStore> {
-        Arc::new(S3ObjectStore::new(self.s3.clone(), &config.jobs_bucket))
+        Arc::new(S3ObjectStore::new(self.s3.clone(), &config.jobs_bucket).with_read_rate(self.read_rate))
     }
 }
 

@@ -14,6 +14,9 @@ use longrun_core::ports::{ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT
 pub struct S3ObjectStore {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Bytes per second reads are served at (0: as they come), for tests
+    /// of slow reads (`FAULT_INJECTION`'s `SlowReads`).
+    read_rate: u64,
 }
 
 impl S3ObjectStore {
@@ -22,7 +25,15 @@ impl S3ObjectStore {
         S3ObjectStore {
             client,
             bucket: bucket.to_owned(),
+            read_rate: 0,
         }
+    }
+
+    /// The store with every read served at most `bytes_per_second` (0: as
+    /// fast as S3 sends).
+    pub fn with_read_rate(mut self, bytes_per_second: u64) -> Self {
+        self.read_rate = bytes_per_second;
+        self
     }
 }
 
@@ -42,47 +53,41 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError> {
-        let result = self.client.get_object().bucket(&self.bucket).key(key).send().await;
-        match result {
-            Ok(output) => Ok(ObjectReader {
-                size: output.content_length().and_then(|n| u64::try_from(n).ok()),
-                body: Box::pin(output.body.into_async_read()),
-            }),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                Err(ObjectError::NotFound(key.to_owned()))
-            }
-            Err(err) => Err(ObjectError::Unavailable(describe(&err))),
-        }
+        self.open_from(key, 0, None).await
     }
 
-    async fn open_from(&self, key: &str, offset: u64) -> Result<ObjectReader, ObjectError> {
-        if offset == 0 {
-            return self.open(key).await;
-        }
-        let range = format!("bytes={offset}-");
+    async fn open_from(&self, key: &str, offset: u64, if_match: Option<&str>) -> Result<ObjectReader, ObjectError> {
         let result = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .range(range)
+            .set_range((offset > 0).then(|| format!("bytes={offset}-")))
+            .set_if_match(if_match.map(str::to_owned))
             .send()
             .await;
-        match result {
-            Ok(output) => Ok(ObjectReader {
+        let reader = match result {
+            Ok(output) => ObjectReader {
                 size: output.content_length().and_then(|n| u64::try_from(n).ok()),
+                etag: output.e_tag().map(str::to_owned),
                 body: Box::pin(output.body.into_async_read()),
-            }),
+            },
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                Err(ObjectError::NotFound(key.to_owned()))
+                return Err(ObjectError::NotFound(key.to_owned()))
             }
-            // 416: the offset is at or past the end, so nothing is left to read.
-            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 416) => Ok(ObjectReader {
-                size: Some(0),
-                body: Box::pin(tokio::io::empty()),
-            }),
-            Err(err) => Err(ObjectError::Unavailable(describe(&err))),
-        }
+            Err(err) => match err.raw_response().map(|r| r.status().as_u16()) {
+                // Not the version asked for: it was replaced.
+                Some(412) => return Err(ObjectError::Changed(key.to_owned())),
+                // The offset is at or past the end, so nothing is left to read.
+                Some(416) => ObjectReader {
+                    size: Some(0),
+                    etag: None,
+                    body: Box::pin(tokio::io::empty()),
+                },
+                _ => return Err(ObjectError::Unavailable(describe(&err))),
+            },
+        };
+        Ok(longrun_core::ports::throttled(reader, self.read_rate))
     }
 
     async fn presign_put(&self, key: &str, bytes: u64, ttl: Duration) -> Result<String, ObjectError> {

@@ -104,6 +104,10 @@ pub mod codes {
     pub const INVALID_INPUT: &str = "invalid_input";
     /// An input object the job names does not exist (permanent).
     pub const INPUT_NOT_FOUND: &str = "input_not_found";
+    /// The input object was replaced while the job read it: a run resuming
+    /// from a checkpoint found another version under the key (permanent;
+    /// the summary would be of neither).
+    pub const INPUT_CHANGED: &str = "input_changed";
     /// The run stopped because its owner asked to cancel; the job ends CANCELLED.
     pub const CANCELLED: &str = "cancelled";
     /// The run stopped because another worker took over its lease; the

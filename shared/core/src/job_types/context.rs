@@ -235,12 +235,20 @@ impl JobContext {
     /// fails exactly as a missing one does, without a read, so a job cannot
     /// read another owner's input or learn whether it exists.
     pub async fn open_input(&self, key: &str) -> Result<ObjectReader, JobError> {
-        self.open_input_from(key, 0).await
+        self.open_input_from(key, 0, None).await
     }
 
     /// [`open_input`](Self::open_input) from byte `offset` on (a run
-    /// resuming from its checkpoint); `size` is what is left to read.
-    pub async fn open_input_from(&self, key: &str, offset: u64) -> Result<ObjectReader, JobError> {
+    /// resuming from its checkpoint); `size` is what is left to read. Pass
+    /// the [`etag`](ObjectReader::etag) an earlier run read (save it in the
+    /// checkpoint) as `if_match`: if the object was replaced since, the job
+    /// fails `input_changed` rather than go on over another object's bytes.
+    pub async fn open_input_from(
+        &self,
+        key: &str,
+        offset: u64,
+        if_match: Option<&str>,
+    ) -> Result<ObjectReader, JobError> {
         let not_found = || JobError::permanent(codes::INPUT_NOT_FOUND, format!("no input object {key}"));
         if !owns_input(&self.run.owner, key) && !self.run.readable_results.iter().any(|k| k == key) {
             tracing::warn!(%key, "the job names an input outside its owner's prefix; refused as not found");
@@ -248,10 +256,14 @@ impl JobContext {
         }
         self.services
             .objects
-            .open_from(key, offset)
+            .open_from(key, offset, if_match)
             .await
             .map_err(|err| match err {
                 ObjectError::NotFound(_) => not_found(),
+                ObjectError::Changed(_) => JobError::permanent(
+                    codes::INPUT_CHANGED,
+                    format!("the input object {key} was replaced while the job read it; submit the job again"),
+                ),
                 other => JobError::retryable(codes::STORAGE, other.to_string()),
             })
     }

@@ -12,7 +12,9 @@ use crate::ports::{ObjectError, ObjectReader, ObjectStore};
 /// Objects in a map.
 #[derive(Default)]
 pub struct MemoryObjectStore {
-    objects: Mutex<HashMap<String, (Bytes, String)>>,
+    /// Body, content type, and the version (a count of puts) per key.
+    objects: Mutex<HashMap<String, (Bytes, String, u64)>>,
+    puts: std::sync::atomic::AtomicU64,
     /// Bytes per second reads are served at; 0: at once.
     read_rate: std::sync::atomic::AtomicU64,
 }
@@ -25,7 +27,11 @@ impl MemoryObjectStore {
 
     /// The bytes and content type stored under `key`.
     pub fn object(&self, key: &str) -> Option<(Bytes, String)> {
-        self.objects.lock().unwrap().get(key).cloned()
+        self.objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(body, content_type, _)| (body.clone(), content_type.clone()))
     }
 
     /// Serves every read from now on at `bytes_per_second` (0: at once),
@@ -36,31 +42,15 @@ impl MemoryObjectStore {
             .store(bytes_per_second, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// A reader of `body`, at the read rate.
-    fn reader(&self, body: Bytes) -> ObjectReader {
-        let size = Some(body.len() as u64);
+    /// A reader of `body` (of version `etag`), at the read rate.
+    fn reader(&self, body: Bytes, etag: String) -> ObjectReader {
         let rate = self.read_rate.load(std::sync::atomic::Ordering::SeqCst);
-        if rate == 0 {
-            return ObjectReader {
-                size,
-                body: Box::pin(std::io::Cursor::new(body)),
-            };
-        }
-        const PIECE: usize = 16 * 1024;
-        let (mut writer, reader) = tokio::io::duplex(PIECE);
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            for piece in body.chunks(PIECE) {
-                tokio::time::sleep(Duration::from_secs_f64(piece.len() as f64 / rate as f64)).await;
-                if writer.write_all(piece).await.is_err() {
-                    return; // the reader was dropped
-                }
-            }
-        });
-        ObjectReader {
-            size,
-            body: Box::pin(reader),
-        }
+        let reader = ObjectReader {
+            size: Some(body.len() as u64),
+            etag: Some(etag),
+            body: Box::pin(std::io::Cursor::new(body)),
+        };
+        crate::ports::throttled(reader, rate)
     }
 
     /// Every stored key, sorted.
@@ -74,22 +64,33 @@ impl MemoryObjectStore {
 #[async_trait]
 impl ObjectStore for MemoryObjectStore {
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ObjectError> {
+        let version = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         self.objects
             .lock()
             .unwrap()
-            .insert(key.to_owned(), (body, content_type.to_owned()));
+            .insert(key.to_owned(), (body, content_type.to_owned(), version));
         Ok(())
     }
 
     async fn open(&self, key: &str) -> Result<ObjectReader, ObjectError> {
-        let (body, _) = self.object(key).ok_or_else(|| ObjectError::NotFound(key.to_owned()))?;
-        Ok(self.reader(body))
+        self.open_from(key, 0, None).await
     }
 
-    async fn open_from(&self, key: &str, offset: u64) -> Result<ObjectReader, ObjectError> {
-        let (body, _) = self.object(key).ok_or_else(|| ObjectError::NotFound(key.to_owned()))?;
+    async fn open_from(&self, key: &str, offset: u64, if_match: Option<&str>) -> Result<ObjectReader, ObjectError> {
+        let (body, _, version) = self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ObjectError::NotFound(key.to_owned()))?;
+        // As S3's, quoted; every put makes a new one.
+        let etag = format!("\"v{version}\"");
+        if if_match.is_some_and(|expected| expected != etag) {
+            return Err(ObjectError::Changed(key.to_owned()));
+        }
         let rest = body.slice(usize::try_from(offset).unwrap_or(usize::MAX).min(body.len())..);
-        Ok(self.reader(rest))
+        Ok(self.reader(rest, etag))
     }
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError> {

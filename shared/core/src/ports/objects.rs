@@ -19,12 +19,19 @@ pub enum ObjectError {
     /// The store could not be reached or refused the call; try again later.
     #[error("object store unavailable: {0}")]
     Unavailable(String),
+    /// The object is no longer the version a read was made against (its
+    /// entity tag changed: it was replaced).
+    #[error("object {0} changed")]
+    Changed(String),
 }
 
 /// A stream over one object's bytes.
 pub struct ObjectReader {
     /// Size in bytes when the store knows it.
     pub size: Option<u64>,
+    /// The version read (S3's `ETag`), when the store says; `None` for a
+    /// read from past the end.
+    pub etag: Option<String>,
     /// The object's bytes, read as they arrive.
     pub body: Pin<Box<dyn AsyncRead + Send>>,
 }
@@ -40,8 +47,10 @@ pub trait ObjectStore: Send + Sync {
 
     /// Opens an object for streaming reads from byte `offset` on (a run
     /// resuming where a checkpoint left off): its `size` is the bytes from
-    /// there to the end; an offset at or past the end reads nothing.
-    async fn open_from(&self, key: &str, offset: u64) -> Result<ObjectReader, ObjectError>;
+    /// there to the end; an offset at or past the end reads nothing. With
+    /// `if_match`, only that version ([`ObjectReader::etag`] of an earlier
+    /// read) is read: another is [`ObjectError::Changed`].
+    async fn open_from(&self, key: &str, offset: u64, if_match: Option<&str>) -> Result<ObjectReader, ObjectError>;
 
     /// A URL anyone holding it may GET the object with, for `ttl`.
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ObjectError>;
@@ -50,4 +59,35 @@ pub trait ObjectStore: Send + Sync {
     /// `application/octet-stream` to `key` with, for `ttl` (both headers
     /// are signed, so S3 refuses another length).
     async fn presign_put(&self, key: &str, bytes: u64, ttl: Duration) -> Result<String, ObjectError>;
+}
+
+/// `reader` served at most `bytes_per_second`, as over a slow network (a
+/// test's job then reads no faster than that, whatever the machine); 0
+/// leaves it as it is.
+pub fn throttled(reader: ObjectReader, bytes_per_second: u64) -> ObjectReader {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if bytes_per_second == 0 {
+        return reader;
+    }
+    const PIECE: usize = 16 * 1024;
+    let (mut writer, slow) = tokio::io::duplex(PIECE);
+    let mut body = reader.body;
+    tokio::spawn(async move {
+        let mut piece = vec![0u8; PIECE];
+        loop {
+            let n = match body.read(&mut piece).await {
+                Ok(0) | Err(_) => return, // the end (a failed read ends it short)
+                Ok(n) => n,
+            };
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / bytes_per_second as f64)).await;
+            if writer.write_all(&piece[..n]).await.is_err() {
+                return; // the reader was dropped
+            }
+        }
+    });
+    ObjectReader {
+        size: reader.size,
+        etag: reader.etag,
+        body: Box::pin(slow),
+    }
 }

@@ -22,6 +22,8 @@ pub(super) struct Spec {
     pub(super) group_by: Vec<String>,
     pub(super) values: Vec<String>,
     pub(super) limits: ReportLimits,
+    /// The version of the input object read, kept in every checkpoint.
+    pub(super) etag: Option<String>,
 }
 
 /// Where a run resumes: the checkpoint and the groups it saved.
@@ -226,6 +228,7 @@ pub(super) fn aggregate(
                 group_idx: group_idx.clone(),
                 value_idx: value_idx.clone(),
                 groups: SavedGroups::Inline(serde_json::Value::Null),
+                etag: spec.etag.clone(),
             };
             let groups = serde_json::to_vec(&GroupsJson(&found)).permanent(codes::INTERNAL)?;
             let snapshot = Snapshot { at, groups };

@@ -37,6 +37,11 @@ pub struct ReportCheckpoint {
     pub(super) value_idx: Vec<usize>,
     /// The groups summed so far.
     pub(super) groups: SavedGroups,
+    /// The version of the input object read (its ETag): a run resuming
+    /// reads only that version, so an input replaced mid-report fails
+    /// `input_changed` rather than sum parts of two objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) etag: Option<String>,
 }
 
 /// Where a checkpoint's groups are.

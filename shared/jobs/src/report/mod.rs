@@ -255,16 +255,18 @@ impl TypedJob for ReportJob {
             None => None,
         };
         let offset = resume.as_ref().map_or(0, |r| r.at.offset);
-        let (size, reader): (Option<u64>, Pin<Box<dyn AsyncRead + Send>>) = match (&input.source.key, &input.source.csv)
-        {
+        let read_before = resume.as_ref().and_then(|r| r.at.etag.clone());
+        type Input = (Option<u64>, Option<String>, Pin<Box<dyn AsyncRead + Send>>);
+        let (size, etag, reader): Input = match (&input.source.key, &input.source.csv) {
             (Some(key), _) => {
-                let object = ctx.open_input_from(key, offset).await?;
-                (object.size, object.body)
+                // Resumed, only the version the first run read goes on.
+                let object = ctx.open_input_from(key, offset, read_before.as_deref()).await?;
+                (object.size, read_before.or(object.etag), object.body)
             }
             (None, Some(csv)) => {
                 let bytes = Bytes::from(csv.clone());
                 let rest = bytes.slice((offset as usize).min(bytes.len())..);
-                (Some(rest.len() as u64), Box::pin(std::io::Cursor::new(rest)))
+                (Some(rest.len() as u64), None, Box::pin(std::io::Cursor::new(rest)))
             }
             (None, None) => return Err(JobError::permanent(codes::INVALID_INPUT, "no source")),
         };
@@ -272,6 +274,7 @@ impl TypedJob for ReportJob {
             group_by: input.group_by,
             values: input.values,
             limits: self.limits,
+            etag,
         };
         let summary = summarise(ctx, reader, size, spec, resume).await?;
         ctx.progress(99, "writing results").await?;

@@ -64,6 +64,7 @@ fn spec() -> Spec {
         group_by: vec!["region".into(), "kind".into()],
         values: vec!["amount".into(), "qty".into()],
         limits,
+        etag: None,
     }
 }
 
@@ -205,4 +206,26 @@ async fn a_report_over_many_short_runs_resumes_from_its_checkpoints_in_the_recor
         assert_eq!(resumed, whole, "{groups} groups, {runs} runs");
         assert_eq!(resumed["rows"], 36_000);
     }
+}
+
+#[tokio::test]
+async fn a_report_whose_input_is_replaced_between_runs_fails_input_changed() {
+    use longrun_core::job_types::testing::Harness;
+    use std::time::Duration;
+    let h = Harness::new(json!({})).await;
+    let key = h.put_input("replaced.csv", big_csv(36_000, 20)).await;
+    h.objects.throttle_reads(4_000_000);
+    let input = json!({"source": {"key": key}, "group_by": ["group"], "values": ["amount"]});
+    let job = super::ReportJob::new(ReportLimits::from_config(&longrun_core::fixtures::config(&[])).unwrap());
+    let run = h.with_input(input).stopping_in(Duration::from_millis(1_200));
+    let stop = run.run(&job).await.expect_err("stopped to continue");
+    assert_eq!(stop.code, longrun_core::record::codes::INVOCATION_DEADLINE, "{stop:?}");
+    let saved = run.job().await.checkpoint.expect("a checkpoint");
+    assert!(saved["etag"].is_string(), "the version read is kept: {saved}");
+    // Another object under the same key: the run must not go on over it.
+    run.put_input("replaced.csv", big_csv(36_000, 7)).await;
+    let next = run.next_run(Duration::from_secs(600)).await;
+    let failed = next.run(&job).await.expect_err("the input changed");
+    assert_eq!(failed.code, longrun_core::record::codes::INPUT_CHANGED, "{failed:?}");
+    assert!(!failed.retryable);
 }

@@ -337,6 +337,7 @@ async fn a_running_report_reports_progress_and_stops_when_cancelled() {
         group_by: vec!["g".to_owned()],
         values: vec!["v".to_owned()],
         limits: ReportLimits::from_config(&longrun_core::fixtures::config(&[])).unwrap(),
+        etag: None,
     };
     let endless = Box::pin(EndlessCsv { header_sent: false });
     let summarising = super::reading::summarise(&h.ctx, endless, None, spec, None);

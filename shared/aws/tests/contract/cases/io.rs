@@ -16,7 +16,7 @@ pub(crate) async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore)
     assert_eq!(read, body);
     // From an offset: the rest, byte for byte; at or past the end, nothing.
     for offset in [1u64, 1_234_567, 1_999_999, 2_000_000, 2_000_001] {
-        let mut reader = objects.open_from(&key, offset).await.unwrap();
+        let mut reader = objects.open_from(&key, offset, None).await.unwrap();
         let rest = &body[(offset as usize).min(body.len())..];
         assert_eq!(reader.size, Some(rest.len() as u64), "from {offset}");
         let mut read = Vec::new();
@@ -29,8 +29,35 @@ pub(crate) async fn objects_stream_back_byte_for_byte(objects: &dyn ObjectStore)
         );
     }
     assert!(matches!(
-        objects.open_from("inputs/no-such-object", 5).await,
+        objects.open_from("inputs/no-such-object", 5, None).await,
         Err(ObjectError::NotFound(_))
+    ));
+    // Only the version read: the same one reads on, a replaced one is Changed.
+    let etag = objects
+        .open(&key)
+        .await
+        .unwrap()
+        .etag
+        .expect("a read names its version");
+    let mut reader = objects.open_from(&key, 1_000, Some(&etag)).await.unwrap();
+    let mut read = Vec::new();
+    reader.body.read_to_end(&mut read).await.unwrap();
+    assert!(read == body[1_000..], "the same version reads on");
+    objects
+        .put(
+            &key,
+            Bytes::from_static(b"another object under the same key"),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        objects.open_from(&key, 1_000, Some(&etag)).await,
+        Err(ObjectError::Changed(_))
+    ));
+    assert!(matches!(
+        objects.open_from(&key, 0, Some(&etag)).await,
+        Err(ObjectError::Changed(_))
     ));
     let url = objects.presign_get(&key, Duration::from_secs(60)).await.unwrap();
     assert!(url.contains(&key), "{url}");
