@@ -26,6 +26,9 @@ mod promotion;
 #[path = "local_only_resume.rs"]
 mod resume;
 
+#[path = "local_only_cors.rs"]
+mod cors;
+
 #[tokio::test]
 #[ignore = "needs the emulator and the local runtime: make test"]
 async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {

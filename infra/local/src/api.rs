@@ -27,6 +27,7 @@ use base64::Engine;
 use longrun_lambda::apigw::HttpEvent;
 use tokio_stream::StreamExt;
 
+use crate::cors::{self, CorsRules};
 use crate::functions::LocalFunction;
 use crate::openapi;
 use crate::resources::Deployed;
@@ -82,6 +83,10 @@ pub struct LocalApi {
     pub authorizer: crate::jwt::Authorizer,
     /// Function logical id → its resolved environment (for `/_local/environment/{id}`).
     pub environments: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// The HTTP API's CORS (`CorsConfiguration`), if it has one.
+    pub api_cors: Option<CorsRules>,
+    /// The function URL's CORS (`FunctionUrlConfig.Cors`), if it has one.
+    pub url_cors: Option<CorsRules>,
 }
 
 /// The local API Gateway as an axum router.
@@ -114,6 +119,9 @@ pub fn app(api: Arc<LocalApi>) -> Router {
         .with_state(api)
 }
 
+/// Every request that is not the runtime's own: a CORS preflight answered
+/// as the gateway (or the function URL) would, anything else routed, and
+/// the answer given the CORS headers of whichever of the two answered.
 async fn dispatch(
     State(api): State<Arc<LocalApi>>,
     method: Method,
@@ -121,6 +129,23 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let on_api = api
+        .routes
+        .iter()
+        .any(|route| match_path(&route.path, uri.path()).is_some());
+    let rules = if on_api {
+        api.api_cors.as_ref()
+    } else {
+        api.url_function.as_ref().and(api.url_cors.as_ref())
+    };
+    if let Some(rules) = rules.filter(|_| cors::is_preflight(&method, &headers)) {
+        return cors::preflight(rules, &headers);
+    }
+    let answer = route(&api, &method, &uri, &headers, body).await;
+    cors::on_answer(rules, &headers, answer)
+}
+
+async fn route(api: &LocalApi, method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Response {
     let path = uri.path();
     let matched = api.routes.iter().find_map(|route| {
         let method_ok = route.method == "ANY" || route.method == method.as_str();
@@ -131,7 +156,7 @@ async fn dispatch(
     let Some((route, path_parameters)) = matched else {
         if let Some(function) = api.url_function.as_ref() {
             if let Some(events) = function.stream() {
-                return function_url(function, events, &method, &uri, &headers).await;
+                return function_url(function, events, method, uri, headers).await;
             }
         }
         return (StatusCode::NOT_FOUND, Json(serde_json::json!({"message": "Not Found"}))).into_response();

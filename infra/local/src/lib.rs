@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cors;
 pub mod event_source;
 pub mod functions;
 pub mod jwt;
@@ -157,6 +158,13 @@ pub async fn start(
             jwt::Authorizer::Jwt(jwt::JwtVerifier::from_file(path, issuer, audiences)?)
         }
     };
+    let (api_cors, url_cors) = template.cors_blocks(&deployed)?;
+    let url_cors = url_function
+        .as_ref()
+        .and_then(|f| url_cors.get(&f.spec.logical_id))
+        .and_then(cors::CorsRules::from_template);
+    let api_cors = cors::CorsRules::from_template(&api_cors);
+    tracing::info!(?api_cors, ?url_cors, "cross-origin access");
     let openapi = serde_yaml::to_string(&openapi::document_for(&submit_registry(&functions)))
         .map_err(|e| format!("the OpenAPI document: {e}"))?;
     Ok(LocalStack {
@@ -170,6 +178,8 @@ pub async fn start(
                 .iter()
                 .map(|f| (f.spec.logical_id.clone(), f.environment.clone()))
                 .collect(),
+            api_cors,
+            url_cors,
         }),
         functions,
         pollers,

@@ -1,5 +1,5 @@
 //! Resolves CloudFormation intrinsics in template values: `!Ref`, `!GetAtt`,
-//! `!Sub`, and `!If` over the template's `Conditions` (`!Equals`, `!Not`)
+//! `!Sub`, `!Split`, and `!If` over the template's `Conditions` (`!Equals`, `!Not`)
 //! (and their long forms `Ref`, `Fn::GetAtt`, …) against the template's
 //! parameters, the pseudo parameters (`AWS::NoValue` resolves to null) and,
 //! through [`ResourceLookup`], the resources created locally.
@@ -146,6 +146,22 @@ impl Template {
                     otherwise
                 };
                 self.resolve(chosen, lookup)
+            }
+            "Split" => {
+                let Some([delimiter, source]) = arg.as_sequence().map(Vec::as_slice) else {
+                    return Err(invalid("Split takes [delimiter, text]"));
+                };
+                let delimiter = text(delimiter)?;
+                let source = match self.resolve(source, lookup)? {
+                    Json::String(s) => s,
+                    other => return Err(invalid(format!("Split of a non-text {other}"))),
+                };
+                Ok(Json::Array(
+                    source
+                        .split(delimiter.as_str())
+                        .map(|part| Json::String(part.to_owned()))
+                        .collect(),
+                ))
             }
             "Equals" => {
                 let Some([a, b]) = arg.as_sequence().map(Vec::as_slice) else {

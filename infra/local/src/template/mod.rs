@@ -17,6 +17,7 @@ mod specs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
 pub use intrinsics::{NoResources, ResourceLookup};
@@ -148,6 +149,24 @@ impl Template {
         };
         template.check_rules()?;
         Ok(template)
+    }
+
+    /// The CORS blocks, resolved: the first HTTP API's `CorsConfiguration`,
+    /// and per function with a URL its `FunctionUrlConfig.Cors` (logical id
+    /// → block). Null where there is none (or it is `AWS::NoValue`).
+    pub fn cors_blocks(&self, lookup: &dyn ResourceLookup) -> Result<(Json, BTreeMap<String, Json>), TemplateError> {
+        let none = Yaml::Null;
+        let api = match self.of_kind("AWS::Serverless::HttpApi").next() {
+            Some((_, api)) => self.resolve(api.properties.get("CorsConfiguration").unwrap_or(&none), lookup)?,
+            None => Json::Null,
+        };
+        let mut urls = BTreeMap::new();
+        for (id, function) in self.of_kind("AWS::Serverless::Function") {
+            if let Some(url) = function.properties.get("FunctionUrlConfig") {
+                urls.insert(id.clone(), self.resolve(url.get("Cors").unwrap_or(&none), lookup)?);
+            }
+        }
+        Ok((api, urls))
     }
 
     /// The resources of one CloudFormation type, by logical id.

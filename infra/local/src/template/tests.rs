@@ -351,3 +351,16 @@ fn the_events_functions_concurrency_follows_its_parameter_through_a_condition() 
         .filter(|f| f.function != "events")
         .all(|f| f.reserved_concurrency.is_none()));
 }
+
+#[test]
+fn cors_is_off_by_default_and_lists_the_allowed_origins_when_set() {
+    let (api, urls) = load(&[]).unwrap().cors_blocks(&FakeResources).unwrap();
+    assert!(api.is_null(), "no cross-origin access by default: {api}");
+    assert!(urls.values().all(|c| c.is_null()), "{urls:?}");
+    let template = load(&[("AllowedOrigins", "https://a.example,https://b.example")]).unwrap();
+    let (api, urls) = template.cors_blocks(&FakeResources).unwrap();
+    let origins = serde_json::json!(["https://a.example", "https://b.example"]);
+    assert_eq!(api["AllowOrigins"], origins, "{api}");
+    assert!(!urls.is_empty());
+    assert!(urls.values().all(|c| c["AllowOrigins"] == origins), "{urls:?}");
+}
