@@ -107,6 +107,12 @@ smoke_status=0
 if [ "$smoke_status" -ne 0 ]; then cat .local/smoke.log; status=1; fi
 echo "smoke: $(tail -n 1 .local/smoke.log) (.local/smoke.log)"
 
+# Clients generated from the contract, used against this runtime.
+clients_status=0
+infra/scripts/clients.sh "$LONGRUN_API_URL" "$(caller_token "clients-$stack")" >.local/clients.log 2>&1 || clients_status=$?
+if [ "$clients_status" -ne 0 ]; then cat .local/clients.log; status=1; fi
+echo "$(tail -n 1 .local/clients.log) (.local/clients.log)"
+
 fuzz_token=$(caller_token schemathesis)
 # With real tokens the runtime refuses unauthenticated requests as API
 # Gateway does, so Schemathesis's ignored_auth check runs too.
