@@ -29,6 +29,9 @@ mod resume;
 #[path = "local_only_cors.rs"]
 mod cors;
 
+#[path = "local_only_browser.rs"]
+mod browser;
+
 #[tokio::test]
 #[ignore = "needs the emulator and the local runtime: make test"]
 async fn a_job_that_always_crashes_is_dead_lettered_without_hurting_others_and_can_be_redriven() {
