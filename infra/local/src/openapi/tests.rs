@@ -73,7 +73,9 @@ fn every_operation_documents_401_and_every_problem_its_urn() {
         };
         // A named schema of its own per problem, not an `allOf` over
         // `Problem`: generators (openapi-python-client) type those.
-        let reference = problem["schema"]["$ref"].as_str().unwrap_or_else(|| panic!("{name:?}: no $ref"));
+        let reference = problem["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name:?}: no $ref"));
         let schema = reference.trim_start_matches("#/components/schemas/");
         let kind = &document["components"]["schemas"][schema]["properties"]["type"];
         let urns: Vec<&str> = match kind.get("const") {
