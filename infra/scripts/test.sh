@@ -16,13 +16,16 @@ cargo build --workspace --all-targets
 # The browser test drives Debian's Chromium (headless); as root with
 # apt-get (CI, a fresh machine) it is installed here when missing, else
 # that test fails saying so.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+# LONGRUN_CHROMIUM names another Chromium.
+if [ -z "${LONGRUN_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 &&
+  [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "$lane: no chromium; the browser test needs one: installing Debian's chromium (apt-get, as root)"
+  export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q chromium >.local/apt-chromium.log 2>&1 ||
     { apt-get update -q >>.local/apt-chromium.log 2>&1 && apt-get install -y -q chromium >>.local/apt-chromium.log 2>&1; } ||
     tail -n 20 .local/apt-chromium.log
 fi
-LONGRUN_CHROMIUM="$(command -v chromium || echo chromium)"
+LONGRUN_CHROMIUM="${LONGRUN_CHROMIUM:-$(command -v chromium || echo chromium)}"
 export LONGRUN_CHROMIUM
 
 pids=()

@@ -84,6 +84,7 @@ async fn a_report_killed_mid_read_resumes_from_its_checkpoint_with_the_same_summ
     };
     let saved_at = saved["offset"].as_u64().unwrap();
     assert!(saved_at < size, "saved before the end: {saved}");
+    assert!(saved["etag"].is_string(), "the version read is kept: {saved}");
     runtime.kill();
     runtime.restart().await;
     stack.api = runtime.api.clone();

@@ -41,7 +41,8 @@ impl CorsRules {
                 .and_then(Json::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|v| v.as_str().map(|s| s.trim().to_owned()))
+                // As given: CloudFormation's !Split trims nothing either.
+                .filter_map(|v| v.as_str().map(str::to_owned))
                 .filter(|s| !s.is_empty())
                 .collect()
         };
@@ -70,8 +71,14 @@ impl CorsRules {
         if !self.allows_origin(origin) {
             return Vec::new();
         }
+        // As API Gateway: `*` when any origin is allowed, else the origin itself.
+        let allowed = if self.allow_origins.iter().any(|o| o == "*") {
+            "*"
+        } else {
+            origin
+        };
         let mut headers = vec![
-            ("access-control-allow-origin", origin.to_owned()),
+            ("access-control-allow-origin", allowed.to_owned()),
             ("vary", "origin".into()),
         ];
         if !self.expose_headers.is_empty() {
@@ -229,5 +236,13 @@ mod tests {
         assert_eq!(CorsRules::from_template(&Json::Null), None);
         let lower = CorsRules::from_template(&json!({"allowOrigins": ["*"], "allowMethods": ["GET"]})).unwrap();
         assert!(lower.allows_origin("https://any.example"));
+        let any = on_answer(
+            Some(&lower),
+            &request(&[("origin", "https://any.example")]),
+            StatusCode::OK.into_response(),
+        );
+        assert_eq!(header(&any, "access-control-allow-origin").as_deref(), Some("*"));
+        let spaced = CorsRules::from_template(&json!({"AllowOrigins": [" https://a.example"]})).unwrap();
+        assert!(!spaced.allows_origin("https://a.example"), "nothing trimmed, as on AWS");
     }
 }

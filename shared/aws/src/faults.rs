@@ -36,8 +36,12 @@ impl FaultInjector {
             .split(',')
             .map(str::trim)
             .filter(|r| !r.is_empty())
-            .filter_map(|rule| match rule.split_once('=') {
-                Some((name, rate)) if name.trim() == SLOW_READS => match rate.trim().parse::<u64>() {
+            .filter_map(|rule| {
+                let (name, rate) = rule.split_once('=').unwrap_or((rule, ""));
+                if !name.trim().eq_ignore_ascii_case(SLOW_READS) {
+                    return Some(Ok(rule));
+                }
+                match rate.trim().parse::<u64>() {
                     Ok(n) if n > 0 => {
                         read_rate = n;
                         None
@@ -45,8 +49,7 @@ impl FaultInjector {
                     _ => Some(Err(format!(
                         "{rule:?}: {SLOW_READS} takes a positive number of bytes per second"
                     ))),
-                },
-                _ => Some(Ok(rule)),
+                }
             })
             .map(|rule| {
                 let rule = rule?;
@@ -131,7 +134,14 @@ mod tests {
         assert_eq!(slow.read_rate(), 4096);
         assert!(!slow.fails("SlowReads") && !slow.fails("GetObject"));
         assert!(slow.fails("PutObject"));
-        for bad in ["SlowReads=0", "SlowReads=fast", "SlowReads=-1"] {
+        assert_eq!(FaultInjector::parse("slowreads=10").unwrap().read_rate(), 10);
+        for bad in [
+            "SlowReads=0",
+            "SlowReads=fast",
+            "SlowReads=-1",
+            "SlowReads",
+            "slowreads",
+        ] {
             assert!(FaultInjector::parse(bad).is_err(), "{bad}");
         }
     }

@@ -77,7 +77,23 @@ fn every_operation_documents_401_and_every_problem_its_urn() {
             .as_str()
             .unwrap_or_else(|| panic!("{name:?}: no $ref"));
         let schema = reference.trim_start_matches("#/components/schemas/");
-        let kind = &document["components"]["schemas"][schema]["properties"]["type"];
+        let named = &document["components"]["schemas"][schema];
+        // Every field of a problem body, as `Problem` describes it.
+        let fields: Vec<&str> = ["type", "title", "status", "detail", "errors"]
+            .into_iter()
+            .filter(|field| named["properties"].get(*field).is_none())
+            .collect();
+        assert!(fields.is_empty(), "{schema}: no {fields:?}");
+        assert_eq!(
+            named["required"], document["components"]["schemas"]["Problem"]["required"],
+            "{schema}"
+        );
+        let status = named["properties"]["status"]["const"].as_u64();
+        assert!(
+            status.is_some_and(|s| (400..600).contains(&s)),
+            "{schema}: status {status:?}"
+        );
+        let kind = &named["properties"]["type"];
         let urns: Vec<&str> = match kind.get("const") {
             Some(one) => one.as_str().into_iter().collect(),
             None => kind["enum"]
@@ -236,4 +252,33 @@ fn longruns_own_input_schemas_have_exactly_the_fields_of_their_rust_types() {
             "{job_type}: unknown fields refused in both"
         );
     }
+}
+
+#[test]
+fn every_problem_answer_says_the_status_it_is_sent_with() {
+    let document = document();
+    let mut checked = 0;
+    for (method, path) in operations(&document) {
+        let operation = &document["paths"][path.as_str()][method.to_ascii_lowercase().as_str()];
+        for (code, response) in operation["responses"].as_mapping().into_iter().flatten() {
+            let Some(name) = response["$ref"]
+                .as_str()
+                .map(|r| r.trim_start_matches("#/components/responses/"))
+            else {
+                continue;
+            };
+            let schema = &document["components"]["responses"][name]["content"]["application/problem+json"]["schema"];
+            let Some(schema) = schema["$ref"]
+                .as_str()
+                .map(|r| r.trim_start_matches("#/components/schemas/"))
+            else {
+                continue;
+            };
+            let status = document["components"]["schemas"][schema]["properties"]["status"]["const"].as_u64();
+            let code = code.as_str().and_then(|c| c.parse::<u64>().ok());
+            assert_eq!(status, code, "{method} {path}: {name} ({schema})");
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "problem answers checked: {checked}");
 }

@@ -63,31 +63,117 @@ pub trait ObjectStore: Send + Sync {
 
 /// `reader` served at most `bytes_per_second`, as over a slow network (a
 /// test's job then reads no faster than that, whatever the machine); 0
-/// leaves it as it is.
+/// leaves it as it is. A read error comes through as it is.
 pub fn throttled(reader: ObjectReader, bytes_per_second: u64) -> ObjectReader {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     if bytes_per_second == 0 {
         return reader;
     }
-    const PIECE: usize = 16 * 1024;
-    let (mut writer, slow) = tokio::io::duplex(PIECE);
-    let mut body = reader.body;
-    tokio::spawn(async move {
-        let mut piece = vec![0u8; PIECE];
-        loop {
-            let n = match body.read(&mut piece).await {
-                Ok(0) | Err(_) => return, // the end (a failed read ends it short)
-                Ok(n) => n,
-            };
-            tokio::time::sleep(Duration::from_secs_f64(n as f64 / bytes_per_second as f64)).await;
-            if writer.write_all(&piece[..n]).await.is_err() {
-                return; // the reader was dropped
-            }
-        }
-    });
     ObjectReader {
         size: reader.size,
         etag: reader.etag,
-        body: Box::pin(slow),
+        body: Box::pin(Throttled {
+            inner: reader.body,
+            rate: bytes_per_second,
+            wait: None,
+            piece: vec![0; THROTTLED_PIECE],
+        }),
+    }
+}
+
+/// Bytes a throttled read hands on at a time.
+const THROTTLED_PIECE: usize = 16 * 1024;
+
+/// A reader that, after each piece it hands on, waits as long as that piece
+/// takes at its rate.
+struct Throttled {
+    inner: Pin<Box<dyn AsyncRead + Send>>,
+    rate: u64,
+    wait: Option<Pin<Box<tokio::time::Sleep>>>,
+    piece: Vec<u8>,
+}
+
+impl AsyncRead for Throttled {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Some(wait) = this.wait.as_mut() {
+            if wait.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.wait = None;
+        }
+        let room = buf.remaining().min(this.piece.len());
+        let mut piece = tokio::io::ReadBuf::new(&mut this.piece[..room]);
+        match this.inner.as_mut().poll_read(cx, &mut piece) {
+            Poll::Ready(Ok(())) => {
+                let n = piece.filled().len();
+                buf.put_slice(piece.filled());
+                if n > 0 {
+                    let time = Duration::from_secs_f64(n as f64 / this.rate as f64);
+                    this.wait = Some(Box::pin(tokio::time::sleep(time)));
+                }
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn reader(body: impl AsyncRead + Send + 'static) -> ObjectReader {
+        ObjectReader {
+            size: None,
+            etag: None,
+            body: Box::pin(body),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_read_keeps_its_rate_its_bytes_and_its_errors() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let started = tokio::time::Instant::now();
+        let mut read = Vec::new();
+        throttled(reader(std::io::Cursor::new(body.clone())), 50_000)
+            .body
+            .read_to_end(&mut read)
+            .await
+            .unwrap();
+        assert_eq!(read, body);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(1_600), "100 kB at 50 kB/s: {took:?}");
+
+        let failing = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(vec![1u8; 1_000]), failing_reader());
+        let mut read = Vec::new();
+        let err = throttled(reader(failing), 50_000)
+            .body
+            .read_to_end(&mut read)
+            .await
+            .expect_err("the error comes through, not an early end");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+        assert_eq!(read.len(), 1_000);
+    }
+
+    /// A reader whose every read fails, as a body cut off mid-stream.
+    fn failing_reader() -> impl AsyncRead + Send + Unpin {
+        struct Failing;
+        impl AsyncRead for Failing {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                _: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()))
+            }
+        }
+        Failing
     }
 }

@@ -74,6 +74,14 @@ pub(super) async fn summarise(
                 match input.read_buf(&mut chunk).await {
                     Ok(0) => {
                         ended = true;
+                        // A body cut short is a failed read, not the end of the CSV.
+                        let got = read.load(Ordering::Relaxed) + chunk.len() as u64;
+                        if let Some(expected) = size.filter(|&expected| expected != got) {
+                            failed = Some(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                format!("the input ended after {got} of {expected} bytes"),
+                            ));
+                        }
                         break;
                     }
                     Ok(_) => {}

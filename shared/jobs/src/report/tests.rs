@@ -434,3 +434,22 @@ async fn error_messages_quote_only_excerpts_of_cells_and_columns() {
         err.message
     );
 }
+
+#[tokio::test]
+async fn an_input_that_ends_short_of_its_size_is_a_failed_read_not_a_summary() {
+    let h = harness(json!({}), None).await;
+    let spec = super::aggregate::Spec {
+        group_by: vec!["g".to_owned()],
+        values: vec!["v".to_owned()],
+        limits: ReportLimits::from_config(&longrun_core::fixtures::config(&[])).unwrap(),
+        etag: None,
+    };
+    let csv = b"g,v\na,1\nb,2\n".to_vec();
+    let claimed = csv.len() as u64 + 100;
+    let cut = Box::pin(std::io::Cursor::new(csv));
+    let err = super::reading::summarise(&h.ctx, cut, Some(claimed), spec, None)
+        .await
+        .expect_err("a body cut short must not be summed as the whole input");
+    assert_eq!((err.code.as_str(), err.retryable), (codes::STORAGE, true), "{err:?}");
+    assert!(err.message.contains("ended after 12 of 112 bytes"), "{}", err.message);
+}
