@@ -30,7 +30,10 @@ mod resume;
 mod cors;
 
 #[path = "local_only_browser.rs"]
-mod browser;
+pub(crate) mod browser;
+
+#[path = "local_only_dashboard.rs"]
+mod dashboard;
 
 #[tokio::test]
 #[ignore = "needs the emulator and the local runtime: make test"]

@@ -54,8 +54,8 @@ fn serve(listener: tokio::net::TcpListener, html: String) {
     tokio::spawn(async move { axum::serve(listener, app).await });
 }
 
-/// The title of the page at `url` once headless Chromium finished with it.
-async fn title_in_chromium(url: &str) -> String {
+/// The page at `url` as headless Chromium leaves it, printed by `--dump-dom`.
+pub(crate) async fn dom_in_chromium(url: &str) -> String {
     let chromium = std::env::var("LONGRUN_CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let profile = std::env::temp_dir().join(format!("longrun-chromium-{}", uuid::Uuid::new_v4()));
     let run = tokio::process::Command::new(&chromium)
@@ -80,17 +80,23 @@ async fn title_in_chromium(url: &str) -> String {
         .expect("chromium finishes the page")
         .unwrap_or_else(|e| panic!("run {chromium} (make test installs Debian's chromium as root): {e}"));
     let _ = std::fs::remove_dir_all(&profile);
-    let dom = String::from_utf8_lossy(&output.stdout);
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        !dom.is_empty(),
+        "chromium printed no page: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dom
+}
+
+/// The title of the page at `url` once headless Chromium finished with it.
+async fn title_in_chromium(url: &str) -> String {
+    let dom = dom_in_chromium(url).await;
     let title = dom
         .split("<title>")
         .nth(1)
         .and_then(|rest| rest.split("</title>").next())
-        .unwrap_or_else(|| {
-            panic!(
-                "no title in the page chromium printed: {dom} {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
+        .unwrap_or_else(|| panic!("no title in the page chromium printed: {dom}"));
     title.to_owned()
 }
 

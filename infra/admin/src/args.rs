@@ -43,6 +43,11 @@ commands:
       Recurring schedules, N (20) at most: id, owner, cron or rate, paused,
       next tick, last tick and what it did. A Scan of the table's schedule
       items, or with --owner a Query of the owner's schedules.
+  ui [--port P]
+      The dashboard, on http://127.0.0.1:P/ (8700), loopback only: queues
+      with depths and the oldest ready job's age, dead letters with redrive,
+      jobs by status and owner, search by id, a job page with live progress,
+      results and cancel. Actions say what they do before doing it.
   pause-schedule SCHEDULE_ID...  /  resume-schedule SCHEDULE_ID...
       Pauses (no ticks; a tick's job made ahead and still waiting is
       cancelled) or resumes (from now, no backfill) schedules, as their
@@ -91,6 +96,9 @@ pub(crate) enum Command {
         owner: Option<String>,
         limit: usize,
     },
+    Ui {
+        port: u16,
+    },
 }
 
 /// The command line.
@@ -115,7 +123,7 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Cli, String> {
     let mut json = false;
     let mut command: Option<String> = None;
     let mut rest: Vec<String> = Vec::new();
-    let (mut sample, mut limit, mut status, mut owner) = (None, None, None, None);
+    let (mut sample, mut limit, mut status, mut owner, mut port) = (None, None, None, None, None);
     let mut args = args.into_iter();
     let set_source = |source: &mut Option<Source>, new: Source| match source {
         Some(_) => Err("name the stack once: --local, --stack or --stack-outputs".to_owned()),
@@ -152,6 +160,7 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Cli, String> {
                 Source::Outputs(args.next().ok_or("--stack-outputs needs a file (or -)")?),
             )?,
             "--sample" => sample = Some(number("--sample", args.next())?),
+            "--port" => port = Some(number("--port", args.next())?),
             "--limit" => limit = Some(number("--limit", args.next())?),
             "--status" => {
                 let raw = args.next().ok_or("--status needs a status")?;
@@ -174,6 +183,7 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Cli, String> {
             ("--limit", limit.is_some()),
             ("--status", status.is_some()),
             ("--owner", owner.is_some()),
+            ("--port", port.is_some()),
         ];
         match given.iter().find(|(flag, set)| *set && !allowed.contains(flag)) {
             Some((flag, _)) => Err(format!("{command} takes no {flag}")),
@@ -216,7 +226,13 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Cli, String> {
                 limit: limit.unwrap_or(20),
             }
         }
-        "queues" | "dlq" | "jobs" | "schedules" => {
+        "ui" if rest.is_empty() => {
+            only(&["--port"])?;
+            Command::Ui {
+                port: u16::try_from(port.unwrap_or(8700)).map_err(|_| "--port: at most 65535")?,
+            }
+        }
+        "queues" | "dlq" | "jobs" | "schedules" | "ui" => {
             return Err(format!("{command}: unexpected argument {:?}", rest.last().unwrap()))
         }
         other => return Err(format!("unknown command {other:?}")),

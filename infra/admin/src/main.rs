@@ -29,8 +29,8 @@ mod jobs;
 mod queues;
 mod schedules;
 mod stack;
+mod ui;
 
-use longrun_core::ports::JobLifecycle;
 use std::process::ExitCode;
 
 use longrun_aws::{AwsClients, DynamoJobStore};
@@ -94,6 +94,7 @@ async fn main() -> ExitCode {
             };
             let clients = AwsClients::load().await;
             match command {
+                Command::Ui { port } => ui::serve(stack, port).await,
                 Command::Queues { sample } => queues_command(&clients, &stack, sample, cli.json).await,
                 Command::Dlq { queue, limit } => dlq_command(&clients, &stack, queue.as_deref(), limit, cli.json).await,
                 Command::Jobs { status, owner, limit } => {
@@ -252,36 +253,13 @@ async fn jobs_command(
 /// Redrives each dead-lettered job; fails if any could not be.
 async fn requeue(config: &Config, ids: &[String]) -> ExitCode {
     let clients = AwsClients::load().await;
-    let store = clients.job_store(config);
-    let queue = clients.job_queue(config);
+    let (store, queue) = (clients.job_store(config), clients.job_queue(config));
     let mut failed = false;
     for raw in ids {
-        let Some(id) = JobId::parse(raw) else {
-            eprintln!("{raw}: not a job id");
-            failed = true;
-            continue;
-        };
-        let now = now_ms();
-        let due_at = now + config.enqueue_grace_ms();
-        match store.requeue_dead_lettered(&id, now, due_at).await {
-            Ok(Transition::Done(job)) => {
-                let message = JobMessage::for_job(&job, now);
-                match queue.enqueue(&job.queue, &message, 0).await {
-                    Ok(()) => println!("{id}: requeued on {}", job.queue),
-                    // Still queued and due: the reconciler sends it after the grace period.
-                    Err(e) => println!("{id}: requeued; send failed ({e}), the reconciler will send it"),
-                }
-            }
-            Ok(Transition::Refused(job)) => {
-                eprintln!("{id}: not dead-lettered (it is {})", job.status);
-                failed = true;
-            }
-            Ok(Transition::NotFound) => {
-                eprintln!("{id}: no such job");
-                failed = true;
-            }
+        match redrive(store.as_ref(), queue.as_ref(), config, raw).await {
+            Ok(line) => println!("{raw}: {line}"),
             Err(e) => {
-                eprintln!("{id}: {e}");
+                eprintln!("{raw}: {e}");
                 failed = true;
             }
         }
@@ -290,6 +268,33 @@ async fn requeue(config: &Config, ids: &[String]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Redrives dead-lettered job `raw`: back to QUEUED as a fresh run in a new
+/// generation, and sent to its queue (the reconciler sends it if that send
+/// fails). What happened, or why not.
+pub(crate) async fn redrive(
+    store: &dyn JobStore,
+    queue: &dyn JobQueue,
+    config: &Config,
+    raw: &str,
+) -> Result<String, String> {
+    let id = JobId::parse(raw).ok_or("not a job id")?;
+    let now = now_ms();
+    let due_at = now + config.enqueue_grace_ms();
+    match store.requeue_dead_lettered(&id, now, due_at).await {
+        Ok(Transition::Done(job)) => {
+            let message = JobMessage::for_job(&job, now);
+            Ok(match queue.enqueue(&job.queue, &message, 0).await {
+                Ok(()) => format!("requeued on {}", job.queue),
+                // Still queued and due: the reconciler sends it after the grace period.
+                Err(e) => format!("requeued; send failed ({e}), the reconciler will send it"),
+            })
+        }
+        Ok(Transition::Refused(job)) => Err(format!("not dead-lettered (it is {})", job.status)),
+        Ok(Transition::NotFound) => Err("no such job".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -1,0 +1,290 @@
+//! `longrun-admin ui`: the dashboard, a small web server on loopback
+//! against the same stack as every other command (AWS or a local runtime).
+//! Pages are rendered on the server ([`pages`]); the job page follows its
+//! job live through `/jobs/{id}/events` (server-sent events this server
+//! makes from the table). Operator actions (redrive, cancel) say what they
+//! do on a page of their own and are done only by its form's `POST`, which
+//! must carry this process's random token (a page of another site cannot
+//! know it); requests whose `Host` is not this loopback address are
+//! refused (DNS rebinding).
+
+mod pages;
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use longrun_aws::AwsClients;
+use longrun_core::ports::{JobQueue, JobStore, ObjectStore};
+use longrun_core::time::now_ms;
+use longrun_core::{JobId, JobStatus};
+use serde::Deserialize;
+
+use crate::stack::Stack;
+use crate::{dlq, jobs, queues};
+
+/// What every handler reads.
+struct Ui {
+    stack: Stack,
+    clients: AwsClients,
+    store: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
+    objects: Arc<dyn ObjectStore>,
+    /// Random per process: every action's form carries it.
+    token: String,
+    /// The `Host` requests must name.
+    host: String,
+}
+
+type Shared = State<Arc<Ui>>;
+
+/// Serves the dashboard on `127.0.0.1:port` until the process is stopped.
+pub(crate) async fn serve(stack: Stack, port: u16) -> ExitCode {
+    let clients = AwsClients::load().await;
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("longrun-admin ui: cannot listen on 127.0.0.1:{port}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let ui = Arc::new(Ui {
+        store: clients.job_store(&stack.config),
+        queue: clients.job_queue(&stack.config),
+        objects: clients.object_store(&stack.config),
+        clients,
+        stack,
+        token: uuid::Uuid::new_v4().simple().to_string(),
+        host: address.clone(),
+    });
+    println!("longrun-admin ui: http://{address}/ ({})", ui.stack.source);
+    let app = Router::new()
+        .route("/", get(overview))
+        .route("/dead-letters", get(dead_letters))
+        .route("/dead-letters/redrive", get(confirm_redrive).post(redrive))
+        .route("/jobs", get(job_list))
+        .route("/jobs/{id}", get(job_page))
+        .route("/jobs/{id}/events", get(job_events))
+        .route("/jobs/{id}/cancel", get(confirm_cancel).post(cancel))
+        .layer(axum::middleware::from_fn_with_state(ui.clone(), loopback_only))
+        .with_state(ui);
+    match axum::serve(listener, app).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("longrun-admin ui: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Refuses a request whose `Host` is not this server's loopback address.
+async fn loopback_only(State(ui): Shared, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    let port = ui.host.rsplit(':').next().unwrap_or_default();
+    let allowed = [ui.host.clone(), format!("localhost:{port}")];
+    if host.is_some_and(|h| allowed.iter().any(|a| a == h)) {
+        next.run(request).await
+    } else {
+        (StatusCode::FORBIDDEN, "not this dashboard's address").into_response()
+    }
+}
+
+fn html(title: &str, ui: &Ui, body: &str) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(pages::page(title, &ui.stack.source, body)),
+    )
+        .into_response()
+}
+
+fn problem(status: StatusCode, ui: &Ui, message: &str) -> Response {
+    let mut answer = html("problem", ui, &format!("<p class=bad>{}</p>", pages::escape(message)));
+    *answer.status_mut() = status;
+    answer
+}
+
+async fn overview(State(ui): Shared) -> Response {
+    let states = queues::survey(&ui.clients.sqs, &ui.stack.queues).await;
+    let oldest = match queues::sample_due(&ui.clients.dynamodb, &ui.stack.config.jobs_table, 20).await {
+        Ok(sampled) => queues::oldest_per_queue(&sampled, now_ms()),
+        Err(_) => Default::default(),
+    };
+    html("queues", &ui, &pages::queues(&states, &oldest))
+}
+
+async fn dead_letters(State(ui): Shared) -> Response {
+    let states = queues::survey(&ui.clients.sqs, &ui.stack.queues).await;
+    let mut found = Vec::new();
+    for state in states
+        .iter()
+        .filter(|s| s.kind == queues::Kind::DeadLetter && s.error.is_none())
+    {
+        let (received, _) = dlq::peek(&ui.clients.sqs, &state.queue.url, 50).await;
+        let mut entries = Vec::new();
+        for message in received {
+            entries.push(dlq::entry(ui.store.as_ref(), message, now_ms()).await);
+        }
+        found.push((state.queue.label().to_owned(), entries));
+    }
+    html("dead letters", &ui, &pages::dead_letters(&found))
+}
+
+#[derive(Deserialize)]
+struct JobParam {
+    job: String,
+}
+
+#[derive(Deserialize)]
+struct Action {
+    job: String,
+    token: String,
+}
+
+async fn confirm_redrive(State(ui): Shared, Query(q): Query<JobParam>) -> Response {
+    let what = format!(
+        "Redrive job {}: it goes back to QUEUED as a fresh run in a new generation (no attempts counted, \
+         its checkpoint kept) and is sent to its queue again.",
+        q.job
+    );
+    let body = pages::confirm(
+        &what,
+        "/dead-letters/redrive",
+        &[("job", &q.job), ("token", &ui.token)],
+        "redrive",
+    );
+    html("redrive?", &ui, &body)
+}
+
+async fn redrive(State(ui): Shared, Form(action): Form<Action>) -> Response {
+    if action.token != ui.token {
+        return problem(StatusCode::FORBIDDEN, &ui, "this form is not from this dashboard");
+    }
+    match crate::redrive(ui.store.as_ref(), ui.queue.as_ref(), &ui.stack.config, &action.job).await {
+        Ok(_) => Redirect::to(&format!("/jobs/{}", action.job)).into_response(),
+        Err(e) => problem(StatusCode::CONFLICT, &ui, &format!("{}: {e}", action.job)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    status: Option<String>,
+    owner: Option<String>,
+    id: Option<String>,
+}
+
+async fn job_list(State(ui): Shared, Query(q): Query<ListParams>) -> Response {
+    if let Some(id) = q.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+        return Redirect::to(&format!("/jobs/{}", pages::escape(id))).into_response();
+    }
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => match JobStatus::parse(&raw.to_ascii_uppercase()) {
+            Some(status) => Some(status),
+            None => return problem(StatusCode::BAD_REQUEST, &ui, &format!("no status {raw}")),
+        },
+    };
+    let owner = q.owner.as_deref().filter(|o| !o.is_empty());
+    match jobs::tally(&ui.clients.dynamodb, &ui.stack.config.jobs_table, owner, status, 50).await {
+        Ok(tally) => html("jobs", &ui, &pages::jobs(&tally)),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &ui, &e),
+    }
+}
+
+async fn read_job(ui: &Ui, id: &str) -> Result<longrun_core::JobRecord, Response> {
+    let missing = || problem(StatusCode::NOT_FOUND, ui, &format!("no job {id}"));
+    let parsed = JobId::parse(id).ok_or_else(missing)?;
+    match ui.store.get(&parsed).await {
+        Ok(Some(job)) => Ok(job),
+        Ok(None) => Err(missing()),
+        Err(e) => Err(problem(StatusCode::SERVICE_UNAVAILABLE, ui, &e.to_string())),
+    }
+}
+
+async fn job_page(State(ui): Shared, Path(id): Path<String>) -> Response {
+    match read_job(&ui, &id).await {
+        Ok(job) => html(&format!("job {id}"), &ui, &pages::job(&job, &ui.token)),
+        Err(answer) => answer,
+    }
+}
+
+/// The job's state as its page shows it; the results presigned once it ended.
+async fn state_of(ui: &Ui, job: &longrun_core::JobRecord) -> serde_json::Value {
+    let mut results = Vec::new();
+    if job.status == JobStatus::Succeeded {
+        for result in &job.results {
+            if let Ok(url) = ui.objects.presign_get(&result.key, Duration::from_secs(900)).await {
+                results.push(serde_json::json!({"name": result.name, "url": url}));
+            }
+        }
+    }
+    serde_json::json!({"status": job.status.as_str(), "progress": job.progress,
+                       "message": job.progress_message, "results": results})
+}
+
+/// Server-sent events of one job: `job` at every change (read every half
+/// second), then `end` once it ended, and the stream ends.
+async fn job_events(State(ui): Shared, Path(id): Path<String>) -> Response {
+    let Some(id) = JobId::parse(&id) else {
+        return problem(StatusCode::NOT_FOUND, &ui, "no such job");
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(4);
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let job = match ui.store.get(&id).await {
+                Ok(Some(job)) => job,
+                _ => return,
+            };
+            let state = state_of(&ui, &job).await;
+            let ended = job.status.is_terminal();
+            if ended || last.as_ref() != Some(&state) {
+                let event = Event::default()
+                    .event(if ended { "end" } else { "job" })
+                    .data(state.to_string());
+                if sender.send(Ok(event)).await.is_err() || ended {
+                    return;
+                }
+                last = Some(state);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    Sse::new(tokio_stream::wrappers::ReceiverStream::new(receiver))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn confirm_cancel(State(ui): Shared, Path(id): Path<String>) -> Response {
+    let what = format!(
+        "Cancel job {id}: a queued job ends CANCELLED at once; a running one is asked to stop and ends \
+         CANCELLED at its next progress write or heartbeat. This is the owner's cancel, done as the operator."
+    );
+    let action = format!("/jobs/{id}/cancel");
+    html(
+        "cancel?",
+        &ui,
+        &pages::confirm(&what, &action, &[("job", &id), ("token", &ui.token)], "cancel the job"),
+    )
+}
+
+async fn cancel(State(ui): Shared, Path(id): Path<String>, Form(action): Form<Action>) -> Response {
+    if action.token != ui.token || action.job != id {
+        return problem(StatusCode::FORBIDDEN, &ui, "this form is not from this dashboard");
+    }
+    let Some(parsed) = JobId::parse(&id) else {
+        return problem(StatusCode::NOT_FOUND, &ui, "no such job");
+    };
+    match ui.store.request_cancel(&parsed, now_ms()).await {
+        Ok(_) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &ui, &e.to_string()),
+    }
+}

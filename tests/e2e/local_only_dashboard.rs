@@ -1,0 +1,171 @@
+//! The operator's dashboard (`longrun-admin ui`) against a local runtime of
+//! this test's own: its dead-letter page lists a dead letter and redrives
+//! its job through a confirmation and a token-carrying form (which then
+//! runs to SUCCEEDED), forms without the token and requests for another
+//! host are refused, and in headless Chromium a job's page shows its
+//! progress rising to 100 % and then its result link.
+
+use std::time::Duration;
+
+use longrun_core::ports::{JobLifecycle, JobMessage, Transition};
+use longrun_core::record::{codes, JobError};
+use longrun_core::JobId;
+use longrun_e2e::{LocalRuntime, Stack};
+use serde_json::json;
+
+/// `longrun-admin --local <api> ui --port <free>`, killed when dropped; its base URL.
+async fn dashboard(runtime: &LocalRuntime) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(std::env::var("LONGRUN_ADMIN_BIN").expect("LONGRUN_ADMIN_BIN"))
+        .args(["--local", &runtime.api, "ui", "--port", &port.to_string()])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start longrun-admin ui");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the dashboard did not answer at {base}");
+}
+
+/// The value of the form field `name` in `html`.
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator, LONGRUN_LOCAL_BIN, LONGRUN_ADMIN_BIN and chromium: make test"]
+async fn the_dashboard_redrives_a_dead_letter_and_shows_a_job_to_its_result() {
+    // Workers (and the dead-letter function) paused: the job waits as put.
+    let mut runtime = LocalRuntime::start("longrun-dashboard", &["--no-workers"]).await;
+    let mut stack = Stack::local(&runtime).await;
+    let id = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 0.2}}))
+        .await;
+    let job_id = JobId::parse(&id).unwrap();
+    // As SQS and the dead-letter function would leave it: the message in
+    // the dead-letter queue, the job DEAD_LETTERED.
+    let store = longrun_aws::DynamoJobStore::new(stack.dynamodb.clone(), &stack.table, 3_600);
+    let error = JobError::permanent(codes::DEAD_LETTERED, "received too often");
+    let dead = store
+        .dead_letter(&job_id, &error, 0, longrun_core::time::now_ms())
+        .await
+        .unwrap();
+    assert!(matches!(dead, Transition::Done(_)), "{dead:?}");
+    let message = JobMessage {
+        job_id: job_id.clone(),
+        enqueued_at: longrun_core::time::now_ms(),
+        generation: 0,
+        limit: None,
+    };
+    let dead_letters = stack.local_ref("FastDeadLetterQueue").await;
+    stack
+        .send_message(&dead_letters, &serde_json::to_string(&message).unwrap())
+        .await;
+
+    let (_ui, base) = dashboard(&runtime).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{base}/dead-letters"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&id) && page.contains("DEAD_LETTERED"), "{page}");
+    let confirm = http
+        .get(format!("{base}/dead-letters/redrive?job={id}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        confirm.contains("goes back to QUEUED as a fresh run"),
+        "says what it does first: {confirm}"
+    );
+    let token = field(&confirm, "token");
+
+    // Refused: a form without this dashboard's token, a request for another host.
+    let forged = http
+        .post(format!("{base}/dead-letters/redrive"))
+        .form(&[("job", id.as_str()), ("token", "guessed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    let rebound = http
+        .get(format!("{base}/dead-letters"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
+    assert_eq!(
+        stack.job(&id).await["status"],
+        "DEAD_LETTERED",
+        "nothing done by refused requests"
+    );
+
+    let redriven = http
+        .post(format!("{base}/dead-letters/redrive"))
+        .form(&[("job", id.as_str()), ("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redriven.status().as_u16(), 303);
+    assert_eq!(redriven.headers()["location"].to_str().unwrap(), format!("/jobs/{id}"));
+    let queued = stack.job(&id).await;
+    assert_eq!(queued["status"], "QUEUED", "{queued}");
+
+    // Workers back: the redriven job runs (the stale dead letter cannot end it).
+    runtime.restart_with(&[]).await;
+    stack.api = runtime.api.clone();
+    let done = stack.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+
+    // A job's page in a real browser: progress rising to 100 %, then its result.
+    let watched = stack
+        .submit_ok(&json!({"type": "sleep", "input": {"seconds": 4}}))
+        .await;
+    let dom = crate::local_only::browser::dom_in_chromium(&format!("{base}/jobs/{watched}")).await;
+    assert!(dom.contains("<title>ended SUCCEEDED</title>"), "{dom}");
+    let seen: Vec<u64> = dom
+        .split("data-seen=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no progress seen: {dom}"))
+        .split(',')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "progress never goes back: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|p| (1..100).contains(p)),
+        "seen between 0 and 100: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&100), "{seen:?}");
+    assert!(
+        dom.contains("class=\"result\"") && dom.contains(&format!("results/{watched}/")),
+        "the result link once it ended: {dom}"
+    );
+}
