@@ -134,6 +134,27 @@ async fn the_dashboard_redrives_a_dead_letter_and_shows_a_job_to_its_result() {
     assert_eq!(redriven.headers()["location"].to_str().unwrap(), format!("/jobs/{id}"));
     let queued = stack.job(&id).await;
     assert_eq!(queued["status"], "QUEUED", "{queued}");
+    // Search by id opens the job's page; anything else is no job.
+    let found = http.get(format!("{base}/jobs?id={id}")).send().await.unwrap();
+    assert_eq!(
+        (found.status().as_u16(), found.headers()["location"].to_str().unwrap()),
+        (303, format!("/jobs/{id}").as_str())
+    );
+    let page = http
+        .get(format!("{base}/jobs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("QUEUED") && page.contains("generation 1"), "{page}");
+    let nonsense = http
+        .get(format!("{base}/jobs?id=%2F%2Fevil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nonsense.status().as_u16(), 404);
 
     // Workers back: the redriven job runs (the stale dead letter cannot end it).
     runtime.restart_with(&[]).await;

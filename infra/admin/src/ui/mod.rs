@@ -183,7 +183,10 @@ struct ListParams {
 
 async fn job_list(State(ui): Shared, Query(q): Query<ListParams>) -> Response {
     if let Some(id) = q.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
-        return Redirect::to(&format!("/jobs/{}", pages::escape(id))).into_response();
+        return match JobId::parse(id) {
+            Some(id) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+            None => problem(StatusCode::NOT_FOUND, &ui, &format!("{id} is not a job id")),
+        };
     }
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
