@@ -118,6 +118,16 @@ async fn the_dashboard_redrives_a_dead_letter_and_shows_a_job_to_its_result() {
         .await
         .unwrap();
     assert_eq!(rebound.status().as_u16(), 403);
+    // What another site's page makes a browser send: refused, even with the token.
+    let cross_site = http
+        .post(format!("{base}/dead-letters/redrive"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "http://evil.example")
+        .form(&[("job", id.as_str()), ("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status().as_u16(), 403);
     assert_eq!(
         stack.job(&id).await["status"],
         "DEAD_LETTERED",

@@ -94,7 +94,7 @@ async fn main() -> ExitCode {
             };
             let clients = AwsClients::load().await;
             match command {
-                Command::Ui { port } => ui::serve(stack, port).await,
+                Command::Ui { port } => ui::serve(stack, clients, port).await,
                 Command::Queues { sample } => queues_command(&clients, &stack, sample, cli.json).await,
                 Command::Dlq { queue, limit } => dlq_command(&clients, &stack, queue.as_deref(), limit, cli.json).await,
                 Command::Jobs { status, owner, limit } => {
@@ -271,6 +271,26 @@ async fn requeue(config: &Config, ids: &[String]) -> ExitCode {
     }
 }
 
+/// Why a redrive did nothing.
+#[derive(Debug)]
+pub(crate) enum NotRedriven {
+    NotAnId,
+    NoSuchJob,
+    NotDeadLettered(JobStatus),
+    Store(String),
+}
+
+impl std::fmt::Display for NotRedriven {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRedriven::NotAnId => write!(f, "not a job id"),
+            NotRedriven::NoSuchJob => write!(f, "no such job"),
+            NotRedriven::NotDeadLettered(status) => write!(f, "not dead-lettered (it is {status})"),
+            NotRedriven::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Redrives dead-lettered job `raw`: back to QUEUED as a fresh run in a new
 /// generation, and sent to its queue (the reconciler sends it if that send
 /// fails). What happened, or why not.
@@ -279,8 +299,8 @@ pub(crate) async fn redrive(
     queue: &dyn JobQueue,
     config: &Config,
     raw: &str,
-) -> Result<String, String> {
-    let id = JobId::parse(raw).ok_or("not a job id")?;
+) -> Result<String, NotRedriven> {
+    let id = JobId::parse(raw).ok_or(NotRedriven::NotAnId)?;
     let now = now_ms();
     let due_at = now + config.enqueue_grace_ms();
     match store.requeue_dead_lettered(&id, now, due_at).await {
@@ -292,9 +312,9 @@ pub(crate) async fn redrive(
                 Err(e) => format!("requeued; send failed ({e}), the reconciler will send it"),
             })
         }
-        Ok(Transition::Refused(job)) => Err(format!("not dead-lettered (it is {})", job.status)),
-        Ok(Transition::NotFound) => Err("no such job".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(Transition::Refused(job)) => Err(NotRedriven::NotDeadLettered(job.status)),
+        Ok(Transition::NotFound) => Err(NotRedriven::NoSuchJob),
+        Err(e) => Err(NotRedriven::Store(e.to_string())),
     }
 }
 

@@ -47,8 +47,7 @@ struct Ui {
 type Shared = State<Arc<Ui>>;
 
 /// Serves the dashboard on `127.0.0.1:port` until the process is stopped.
-pub(crate) async fn serve(stack: Stack, port: u16) -> ExitCode {
-    let clients = AwsClients::load().await;
+pub(crate) async fn serve(stack: Stack, clients: AwsClients, port: u16) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -86,21 +85,38 @@ pub(crate) async fn serve(stack: Stack, port: u16) -> ExitCode {
     }
 }
 
-/// Refuses a request whose `Host` is not this server's loopback address.
+/// Refuses a request whose `Host` is not this server's loopback address
+/// (DNS rebinding), one a browser says comes from another site
+/// (`Sec-Fetch-Site`: an `<img>` or a form elsewhere), and a `POST` whose
+/// `Origin` is not this dashboard.
 async fn loopback_only(State(ui): Shared, request: Request, next: Next) -> Response {
-    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-    let port = ui.host.rsplit(':').next().unwrap_or_default();
-    let allowed = [ui.host.clone(), format!("localhost:{port}")];
-    if host.is_some_and(|h| allowed.iter().any(|a| a == h)) {
+    if from_this_dashboard(&ui.host, request.headers(), request.method()) {
         next.run(request).await
     } else {
-        (StatusCode::FORBIDDEN, "not this dashboard's address").into_response()
+        (StatusCode::FORBIDDEN, "not a request from this dashboard").into_response()
     }
+}
+
+/// Whether a request with `headers` and `method` may reach the dashboard at `address`.
+fn from_this_dashboard(address: &str, headers: &axum::http::HeaderMap, method: &axum::http::Method) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|h| h.to_str().ok());
+    let port = address.rsplit(':').next().unwrap_or_default();
+    let hosts = [address.to_owned(), format!("localhost:{port}")];
+    let host_ok = text("host").is_some_and(|h| hosts.iter().any(|a| a == h));
+    let site_ok = !matches!(text("sec-fetch-site"), Some("cross-site" | "same-site"));
+    let origin_ok = method != axum::http::Method::POST
+        || text("origin").is_none_or(|o| hosts.iter().any(|h| o == format!("http://{h}")));
+    host_ok && site_ok && origin_ok
 }
 
 fn html(title: &str, ui: &Ui, body: &str) -> Response {
     (
-        [(header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            // No other site may frame an action's page (clickjacking).
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+        ],
         Html(pages::page(title, &ui.stack.source, body)),
     )
         .into_response()
@@ -128,7 +144,10 @@ async fn dead_letters(State(ui): Shared) -> Response {
         .iter()
         .filter(|s| s.kind == queues::Kind::DeadLetter && s.error.is_none())
     {
-        let (received, _) = dlq::peek(&ui.clients.sqs, &state.queue.url, 50).await;
+        let (received, warnings) = dlq::peek(&ui.clients.sqs, &state.queue.url, 50).await;
+        for warning in warnings {
+            found.push((format!("{}: {warning}", state.queue.label()), Vec::new()));
+        }
         let mut entries = Vec::new();
         for message in received {
             entries.push(dlq::entry(ui.store.as_ref(), message, now_ms()).await);
@@ -168,9 +187,18 @@ async fn redrive(State(ui): Shared, Form(action): Form<Action>) -> Response {
     if action.token != ui.token {
         return problem(StatusCode::FORBIDDEN, &ui, "this form is not from this dashboard");
     }
+    use crate::NotRedriven;
     match crate::redrive(ui.store.as_ref(), ui.queue.as_ref(), &ui.stack.config, &action.job).await {
         Ok(_) => Redirect::to(&format!("/jobs/{}", action.job)).into_response(),
-        Err(e) => problem(StatusCode::CONFLICT, &ui, &format!("{}: {e}", action.job)),
+        Err(refusal) => {
+            let status = match refusal {
+                NotRedriven::NotAnId => StatusCode::BAD_REQUEST,
+                NotRedriven::NoSuchJob => StatusCode::NOT_FOUND,
+                NotRedriven::NotDeadLettered(_) => StatusCode::CONFLICT,
+                NotRedriven::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            problem(status, &ui, &format!("{}: {refusal}", action.job))
+        }
     }
 }
 
@@ -214,7 +242,7 @@ async fn read_job(ui: &Ui, id: &str) -> Result<longrun_core::JobRecord, Response
 
 async fn job_page(State(ui): Shared, Path(id): Path<String>) -> Response {
     match read_job(&ui, &id).await {
-        Ok(job) => html(&format!("job {id}"), &ui, &pages::job(&job, &ui.token)),
+        Ok(job) => html(&format!("job {id}"), &ui, &pages::job(&job)),
         Err(answer) => answer,
     }
 }
@@ -236,14 +264,17 @@ async fn state_of(ui: &Ui, job: &longrun_core::JobRecord) -> serde_json::Value {
 /// Server-sent events of one job: `job` at every change (read every half
 /// second), then `end` once it ended, and the stream ends.
 async fn job_events(State(ui): Shared, Path(id): Path<String>) -> Response {
-    let Some(id) = JobId::parse(&id) else {
-        return problem(StatusCode::NOT_FOUND, &ui, "no such job");
+    // A job that is not there is 404: an EventSource stops on it.
+    let id = match read_job(&ui, &id).await {
+        Ok(job) => job.id,
+        Err(answer) => return answer,
     };
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(4);
     tokio::spawn(async move {
         let mut last = None;
         loop {
-            let job = match ui.store.get(&id).await {
+            // Half the cost of a consistent read, a second late at most.
+            let job = match ui.store.get_eventually(&id).await {
                 Ok(Some(job)) => job,
                 _ => return,
             };
@@ -258,7 +289,11 @@ async fn job_events(State(ui): Shared, Path(id): Path<String>) -> Response {
                 }
                 last = Some(state);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The page closed: stop reading the job.
+            tokio::select! {
+                () = sender.closed() => return,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
         }
     });
     Sse::new(tokio_stream::wrappers::ReceiverStream::new(receiver))
@@ -286,8 +321,56 @@ async fn cancel(State(ui): Shared, Path(id): Path<String>, Form(action): Form<Ac
     let Some(parsed) = JobId::parse(&id) else {
         return problem(StatusCode::NOT_FOUND, &ui, "no such job");
     };
+    use longrun_core::ports::CancelOutcome;
     match ui.store.request_cancel(&parsed, now_ms()).await {
-        Ok(_) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+        Ok(CancelOutcome::Cancelled(_) | CancelOutcome::Requested(_)) => {
+            Redirect::to(&format!("/jobs/{id}")).into_response()
+        }
+        Ok(CancelOutcome::AlreadyFinished(job)) => {
+            problem(StatusCode::CONFLICT, &ui, &format!("{id} already ended {}", job.status))
+        }
+        Ok(CancelOutcome::NotFound) => problem(StatusCode::NOT_FOUND, &ui, &format!("no job {id}")),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &ui, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue, Method};
+
+    #[test]
+    fn only_this_dashboards_own_requests_get_through() {
+        let headers = |pairs: &[(&'static str, &str)]| -> HeaderMap {
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        axum::http::HeaderName::from_static(k),
+                        HeaderValue::from_str(v).unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let at = "127.0.0.1:8700";
+        type Case<'a> = (&'a [(&'static str, &'a str)], Method, bool);
+        let cases: [Case; 9] = [
+            (&[("host", at)], Method::GET, true),
+            (&[("host", "localhost:8700")], Method::GET, true),
+            (&[("host", "evil.example")], Method::GET, false),
+            (&[], Method::GET, false),
+            (&[("host", at), ("sec-fetch-site", "same-origin")], Method::GET, true),
+            (&[("host", at), ("sec-fetch-site", "cross-site")], Method::GET, false),
+            (&[("host", at), ("sec-fetch-site", "same-site")], Method::GET, false),
+            (&[("host", at), ("origin", "http://127.0.0.1:8700")], Method::POST, true),
+            (&[("host", at), ("origin", "http://evil.example")], Method::POST, false),
+        ];
+        for (pairs, method, allowed) in cases {
+            assert_eq!(
+                from_this_dashboard(at, &headers(pairs), &method),
+                allowed,
+                "{pairs:?} {method}"
+            );
+        }
     }
 }

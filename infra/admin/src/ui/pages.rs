@@ -200,7 +200,7 @@ pub(crate) fn jobs(tally: &Tally) -> String {
 
 /// One job, its links, and its live progress (the script follows
 /// `/jobs/{id}/events` and shows each state, then the results).
-pub(crate) fn job(job: &JobRecord, token: &str) -> String {
+pub(crate) fn job(job: &JobRecord) -> String {
     let id = escape(&job.id.to_string());
     let mut facts = vec![
         ("status", format!("<span id=status>{}</span>", job.status)),
@@ -238,7 +238,6 @@ pub(crate) fn job(job: &JobRecord, token: &str) -> String {
     } else {
         format!("<p id=cancel><a href=\"/jobs/{id}/cancel\">cancel…</a></p>")
     };
-    let _ = token;
     format!(
         "{facts}<p><progress id=progress max=100 value={progress}></progress> <span id=percent>{progress}</span>% \
          <span id=message>{message}</span></p><ul id=results></ul>{cancel}\
@@ -282,7 +281,7 @@ mod tests {
         let mut record =
             longrun_core::fixtures::queued_job("<img src=x onerror=alert(1)>", "sleep", serde_json::json!({}));
         record.progress_message = Some("</script><script>alert(1)".into());
-        let html = job(&record, "t");
+        let html = job(&record);
         assert!(
             !html.contains("<img src=x") && !html.contains("</script><script>alert"),
             "{html}"
