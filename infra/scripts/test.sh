@@ -13,20 +13,21 @@ started="${TEST_STARTED:-$(date +%s)}"
 
 cargo build --workspace --all-targets
 
-# The browser test drives Debian's Chromium (headless); as root with
-# apt-get (CI, a fresh machine) it is installed here when missing, else
-# that test fails saying so.
-# LONGRUN_CHROMIUM names another Chromium.
-if [ -z "${LONGRUN_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 &&
+# The browser tests drive Debian's Chromium (headless), directly and
+# through its chromedriver; as root with apt-get (CI, a fresh machine) they
+# are installed here when missing, else those tests fail saying so.
+# LONGRUN_CHROMIUM and LONGRUN_CHROMEDRIVER name others.
+if [ -z "${LONGRUN_CHROMIUM:-}" ] && { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; } &&
   [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "$lane: no chromium; the browser test needs one: installing Debian's chromium (apt-get, as root)"
+  echo "$lane: no chromium or chromedriver; the browser tests need them: installing Debian's chromium and chromium-driver (apt-get, as root)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q chromium >.local/apt-chromium.log 2>&1 ||
-    { apt-get update -q >>.local/apt-chromium.log 2>&1 && apt-get install -y -q chromium >>.local/apt-chromium.log 2>&1; } ||
+  apt-get install -y -q chromium chromium-driver >.local/apt-chromium.log 2>&1 ||
+    { apt-get update -q >>.local/apt-chromium.log 2>&1 && apt-get install -y -q chromium chromium-driver >>.local/apt-chromium.log 2>&1; } ||
     tail -n 20 .local/apt-chromium.log
 fi
 LONGRUN_CHROMIUM="${LONGRUN_CHROMIUM:-$(command -v chromium || echo chromium)}"
-export LONGRUN_CHROMIUM
+LONGRUN_CHROMEDRIVER="${LONGRUN_CHROMEDRIVER:-$(command -v chromedriver || echo chromedriver)}"
+export LONGRUN_CHROMIUM LONGRUN_CHROMEDRIVER
 
 pids=()
 cleanup() {

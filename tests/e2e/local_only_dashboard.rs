@@ -1,9 +1,9 @@
 //! The operator's dashboard (`longrun-admin ui`) against a local runtime of
-//! this test's own: its dead-letter page lists a dead letter and redrives
-//! its job through a confirmation and a token-carrying form (which then
-//! runs to SUCCEEDED), forms without the token and requests for another
-//! host are refused, and in headless Chromium a job's page shows its
-//! progress rising to 100 % and then its result link.
+//! this test's own, in headless Chromium: its dead-letter page lists a dead
+//! letter, and a click on its redrive link and the confirmation's button
+//! redrives the job (which then runs to SUCCEEDED); a job's page shows its
+//! progress rising to 100 % and then its result link. Forms without the
+//! token, requests for another host and cross-site requests are refused.
 
 use std::time::Duration;
 
@@ -134,14 +134,32 @@ async fn the_dashboard_redrives_a_dead_letter_and_shows_a_job_to_its_result() {
         "nothing done by refused requests"
     );
 
-    let redriven = http
-        .post(format!("{base}/dead-letters/redrive"))
-        .form(&[("job", id.as_str()), ("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(redriven.status().as_u16(), 303);
-    assert_eq!(redriven.headers()["location"].to_str().unwrap(), format!("/jobs/{id}"));
+    // Redriven in a real browser: the dead-letter page's link, the
+    // confirmation's button, and the job's page after it.
+    let browser = crate::webdriver::Browser::start().await;
+    browser.open(&format!("{base}/dead-letters")).await;
+    assert!(browser.text().await.contains(&id), "listed: {}", browser.text().await);
+    browser
+        .click(&format!("a[href=\"/dead-letters/redrive?job={id}\"]"))
+        .await;
+    assert!(
+        browser.text().await.contains("goes back to QUEUED as a fresh run"),
+        "says what it does first"
+    );
+    browser.click("#confirm").await;
+    let mut landed = browser.url().await;
+    for _ in 0..100 {
+        if landed.ends_with(&format!("/jobs/{id}")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        landed = browser.url().await;
+    }
+    assert!(
+        landed.ends_with(&format!("/jobs/{id}")),
+        "on the job's page after: {landed}"
+    );
+    drop(browser);
     let queued = stack.job(&id).await;
     assert_eq!(queued["status"], "QUEUED", "{queued}");
     // Search by id opens the job's page; anything else is no job.

@@ -14,4 +14,5 @@ mod local_only;
 mod metrics;
 mod schedules;
 mod submit;
+mod webdriver;
 mod webhooks;
