@@ -47,7 +47,8 @@ wait_for_answer() {
 
 # start_moto PORT LOGFILE: starts moto server in the background; sets MOTO_PID.
 start_moto() {
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+  # moto with DynamoDB requests applied whole: infra/scripts/moto_server.py.
+  "$PY" "$ROOT/infra/scripts/moto_server.py" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
   MOTO_PID=$!
   wait_for_url "http://127.0.0.1:$1/moto-api/" 30
 }
