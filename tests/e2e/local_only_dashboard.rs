@@ -218,3 +218,125 @@ async fn the_dashboard_redrives_a_dead_letter_and_shows_a_job_to_its_result() {
         "the result link once it ended: {dom}"
     );
 }
+
+/// The job ids a dashboard page links to, in order.
+fn linked_jobs(html: &str) -> Vec<String> {
+    html.split("href=\"/jobs/")
+        .skip(1)
+        .filter_map(|rest| JobId::parse(rest.get(..36)?).map(|id| id.to_string()))
+        .collect()
+}
+
+/// The number a page says its jobs count ("<p>N jobs: …").
+fn jobs_counted(html: &str) -> u64 {
+    let before = html.split(" jobs: ").next().unwrap_or_default();
+    before
+        .rsplit("<p>")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no count in {html}"))
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator, LONGRUN_LOCAL_BIN, LONGRUN_ADMIN_BIN and chromium: make test"]
+async fn the_dashboard_filters_and_pages_jobs_and_shows_an_owner_only_its_own() {
+    let runtime = LocalRuntime::start("longrun-dashboard-jobs", &["--no-workers"]).await;
+    let stack = Stack::local(&runtime).await;
+    let sleep = json!({"type": "sleep", "input": {"seconds": 0.1}});
+    let mut mine = Vec::new();
+    for _ in 0..23 {
+        mine.push(stack.submit_ok(&sleep).await);
+    }
+    let mut other = Stack::local(&runtime).await;
+    other.owner = format!("{}-other", stack.owner);
+    let theirs = other.submit_ok(&sleep).await;
+    let (_ui, base) = dashboard(&runtime).await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let request = http.get(format!("{base}{path}"));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+
+    // By type and owner.
+    assert_eq!(jobs_counted(&get("/jobs?type=sleep".into()).await), 24);
+    assert_eq!(jobs_counted(&get("/jobs?type=report".into()).await), 0);
+    let owned = get(format!("/jobs?owner={}&status=QUEUED", other.owner_key())).await;
+    assert_eq!(
+        (jobs_counted(&owned), linked_jobs(&owned)),
+        (1, vec![theirs.clone()]),
+        "{owned}"
+    );
+
+    // Paged: five items read a page, the `next part` links followed to the end.
+    let (mut href, mut parts, mut counted, mut listed) = ("/jobs?status=QUEUED&read=5".to_owned(), 0, 0, Vec::new());
+    loop {
+        let page = get(href.clone()).await;
+        parts += 1;
+        counted += jobs_counted(&page);
+        listed.extend(linked_jobs(&page));
+        match page.split("id=next href=\"").nth(1) {
+            Some(rest) => href = rest.split('"').next().unwrap().replace("&amp;", "&"),
+            None => break,
+        }
+        assert!(parts < 100, "the parts end");
+    }
+    listed.sort();
+    let mut every: Vec<String> = mine.iter().chain([&theirs]).cloned().collect();
+    every.sort();
+    assert!(parts >= 5, "read in parts: {parts}");
+    assert_eq!(
+        (counted, listed),
+        (24, every),
+        "every job counted and listed once over the parts"
+    );
+    let forged = http.get(format!("{base}/jobs?cursor=7b7d")).send().await.unwrap();
+    assert_eq!(forged.status().as_u16(), 400);
+
+    // The owner view: through the public API with the caller's token, 20 a
+    // page; without a token the API's 401 is shown, and no job.
+    let form = get("/mine".into()).await;
+    let csrf = field(&form, "token");
+    let show = |bearer: String, cursor: String, csrf: String| {
+        let request = http.post(format!("{base}/mine")).form(&[
+            ("token", csrf),
+            ("bearer", bearer),
+            ("status", String::new()),
+            ("cursor", cursor),
+        ]);
+        async move {
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    let (status, first) = show(stack.token(), String::new(), csrf.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let mut newest_first: Vec<String> = mine.iter().rev().cloned().collect();
+    assert_eq!(linked_jobs(&first), newest_first[..20], "{first}");
+    let (_, second) = show(stack.token(), field(&first, "cursor"), csrf.clone()).await;
+    assert_eq!(linked_jobs(&second), newest_first.split_off(20), "{second}");
+    assert!(!second.contains("id=next"), "the last page: {second}");
+    let (status, refused) = show(String::new(), String::new(), csrf.clone()).await;
+    assert_eq!(status, 401, "{refused}");
+    assert!(
+        refused.contains("id=error") && linked_jobs(&refused).is_empty(),
+        "{refused}"
+    );
+    let (status, _) = show(stack.token(), String::new(), "guessed".into()).await;
+    assert_eq!(status, 403, "a form without this dashboard's token");
+
+    // And in a real browser: the token typed in, the button clicked.
+    let browser = crate::webdriver::Browser::start().await;
+    browser.open(&format!("{base}/mine")).await;
+    browser.type_into("input[name=bearer]", &stack.token()).await;
+    browser.click("#mine").await;
+    let mut text = browser.text().await;
+    for _ in 0..50 {
+        if text.contains(&mine[22]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = browser.text().await;
+    }
+    assert!(text.contains(&mine[22]) && !text.contains(&theirs), "{text}");
+}

@@ -79,8 +79,8 @@ impl Browser {
             .await;
     }
 
-    /// Clicks the first element `selector` finds (waiting up to 10 s for one).
-    pub(crate) async fn click(&self, selector: &str) {
+    /// The first element `selector` finds (waiting up to 10 s for one).
+    async fn find(&self, selector: &str) -> String {
         for _ in 0..100 {
             let found = self
                 .http
@@ -93,17 +93,33 @@ impl Browser {
                 .await
                 .unwrap();
             if let Some(element) = found["value"][ELEMENT].as_str() {
-                self.call(
-                    reqwest::Method::POST,
-                    &format!("/element/{element}/click"),
-                    Some(json!({})),
-                )
-                .await;
-                return;
+                return element.to_owned();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("no element {selector} on {}", self.url().await);
+    }
+
+    /// Clicks the first element `selector` finds.
+    pub(crate) async fn click(&self, selector: &str) {
+        let element = self.find(selector).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Types `text` into the first element `selector` finds.
+    pub(crate) async fn type_into(&self, selector: &str, text: &str) {
+        let element = self.find(selector).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     /// The page's URL now.

@@ -235,7 +235,20 @@ async fn jobs_command(
     json: bool,
 ) -> ExitCode {
     let table = &stack.config.jobs_table;
-    match jobs::tally(&clients.dynamodb, table, owner, status, limit).await {
+    match jobs::tally(
+        &clients.dynamodb,
+        table,
+        &jobs::Filter {
+            owner,
+            status,
+            job_type: None,
+        },
+        limit,
+        None,
+        None,
+    )
+    .await
+    {
         Ok(tally) => {
             print!("{}", jobs::render(&tally, &stack.source, owner, table, now_ms(), json));
             if json {

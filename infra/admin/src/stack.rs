@@ -84,6 +84,9 @@ pub struct Stack {
     pub queues: Vec<QueueRef>,
     /// Where all this came from, for the output.
     pub source: String,
+    /// The public API's base URL, where the source says (`ApiUrl`, the
+    /// local runtime, or `LONGRUN_API_URL`): the dashboard's owner view.
+    pub api: Option<String>,
 }
 
 /// The configuration alone (what `requeue` and `usage` need).
@@ -93,6 +96,7 @@ pub async fn config(source: &Source) -> Result<Config, String> {
 
 /// Reads the stack from `source`.
 pub async fn load(source: &Source) -> Result<Stack, String> {
+    let mut api = std::env::var("LONGRUN_API_URL").ok().filter(|url| !url.is_empty());
     let (config, mut queues) = match source {
         Source::Env => {
             let config = Config::from_env().map_err(|e| e.to_string())?;
@@ -104,10 +108,12 @@ pub async fn load(source: &Source) -> Result<Stack, String> {
                 get_json(&format!("{base}/_local/environment/ReconcilerFunction")).await?;
             let config = Config::from_lookup(move |name| environment.get(name).cloned()).map_err(|e| e.to_string())?;
             let resources: Value = get_json(&format!("{base}/_local/resources")).await?;
+            api = Some(base.to_owned());
             (config, local_queues(&resources))
         }
         Source::CloudFormation(name) => {
             let outputs = parse_outputs(&describe_stack(name)?)?;
+            api = outputs.get("ApiUrl").cloned().or(api);
             outputs_config(&outputs)?
         }
         Source::Outputs(path) => {
@@ -116,7 +122,9 @@ pub async fn load(source: &Source) -> Result<Stack, String> {
             } else {
                 std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?
             };
-            outputs_config(&parse_outputs(&text).map_err(|e| format!("{path}: {e}"))?)?
+            let outputs = parse_outputs(&text).map_err(|e| format!("{path}: {e}"))?;
+            api = outputs.get("ApiUrl").cloned().or(api);
+            outputs_config(&outputs)?
         }
     };
     name_queues(&mut queues, &config);
@@ -124,6 +132,7 @@ pub async fn load(source: &Source) -> Result<Stack, String> {
         config,
         queues,
         source: source.describe(),
+        api,
     })
 }
 

@@ -8,6 +8,7 @@
 //! know it); requests whose `Host` is not this loopback address are
 //! refused (DNS rebinding).
 
+mod mine;
 mod pages;
 
 use std::convert::Infallible;
@@ -32,7 +33,7 @@ use crate::stack::Stack;
 use crate::{dlq, jobs, queues};
 
 /// What every handler reads.
-struct Ui {
+pub(crate) struct Ui {
     stack: Stack,
     clients: AwsClients,
     store: Arc<dyn JobStore>,
@@ -44,7 +45,7 @@ struct Ui {
     host: String,
 }
 
-type Shared = State<Arc<Ui>>;
+pub(crate) type Shared = State<Arc<Ui>>;
 
 /// Serves the dashboard on `127.0.0.1:port` until the process is stopped.
 pub(crate) async fn serve(stack: Stack, clients: AwsClients, port: u16) -> ExitCode {
@@ -74,6 +75,7 @@ pub(crate) async fn serve(stack: Stack, clients: AwsClients, port: u16) -> ExitC
         .route("/jobs/{id}", get(job_page))
         .route("/jobs/{id}/events", get(job_events))
         .route("/jobs/{id}/cancel", get(confirm_cancel).post(cancel))
+        .route("/mine", get(mine::form).post(mine::list))
         .layer(axum::middleware::from_fn_with_state(ui.clone(), loopback_only))
         .with_state(ui);
     match axum::serve(listener, app).await {
@@ -109,7 +111,7 @@ fn from_this_dashboard(address: &str, headers: &axum::http::HeaderMap, method: &
     host_ok && site_ok && origin_ok
 }
 
-fn html(title: &str, ui: &Ui, body: &str) -> Response {
+pub(crate) fn html(title: &str, ui: &Ui, body: &str) -> Response {
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -122,7 +124,7 @@ fn html(title: &str, ui: &Ui, body: &str) -> Response {
         .into_response()
 }
 
-fn problem(status: StatusCode, ui: &Ui, message: &str) -> Response {
+pub(crate) fn problem(status: StatusCode, ui: &Ui, message: &str) -> Response {
     let mut answer = html("problem", ui, &format!("<p class=bad>{}</p>", pages::escape(message)));
     *answer.status_mut() = status;
     answer
@@ -206,8 +208,17 @@ async fn redrive(State(ui): Shared, Form(action): Form<Action>) -> Response {
 struct ListParams {
     status: Option<String>,
     owner: Option<String>,
+    #[serde(rename = "type")]
+    job_type: Option<String>,
     id: Option<String>,
+    cursor: Option<String>,
+    /// Items to read for this page (at most [`READ_PER_PAGE`]).
+    read: Option<usize>,
 }
+
+/// Items one jobs page reads at most: its answer stays quick on a table of
+/// any size, and a link goes on to the next part.
+const READ_PER_PAGE: usize = 5_000;
 
 async fn job_list(State(ui): Shared, Query(q): Query<ListParams>) -> Response {
     if let Some(id) = q.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
@@ -223,9 +234,31 @@ async fn job_list(State(ui): Shared, Query(q): Query<ListParams>) -> Response {
             None => return problem(StatusCode::BAD_REQUEST, &ui, &format!("no status {raw}")),
         },
     };
-    let owner = q.owner.as_deref().filter(|o| !o.is_empty());
-    match jobs::tally(&ui.clients.dynamodb, &ui.stack.config.jobs_table, owner, status, 50).await {
-        Ok(tally) => html("jobs", &ui, &pages::jobs(&tally)),
+    let from = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => match jobs::Cursor::parse(raw) {
+            Some(cursor) => Some(cursor),
+            None => return problem(StatusCode::BAD_REQUEST, &ui, "not a cursor of this dashboard"),
+        },
+    };
+    let text = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let (owner, job_type) = (text(&q.owner), text(&q.job_type));
+    let filter = jobs::Filter {
+        owner: owner.as_deref(),
+        status,
+        job_type: job_type.as_deref(),
+    };
+    let budget = q.read.unwrap_or(READ_PER_PAGE).clamp(1, READ_PER_PAGE);
+    let started = from.is_some();
+    let table = &ui.stack.config.jobs_table;
+    match jobs::tally(&ui.clients.dynamodb, table, &filter, 50, from, Some(budget)).await {
+        Ok(tally) => html("jobs", &ui, &pages::jobs(&tally, &filter, started, q.read)),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &ui, &e),
     }
 }

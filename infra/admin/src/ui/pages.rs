@@ -3,10 +3,10 @@
 //! events. Every value from the stack is escaped ([`escape`]).
 
 use longrun_core::time::rfc3339;
-use longrun_core::JobRecord;
+use longrun_core::{JobRecord, JobStatus};
 
 use crate::dlq::Entry;
-use crate::jobs::Tally;
+use crate::jobs::{Filter, Tally};
 use crate::queues::{Oldest, QueueState};
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;max-width:70em;color:#222}\
@@ -35,7 +35,7 @@ pub(crate) fn page(title: &str, source: &str, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=utf-8><title>{t}</title><style>{STYLE}</style></head><body>\
          <nav><b>longrun</b> · <a href=\"/\">queues</a><a href=\"/dead-letters\">dead letters</a>\
-         <a href=\"/jobs\">jobs</a><form class=inline action=\"/jobs\"><input name=id placeholder=\"job id\" size=38>\
+         <a href=\"/jobs\">jobs</a><a href=\"/mine\">my jobs</a><form class=inline action=\"/jobs\"><input name=id placeholder=\"job id\" size=38>\
          <button>open</button></form></nav><p><small>{s}</small></p><h1>{t}</h1>{body}</body></html>",
         t = escape(title),
         s = escape(source),
@@ -43,7 +43,7 @@ pub(crate) fn page(title: &str, source: &str, body: &str) -> String {
 }
 
 /// Rows as a table; every cell is HTML already.
-fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     if rows.is_empty() {
         return "<p>none</p>".into();
     }
@@ -68,7 +68,7 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     format!("<table>{head}{rows}</table>")
 }
 
-fn job_link(id: &str) -> String {
+pub(crate) fn job_link(id: &str) -> String {
     format!("<a href=\"/jobs/{0}\"><code>{0}</code></a>", escape(id))
 }
 
@@ -167,12 +167,61 @@ pub(crate) fn confirm(what: &str, action: &str, fields: &[(&str, &str)], button:
     )
 }
 
-/// Counts by status, and the newest jobs of the status asked for.
-pub(crate) fn jobs(tally: &Tally) -> String {
+/// A `/jobs` link with `filter`'s fields, `status` in place of its own,
+/// and the rest given.
+fn jobs_href(filter: &Filter, status: Option<&str>, rest: &[(&str, String)]) -> String {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(owner) = filter.owner {
+        query.push(("owner", owner.to_owned()));
+    }
+    if let Some(job_type) = filter.job_type {
+        query.push(("type", job_type.to_owned()));
+    }
+    if let Some(status) = status {
+        query.push(("status", status.to_owned()));
+    }
+    query.extend(rest.iter().cloned());
+    let encoded: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
+    escape(&format!("/jobs?{}", encoded.join("&")))
+}
+
+/// `text` percent-encoded for a URL's query (unreserved characters kept).
+pub(crate) fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The jobs filter (owner, type, status), counts by status, the newest
+/// jobs of the status asked for, and when the read stopped before the end
+/// of the table, a link to the next part.
+pub(crate) fn jobs(tally: &Tally, filter: &Filter, started_later: bool, read: Option<usize>) -> String {
+    let options: String = std::iter::once(String::from("<option value=\"\">any status</option>"))
+        .chain(JobStatus::ALL.iter().map(|s| {
+            let selected = if filter.status == Some(*s) { " selected" } else { "" };
+            format!("<option{selected}>{s}</option>")
+        }))
+        .collect();
+    let form = format!(
+        "<form action=\"/jobs\"><input name=owner placeholder=owner value=\"{}\"> \
+         <input name=type placeholder=type value=\"{}\"> <select name=status>{options}</select> \
+         <button id=filter>filter</button></form>",
+        escape(filter.owner.unwrap_or("")),
+        escape(filter.job_type.unwrap_or("")),
+    );
     let counts: String = tally
         .counts
         .iter()
-        .map(|(status, n)| format!("<a href=\"/jobs?status={0}\">{0}</a>: {n} ", escape(status)))
+        .map(|(status, n)| {
+            format!(
+                "<a href=\"{}\">{}</a>: {n} ",
+                jobs_href(filter, Some(status), &[]),
+                escape(status)
+            )
+        })
         .collect();
     let rows: Vec<Vec<String>> = tally
         .newest
@@ -195,7 +244,20 @@ pub(crate) fn jobs(tally: &Tally) -> String {
         ),
         None => "<p>pick a status to list its newest jobs</p>".into(),
     };
-    format!("<p>{} jobs: {counts}</p>{listed}", tally.total)
+    let part = match (&tally.next, started_later) {
+        (None, false) => String::new(),
+        (None, true) => "<p>the last part of the table: these counts are of this part only</p>".into(),
+        (Some(next), _) => {
+            let mut rest = vec![("cursor", next.encode())];
+            rest.extend(read.map(|r| ("read", r.to_string())));
+            format!(
+                "<p>the table is bigger than one page reads: these counts are of this part only. \
+                 <a id=next href=\"{}\">next part</a></p>",
+                jobs_href(filter, filter.status.map(JobStatus::as_str), &rest)
+            )
+        }
+    };
+    format!("{form}<p>{} jobs: {counts}</p>{part}{listed}", tally.total)
 }
 
 /// One job, its links, and its live progress (the script follows

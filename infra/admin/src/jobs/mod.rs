@@ -2,12 +2,16 @@
 //! table (reading only `status` back, and only job items: those with a
 //! `job_type`; an owner's quota item and stream tickets have none), or with
 //! an owner a Query of the `by-owner` index — and with a status the newest
-//! of the jobs in it.
+//! of the jobs in it. The reading is [`read`]; the dashboard reads a bounded
+//! part at a time and pages on with a [`Cursor`].
 
-use std::collections::{BTreeMap, HashMap};
+mod read;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use longrun_aws::{describe, owner_shards, LEGACY_OWNER_INDEX, OWNER_INDEX};
+use std::collections::BTreeMap;
+
+pub use read::{tally, Cursor, Filter};
+
+use longrun_aws::{LEGACY_OWNER_INDEX, OWNER_INDEX};
 use longrun_core::time::rfc3339;
 use longrun_core::JobStatus;
 use serde::Serialize;
@@ -27,7 +31,7 @@ pub struct JobRow {
 }
 
 /// Counts by status, and the newest jobs of the status asked for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Tally {
     /// Every status, 0 when none is in it (and any status the code does
     /// not know, should the table hold one).
@@ -40,6 +44,9 @@ pub struct Tally {
     /// The newest `limit` of them, newest first (by `updated_at`).
     pub newest: Vec<JobRow>,
     pub limit: usize,
+    /// Where the read stopped, its budget spent, before the end: the rest
+    /// is read from here. `None`: read to the end.
+    pub next: Option<Cursor>,
 }
 
 impl Tally {
@@ -51,6 +58,7 @@ impl Tally {
             matching: 0,
             newest: Vec::new(),
             limit,
+            next: None,
         }
     }
 
@@ -77,105 +85,6 @@ impl Tally {
             .sort_by(|a, b| (b.updated_at, b.created_at, &b.id).cmp(&(a.updated_at, a.created_at, &a.id)));
         self.newest.truncate(self.limit);
     }
-}
-
-fn row_from(item: &HashMap<String, AttributeValue>) -> Option<JobRow> {
-    let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
-    let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-    Some(JobRow {
-        id: s("pk")?,
-        owner: s("owner_id").or_else(|| s("owner")).unwrap_or_default(),
-        job_type: s("job_type").unwrap_or_default(),
-        status: s("status")?,
-        queue: s("queue").unwrap_or_default(),
-        created_at: n("created_at").unwrap_or(0),
-        updated_at: n("updated_at").unwrap_or(0),
-    })
-}
-
-/// Reads the table (or `owner`'s jobs through the `by-owner` index) to the
-/// end and tallies it.
-pub async fn tally(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    owner: Option<&str>,
-    status: Option<JobStatus>,
-    limit: usize,
-) -> Result<Tally, String> {
-    let listing = status.is_some();
-    let mut names: Vec<&str> = vec!["status", "job_type"];
-    let projection = if listing {
-        names.extend(["pk", "owner", "owner_id", "queue", "created_at", "updated_at"]);
-        "#pk, #owner, #owner_id, #job_type, #status, #queue, #created_at, #updated_at"
-    } else {
-        "#status"
-    };
-    let mut tally = Tally::new(status, limit);
-    // The whole table, or each partition of the owner's jobs: the shards
-    // of the owner index and the legacy index's records of before.
-    let partitions: Vec<Option<(&str, &str, String)>> = match owner {
-        None => vec![None],
-        Some(owner) => owner_shards(owner)
-            .map(|key| Some((OWNER_INDEX, "owner_shard", key)))
-            .chain([Some((LEGACY_OWNER_INDEX, "owner", owner.to_owned()))])
-            .collect(),
-    };
-    for partition in partitions {
-        let mut start_key = None;
-        loop {
-            let page = match &partition {
-                None => {
-                    let mut scan = dynamodb
-                        .scan()
-                        .table_name(table)
-                        .projection_expression(projection)
-                        .filter_expression("attribute_exists(#job_type)")
-                        .set_exclusive_start_key(start_key);
-                    for name in &names {
-                        scan = scan.expression_attribute_names(format!("#{name}"), *name);
-                    }
-                    scan.send()
-                        .await
-                        .map(|o| (o.items, o.last_evaluated_key))
-                        .map_err(|e| format!("scan {table}: {}", describe(&e)))?
-                }
-                Some((index, key_attribute, key)) => {
-                    let mut query = dynamodb
-                        .query()
-                        .table_name(table)
-                        .index_name(*index)
-                        .key_condition_expression("#key = :key")
-                        .expression_attribute_names("#key", *key_attribute)
-                        .expression_attribute_values(":key", AttributeValue::S(key.clone()))
-                        .projection_expression(projection)
-                        .filter_expression("attribute_exists(#job_type)")
-                        .set_exclusive_start_key(start_key);
-                    for name in &names {
-                        query = query.expression_attribute_names(format!("#{name}"), *name);
-                    }
-                    query
-                        .send()
-                        .await
-                        .map(|o| (o.items, o.last_evaluated_key))
-                        .map_err(|e| format!("query {index} of {table}: {}", describe(&e)))?
-                }
-            };
-            let (items, next) = page;
-            for item in items.unwrap_or_default() {
-                let Some(status) = item.get("status").and_then(|v| v.as_s().ok()).cloned() else {
-                    continue;
-                };
-                let row = if listing { row_from(&item) } else { None };
-                tally.add(&status, row);
-            }
-            start_key = next.filter(|k| !k.is_empty());
-            if start_key.is_none() {
-                break;
-            }
-        }
-    }
-    tally.settle();
-    Ok(tally)
 }
 
 #[derive(Serialize)]
