@@ -17,8 +17,8 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 fi
 
-# BENCH_ONLY=time or resume: only that part, spliced into its own section.
-if [ "${BENCH_ONLY:-}" != "time" ] && [ "${BENCH_ONLY:-}" != "resume" ]; then
+# BENCH_ONLY=time, resume or quota: only that part, spliced into its own section.
+if [ "${BENCH_ONLY:-}" != "time" ] && [ "${BENCH_ONLY:-}" != "resume" ] && [ "${BENCH_ONLY:-}" != "quota" ]; then
 out=.local/bench.md
 {
   echo "## \`make bench\` run of $(date -u +%Y-%m-%d)"
@@ -63,5 +63,15 @@ if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY}" = "resume" ]; then
     BENCH_ONLY=resume ./target/release/longrun-bench
   } | tee "$resume_out"
   "$PY" infra/scripts/splice-benchmarks.py resume "$resume_out"
+fi
+# Submit with the owner quota on against its floor (a stack of its own).
+if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_ONLY}" = "quota" ]; then
+  quota_out=.local/bench-quota.md
+  {
+    echo "## Submit with the quota on, \`make bench\` run of $(date -u +%Y-%m-%d) (moto $("$PY" -c 'import moto; print(moto.__version__)'))"
+    echo
+    BENCH_ONLY=quota ./target/release/longrun-bench
+  } | tee "$quota_out"
+  "$PY" infra/scripts/splice-benchmarks.py quota "$quota_out"
 fi
 echo "BENCHMARKS.md updated"

@@ -14,11 +14,14 @@
 //! 5. (`BENCH_ONLY=time`, its own section) how late jobs asked for a time,
 //!    and schedule ticks, start ([`time`]);
 //! 6. (`BENCH_ONLY=resume`, its own section) a large report in one
-//!    invocation against the same report through short ones ([`resume`]).
+//!    invocation against the same report through short ones ([`resume`]);
+//! 7. (`BENCH_ONLY=quota`, its own section) submit with the owner quota on
+//!    against its floor, the bare UpdateItem + PutItem + SendMessage ([`quota`]).
 //!
 //! Needs `AWS_ENDPOINT_URL` (the emulator); `infra/scripts/bench.sh` sets it up.
 
 mod cold_start;
+mod quota;
 mod requests;
 mod resume;
 mod throughput;
@@ -392,6 +395,13 @@ async fn main() {
         plain,
     };
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "quota" {
+        for poller in &bench.stack.pollers {
+            poller.abort();
+        }
+        quota::submit_with_quota(&shared, &bench.plain, rounds).await;
+        return;
+    }
     if only == "time" {
         // A stack of its own, with its own timers; the bench stack idles.
         for poller in &bench.stack.pollers {
@@ -431,6 +441,6 @@ async fn main() {
         "batch" => batch_throughput(&bench).await,
         "memory" => streaming_throughput_and_memory(&bench).await,
         "cold-start" => {}
-        other => panic!("BENCH_ONLY={other}: one of requests, batch, memory, cold-start, time, resume"),
+        other => panic!("BENCH_ONLY={other}: one of requests, batch, memory, cold-start, time, resume, quota"),
     }
 }

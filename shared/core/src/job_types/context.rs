@@ -243,6 +243,9 @@ impl JobContext {
     /// the [`etag`](ObjectReader::etag) an earlier run read (save it in the
     /// checkpoint) as `if_match`: if the object was replaced since, the job
     /// fails `input_changed` rather than go on over another object's bytes.
+    /// A body that ends before its size fails its read
+    /// ([`exact_length`](crate::ports::exact_length)): a cut connection never
+    /// reads as the end of the input.
     pub async fn open_input_from(
         &self,
         key: &str,
@@ -258,6 +261,7 @@ impl JobContext {
             .objects
             .open_from(key, offset, if_match)
             .await
+            .map(crate::ports::exact_length)
             .map_err(|err| match err {
                 ObjectError::NotFound(_) => not_found(),
                 ObjectError::Changed(_) => JobError::permanent(

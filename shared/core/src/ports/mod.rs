@@ -21,7 +21,7 @@ mod slots;
 
 pub use jobs::{CancelOutcome, ClaimOutcome, CreateOutcome, JobLifecycle, JobPage, ProgressAck, Transition};
 pub use limits::{LimitChange, LimitSlots, LIMIT_STATE_KEPT_MS};
-pub use objects::{throttled, ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
+pub use objects::{exact_length, throttled, ObjectError, ObjectReader, ObjectStore, UPLOAD_CONTENT_TYPE};
 pub use owners::{OwnerData, RateWindow, StreamTicket, WebhookSecrets};
 pub use queue::{JobMessage, JobQueue, MessageCounts, QueueError};
 pub use schedules::{ScheduleCreate, SchedulePage, ScheduleStore};

@@ -124,6 +124,70 @@ impl AsyncRead for Throttled {
     }
 }
 
+/// `reader` checked against its size: a body that ends before `size` bytes
+/// fails with `UnexpectedEof` (a connection cut short must not read as the
+/// whole object), one that runs past it with `InvalidData`. Without a size
+/// it is left as it is. [`JobContext::open_input_from`] reads every input
+/// through it.
+///
+/// [`JobContext::open_input_from`]: crate::job_types::JobContext::open_input_from
+pub fn exact_length(reader: ObjectReader) -> ObjectReader {
+    let Some(size) = reader.size else {
+        return reader;
+    };
+    ObjectReader {
+        size: reader.size,
+        etag: reader.etag,
+        body: Box::pin(ExactLength {
+            inner: reader.body,
+            size,
+            read: 0,
+        }),
+    }
+}
+
+/// A reader that counts what it hands on against the size it was promised.
+struct ExactLength {
+    inner: Pin<Box<dyn AsyncRead + Send>>,
+    size: u64,
+    read: u64,
+}
+
+impl AsyncRead for ExactLength {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match this.inner.as_mut().poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let n = (buf.filled().len() - before) as u64;
+                this.read += n;
+                let (read, size) = (this.read, this.size);
+                if n == 0 && buf.remaining() > 0 && read < size {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the object ended after {read} of {size} bytes"),
+                    )));
+                }
+                if read > size {
+                    // An error hands on nothing: this read's bytes are dropped.
+                    buf.set_filled(before);
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("the object ran past its {size} bytes"),
+                    )));
+                }
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +198,32 @@ mod tests {
             size: None,
             etag: None,
             body: Box::pin(body),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_only_when_it_is_as_long_as_its_size() {
+        type Case<'a> = (&'a str, &'a [u8], Option<u64>, Result<usize, std::io::ErrorKind>);
+        let cases: [Case; 5] = [
+            ("exactly its size", b"abcdef", Some(6), Ok(6)),
+            ("empty and said so", b"", Some(0), Ok(0)),
+            ("cut short", b"abc", Some(6), Err(std::io::ErrorKind::UnexpectedEof)),
+            (
+                "longer than said",
+                b"abcdefgh",
+                Some(6),
+                Err(std::io::ErrorKind::InvalidData),
+            ),
+            ("no size to hold it to", b"abc", None, Ok(3)),
+        ];
+        for (case, bytes, size, expected) in cases {
+            let mut checked = exact_length(ObjectReader {
+                size,
+                ..reader(std::io::Cursor::new(bytes.to_vec()))
+            });
+            let mut out = Vec::new();
+            let got = checked.body.read_to_end(&mut out).await.map_err(|e| e.kind());
+            assert_eq!(got, expected, "{case}");
         }
     }
 

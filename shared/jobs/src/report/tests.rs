@@ -446,10 +446,19 @@ async fn an_input_that_ends_short_of_its_size_is_a_failed_read_not_a_summary() {
     };
     let csv = b"g,v\na,1\nb,2\n".to_vec();
     let claimed = csv.len() as u64 + 100;
-    let cut = Box::pin(std::io::Cursor::new(csv));
-    let err = super::reading::summarise(&h.ctx, cut, Some(claimed), spec, None)
+    // As the context opens every input: held to the size the store gave.
+    let cut = longrun_core::ports::exact_length(longrun_core::ports::ObjectReader {
+        size: Some(claimed),
+        etag: None,
+        body: Box::pin(std::io::Cursor::new(csv)),
+    });
+    let err = super::reading::summarise(&h.ctx, cut.body, cut.size, spec, None)
         .await
         .expect_err("a body cut short must not be summed as the whole input");
     assert_eq!((err.code.as_str(), err.retryable), (codes::STORAGE, true), "{err:?}");
-    assert!(err.message.contains("ended after 12 of 112 bytes"), "{}", err.message);
+    assert!(
+        err.message.contains("the object ended after 12 of 112 bytes"),
+        "{}",
+        err.message
+    );
 }
