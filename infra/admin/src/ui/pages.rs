@@ -292,7 +292,9 @@ pub(crate) fn job(job: &JobRecord) -> String {
         facts.push(("chain", job_link(&chain.chain_id.to_string())));
     }
     if let Some(schedule) = &job.schedule {
-        facts.push(("schedule", escape(&format!("{schedule:?}"))));
+        let tick = rfc3339(schedule.tick_at);
+        let text = format!("{}, the tick of {tick}", schedule.schedule_id);
+        facts.push(("schedule", escape(&text)));
     }
     let rows: Vec<Vec<String>> = facts.into_iter().map(|(k, v)| vec![escape(k), v]).collect();
     let cancel = if job.status.is_terminal() {

@@ -7,7 +7,7 @@ use super::*;
 use crate::describe;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use longrun_core::ports::{OwnerData, QuotaSlots, RateWindow, SlotOutcome, StoreError, StreamTicket};
 use longrun_core::record::JobId;
 use longrun_core::streams::{OpenStream, StreamAdmission, StreamLimits};
@@ -68,8 +68,12 @@ pub(super) fn quota_key(owner: &str) -> AttributeValue {
 #[async_trait]
 impl QuotaSlots for DynamoJobStore {
     async fn reserve_slot(&self, owner: &str, id: &JobId, limit: u32) -> Result<SlotOutcome, StoreError> {
+        // Only a new id is added, so a success needs no answer: the set
+        // (which grows with the owner's active jobs) is read back only when
+        // the condition fails, to tell a replay (the id is in it) from a
+        // full set.
         let update = slot_taken(id, now_ms())
-            .condition("attribute_not_exists(#active) OR size(#active) < :limit OR contains(#active, :id)")
+            .condition("(attribute_not_exists(#active) OR size(#active) < :limit) AND NOT contains(#active, :id)")
             .value(":id", s(id.as_str()))
             .value(":limit", n(i64::from(limit)));
         let request = self
@@ -77,18 +81,21 @@ impl QuotaSlots for DynamoJobStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", quota_key(owner))
-            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let result = update.apply(request).send().await;
         match result {
-            Ok(output) => Ok(SlotOutcome::Reserved {
-                newly: !active_set(output.attributes.as_ref()).contains(id),
-            }),
+            Ok(_) => Ok(SlotOutcome::Reserved { newly: true }),
             Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(SlotOutcome::Full {
-                    active: active_set(e.item.as_ref()),
-                    reserved_at: reserved_times(e.item.as_ref()),
-                }),
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                    let active = active_set(e.item.as_ref());
+                    if active.contains(id) {
+                        return Ok(SlotOutcome::Reserved { newly: false });
+                    }
+                    Ok(SlotOutcome::Full {
+                        active,
+                        reserved_at: reserved_times(e.item.as_ref()),
+                    })
+                }
                 _ => Err(StoreError::Unavailable(describe(&err))),
             },
         }
