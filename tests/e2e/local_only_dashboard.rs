@@ -38,6 +38,11 @@ async fn dashboard(runtime: &LocalRuntime) -> (tokio::process::Child, String) {
     panic!("the dashboard did not answer at {base}");
 }
 
+/// The body of a GET of `url`.
+async fn text_of(http: &reqwest::Client, url: String) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// The value of the form field `name` in `html`.
 fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -80,23 +85,9 @@ async fn the_dashboard_redrives_a_dead_letter_and_shows_a_job_to_its_result() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("{base}/dead-letters"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(&http, format!("{base}/dead-letters")).await;
     assert!(page.contains(&id) && page.contains("DEAD_LETTERED"), "{page}");
-    let confirm = http
-        .get(format!("{base}/dead-letters/redrive?job={id}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let confirm = text_of(&http, format!("{base}/dead-letters/redrive?job={id}")).await;
     assert!(
         confirm.contains("goes back to QUEUED as a fresh run"),
         "says what it does first: {confirm}"
@@ -168,14 +159,7 @@ async fn the_dashboard_redrives_a_dead_letter_and_shows_a_job_to_its_result() {
         (found.status().as_u16(), found.headers()["location"].to_str().unwrap()),
         (303, format!("/jobs/{id}").as_str())
     );
-    let page = http
-        .get(format!("{base}/jobs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(&http, format!("{base}/jobs/{id}")).await;
     assert!(page.contains("QUEUED") && page.contains("generation 1"), "{page}");
     let nonsense = http
         .get(format!("{base}/jobs?id=%2F%2Fevil.example"))
@@ -253,10 +237,7 @@ async fn the_dashboard_filters_and_pages_jobs_and_shows_an_owner_only_its_own() 
     let theirs = other.submit_ok(&sleep).await;
     let (_ui, base) = dashboard(&runtime).await;
     let http = reqwest::Client::new();
-    let get = |path: String| {
-        let request = http.get(format!("{base}{path}"));
-        async move { request.send().await.unwrap().text().await.unwrap() }
-    };
+    let get = |path: String| text_of(&http, format!("{base}{path}"));
 
     // By type and owner.
     assert_eq!(jobs_counted(&get("/jobs?type=sleep".into()).await), 24);

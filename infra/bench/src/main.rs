@@ -141,6 +141,19 @@ struct Bench {
 }
 
 impl Bench {
+    /// The bench over a started local `stack`: its queue, table and bucket.
+    fn new(stack: LocalStack, counter: RequestCounter, plain: AwsClients) -> Self {
+        let refs = &stack.api.deployed.refs;
+        Bench {
+            fast_queue_url: refs["FastQueue"].clone(),
+            table: refs["JobsTable"].clone(),
+            bucket: refs["JobsBucket"].clone(),
+            stack,
+            counter,
+            plain,
+        }
+    }
+
     /// The template function `logical_id`, wired as the local runtime runs it.
     fn function(&self, logical_id: &str) -> &LocalFunction {
         self.stack
@@ -385,15 +398,7 @@ async fn main() {
     let stack = longrun_local::start(&options, &shared, &clients)
         .await
         .expect("local stack");
-    let refs = &stack.api.deployed.refs;
-    let bench = Bench {
-        fast_queue_url: refs["FastQueue"].clone(),
-        table: refs["JobsTable"].clone(),
-        bucket: refs["JobsBucket"].clone(),
-        stack,
-        counter,
-        plain,
-    };
+    let bench = Bench::new(stack, counter, plain);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only == "quota" {
         for poller in &bench.stack.pollers {

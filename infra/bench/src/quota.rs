@@ -50,15 +50,7 @@ pub(crate) async fn submit_with_quota(shared: &aws_config::SdkConfig, plain: &Aw
     for poller in &stack.pollers {
         poller.abort();
     }
-    let refs = &stack.api.deployed.refs;
-    let bench = Bench {
-        fast_queue_url: refs["FastQueue"].clone(),
-        table: refs["JobsTable"].clone(),
-        bucket: refs["JobsBucket"].clone(),
-        stack,
-        counter: RequestCounter::default(),
-        plain: plain.clone(),
-    };
+    let bench = Bench::new(stack, RequestCounter::default(), plain.clone());
     let body = r#"{"type":"sleep","input":{"seconds":0}}"#;
     for _ in 0..20 {
         bench.submit(body).await;

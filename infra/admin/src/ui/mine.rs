@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use longrun_client::api::JobList;
 use longrun_client::{Client, ClientError};
+use longrun_core::JobStatus;
 use serde::Deserialize;
 
 use super::pages::{escape, job_link, table};
@@ -71,22 +72,14 @@ pub(crate) async fn list(State(ui): Shared, Form(form): Form<MineForm>) -> Respo
 
 /// The token form (prefilled when paging on), with what went wrong, if anything.
 fn token_form(ui: &Ui, bearer: &str, status: &str, error: Option<&str>) -> String {
-    let options: String = [
-        "",
-        "QUEUED",
-        "RUNNING",
-        "SUCCEEDED",
-        "FAILED",
-        "CANCELLED",
-        "DEAD_LETTERED",
-    ]
-    .iter()
-    .map(|s| {
-        let selected = if *s == status { " selected" } else { "" };
-        let label = if s.is_empty() { "any status" } else { s };
-        format!("<option value=\"{s}\"{selected}>{label}</option>")
-    })
-    .collect();
+    let options: String = std::iter::once("")
+        .chain(JobStatus::ALL.iter().map(|s| s.as_str()))
+        .map(|s| {
+            let selected = if s == status { " selected" } else { "" };
+            let label = if s.is_empty() { "any status" } else { s };
+            format!("<option value=\"{s}\"{selected}>{label}</option>")
+        })
+        .collect();
     let error = error.map_or(String::new(), |e| format!("<p class=bad id=error>{}</p>", escape(e)));
     format!(
         "<p>The jobs one caller sees through the public API, with that caller's token \

@@ -170,29 +170,20 @@ pub(crate) fn confirm(what: &str, action: &str, fields: &[(&str, &str)], button:
 /// A `/jobs` link with `filter`'s fields, `status` in place of its own,
 /// and the rest given.
 fn jobs_href(filter: &Filter, status: Option<&str>, rest: &[(&str, String)]) -> String {
-    let mut query: Vec<(&str, String)> = Vec::new();
-    if let Some(owner) = filter.owner {
-        query.push(("owner", owner.to_owned()));
+    let mut url = reqwest::Url::parse("http://dashboard/jobs").expect("a URL");
+    {
+        let mut query = url.query_pairs_mut();
+        let fields = [("owner", filter.owner), ("type", filter.job_type), ("status", status)];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                query.append_pair(name, value);
+            }
+        }
+        for (name, value) in rest {
+            query.append_pair(name, value);
+        }
     }
-    if let Some(job_type) = filter.job_type {
-        query.push(("type", job_type.to_owned()));
-    }
-    if let Some(status) = status {
-        query.push(("status", status.to_owned()));
-    }
-    query.extend(rest.iter().cloned());
-    let encoded: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
-    escape(&format!("/jobs?{}", encoded.join("&")))
-}
-
-/// `text` percent-encoded for a URL's query (unreserved characters kept).
-pub(crate) fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    escape(&format!("/jobs?{}", url.query().unwrap_or_default()))
 }
 
 /// The jobs filter (owner, type, status), counts by status, the newest
